@@ -1,0 +1,177 @@
+//! The command line: clap definitions of pcrecon's subcommands, turned into validated settings
+//! by the modules that own them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::emulator::server::{FaultSpec, ServeSettings};
+use crate::emulator::world::dice::Ppm;
+use crate::emulator::world::{AnomalyRates, WorldSpec};
+
+/// Reconciles Microsoft Partner Center (CSP) billing into exact, typed Parquet and CSV.
+#[derive(Debug, Parser)]
+#[command(name = "pcrecon", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The local Partner Center emulator: generate a world, or serve one over HTTP.
+    #[command(subcommand)]
+    Emulator(EmulatorCommand),
+}
+
+/// Emulator subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EmulatorCommand {
+    /// Generate a seeded world (same arguments, byte-identical files) with its truth.json.
+    Generate(GenerateArgs),
+    /// Serve a world over HTTP on loopback, speaking the Partner Center API.
+    Serve(ServeArgs),
+}
+
+/// What world to generate.
+#[derive(Debug, Clone, Args)]
+pub struct WorldArgs {
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Number of customers.
+    #[arg(long, default_value_t = 12)]
+    pub customers: usize,
+    /// Number of invoiced months.
+    #[arg(long, default_value_t = 3)]
+    pub months: u32,
+    /// Daily rated usage rows per full month, across all customers.
+    #[arg(long, default_value_t = 2000)]
+    pub usage_rows_per_month: u64,
+    /// The world's date (YYYY-MM-DD): unbilled data runs to the day before.
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Anomaly rates, `kind=probability,…` over the defaults, or `none`.
+    #[arg(long, default_value = "")]
+    pub anomalies: String,
+    /// Probability of each wire quirk decision (numbers as strings, null vs missing, …).
+    #[arg(long, default_value = "0.05")]
+    pub quirk_rate: String,
+}
+
+impl WorldArgs {
+    /// Validates the arguments into a world spec.
+    pub fn spec(&self) -> Result<WorldSpec, String> {
+        Ok(WorldSpec {
+            seed: self.seed,
+            customers: self.customers,
+            months: self.months,
+            usage_rows_per_month: self.usage_rows_per_month,
+            as_of: self.as_of.unwrap_or_else(WorldSpec::default_as_of),
+            anomalies: AnomalyRates::parse(&self.anomalies)?,
+            quirk_rate: Ppm::parse(&self.quirk_rate)?,
+        })
+    }
+}
+
+/// `pcrecon emulator generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The world to make.
+    #[command(flatten)]
+    pub world: WorldArgs,
+    /// Folder to write the world into (replaced atomically when complete).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `pcrecon emulator serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Serve this world folder. Without it, a world is generated from the generator flags (and
+    /// cached); with neither, the bundled `samples/world` is served.
+    #[arg(long, conflicts_with_all = ["seed", "customers", "months", "usage_rows_per_month", "as_of", "anomalies", "quirk_rate"])]
+    pub world: Option<PathBuf>,
+    /// Generator flags, used when no --world is given.
+    #[command(flatten)]
+    pub generate: WorldArgs,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Largest page the server returns (requests may ask for less).
+    #[arg(long, default_value_t = 2000)]
+    pub page_size: usize,
+    /// Added latency per API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Injected faults as per-request probabilities, e.g.
+    /// `429=0.05,500=0.02,503=0.01,reset=0.005,truncate=0.005,slow=0.01,expired_continuation=0.01,expired_token=0.01,malformed_next=0.01`.
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Seed of the fault draws.
+    #[arg(long, default_value_t = 1)]
+    pub fault_seed: u64,
+    /// Delay of a `slow` fault, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub slow_ms: u64,
+    /// Largest Retry-After a 429/503 fault announces, in seconds.
+    #[arg(long, default_value_t = 2)]
+    pub max_retry_after: u64,
+    /// Write one JSON line per request to this file.
+    #[arg(long)]
+    pub request_log: Option<PathBuf>,
+    /// Accept only this client id at the token endpoint.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Accept only this client secret at the token endpoint (prefer PCRECON_EMULATOR_CLIENT_SECRET).
+    #[arg(long, env = "PCRECON_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime_secs: u64,
+    /// Lifetime of continuation tokens, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub continuation_ttl_secs: u64,
+    /// Requests per minute allowed on customer, order and subscription resources (spec §7);
+    /// 0 turns the limit off.
+    #[arg(long, default_value_t = 0)]
+    pub rate_limit_per_minute: u32,
+}
+
+impl ServeArgs {
+    /// Validates the arguments into server settings (the world folder is resolved by the caller).
+    pub fn settings(&self, world: PathBuf) -> Result<ServeSettings, String> {
+        if self.page_size == 0 {
+            return Err("--page-size must be at least 1".into());
+        }
+        Ok(ServeSettings {
+            world,
+            listen: self.listen,
+            page_size: self.page_size,
+            latency_ms: self.latency_ms,
+            faults: FaultSpec::parse(&self.faults)?,
+            fault_seed: self.fault_seed,
+            slow_ms: self.slow_ms,
+            max_retry_after: self.max_retry_after.max(1),
+            request_log: self.request_log.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            token_lifetime_secs: self.token_lifetime_secs,
+            continuation_ttl_secs: self.continuation_ttl_secs,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+        })
+    }
+
+    /// Whether any generator flag was given.
+    pub fn wants_generated_world(&self) -> bool {
+        std::env::args().any(|a| {
+            ["--seed", "--customers", "--months", "--usage-rows-per-month", "--as-of", "--anomalies", "--quirk-rate"]
+                .iter()
+                .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! The local Partner Center: a seeded world generator and an HTTP server that speaks the API's
+//! paths, envelopes, paging styles, errors and faults over that world.
+//!
+//! In: generator arguments or a world folder. Out: a world folder (`generate`) or a loopback
+//! HTTP server (`serve`). It depends on `model` only and knows nothing of the pipeline.
+
+pub mod server;
+pub mod world;

@@ -1,0 +1,405 @@
+//! The emulator's HTTP server: the Partner Center API (spec §8) and an Entra ID token endpoint
+//! over a world folder, on loopback.
+//!
+//! In: [`ServeSettings`]. Out: a server whose first stdout line is `listening on http://HOST:PORT`.
+//! Every request passes one gate before routing (`handle`): latency, seeded fault injection,
+//! bearer-token checks, the optional per-minute rate limit, and one request-log line.
+
+mod faults;
+mod log;
+mod respond;
+mod routes;
+mod store;
+mod tokens;
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tower_service::Service;
+
+pub use faults::{Fault, FaultSpec};
+pub use store::Store;
+
+use crate::emulator::world::dice::Dice;
+use log::{LogLine, RequestLog};
+use routes::RequestCtx;
+use tokens::{Refused, Signer};
+
+/// Validated settings of `pcrecon emulator serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// World folder to serve.
+    pub world: PathBuf,
+    /// Address to bind (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Largest page served.
+    pub page_size: usize,
+    /// Added latency per API request.
+    pub latency_ms: u64,
+    /// Fault probabilities.
+    pub faults: FaultSpec,
+    /// Seed of the fault draws.
+    pub fault_seed: u64,
+    /// Delay of a `slow` fault.
+    pub slow_ms: u64,
+    /// Largest `Retry-After` announced, in seconds.
+    pub max_retry_after: u64,
+    /// Request log file.
+    pub request_log: Option<PathBuf>,
+    /// Pinned client id.
+    pub client_id: Option<String>,
+    /// Pinned client secret.
+    pub client_secret: Option<String>,
+    /// Access-token lifetime.
+    pub token_lifetime_secs: u64,
+    /// Continuation-token lifetime.
+    pub continuation_ttl_secs: u64,
+    /// Requests per minute on customer, order and subscription resources (0: unlimited).
+    pub rate_limit_per_minute: u32,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The world folder is missing or malformed.
+    #[error("cannot load world {path}: {detail}")]
+    World {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The address could not be bound, or the log not opened.
+    #[error("cannot start the server: {0}")]
+    Start(String),
+}
+
+impl ServeError {
+    fn world(path: &Path, e: std::io::Error) -> ServeError {
+        ServeError::World { path: path.to_path_buf(), detail: e.to_string() }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::World { .. } => 5,
+            ServeError::Start(_) => 6,
+        }
+    }
+}
+
+/// Shared state of a running server.
+pub struct App {
+    store: Store,
+    settings: ServeSettings,
+    signer: Signer,
+    fault_dice: Mutex<Dice>,
+    in_flight: AtomicUsize,
+    log: Option<RequestLog>,
+    rate_window: Mutex<VecDeque<Instant>>,
+    requests: AtomicUsize,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Loads the world and binds the address.
+    pub async fn bind(settings: ServeSettings) -> Result<Server, ServeError> {
+        let store = Store::load(&settings.world)?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| ServeError::Start(format!("{}: {e}", settings.listen)))?;
+        let log = match &settings.request_log {
+            Some(path) => {
+                Some(RequestLog::create(path).map_err(|e| ServeError::Start(format!("{}: {e}", path.display())))?)
+            }
+            None => None,
+        };
+        let app = App {
+            signer: Signer::new(store.partner_tenant_id.as_bytes()),
+            fault_dice: Mutex::new(Dice::new(settings.fault_seed, "faults")),
+            in_flight: AtomicUsize::new(0),
+            log,
+            rate_window: Mutex::new(VecDeque::new()),
+            requests: AtomicUsize::new(0),
+            store,
+            settings,
+        };
+        Ok(Server { listener, app: Arc::new(app) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.listener.local_addr().map_err(|e| ServeError::Start(e.to_string()))
+    }
+
+    /// Serves until the process ends.
+    pub async fn run(self) {
+        let router = routes::router(self.app.clone());
+        loop {
+            let Ok((stream, _)) = self.listener.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            let app = self.app.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(app.clone(), router.clone(), req));
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    }
+}
+
+/// Runs the server on a new runtime, printing `listening on http://HOST:PORT` first.
+pub fn run_blocking(settings: ServeSettings) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Start(e.to_string()))?;
+    runtime.block_on(async {
+        let server = Server::bind(settings).await?;
+        let addr = server.local_addr()?;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on http://{addr}");
+        let _ = stdout.flush();
+        tracing::info!(event = "emulator_started", %addr, world = %server.app.settings.world.display(), invoices = server.app.store.invoices.len(), customers = server.app.store.customers.len());
+        tokio::select! {
+            () = server.run() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(())
+    })
+}
+
+/// The connection was dropped on purpose (`reset` fault).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by the emulator")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+fn is_paged(path: &str) -> bool {
+    path == "/v1/invoices" || path == "/v1/customers" || path.contains("/lineitems")
+}
+
+fn is_rate_limited_resource(path: &str) -> bool {
+    path.starts_with("/v1/customers")
+}
+
+fn retry_after(app: &App, fault_dice: &mut Dice) -> String {
+    let secs = fault_dice.int(1, i64::try_from(app.settings.max_retry_after).unwrap_or(1)) as u64;
+    if fault_dice.percent(25) {
+        // An HTTP date has whole seconds: one more second keeps it at least `secs` away.
+        httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs + 1))
+    } else {
+        secs.to_string()
+    }
+}
+
+async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>) -> Result<Response, Dropped> {
+    let in_flight = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let started = Instant::now();
+    app.requests.fetch_add(1, Ordering::Relaxed);
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let path_and_query = req.uri().path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
+    let headers = req.headers().clone();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let continuation = headers.get("ms-continuationtoken").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let is_api = path.starts_with("/v1/") || path == "/v1";
+
+    let mut line = LogLine::new(&method, &path_and_query, bearer.is_some(), in_flight, &headers);
+    let fault = if is_api {
+        let mut dice = app.fault_dice.lock().unwrap_or_else(|p| p.into_inner());
+        app.settings.faults.draw(&mut dice, |f| match f {
+            Fault::ExpiredContinuation => continuation.is_some(),
+            Fault::ExpiredToken => bearer.is_some(),
+            Fault::MalformedNext => is_paged(&path),
+            _ => true,
+        })
+    } else {
+        None
+    };
+    line.fault = fault;
+
+    let response = async {
+        if is_api && app.settings.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(app.settings.latency_ms)).await;
+        }
+        if is_api {
+            match &bearer {
+                None => {
+                    return Ok(respond::unauthorized(
+                        "Access denied: the request has no bearer token",
+                        &app.store.partner_tenant_id,
+                    ));
+                }
+                Some(token) => match app.signer.check_access(token) {
+                    Ok(_) if fault == Some(Fault::ExpiredToken) => {
+                        return Ok(respond::unauthorized(
+                            "Access denied: the access token has expired",
+                            &app.store.partner_tenant_id,
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(Refused::Expired) => {
+                        return Ok(respond::unauthorized(
+                            "Access denied: the access token has expired",
+                            &app.store.partner_tenant_id,
+                        ));
+                    }
+                    Err(_) => {
+                        return Ok(respond::unauthorized(
+                            "Access denied: the access token is invalid",
+                            &app.store.partner_tenant_id,
+                        ));
+                    }
+                },
+            }
+        }
+        match fault {
+            Some(Fault::Reset) => return Err(Dropped),
+            Some(Fault::TooManyRequests) => {
+                let mut dice = app.fault_dice.lock().unwrap_or_else(|p| p.into_inner());
+                let after = retry_after(&app, &mut dice);
+                line.retry_after = Some(after.clone());
+                return Ok(throttled(&after));
+            }
+            Some(Fault::InternalError) => {
+                return Ok(respond::canonical(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500",
+                    "An internal error occurred. Please try again later.",
+                ));
+            }
+            Some(Fault::Unavailable) => {
+                let mut dice = app.fault_dice.lock().unwrap_or_else(|p| p.into_inner());
+                let after = retry_after(&app, &mut dice);
+                line.retry_after = Some(after.clone());
+                let mut r = respond::canonical(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503",
+                    "The service is temporarily unavailable.",
+                );
+                if let Ok(v) = HeaderValue::from_str(&after) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return Ok(r);
+            }
+            Some(Fault::Slow) => tokio::time::sleep(Duration::from_millis(app.settings.slow_ms)).await,
+            _ => {}
+        }
+        if app.settings.rate_limit_per_minute > 0
+            && is_rate_limited_resource(&path)
+            && let Some(after) = take_rate_slot(&app)
+        {
+            {
+                line.retry_after = Some(after.to_string());
+                line.rate_limited = true;
+                return Ok(throttled(&after.to_string()));
+            }
+        }
+        let raw_query = req.uri().query().unwrap_or("").to_owned();
+        let ctx = RequestCtx {
+            path: path.strip_prefix("/v1").unwrap_or(&path).to_owned(),
+            query: form_urlencoded::parse(raw_query.as_bytes())
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+                .collect(),
+            raw_query,
+            continuation: continuation.clone(),
+            malformed_next: fault == Some(Fault::MalformedNext),
+            expire_continuation: fault == Some(Fault::ExpiredContinuation),
+        };
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ctx);
+        let Ok(response) = router.call(req).await;
+        Ok::<Response, Dropped>(response)
+    }
+    .await;
+
+    let result = match response {
+        Err(Dropped) => Err(Dropped),
+        Ok(mut response) => {
+            let cv = format!("emu{:08x}.{}", app.requests.load(Ordering::Relaxed), in_flight);
+            routes::echo_headers(&headers, &mut response, &cv);
+            line.status = Some(response.status().as_u16());
+            if fault == Some(Fault::Truncate) { Ok(truncated(response).await) } else { Ok(response) }
+        }
+    };
+    line.elapsed_ms = started.elapsed().as_millis();
+    if let Some(log) = &app.log {
+        log.write(&line);
+    }
+    app.in_flight.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+fn throttled(after: &str) -> Response {
+    let secs = after.parse::<u64>().unwrap_or(1);
+    let body = format!("{{\"statusCode\":429,\"message\":\"Rate limit is exceeded. Try again in {secs} seconds.\"}}");
+    let mut r = respond::json(StatusCode::TOO_MANY_REQUESTS, body);
+    if let Ok(v) = HeaderValue::from_str(after) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Takes a slot of the per-minute budget, or returns how many seconds until one frees up.
+fn take_rate_slot(app: &App) -> Option<u64> {
+    let mut window = app.rate_window.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+        window.pop_front();
+    }
+    if window.len() < app.settings.rate_limit_per_minute as usize {
+        window.push_back(now);
+        return None;
+    }
+    let oldest = window.front().copied().unwrap_or(now);
+    Some(60u64.saturating_sub(now.duration_since(oldest).as_secs()).max(1))
+}
+
+/// The same response with its body cut in half and the connection then broken, while
+/// `Content-Length` still announces the whole body.
+async fn truncated(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let half = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    // The half is sent and flushed first; only then does the body fail, which drops the connection.
+    let broken = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<Bytes, _>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "truncated by the emulator"))
+    });
+    let chunks = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(half)]).chain(broken);
+    Response::from_parts(parts, Body::from_stream(chunks))
+}

@@ -1,0 +1,460 @@
+//! The seeded world generator: a partner's customers, what they bought, and every invoice,
+//! summary, line item and statement that follows, written as a folder of JSON-lines files the
+//! server replays byte for byte, with `truth.json` beside them.
+//!
+//! In: a [`WorldSpec`] (seed and sizes). Out: a world folder, published atomically. Same spec,
+//! byte-identical folder. It does not serve anything (see `emulator::server`).
+//!
+//! Layout of a world folder:
+//! ```text
+//! world.json                              partner, dates, currencies, generator arguments
+//! truth.json                              counts, control totals, invoices, planted anomalies
+//! customers.jsonl                         one Customer (by-id shape) per line
+//! customers/<id>/{orders,subscriptions,entitlements}.jsonl
+//! invoices.jsonl                          one Invoice (by-id shape) per line, newest first
+//! invoice_summaries.jsonl                 one InvoiceSummary per currency
+//! invoices/<id>/statement.pdf
+//! invoices/<id>/<provider>-<type>.jsonl   onetime-billinglineitems, onetime-usagelineitems,
+//!                                         office-billinglineitems, azure-{billing,usage}lineitems
+//! unbilled/<CCY>/<current|previous>/{billinglineitems,usagelineitems}.jsonl
+//! ```
+
+pub mod billing;
+pub mod catalog;
+pub mod dice;
+pub mod dims;
+pub mod json;
+pub mod pdf;
+pub mod plan;
+pub mod quirks;
+pub mod records;
+pub mod timeline;
+pub mod truth;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, NaiveTime};
+use rayon::prelude::*;
+use rust_decimal::Decimal;
+
+use billing::{Period, Slot, SlotOutput, generate_slot};
+use dice::{Dice, Ppm};
+use dims::{InvoiceDoc, SummaryDoc};
+use timeline::{Month, Timeline};
+use truth::{Tally, Truth, dataset};
+
+use crate::model::money::Currency;
+
+/// Kinds of anomaly the generator can plant.
+pub const ANOMALY_KINDS: [&str; 7] = [
+    "order_not_found",
+    "subscription_not_found",
+    "entitlement_not_found",
+    "entitlement_expired",
+    "customer_mismatch",
+    "invoice_total_mismatch",
+    "duplicate_line",
+];
+
+/// Probability per eligible line (per invoice for `invoice_total_mismatch`) of each anomaly kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnomalyRates(BTreeMap<&'static str, Ppm>);
+
+impl AnomalyRates {
+    /// No anomalies at all.
+    pub fn none() -> AnomalyRates {
+        AnomalyRates(ANOMALY_KINDS.iter().map(|k| (*k, Ppm(0))).collect())
+    }
+
+    /// The rate of one kind.
+    pub fn rate(&self, kind: &str) -> Ppm {
+        self.0.get(kind).copied().unwrap_or_default()
+    }
+
+    /// Parses `kind=probability,…` over the defaults; `none` turns every kind off.
+    pub fn parse(text: &str) -> Result<AnomalyRates, String> {
+        let mut rates = AnomalyRates::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part == "none" {
+                rates = AnomalyRates::none();
+                continue;
+            }
+            let (kind, value) = part.split_once('=').ok_or_else(|| format!("{part:?} is not kind=probability"))?;
+            let kind = ANOMALY_KINDS
+                .iter()
+                .find(|k| **k == kind.trim())
+                .ok_or_else(|| format!("unknown anomaly kind {kind:?} (known: {})", ANOMALY_KINDS.join(", ")))?;
+            rates.0.insert(kind, Ppm::parse(value)?);
+        }
+        Ok(rates)
+    }
+
+    fn describe(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={}", Decimal::new(i64::from(v.0), 6).normalize()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Default for AnomalyRates {
+    /// Small rates: enough that a large world has many of each, few enough that they stay anomalies.
+    fn default() -> Self {
+        let mut rates = AnomalyRates::none();
+        for (kind, ppm) in [
+            ("order_not_found", 1000),
+            ("subscription_not_found", 200),
+            ("entitlement_not_found", 2000),
+            ("entitlement_expired", 2000),
+            ("customer_mismatch", 200),
+            ("invoice_total_mismatch", 150_000),
+            ("duplicate_line", 100),
+        ] {
+            rates.0.insert(kind, Ppm(ppm));
+        }
+        rates
+    }
+}
+
+/// What world to generate.
+#[derive(Debug, Clone)]
+pub struct WorldSpec {
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// Number of customers (at least 1).
+    pub customers: usize,
+    /// Number of invoiced months.
+    pub months: u32,
+    /// Daily rated usage rows per full month (across all customers).
+    pub usage_rows_per_month: u64,
+    /// The world's date.
+    pub as_of: NaiveDate,
+    /// Anomaly rates.
+    pub anomalies: AnomalyRates,
+    /// Rate of wire quirks per decision.
+    pub quirk_rate: Ppm,
+}
+
+impl WorldSpec {
+    /// The default date of a world: early in a month, so that both unbilled periods hold data.
+    pub fn default_as_of() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 3, 5).unwrap_or(NaiveDate::MIN)
+    }
+
+    /// A stable one-line description of the spec (names the world's cache folder).
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "seed={} customers={} months={} usage={} as_of={} anomalies={} quirks={}",
+            self.seed,
+            self.customers,
+            self.months,
+            self.usage_rows_per_month,
+            self.as_of,
+            self.anomalies.describe(),
+            self.quirk_rate.0
+        )
+    }
+}
+
+/// Why a world could not be generated.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The spec makes no sense.
+    #[error("invalid world: {0}")]
+    Invalid(String),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl WorldError {
+    /// An I/O error on a path.
+    pub fn io(path: &Path, source: std::io::Error) -> WorldError {
+        WorldError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), WorldError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| WorldError::io(parent, e))?;
+    }
+    fs::write(path, bytes).map_err(|e| WorldError::io(path, e))
+}
+
+fn jsonl<T>(items: &[T], mut write: impl FnMut(&mut String, &T)) -> String {
+    let mut out = String::new();
+    for item in items {
+        write(&mut out, item);
+        out.push('\n');
+    }
+    out
+}
+
+/// Generates a world into `out`, replacing what is there only once the new world is complete.
+pub fn generate(spec: &WorldSpec, out: &Path) -> Result<Truth, WorldError> {
+    if spec.customers == 0 || spec.months == 0 {
+        return Err(WorldError::Invalid("a world needs at least one customer and one month".into()));
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| WorldError::io(parent, e))?;
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("world");
+    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(|e| WorldError::io(&staging, e))?;
+    }
+    let truth = generate_into(spec, &staging)?;
+    if out.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        fs::rename(out, &old).map_err(|e| WorldError::io(out, e))?;
+        fs::rename(&staging, out).map_err(|e| WorldError::io(out, e))?;
+        fs::remove_dir_all(&old).map_err(|e| WorldError::io(&old, e))?;
+    } else {
+        fs::rename(&staging, out).map_err(|e| WorldError::io(out, e))?;
+    }
+    Ok(truth)
+}
+
+fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
+    let timeline = Timeline::new(spec.as_of, spec.months);
+    let plan = plan::plan(spec.seed, spec.customers, &timeline);
+    let currencies: Vec<Currency> = {
+        let mut c: Vec<Currency> = plan.customers.iter().map(|c| c.currency).collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+
+    let mut ids = Dice::new(spec.seed, "invoice-ids");
+    let base = ids.int(100_000, 899_999) * 100;
+    let mut slots = Vec::new();
+    for (i, month) in timeline.billed.iter().enumerate() {
+        let invoice_ids = currencies
+            .iter()
+            .enumerate()
+            .map(|(j, c)| (*c, format!("G{:09}", base + (i as i64) * 16 + j as i64)))
+            .collect();
+        let legacy = format!("D{:04}{}", 2005 + i, ids.token(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 5));
+        slots.push(Slot {
+            month: *month,
+            unbilled: None,
+            cutoff: month.last_day(),
+            invoice_ids,
+            legacy_invoice_id: Some(legacy),
+            showcase: i == 0,
+        });
+    }
+    if let Some(previous) = timeline.previous_unbilled {
+        slots.push(unbilled_slot(previous, Period::Previous, previous.last_day()));
+    }
+    slots.push(unbilled_slot(timeline.current, Period::Current, timeline.last_usage_day()));
+
+    fs::create_dir_all(dir).map_err(|e| WorldError::io(dir, e))?;
+    let outputs: Vec<SlotOutput> =
+        slots.par_iter().map(|slot| generate_slot(&plan, spec, slot, dir)).collect::<Result<_, _>>()?;
+
+    let mut tally = Tally::default();
+    let mut invoices = Vec::new();
+    let mut unbilled = Vec::new();
+    let mut anomalies = Vec::new();
+    for o in outputs {
+        tally.merge(o.tally);
+        invoices.extend(o.invoices);
+        unbilled.extend(o.unbilled);
+        anomalies.extend(o.anomalies);
+    }
+    write_dimensions(&plan, dir, &mut tally)?;
+    write_invoices(&plan, &invoices, dir, &mut tally)?;
+    // Unbilled periods without any data still exist as (empty) endpoints.
+    for u in &unbilled {
+        let folder = dir.join("unbilled").join(u.currency.code()).join(u.period);
+        fs::create_dir_all(&folder).map_err(|e| WorldError::io(&folder, e))?;
+    }
+
+    let mut generator = BTreeMap::new();
+    generator.insert("seed", spec.seed.to_string());
+    generator.insert("customers", spec.customers.to_string());
+    generator.insert("months", spec.months.to_string());
+    generator.insert("usage_rows_per_month", spec.usage_rows_per_month.to_string());
+    generator.insert("as_of", spec.as_of.to_string());
+    generator.insert("anomalies", spec.anomalies.describe());
+    generator.insert("quirk_rate", Decimal::new(i64::from(spec.quirk_rate.0), 6).normalize().to_string());
+    let truth = Truth {
+        seed: spec.seed,
+        partner_tenant_id: plan.partner.tenant_id.clone(),
+        as_of: spec.as_of.to_string(),
+        generator,
+        datasets: tally.counts.clone(),
+        control_totals: tally.totals.clone(),
+        invoices,
+        unbilled,
+        anomalies,
+    };
+    let world = serde_json::json!({
+        "format": 1,
+        "seed": spec.seed,
+        "as_of": spec.as_of.to_string(),
+        "partner": { "tenant_id": plan.partner.tenant_id, "name": plan.partner.name, "mpn_id": plan.partner.mpn_id },
+        "currencies": currencies.iter().map(|c| c.code()).collect::<Vec<_>>(),
+        "billed_months": timeline.billed.iter().map(|m| m.label()).collect::<Vec<_>>(),
+        "unbilled": {
+            "previous": timeline.previous_unbilled.map(Month::label),
+            "current": timeline.current.label(),
+        },
+    });
+    let pretty = |v: &dyn erased::Json| -> Result<Vec<u8>, WorldError> {
+        let mut bytes = v.to_pretty().map_err(|_| WorldError::Internal("json"))?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    };
+    write_file(&dir.join("world.json"), &pretty(&world)?)?;
+    write_file(&dir.join("truth.json"), &pretty(&truth)?)?;
+    Ok(truth)
+}
+
+mod erased {
+    /// Pretty JSON of anything serialisable, behind one object-safe trait.
+    pub trait Json {
+        fn to_pretty(&self) -> Result<Vec<u8>, serde_json::Error>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_pretty(&self) -> Result<Vec<u8>, serde_json::Error> {
+            serde_json::to_vec_pretty(self)
+        }
+    }
+}
+
+fn unbilled_slot(month: Month, period: Period, cutoff: NaiveDate) -> Slot {
+    Slot {
+        month,
+        unbilled: Some(period),
+        cutoff,
+        invoice_ids: BTreeMap::new(),
+        legacy_invoice_id: None,
+        showcase: false,
+    }
+}
+
+fn write_dimensions(plan: &plan::Plan, dir: &Path, tally: &mut Tally) -> Result<(), WorldError> {
+    write_file(&dir.join("customers.jsonl"), jsonl(&plan.customers, dims::write_customer).as_bytes())?;
+    for (index, customer) in plan.customers.iter().enumerate() {
+        tally.row(dataset::CUSTOMERS);
+        let folder = dir.join("customers").join(&customer.id);
+        let orders: Vec<_> = plan.orders.iter().filter(|o| o.customer == index).collect();
+        let subscriptions: Vec<_> = plan.subscriptions.iter().filter(|s| s.customer == index).collect();
+        let entitlements: Vec<_> = plan.entitlements.iter().filter(|e| e.customer == index).collect();
+        write_file(&folder.join("orders.jsonl"), jsonl(&orders, |out, o| dims::write_order(out, o, plan)).as_bytes())?;
+        write_file(
+            &folder.join("subscriptions.jsonl"),
+            jsonl(&subscriptions, |out, s| dims::write_subscription(out, s, plan)).as_bytes(),
+        )?;
+        write_file(
+            &folder.join("entitlements.jsonl"),
+            jsonl(&entitlements, |out, e| dims::write_entitlement(out, e, plan)).as_bytes(),
+        )?;
+        for order in &orders {
+            tally.row(dataset::ORDERS);
+            for _ in &order.lines {
+                tally.row(dataset::ORDER_LINE_ITEMS);
+            }
+        }
+        for _ in &subscriptions {
+            tally.row(dataset::SUBSCRIPTIONS);
+        }
+        for _ in &entitlements {
+            tally.row(dataset::ENTITLEMENTS);
+        }
+    }
+    Ok(())
+}
+
+fn write_invoices(
+    plan: &plan::Plan,
+    invoices: &[truth::InvoiceTruth],
+    dir: &Path,
+    tally: &mut Tally,
+) -> Result<(), WorldError> {
+    let latest = plan.timeline.billed.last().map(|m| m.label());
+    let issue_time = NaiveTime::from_hms_nano_opt(10, 12, 33, 123_456_700).unwrap_or(NaiveTime::MIN);
+    let month_of = |label: &str| plan.timeline.billed.iter().copied().find(|m| m.label() == label);
+    let mut docs = Vec::new();
+    for inv in invoices {
+        let Some(month) = month_of(&inv.billing_period) else { continue };
+        let paid = if Some(&inv.billing_period) == latest.as_ref() { Decimal::ZERO } else { inv.stated_total };
+        docs.push((inv, month, paid));
+        tally.row(dataset::INVOICES);
+        tally.add(dataset::INVOICES, inv.currency, "totalCharges", inv.stated_total);
+        let pdf = pdf::statement(&[
+            format!("Microsoft invoice {}", inv.invoice_id),
+            format!("Billed to: {}", plan.partner.name),
+            format!("Billing period: {} to {}", month.first_day(), month.last_day()),
+            format!("Total charges ({}): {}", inv.currency, inv.stated_total),
+        ]);
+        write_file(&dir.join("invoices").join(&inv.invoice_id).join("statement.pdf"), &pdf)?;
+    }
+    // Newest first, as the invoice list is served.
+    docs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.invoice_id.cmp(&b.0.invoice_id)));
+    let mut text = String::new();
+    for (inv, month, paid) in &docs {
+        dims::write_invoice(
+            &mut text,
+            &InvoiceDoc {
+                id: &inv.invoice_id,
+                legacy: inv.commerce == "legacy",
+                date: timeline::Timeline::invoice_date(*month).and_time(issue_time),
+                period_start: month.first_day(),
+                period_end: month.last_day(),
+                total: inv.stated_total,
+                paid: *paid,
+                currency: inv.currency,
+            },
+        );
+        text.push('\n');
+    }
+    write_file(&dir.join("invoices.jsonl"), text.as_bytes())?;
+
+    let mut summaries = String::new();
+    let currencies: std::collections::BTreeSet<Currency> = docs.iter().map(|d| d.0.currency).collect();
+    let accounting = plan.timeline.as_of.and_time(NaiveTime::MIN);
+    for currency in currencies {
+        let mine: Vec<_> = docs.iter().filter(|d| d.0.currency == currency).collect();
+        let dates: Vec<_> = mine.iter().map(|d| timeline::Timeline::invoice_date(d.1).and_time(issue_time)).collect();
+        let balance = |legacy: bool| {
+            mine.iter().filter(|d| (d.0.commerce == "legacy") == legacy).map(|d| d.0.stated_total - d.2).sum()
+        };
+        let last_paid = mine.iter().filter(|d| d.2 != Decimal::ZERO).max_by_key(|d| d.1);
+        let mut balances = vec![("OneTime", balance(false))];
+        if mine.iter().any(|d| d.0.commerce == "legacy") {
+            balances.insert(0, ("Recurring", balance(true)));
+        }
+        dims::write_summary(
+            &mut summaries,
+            &SummaryDoc {
+                currency,
+                balance: balances,
+                first_invoice: dates.iter().min().copied().unwrap_or(accounting),
+                latest_invoice: dates.iter().max().copied().unwrap_or(accounting),
+                last_payment: last_paid.map(|d| {
+                    (timeline::add_days(timeline::Timeline::invoice_date(d.1), 20).and_time(NaiveTime::MIN), d.2)
+                }),
+                accounting_date: accounting,
+            },
+        );
+        summaries.push('\n');
+        tally.row(dataset::INVOICE_SUMMARIES);
+    }
+    let mut f = fs::File::create(dir.join("invoice_summaries.jsonl")).map_err(|e| WorldError::io(dir, e))?;
+    f.write_all(summaries.as_bytes()).map_err(|e| WorldError::io(dir, e))?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Ground truth of a generated world: what a client that reads every endpoint must get back
+//! (row counts and decimal control totals per dataset), every invoice's stated and computed
+//! totals, and every anomaly the generator planted on purpose.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::model::money::Currency;
+
+/// Dataset names, as DESIGN.md names the outputs.
+pub mod dataset {
+    /// Invoices (top-level documents of the invoice list).
+    pub const INVOICES: &str = "invoices";
+    /// One summary per currency.
+    pub const INVOICE_SUMMARIES: &str = "invoice_summaries";
+    /// Billed new-commerce reconciliation lines.
+    pub const BILLED_RECON: &str = "billed_recon_line_items";
+    /// Unbilled new-commerce reconciliation lines.
+    pub const UNBILLED_RECON: &str = "unbilled_recon_line_items";
+    /// Billed daily rated usage.
+    pub const BILLED_USAGE: &str = "billed_consumption_line_items";
+    /// Unbilled daily rated usage.
+    pub const UNBILLED_USAGE: &str = "unbilled_consumption_line_items";
+    /// Legacy Office licence lines.
+    pub const LEGACY_OFFICE: &str = "legacy_office_line_items";
+    /// Legacy Azure billing lines.
+    pub const LEGACY_AZURE: &str = "legacy_azure_line_items";
+    /// Legacy Azure daily usage lines (quantities only).
+    pub const LEGACY_AZURE_USAGE: &str = "legacy_azure_usage_line_items";
+    /// Customers.
+    pub const CUSTOMERS: &str = "customers";
+    /// Orders.
+    pub const ORDERS: &str = "orders";
+    /// Lines of orders.
+    pub const ORDER_LINE_ITEMS: &str = "order_line_items";
+    /// Subscriptions.
+    pub const SUBSCRIPTIONS: &str = "subscriptions";
+    /// Entitlements.
+    pub const ENTITLEMENTS: &str = "entitlements";
+}
+
+/// Row counts and control totals, accumulated while the world is written.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// Rows served per dataset (duplicates included: they are served).
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Σ field per dataset × currency, over every served row.
+    pub totals: BTreeMap<&'static str, BTreeMap<Currency, BTreeMap<&'static str, Decimal>>>,
+}
+
+impl Tally {
+    /// Counts one served row.
+    pub fn row(&mut self, dataset: &'static str) {
+        *self.counts.entry(dataset).or_default() += 1;
+    }
+
+    /// Adds an amount to a control total.
+    pub fn add(&mut self, dataset: &'static str, currency: Currency, field: &'static str, amount: Decimal) {
+        *self.totals.entry(dataset).or_default().entry(currency).or_default().entry(field).or_default() += amount;
+    }
+
+    /// Adds another tally into this one.
+    pub fn merge(&mut self, other: Tally) {
+        for (k, v) in other.counts {
+            *self.counts.entry(k).or_default() += v;
+        }
+        for (dataset, by_currency) in other.totals {
+            for (currency, fields) in by_currency {
+                for (field, amount) in fields {
+                    self.add(dataset, currency, field, amount);
+                }
+            }
+        }
+    }
+}
+
+/// One planted anomaly.
+#[derive(Debug, Clone, Serialize)]
+pub struct Anomaly {
+    /// `order_not_found`, `subscription_not_found`, `entitlement_not_found`, `entitlement_expired`,
+    /// `customer_mismatch`, `duplicate_line`, `invoice_total_mismatch`.
+    pub kind: &'static str,
+    /// Dataset of the line (or `invoices`).
+    pub dataset: &'static str,
+    /// Invoice the line is billed on.
+    pub invoice_id: String,
+    /// Billing currency.
+    pub currency: Currency,
+    /// `customerId` as the line spells it.
+    pub customer_id: String,
+    /// `orderId` of the line (recon lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// `subscriptionId` of the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    /// The entitlement key the line names: `reservationOrderId` (recon) or `benefitOrderId` (usage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entitlement_id: Option<String>,
+    /// Zero-based position of the line among the rows served for its invoice and dataset (for a
+    /// duplicate, the position of the second copy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    /// The line's identifying fields, as served.
+    pub line: BTreeMap<&'static str, String>,
+}
+
+/// Truth about one invoice.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceTruth {
+    /// Invoice id.
+    pub invoice_id: String,
+    /// `documentType`.
+    pub document_type: &'static str,
+    /// `G` new commerce or `D` legacy.
+    pub commerce: &'static str,
+    /// Billing currency.
+    pub currency: Currency,
+    /// Billing period (`YYYY-MM`).
+    pub billing_period: String,
+    /// `totalCharges` as served.
+    pub stated_total: Decimal,
+    /// Σ of the invoice's distinct lines by Microsoft's rule (duplicates counted once).
+    pub lines_total: Decimal,
+    /// Σ of every line served for the invoice (duplicates counted twice).
+    pub served_lines_total: Decimal,
+    /// Lines served per dataset.
+    pub lines: BTreeMap<&'static str, u64>,
+}
+
+/// Truth about one unbilled (currency, period) pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnbilledTruth {
+    /// Billing currency.
+    pub currency: Currency,
+    /// `current` or `previous`.
+    pub period: &'static str,
+    /// The month the period is (`YYYY-MM`).
+    pub billing_period: String,
+    /// Lines served per dataset.
+    pub lines: BTreeMap<&'static str, u64>,
+}
+
+/// The whole `truth.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Truth {
+    /// Generator seed.
+    pub seed: u64,
+    /// Partner tenant id.
+    pub partner_tenant_id: String,
+    /// The world's date.
+    pub as_of: String,
+    /// Generator arguments, so the world can be made again.
+    pub generator: BTreeMap<&'static str, String>,
+    /// Rows served per dataset.
+    pub datasets: BTreeMap<&'static str, u64>,
+    /// Σ per dataset × currency × field over every served row, as decimal strings.
+    pub control_totals: BTreeMap<&'static str, BTreeMap<Currency, BTreeMap<&'static str, Decimal>>>,
+    /// Every invoice.
+    pub invoices: Vec<InvoiceTruth>,
+    /// Every unbilled (currency, period).
+    pub unbilled: Vec<UnbilledTruth>,
+    /// Every planted anomaly.
+    pub anomalies: Vec<Anomaly>,
+}

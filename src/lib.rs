@@ -1,0 +1,9 @@
+//! pcrecon reconciles Microsoft Partner Center (CSP) billing: it extracts invoices, line items and
+//! master data, normalises money exactly, and writes typed Parquet and CSV.
+//!
+//! This crate also carries a faithful local emulator of the Partner Center API
+//! ([`emulator`]), which is how the demo, the tests and the benchmarks run.
+
+pub mod cli;
+pub mod emulator;
+pub mod model;

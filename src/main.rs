@@ -1,0 +1,79 @@
+//! The `pcrecon` binary: parses the command line, calls the library, maps errors to exit codes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use pcrecon::cli::{Cli, Command, EmulatorCommand};
+use pcrecon::emulator::{server, world};
+
+/// Exit code for a usage or configuration error.
+const EXIT_USAGE: u8 = 2;
+/// Exit code for an output I/O error.
+const EXIT_IO: u8 = 6;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PCRECON_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("pcrecon: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), (u8, String)> {
+    match cli.command {
+        Command::Emulator(EmulatorCommand::Generate(args)) => {
+            let spec = args.world.spec().map_err(|e| (EXIT_USAGE, e))?;
+            let truth = world::generate(&spec, &args.out).map_err(|e| (EXIT_IO, e.to_string()))?;
+            let rows: u64 = truth.datasets.values().sum();
+            eprintln!(
+                "generated {} ({} invoices, {rows} rows, {} anomalies)",
+                args.out.display(),
+                truth.invoices.len(),
+                truth.anomalies.len()
+            );
+            Ok(())
+        }
+        Command::Emulator(EmulatorCommand::Serve(args)) => {
+            let world_dir = match (&args.world, args.wants_generated_world()) {
+                (Some(dir), _) => dir.clone(),
+                (None, true) => cached_world(&args.generate.spec().map_err(|e| (EXIT_USAGE, e))?)?,
+                (None, false) => default_samples(),
+            };
+            let settings = args.settings(world_dir).map_err(|e| (EXIT_USAGE, e))?;
+            server::run_blocking(settings).map_err(|e| (e.exit_code(), e.to_string()))
+        }
+    }
+}
+
+/// The bundled samples world: `./samples/world` when run from the repository, else the one beside the
+/// sources this binary was built from.
+fn default_samples() -> PathBuf {
+    let here = Path::new("samples/world");
+    if here.join("world.json").is_file() {
+        here.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join("world")
+    }
+}
+
+/// A generated world, cached under the temporary folder by the hash of its spec.
+fn cached_world(spec: &world::WorldSpec) -> Result<PathBuf, (u8, String)> {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(spec.fingerprint().as_bytes());
+    let name: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let dir = std::env::temp_dir().join(format!("pcrecon-world-{name}"));
+    if !dir.join("truth.json").is_file() {
+        world::generate(spec, &dir).map_err(|e| (EXIT_IO, e.to_string()))?;
+    }
+    Ok(dir)
+}

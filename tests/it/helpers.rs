@@ -1,0 +1,236 @@
+//! Starts the emulator as a real process on 127.0.0.1:0 and talks to it like a client that only
+//! knows the spec.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// The `pcrecon` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pcrecon")
+}
+
+/// The bundled sample world.
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join("world")
+}
+
+/// Runs `pcrecon emulator generate` into `out`.
+pub fn generate(out: &Path, args: &[&str]) {
+    let status = Command::new(bin())
+        .args(["emulator", "generate", "--out"])
+        .arg(out)
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run generate");
+    assert!(status.success(), "generate failed");
+}
+
+/// A running emulator process, killed on drop.
+pub struct Emulator {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Emulator {
+    /// Starts `pcrecon emulator serve --listen 127.0.0.1:0 ARGS`.
+    pub fn start(args: &[&str]) -> Emulator {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts the server with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Emulator {
+        let mut command = Command::new(bin());
+        command
+            .args(["emulator", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn emulator");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(120)).expect("emulator did not start");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Emulator { child, base }
+    }
+
+    /// An HTTP client for this server with a fresh access token.
+    pub async fn client(&self) -> Client {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let response = http
+            .post(format!("{}/my-tenant/oauth2/v2.0/token", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&client_id=test-client&client_secret=test-secret&scope=https%3A%2F%2Fapi.partnercenter.microsoft.com%2F.default")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        Client { http, base: self.base.clone(), token: body["access_token"].as_str().unwrap().to_owned() }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (numbers kept exact).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// A client that knows only the spec.
+pub struct Client {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// Server root.
+    pub base: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+impl Client {
+    /// Resolves a link the way spec §1.1 says: prepend `/v1` unless it is there.
+    pub fn resolve(&self, uri: &str) -> String {
+        if uri.starts_with("/v1") { format!("{}{uri}", self.base) } else { format!("{}/v1{uri}", self.base) }
+    }
+
+    /// GET a path (or a resolved link) with the bearer token and optional extra headers.
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        let url = if url.starts_with("http") { url.to_owned() } else { format!("{}{url}", self.base) };
+        let mut request =
+            self.http.get(&url).bearer_auth(&self.token).header("MS-RequestId", "5c7e2a7e-0000-4000-8000-000000000001");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_else(|e| panic!("GET {url} body: {e}")).to_vec();
+        Reply { status, headers, body }
+    }
+
+    /// GET expecting 200 JSON.
+    pub async fn json(&self, url: &str) -> Value {
+        let reply = self.get(url, &[]).await;
+        assert_eq!(reply.status, 200, "GET {url}: {}", String::from_utf8_lossy(&reply.body));
+        reply.json()
+    }
+
+    /// Every item of a paged collection, following `links.next` with the headers it names.
+    pub async fn all_items(&self, first: &str) -> (Vec<Value>, usize) {
+        let mut items = Vec::new();
+        let mut pages = 0;
+        let mut reply = self.get(first, &[]).await;
+        loop {
+            assert_eq!(reply.status, 200, "{first}: {}", String::from_utf8_lossy(&reply.body));
+            let page = reply.json();
+            pages += 1;
+            assert_eq!(page["attributes"]["objectType"], "Collection");
+            let page_items = page["items"].as_array().expect("items").clone();
+            assert_eq!(page["totalCount"].as_u64(), Some(page_items.len() as u64));
+            items.extend(page_items);
+            let Some(next) = page["links"].get("next") else { break };
+            let uri = next["uri"].as_str().expect("next uri");
+            let headers: Vec<(String, String)> = next["headers"]
+                .as_array()
+                .map(|h| {
+                    h.iter()
+                        .map(|kv| (kv["key"].as_str().unwrap().to_owned(), kv["value"].as_str().unwrap().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            reply = self.get(&self.resolve(uri), &refs).await;
+        }
+        (items, pages)
+    }
+}
+
+/// An exact decimal from a JSON number or string.
+pub fn dec(value: &Value) -> Decimal {
+    match value {
+        Value::Number(n) => Decimal::from_str(&n.to_string()).unwrap_or_else(|e| panic!("{n}: {e}")),
+        Value::String(s) => Decimal::from_str(s).unwrap_or_else(|e| panic!("{s:?}: {e}")),
+        Value::Null => Decimal::ZERO,
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// A field by case-insensitive name.
+pub fn field<'a>(item: &'a Value, name: &str) -> Option<&'a Value> {
+    item.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+/// Σ per (dataset, currency, field), as truth.json keeps it.
+pub type Totals = BTreeMap<String, BTreeMap<String, BTreeMap<String, Decimal>>>;
+
+/// Adds `item[field]` into the totals.
+pub fn add(totals: &mut Totals, dataset: &str, currency: &str, item: &Value, fields: &[&str]) {
+    for f in fields {
+        let v = field(item, f).map_or(Decimal::ZERO, dec);
+        *totals
+            .entry(dataset.to_owned())
+            .or_default()
+            .entry(currency.to_owned())
+            .or_default()
+            .entry((*f).to_owned())
+            .or_default() += v;
+    }
+}
+
+/// truth.json of a world.
+pub fn truth(world: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(world.join("truth.json")).unwrap()).unwrap()
+}
+
+/// truth.json's control totals as decimals.
+pub fn truth_totals(truth: &Value) -> Totals {
+    let mut out = Totals::new();
+    for (dataset, by_currency) in truth["control_totals"].as_object().unwrap() {
+        for (currency, fields) in by_currency.as_object().unwrap() {
+            for (f, v) in fields.as_object().unwrap() {
+                out.entry(dataset.clone()).or_default().entry(currency.clone()).or_default().insert(f.clone(), dec(v));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `pcrecon` binary over loopback.
+
+// A failing unwrap in a test or its helpers is a failing test, with the panic as its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod errors;
+mod faults;
+mod generate;
+mod helpers;
+mod quirks;
+mod walk;
