@@ -185,6 +185,9 @@ async fn check_world(world: &Path, page_size: usize) -> usize {
     let truth = truth(world);
     let emulator = Emulator::start(&["--world", world.to_str().unwrap(), "--page-size", &page_size.to_string()]);
     let client = emulator.client().await;
+    let served = client.http.get(format!("{}/_emulator/truth.json", client.base)).send().await.unwrap();
+    let served: Value = serde_json::from_slice(&served.bytes().await.unwrap()).unwrap();
+    assert_eq!(served, truth, "the server hands out the truth of the world it serves");
     let w = walk(&client, &unbilled_currencies(&truth)).await;
 
     let expected_counts: BTreeMap<String, u64> =

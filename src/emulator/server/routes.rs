@@ -103,6 +103,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/customers/{id}/subscriptions", get(subscriptions))
         .route("/v1/customers/{id}/subscriptions/{sub}", get(subscription))
         .route("/v1/customers/{id}/entitlements", get(entitlements))
+        .route("/_emulator/{file}", get(world_file))
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
         .fallback(|| async { not_found("the resource") })
@@ -135,25 +136,30 @@ fn refused(r: Refused) -> Response {
     canonical(StatusCode::BAD_REQUEST, "3000", description)
 }
 
+/// Where a seek-paged request starts: `first` for a first page, else the position its
+/// `MS-ContinuationToken` names, provided the token belongs to this query and is still alive.
+fn seek_position(app: &App, ctx: &RequestCtx, scope: &str, first: Position) -> Result<Position, Response> {
+    if !ctx.is("seekoperation", "next") {
+        return Ok(first);
+    }
+    let Some(token) = ctx.continuation.as_deref() else {
+        return Err(canonical(
+            StatusCode::BAD_REQUEST,
+            "3000",
+            "seekOperation=Next needs the MS-ContinuationToken header",
+        ));
+    };
+    if ctx.expire_continuation {
+        return Err(refused(Refused::Expired));
+    }
+    app.signer.check_continuation(token, scope, app.settings.continuation_ttl_secs).map_err(refused)
+}
+
 /// Serves one page of a seek-paged sequence.
 fn seek_page(app: &App, ctx: &RequestCtx, scope: &str, file: Option<&LineFile>, size: usize) -> Response {
-    let position = if ctx.is("seekoperation", "next") {
-        let Some(token) = ctx.continuation.as_deref() else {
-            return canonical(
-                StatusCode::BAD_REQUEST,
-                "3000",
-                "seekOperation=Next needs the MS-ContinuationToken header",
-            );
-        };
-        if ctx.expire_continuation {
-            return refused(Refused::Expired);
-        }
-        match app.signer.check_continuation(token, scope, app.settings.continuation_ttl_secs) {
-            Ok(p) => p,
-            Err(r) => return refused(r),
-        }
-    } else {
-        Position { offset: 0, size }
+    let position = match seek_position(app, ctx, scope, Position { offset: 0, size }) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let total = file.map_or(0, LineFile::len);
     let end = (position.offset + position.size).min(total);
@@ -381,23 +387,10 @@ async fn customers(State(app): State<Arc<App>>, Extension(ctx): Ctx) -> Response
         .collect();
     // The SDK's follow-up request carries only seekOperation=Next: the token remembers the size.
     let scope = format!("customers|{}", ctx.get("filter").unwrap_or(""));
-    let position = if ctx.is("seekoperation", "next") {
-        let Some(token) = ctx.continuation.as_deref() else {
-            return canonical(
-                StatusCode::BAD_REQUEST,
-                "3000",
-                "seekOperation=Next needs the MS-ContinuationToken header",
-            );
-        };
-        if ctx.expire_continuation {
-            return refused(Refused::Expired);
-        }
-        match app.signer.check_continuation(token, &scope, app.settings.continuation_ttl_secs) {
-            Ok(p) => p,
-            Err(r) => return refused(r),
-        }
-    } else {
-        Position { offset: 0, size: size.min(selected.len().max(1)) }
+    let first = Position { offset: 0, size: size.min(selected.len().max(1)) };
+    let position = match seek_position(&app, &ctx, &scope, first) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let end = position.offset.saturating_add(position.size).min(selected.len());
     let page = selected.get(position.offset.min(end)..end).unwrap_or_default();
@@ -475,6 +468,18 @@ async fn entitlements(State(app): State<Arc<App>>, Extension(ctx): Ctx, Path(id)
         .map(|(_, with, without)| if show_expiry { with.as_str() } else { without.as_str() })
         .collect();
     json(StatusCode::OK, collection(&join(items.iter().copied()), items.len(), None, None))
+}
+
+/// `truth.json` and `world.json` of the world being served (not part of the API: no token needed),
+/// so a client of a generated world can find its ground truth.
+async fn world_file(State(app): State<Arc<App>>, Path(file): Path<String>) -> Response {
+    if !matches!(file.as_str(), "truth.json" | "world.json") {
+        return not_found(&file);
+    }
+    match tokio::fs::read(app.store.dir.join(&file)).await {
+        Ok(bytes) => json(StatusCode::OK, bytes),
+        Err(e) => io_error(e),
+    }
 }
 
 fn form(body: &Bytes) -> Vec<(String, String)> {

@@ -288,11 +288,7 @@ impl<'a> SlotGen<'a> {
                         from: NaiveDate,
                         to: NaiveDate| {
             let mut l = this.base_line(sub.customer, order);
-            l.product_id = product.product_id;
-            l.sku_id = product.sku_id;
-            l.availability_id = product.availability_id;
-            l.product_name = product.product_name;
-            l.sku_name = product.sku_name;
+            l.set_product(product.ids);
             l.qualifiers = product.qualifiers;
             l.charge_type = charge_type;
             l.unit_price = if seat.annual_billing { unit * Decimal::from(12) } else { unit };
@@ -300,7 +296,7 @@ impl<'a> SlotGen<'a> {
             l.unit_type = "Licenses";
             l.quantity = qty;
             l.billable_quantity = Decimal::from(qty);
-            l.subscription_description = product.product_name;
+            l.subscription_description = product.ids.product_name;
             l.subscription_id = sub.id.clone();
             l.subscription_start = Some(sub.start);
             l.subscription_end = Some(sub.end);
@@ -382,15 +378,11 @@ impl<'a> SlotGen<'a> {
             };
             let Some((charge_type, eff, from, to)) = charge else { continue };
             let mut l = self.base_line(e.customer, e.order);
-            l.product_id = p.product_id;
-            l.sku_id = p.sku_id;
-            l.availability_id = p.availability_id;
-            l.product_name = p.product_name;
-            l.sku_name = p.sku_name;
+            l.set_product(p.ids);
             l.charge_type = charge_type;
             l.unit_price = eff;
             l.effective_unit_price = eff;
-            l.subscription_description = p.sku_name;
+            l.subscription_description = p.ids.sku_name;
             l.charge_start = from;
             l.charge_end = to;
             l.subscription_start = Some(e.start);
@@ -408,16 +400,12 @@ impl<'a> SlotGen<'a> {
             }
             let p = &catalog::SOFTWARE[s.product];
             let mut l = self.base_line(e.customer, e.order);
-            l.product_id = p.product_id;
-            l.sku_id = p.sku_id;
-            l.availability_id = p.availability_id;
-            l.product_name = p.product_name;
-            l.sku_name = p.sku_name;
+            l.set_product(p.ids);
             l.unit_price = Decimal::new(p.price_cents, 2);
             l.effective_unit_price = l.unit_price;
             l.quantity = e.quantity;
             l.billable_quantity = Decimal::from(e.quantity);
-            l.subscription_description = p.product_name;
+            l.subscription_description = p.ids.product_name;
             l.charge_start = e.start;
             l.charge_end = e.start;
             l.term_and_billing = "Perpetual";

@@ -4,93 +4,116 @@
 
 /// A new-commerce licence product sold per seat.
 pub struct SeatProduct {
-    /// Catalog product id.
-    pub product_id: &'static str,
-    /// SKU id within the product.
-    pub sku_id: &'static str,
-    /// Availability id within the SKU.
-    pub availability_id: &'static str,
-    /// Product name.
-    pub product_name: &'static str,
-    /// SKU name.
-    pub sku_name: &'static str,
+    /// Catalog identity.
+    pub ids: ProductIds,
     /// USD price per seat and month on an annual term, in cents.
     pub annual_term_cents: i64,
     /// Purchase qualifiers (`productQualifiers`), empty for most products.
     pub qualifiers: &'static [&'static str],
 }
 
+/// The catalog identity of a product as line items spell it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductIds {
+    /// `productId`.
+    pub product_id: &'static str,
+    /// `skuId`.
+    pub sku_id: &'static str,
+    /// `availabilityId`.
+    pub availability_id: &'static str,
+    /// `productName`.
+    pub product_name: &'static str,
+    /// `skuName`.
+    pub sku_name: &'static str,
+}
+
 /// Licence products of the world.
 pub const SEATS: &[SeatProduct] = &[
     SeatProduct {
-        product_id: "CFQ7TTC0LH18",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0KBKM",
-        product_name: "Microsoft 365 Business Basic",
-        sku_name: "Microsoft 365 Business Basic",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0LH18",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0KBKM",
+            product_name: "Microsoft 365 Business Basic",
+            sku_name: "Microsoft 365 Business Basic",
+        },
         annual_term_cents: 600,
         qualifiers: &[],
     },
     SeatProduct {
-        product_id: "CFQ7TTC0LDPB",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0KDCV",
-        product_name: "Microsoft 365 Business Standard",
-        sku_name: "Microsoft 365 Business Standard",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0LDPB",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0KDCV",
+            product_name: "Microsoft 365 Business Standard",
+            sku_name: "Microsoft 365 Business Standard",
+        },
         annual_term_cents: 1250,
         qualifiers: &[],
     },
     SeatProduct {
-        product_id: "CFQ7TTC0LFLX",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0KDJ6",
-        product_name: "Microsoft 365 E3",
-        sku_name: "Microsoft 365 E3",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0LFLX",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0KDJ6",
+            product_name: "Microsoft 365 E3",
+            sku_name: "Microsoft 365 E3",
+        },
         annual_term_cents: 3600,
         qualifiers: &[],
     },
     SeatProduct {
-        product_id: "CFQ7TTC0LF8Q",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0J1GW",
-        product_name: "Office 365 E1",
-        sku_name: "Office 365 E1",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0LF8Q",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0J1GW",
+            product_name: "Office 365 E1",
+            sku_name: "Office 365 E1",
+        },
         annual_term_cents: 1000,
         qualifiers: &[],
     },
     SeatProduct {
-        product_id: "CFQ7TTC0LH16",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0K6V8",
-        product_name: "Exchange Online (Plan 1)",
-        sku_name: "Exchange Online (Plan 1)",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0LH16",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0K6V8",
+            product_name: "Exchange Online (Plan 1)",
+            sku_name: "Exchange Online (Plan 1)",
+        },
         annual_term_cents: 400,
         qualifiers: &[],
     },
     SeatProduct {
-        product_id: "CFQ7TTC0LH2H",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0NB0D",
-        product_name: "Dynamics 365 Sales Professional",
-        sku_name: "Dynamics 365 Sales Professional",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0LH2H",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0NB0D",
+            product_name: "Dynamics 365 Sales Professional",
+            sku_name: "Dynamics 365 Sales Professional",
+        },
         annual_term_cents: 6500,
         qualifiers: &[],
     },
     SeatProduct {
-        product_id: "CFQ7TTC0L3PB",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0KXG6",
-        product_name: "Power BI Pro",
-        sku_name: "Power BI Pro",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0L3PB",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0KXG6",
+            product_name: "Power BI Pro",
+            sku_name: "Power BI Pro",
+        },
         annual_term_cents: 1000,
         qualifiers: &[],
     },
     SeatProduct {
-        product_id: "CFQ7TTC0J1FV",
-        sku_id: "0001",
-        availability_id: "CFQ7TTC0J1G3",
-        product_name: "Microsoft Teams Phone Standard",
-        sku_name: "Microsoft Teams Phone Standard",
+        ids: ProductIds {
+            product_id: "CFQ7TTC0J1FV",
+            sku_id: "0001",
+            availability_id: "CFQ7TTC0J1G3",
+            product_name: "Microsoft Teams Phone Standard",
+            sku_name: "Microsoft Teams Phone Standard",
+        },
         annual_term_cents: 800,
         qualifiers: &["AddOn"],
     },
@@ -98,16 +121,8 @@ pub const SEATS: &[SeatProduct] = &[
 
 /// A one-time product: an Azure reservation or perpetual software.
 pub struct OneTimeProduct {
-    /// Catalog product id.
-    pub product_id: &'static str,
-    /// SKU id.
-    pub sku_id: &'static str,
-    /// Availability id.
-    pub availability_id: &'static str,
-    /// Product name.
-    pub product_name: &'static str,
-    /// SKU name.
-    pub sku_name: &'static str,
+    /// Catalog identity.
+    pub ids: ProductIds,
     /// USD price of the whole purchase, in cents (a reservation's whole term).
     pub price_cents: i64,
     /// Term in years (reservations); 0 for perpetual software.
@@ -117,20 +132,24 @@ pub struct OneTimeProduct {
 /// Azure reservations; index into [`METERS`] of the meter a reservation covers is [`RESERVED_METER`].
 pub const RESERVATIONS: &[OneTimeProduct] = &[
     OneTimeProduct {
-        product_id: "DZH318Z0BQ4B",
-        sku_id: "000Z",
-        availability_id: "DZH318Z0DSPL",
-        product_name: "Reserved VM Instance, Standard_D2s_v3, US East",
-        sku_name: "Reserved VM Instance, Standard_D2s_v3, US East, 1 Year",
+        ids: ProductIds {
+            product_id: "DZH318Z0BQ4B",
+            sku_id: "000Z",
+            availability_id: "DZH318Z0DSPL",
+            product_name: "Reserved VM Instance, Standard_D2s_v3, US East",
+            sku_name: "Reserved VM Instance, Standard_D2s_v3, US East, 1 Year",
+        },
         price_cents: 87_600,
         term_years: 1,
     },
     OneTimeProduct {
-        product_id: "DZH318Z0BQ4B",
-        sku_id: "0010",
-        availability_id: "DZH318Z0DSQ2",
-        product_name: "Reserved VM Instance, Standard_D2s_v3, US East",
-        sku_name: "Reserved VM Instance, Standard_D2s_v3, US East, 3 Years",
+        ids: ProductIds {
+            product_id: "DZH318Z0BQ4B",
+            sku_id: "0010",
+            availability_id: "DZH318Z0DSQ2",
+            product_name: "Reserved VM Instance, Standard_D2s_v3, US East",
+            sku_name: "Reserved VM Instance, Standard_D2s_v3, US East, 3 Years",
+        },
         price_cents: 197_100,
         term_years: 3,
     },
@@ -139,20 +158,24 @@ pub const RESERVATIONS: &[OneTimeProduct] = &[
 /// Perpetual software.
 pub const SOFTWARE: &[OneTimeProduct] = &[
     OneTimeProduct {
-        product_id: "DG7GMGF0FKZV",
-        sku_id: "0002",
-        availability_id: "DG7GMGF0PWJ9",
-        product_name: "SQL Server 2022 Standard",
-        sku_name: "SQL Server 2022 Standard - 2 Core License Pack",
+        ids: ProductIds {
+            product_id: "DG7GMGF0FKZV",
+            sku_id: "0002",
+            availability_id: "DG7GMGF0PWJ9",
+            product_name: "SQL Server 2022 Standard",
+            sku_name: "SQL Server 2022 Standard - 2 Core License Pack",
+        },
         price_cents: 394_500,
         term_years: 0,
     },
     OneTimeProduct {
-        product_id: "DG7GMGF0D65N",
-        sku_id: "0001",
-        availability_id: "DG7GMGF0D6GD",
-        product_name: "Windows Server 2022 Datacenter",
-        sku_name: "Windows Server 2022 Datacenter - 16 Core License Pack",
+        ids: ProductIds {
+            product_id: "DG7GMGF0D65N",
+            sku_id: "0001",
+            availability_id: "DG7GMGF0D6GD",
+            product_name: "Windows Server 2022 Datacenter",
+            sku_name: "Windows Server 2022 Datacenter - 16 Core License Pack",
+        },
         price_cents: 615_500,
         term_years: 0,
     },

@@ -367,7 +367,7 @@ impl Builder<'_> {
         let quantity = *self.dice.pick(&[1, 2, 5, 10, 12, 25, 40, 50, 120, 300]);
         let term = if annual_term { "P1Y" } else { "P1M" };
         let sub_id = self.dice.guid();
-        let offer_id = format!("{}:{}:{}", p.product_id, p.sku_id, p.availability_id);
+        let offer_id = format!("{}:{}:{}", p.ids.product_id, p.ids.sku_id, p.ids.availability_id);
         let created = at(start, &mut self.dice);
         let billing_cycle = if annual_billing { "annual" } else { "monthly" };
         let line = OrderLine {
@@ -376,7 +376,7 @@ impl Builder<'_> {
             term: Some(term),
             quantity,
             transaction_type: "new",
-            friendly_name: p.sku_name.to_owned(),
+            friendly_name: p.ids.sku_name.to_owned(),
             reservation_order_id: None,
         };
         let order = self.order(customer, created, billing_cycle, vec![line]);
@@ -397,7 +397,7 @@ impl Builder<'_> {
                     term: Some(term),
                     quantity: extra,
                     transaction_type: "addQuantity",
-                    friendly_name: p.sku_name.to_owned(),
+                    friendly_name: p.ids.sku_name.to_owned(),
                     reservation_order_id: None,
                 };
                 let created = at(when, &mut self.dice);
@@ -414,7 +414,7 @@ impl Builder<'_> {
             }
         }
         let promotion = (self.dice.percent(10))
-            .then(|| format!("{}:{}:{}", self.dice.token(ALNUM, 12), p.sku_id, self.dice.token(ALNUM, 12)));
+            .then(|| format!("{}:{}:{}", self.dice.token(ALNUM, 12), p.ids.sku_id, self.dice.token(ALNUM, 12)));
         let end = match (cancelled, annual_term) {
             (Some(day), _) => Month::of(day).last_day(),
             (None, true) => {
@@ -433,7 +433,7 @@ impl Builder<'_> {
             order,
             kind: SubscriptionKind::Seats,
             offer_id,
-            offer_name: p.product_name.to_owned(),
+            offer_name: p.ids.product_name.to_owned(),
             quantity: quantity_now,
             term: Some(term),
             billing_cycle,
@@ -461,12 +461,12 @@ impl Builder<'_> {
         let p = &catalog::RESERVATIONS[product];
         let reservation_order_id = self.dice.guid();
         let line = OrderLine {
-            offer_id: format!("{}:{}:{}", p.product_id, p.sku_id, p.availability_id),
+            offer_id: format!("{}:{}:{}", p.ids.product_id, p.ids.sku_id, p.ids.availability_id),
             subscription_id: None,
             term: Some(if p.term_years == 1 { "P1Y" } else { "P3Y" }),
             quantity: 1,
             transaction_type: "new",
-            friendly_name: p.sku_name.to_owned(),
+            friendly_name: p.ids.sku_name.to_owned(),
             reservation_order_id: Some(reservation_order_id.clone()),
         };
         let created = at(start, &mut self.dice);
@@ -474,8 +474,8 @@ impl Builder<'_> {
         self.plan.entitlements.push(Entitlement {
             customer,
             order,
-            product_id: p.product_id,
-            sku_id: p.sku_id,
+            product_id: p.ids.product_id,
+            sku_id: p.ids.sku_id,
             quantity: 1,
             kind: EntitlementKind::ReservedInstance,
             reservation_order_id: Some(reservation_order_id),
@@ -494,12 +494,12 @@ impl Builder<'_> {
         let day = day_between(&mut self.dice, first_billed.first_day(), self.timeline.last_usage_day());
         let quantity = self.dice.int(1, 4);
         let line = OrderLine {
-            offer_id: format!("{}:{}:{}", p.product_id, p.sku_id, p.availability_id),
+            offer_id: format!("{}:{}:{}", p.ids.product_id, p.ids.sku_id, p.ids.availability_id),
             subscription_id: None,
             term: None,
             quantity,
             transaction_type: "new",
-            friendly_name: p.sku_name.to_owned(),
+            friendly_name: p.ids.sku_name.to_owned(),
             reservation_order_id: None,
         };
         let created = at(day, &mut self.dice);
@@ -507,8 +507,8 @@ impl Builder<'_> {
         self.plan.entitlements.push(Entitlement {
             customer,
             order,
-            product_id: p.product_id,
-            sku_id: p.sku_id,
+            product_id: p.ids.product_id,
+            sku_id: p.ids.sku_id,
             quantity,
             kind: EntitlementKind::Software,
             reservation_order_id: None,
@@ -589,8 +589,8 @@ impl Builder<'_> {
         let p = &catalog::RESERVATIONS[product];
         let entitlement = self.plan.reservations[index].entitlement;
         self.plan.reservations[index].product = product;
-        self.plan.entitlements[entitlement].product_id = p.product_id;
-        self.plan.entitlements[entitlement].sku_id = p.sku_id;
+        self.plan.entitlements[entitlement].product_id = p.ids.product_id;
+        self.plan.entitlements[entitlement].sku_id = p.ids.sku_id;
         self.plan.entitlements[entitlement].expiry = Some(term_end(start, p.term_years));
         index
     }

@@ -97,6 +97,17 @@ pub struct ReconLine {
     pub promotion_id: Option<String>,
 }
 
+impl ReconLine {
+    /// Stamps a catalog product on the line.
+    pub fn set_product(&mut self, ids: super::catalog::ProductIds) {
+        self.product_id = ids.product_id;
+        self.sku_id = ids.sku_id;
+        self.availability_id = ids.availability_id;
+        self.product_name = ids.product_name;
+        self.sku_name = ids.sku_name;
+    }
+}
+
 /// Partner facts every line repeats.
 pub struct PartnerFields<'a> {
     /// `partnerId`.
