@@ -37,43 +37,55 @@ pub enum EmulatorCommand {
     Serve(ServeArgs),
 }
 
-/// What world to generate.
-#[derive(Debug, Clone, Args)]
+/// What world to generate. Every flag is optional so that `serve` can tell whether a world was
+/// asked for; the defaults are applied by [`WorldArgs::spec`].
+#[derive(Debug, Clone, Default, Args)]
 pub struct WorldArgs {
-    /// Seed of every random draw.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Number of customers.
-    #[arg(long, default_value_t = 12)]
-    pub customers: usize,
-    /// Number of invoiced months.
-    #[arg(long, default_value_t = 3)]
-    pub months: u32,
-    /// Daily rated usage rows per full month, across all customers.
-    #[arg(long, default_value_t = 2000)]
-    pub usage_rows_per_month: u64,
-    /// The world's date (YYYY-MM-DD): unbilled data runs to the day before.
+    /// Seed of every random draw [default: 7].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of customers [default: 12].
+    #[arg(long)]
+    pub customers: Option<usize>,
+    /// Number of invoiced months [default: 3].
+    #[arg(long)]
+    pub months: Option<u32>,
+    /// Daily rated usage rows per full month, across all customers [default: 2000].
+    #[arg(long)]
+    pub usage_rows_per_month: Option<u64>,
+    /// The world's date (YYYY-MM-DD): unbilled data runs to the day before [default: 2025-03-05].
     #[arg(long)]
     pub as_of: Option<NaiveDate>,
     /// Anomaly rates, `kind=probability,…` over the defaults, or `none`.
-    #[arg(long, default_value = "")]
-    pub anomalies: String,
-    /// Probability of each wire quirk decision (numbers as strings, null vs missing, …).
-    #[arg(long, default_value = "0.05")]
-    pub quirk_rate: String,
+    #[arg(long)]
+    pub anomalies: Option<String>,
+    /// Probability of each wire quirk decision (numbers as strings, null vs missing, …) [default: 0.05].
+    #[arg(long)]
+    pub quirk_rate: Option<String>,
 }
 
 impl WorldArgs {
+    /// Whether any generator flag was given.
+    pub fn any(&self) -> bool {
+        self.seed.is_some()
+            || self.customers.is_some()
+            || self.months.is_some()
+            || self.usage_rows_per_month.is_some()
+            || self.as_of.is_some()
+            || self.anomalies.is_some()
+            || self.quirk_rate.is_some()
+    }
+
     /// Validates the arguments into a world spec.
     pub fn spec(&self) -> Result<WorldSpec, String> {
         Ok(WorldSpec {
-            seed: self.seed,
-            customers: self.customers,
-            months: self.months,
-            usage_rows_per_month: self.usage_rows_per_month,
+            seed: self.seed.unwrap_or(7),
+            customers: self.customers.unwrap_or(12),
+            months: self.months.unwrap_or(3),
+            usage_rows_per_month: self.usage_rows_per_month.unwrap_or(2000),
             as_of: self.as_of.unwrap_or_else(WorldSpec::default_as_of),
-            anomalies: AnomalyRates::parse(&self.anomalies)?,
-            quirk_rate: Ppm::parse(&self.quirk_rate)?,
+            anomalies: AnomalyRates::parse(self.anomalies.as_deref().unwrap_or(""))?,
+            quirk_rate: Ppm::parse(self.quirk_rate.as_deref().unwrap_or("0.05"))?,
         })
     }
 }
@@ -163,15 +175,6 @@ impl ServeArgs {
             token_lifetime_secs: self.token_lifetime_secs,
             continuation_ttl_secs: self.continuation_ttl_secs,
             rate_limit_per_minute: self.rate_limit_per_minute,
-        })
-    }
-
-    /// Whether any generator flag was given.
-    pub fn wants_generated_world(&self) -> bool {
-        std::env::args().any(|a| {
-            ["--seed", "--customers", "--months", "--usage-rows-per-month", "--as-of", "--anomalies", "--quirk-rate"]
-                .iter()
-                .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
         })
     }
 }

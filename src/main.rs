@@ -44,7 +44,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             Ok(())
         }
         Command::Emulator(EmulatorCommand::Serve(args)) => {
-            let world_dir = match (&args.world, args.wants_generated_world()) {
+            let world_dir = match (&args.world, args.generate.any()) {
                 (Some(dir), _) => dir.clone(),
                 (None, true) => cached_world(&args.generate.spec().map_err(|e| (EXIT_USAGE, e))?)?,
                 (None, false) => default_samples(),

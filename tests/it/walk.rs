@@ -227,3 +227,18 @@ async fn a_generated_world_of_100k_usage_rows_returns_exactly_its_truth() {
     let pages = check_world(&world, 2000).await;
     assert!(pages > 50);
 }
+
+#[tokio::test]
+async fn serving_from_generator_flags_hands_out_that_worlds_truth() {
+    let emulator =
+        Emulator::start(&["--seed", "5", "--customers", "3", "--months", "1", "--usage-rows-per-month", "150"]);
+    let client = emulator.client().await;
+    let truth: Value =
+        client.http.get(format!("{}/_emulator/truth.json", client.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(truth["seed"], 5);
+    assert_eq!(truth["generator"]["customers"], "3");
+    let (customers, _) = client.all_items("/v1/customers").await;
+    assert_eq!(customers.len(), 3);
+    let usage = truth["datasets"]["billed_consumption_line_items"].as_u64().unwrap();
+    assert!((150..160).contains(&usage), "{usage}");
+}
