@@ -22,10 +22,29 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the emulator's many flags does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
+    /// Extract every dataset in scope from the API into JSON lines (one file per sequence).
+    Extract(ExtractArgs),
     /// The local Partner Center emulator: generate a world, or serve one over HTTP.
     #[command(subcommand)]
     Emulator(EmulatorCommand),
+}
+
+/// `pcrecon extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Configuration file (TOML). The client secret comes from PCRECON_CLIENT_SECRET or the
+    /// file named by `api.client_secret_file`, never from the command line.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Folder to publish the extraction into [default: <output.dir>/extract].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also archive every raw page (gzip) with its request metadata into this folder.
+    #[arg(long)]
+    pub keep_raw: Option<PathBuf>,
 }
 
 /// Emulator subcommands.
@@ -152,6 +171,10 @@ pub struct ServeArgs {
     /// 0 turns the limit off.
     #[arg(long, default_value_t = 0)]
     pub rate_limit_per_minute: u32,
+    /// Refuse app-only tokens (403) where the documentation requires App+User: invoice by id,
+    /// summaries, statements, entitlements.
+    #[arg(long)]
+    pub require_app_user: bool,
 }
 
 impl ServeArgs {
@@ -175,6 +198,7 @@ impl ServeArgs {
             token_lifetime_secs: self.token_lifetime_secs,
             continuation_ttl_secs: self.continuation_ttl_secs,
             rate_limit_per_minute: self.rate_limit_per_minute,
+            require_app_user: self.require_app_user,
         })
     }
 }

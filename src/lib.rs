@@ -4,6 +4,9 @@
 //! This crate also carries a faithful local emulator of the Partner Center API
 //! ([`emulator`]), which is how the demo, the tests and the benchmarks run.
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod emulator;
+pub mod extract;
 pub mod model;

@@ -93,7 +93,7 @@ async fn a_pinned_client_secret_is_enforced_and_never_taken_from_argv() {
         &["--world", samples().to_str().unwrap(), "--client-id", "app-1"],
         &[("PCRECON_EMULATOR_CLIENT_SECRET", "s3cret")],
     );
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let token = |body: &'static str| {
         let http = http.clone();
         let url = format!("{}/t/oauth2/v2.0/token", e.base);

@@ -1,31 +1,10 @@
 //! `pcrecon emulator generate`: deterministic, coherent, and the checked-in samples are exactly
 //! what it makes.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
-use crate::helpers::{dec, generate, samples, truth};
-
-fn digest_tree(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                let bytes = std::fs::read(&path).unwrap();
-                out.insert(rel, format!("{:x}", Sha256::digest(&bytes)));
-            }
-        }
-    }
-    out
-}
+use crate::helpers::{dec, digest_tree, generate, samples, truth};
 
 #[test]
 fn the_same_arguments_give_byte_identical_worlds() {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// The `pcrecon` binary under test.
 pub fn bin() -> &'static str {
@@ -32,6 +33,12 @@ pub fn generate(out: &Path, args: &[&str]) {
         .status()
         .expect("run generate");
     assert!(status.success(), "generate failed");
+}
+
+/// An HTTP client for tests (reqwest ships without a default TLS provider: install ring's).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
 
 /// A running emulator process, killed on drop.
@@ -78,7 +85,7 @@ impl Emulator {
 
     /// An HTTP client for this server with a fresh access token.
     pub async fn client(&self) -> Client {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let http = http_client();
         let response = http
             .post(format!("{}/my-tenant/oauth2/v2.0/token", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -233,4 +240,54 @@ pub fn truth_totals(truth: &Value) -> Totals {
         }
     }
     out
+}
+
+/// SHA-256 of every file under `root`, by relative path.
+pub fn digest_tree(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(rel, format!("{:x}", Sha256::digest(&bytes)));
+            }
+        }
+    }
+    out
+}
+
+/// What a finished `pcrecon` process left behind.
+pub struct Finished {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (the logs).
+    pub stderr: String,
+}
+
+/// Writes a config for an emulator and runs `pcrecon extract` against it.
+pub fn extract(emulator: &Emulator, dir: &Path, extra_config: &str, env: &[(&str, &str)], args: &[&str]) -> Finished {
+    let config = dir.join("pcrecon.toml");
+    let text = format!(
+        "[api]\ntenant_id = \"partner-tenant\"\nclient_id = \"pcrecon-app\"\nauthority_url = \"{base}\"\nbase_url = \"{base}\"\nmax_in_flight = 3\n{extra_config}\n[output]\ndir = \"out\"\n",
+        base = emulator.base
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut command = Command::new(bin());
+    command.arg("extract").arg("--config").arg(&config).args(args).env("PCRECON_CLIENT_SECRET", "test-secret");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("run pcrecon extract");
+    Finished {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }

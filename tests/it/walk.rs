@@ -233,8 +233,8 @@ async fn serving_from_generator_flags_hands_out_that_worlds_truth() {
     let emulator =
         Emulator::start(&["--seed", "5", "--customers", "3", "--months", "1", "--usage-rows-per-month", "150"]);
     let client = emulator.client().await;
-    let truth: Value =
-        client.http.get(format!("{}/_emulator/truth.json", client.base)).send().await.unwrap().json().await.unwrap();
+    let truth = client.http.get(format!("{}/_emulator/truth.json", client.base)).send().await.unwrap();
+    let truth: Value = serde_json::from_slice(&truth.bytes().await.unwrap()).unwrap();
     assert_eq!(truth["seed"], 5);
     assert_eq!(truth["generator"]["customers"], "3");
     let (customers, _) = client.all_items("/v1/customers").await;

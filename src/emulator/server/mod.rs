@@ -70,6 +70,8 @@ pub struct ServeSettings {
     pub continuation_ttl_secs: u64,
     /// Requests per minute on customer, order and subscription resources (0: unlimited).
     pub rate_limit_per_minute: u32,
+    /// Refuse app-only tokens (403) on the endpoints that need App+User (spec §1.2).
+    pub require_app_user: bool,
 }
 
 /// Why the server could not run.
@@ -205,6 +207,20 @@ fn is_paged(path: &str) -> bool {
     path == "/v1/invoices" || path == "/v1/customers" || path.contains("/lineitems")
 }
 
+/// Operations the documentation lists as App+User only (spec §1.2).
+fn needs_app_user(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    let segments: Vec<&str> = p.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["", "v1", "invoices", "summaries"] => true,
+        ["", "v1", "invoices", id] => !matches!(*id, "summary" | "estimates" | "unbilled"),
+        ["", "v1", "invoices", _, "documents", "statement"] => true,
+        ["", "v1", "invoices", _, "receipts", _, "documents", "statement"] => true,
+        ["", "v1", "customers", _, "entitlements"] => true,
+        _ => false,
+    }
+}
+
 fn is_rate_limited_resource(path: &str) -> bool {
     path.starts_with("/v1/customers")
 }
@@ -264,6 +280,13 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
                     ));
                 }
                 Some(token) => match app.signer.check_access(token) {
+                    Ok(kind) if app.settings.require_app_user && kind == "app" && needs_app_user(&path) => {
+                        return Ok(respond::canonical(
+                            StatusCode::FORBIDDEN,
+                            "2032",
+                            "Access denied: this operation needs an App+User token",
+                        ));
+                    }
                     Ok(_) if fault == Some(Fault::ExpiredToken) => {
                         return Ok(respond::unauthorized(
                             "Access denied: the access token has expired",

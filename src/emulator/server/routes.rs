@@ -518,6 +518,9 @@ fn grant(app: &App, fields: &[(String, String)]) -> Result<(&'static str, bool),
             }
             Ok(("app", false))
         }
+        // The redemption of the partner-consent code (secure application model): a user token and
+        // the refresh token that later runs use.
+        Some("authorization_code") if get("code").is_some_and(|c| !c.is_empty()) => Ok(("user", true)),
         Some("refresh_token") => match get("refresh_token") {
             Some(t) if app.signer.check_refresh(t) => Ok(("user", true)),
             _ => Err(token_error("invalid_grant", "AADSTS70000: The provided refresh token is invalid or expired.")),

@@ -1,0 +1,224 @@
+//! Entra ID access tokens: the client-credentials grant (app-only) and the refresh-token grant
+//! of the secure application model (App+User, which some endpoints need, spec §1.2).
+//!
+//! Tokens are cached and refreshed ahead of expiry (30 s, or a fifth of a short lifetime), and
+//! dropped when the API answers 401. The provider never sends a request on its own: the HTTP
+//! layer calls it while holding the request's in-flight permit, so token calls count against the
+//! same bound as API calls. Secrets and tokens live in [`SecretString`] and are never formatted.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use url::Url;
+
+/// Which kind of token a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// App-only (client credentials).
+    App,
+    /// App+User (refresh token), where configured; app-only otherwise.
+    User,
+}
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Entra ID refused the credentials (not retried).
+    #[error("the token endpoint refused the {grant} grant with HTTP {status}: {error}: {description}")]
+    Refused {
+        /// Grant type.
+        grant: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code.
+        error: String,
+        /// Its description (Entra's AADSTS text, which never echoes the secret).
+        description: String,
+    },
+    /// A transient failure (transport error, 5xx, 429); the caller may retry.
+    #[error("the token endpoint is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl AuthError {
+    /// Whether retrying may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AuthError::Unavailable(_))
+    }
+}
+
+/// What the provider needs to ask for tokens.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Token endpoint.
+    pub token_url: Url,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: SecretString,
+    /// Scope of the client-credentials grant.
+    pub scope: String,
+    /// Refresh token of the App+User flow.
+    pub refresh_token: Option<SecretString>,
+}
+
+struct Cached {
+    token: SecretString,
+    refresh_at: Instant,
+}
+
+/// Hands out valid access tokens.
+pub struct TokenProvider {
+    credentials: Credentials,
+    app: Mutex<Option<Cached>>,
+    user: Mutex<(Option<Cached>, Option<SecretString>)>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenErrorBody {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// Seconds from `expires_in`, which v2 sends as a number and v1 as a string.
+fn lifetime(value: Option<&serde_json::Value>) -> Duration {
+    let secs = match value {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    Duration::from_secs(secs.unwrap_or(3600))
+}
+
+/// When to refresh a token that lives `lifetime`: 30 s early, or a fifth of a short lifetime.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    Duration::from_secs(30).min(lifetime / 5)
+}
+
+impl TokenProvider {
+    /// A provider for some credentials.
+    pub fn new(credentials: Credentials) -> TokenProvider {
+        let refresh = credentials.refresh_token.clone();
+        TokenProvider { credentials, app: Mutex::new(None), user: Mutex::new((None, refresh)) }
+    }
+
+    /// A valid token of a kind, fetched or refreshed with `http` if needed.
+    pub async fn token(&self, http: &reqwest::Client, kind: TokenKind) -> Result<SecretString, AuthError> {
+        if kind == TokenKind::User {
+            let mut user = self.user.lock().await;
+            if user.1.is_some() {
+                if let Some(c) = user.0.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+                    return Ok(c.token.clone());
+                }
+                let refresh = user.1.clone().unwrap_or_else(|| SecretString::from(String::new()));
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("client_id", self.credentials.client_id.as_str()),
+                    ("client_secret", self.credentials.client_secret.expose_secret()),
+                    ("refresh_token", refresh.expose_secret()),
+                    ("scope", "https://api.partnercenter.microsoft.com/user_impersonation offline_access"),
+                ];
+                let (cached, rotated) = self.request(http, "refresh_token", &form).await?;
+                let token = cached.token.clone();
+                user.0 = Some(cached);
+                if let Some(r) = rotated {
+                    user.1 = Some(r);
+                }
+                return Ok(token);
+            }
+        }
+        let mut app = self.app.lock().await;
+        if let Some(c) = app.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+            return Ok(c.token.clone());
+        }
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.credentials.client_id.as_str()),
+            ("client_secret", self.credentials.client_secret.expose_secret()),
+            ("scope", self.credentials.scope.as_str()),
+        ];
+        let (cached, _) = self.request(http, "client_credentials", &form).await?;
+        let token = cached.token.clone();
+        *app = Some(cached);
+        Ok(token)
+    }
+
+    /// Forgets a token the API refused, so the next call fetches a new one. A token that was
+    /// already replaced by another task is left alone.
+    pub async fn invalidate(&self, refused: &SecretString) {
+        let same = |c: &Option<Cached>| c.as_ref().is_some_and(|c| c.token.expose_secret() == refused.expose_secret());
+        let mut app = self.app.lock().await;
+        if same(&app) {
+            *app = None;
+        }
+        drop(app);
+        let mut user = self.user.lock().await;
+        if same(&user.0) {
+            user.0 = None;
+        }
+    }
+
+    async fn request(
+        &self,
+        http: &reqwest::Client,
+        grant: &'static str,
+        form: &[(&str, &str)],
+    ) -> Result<(Cached, Option<SecretString>), AuthError> {
+        let response = http
+            .post(self.credentials.token_url.clone())
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| AuthError::Unavailable(crate::api::http::describe_transport(&e)))?;
+        let status = response.status().as_u16();
+        let body =
+            response.bytes().await.map_err(|e| AuthError::Unavailable(crate::api::http::describe_transport(&e)))?;
+        if status == 429 || status >= 500 {
+            return Err(AuthError::Unavailable(format!("HTTP {status}")));
+        }
+        if status != 200 {
+            let e: TokenErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+            return Err(AuthError::Refused { grant, status, error: e.error, description: e.error_description });
+        }
+        let t: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| AuthError::Unavailable(format!("unreadable token response: {e}")))?;
+        let life = lifetime(t.expires_in.as_ref());
+        let cached = Cached {
+            token: SecretString::from(t.access_token),
+            refresh_at: Instant::now() + life - refresh_margin(life),
+        };
+        tracing::debug!(event = "token_issued", grant, lifetime_secs = life.as_secs());
+        Ok((cached, t.refresh_token.map(SecretString::from)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_come_as_numbers_or_strings() {
+        assert_eq!(lifetime(Some(&serde_json::json!(3599))), Duration::from_secs(3599));
+        assert_eq!(lifetime(Some(&serde_json::json!("3600"))), Duration::from_secs(3600));
+        assert_eq!(lifetime(None), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn short_tokens_are_refreshed_a_fifth_early_long_ones_thirty_seconds() {
+        assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(30));
+        assert_eq!(refresh_margin(Duration::from_secs(5)), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,483 @@
+//! One gate for every request to Partner Center: the shared in-flight bound, the global
+//! `Retry-After` deadline, tokens, request ids, retries with backoff, and errors that say where.
+//!
+//! Order of one attempt: wait out any `Retry-After` deadline → take an in-flight permit → get a
+//! token (fetching it under the same permit) → send → read the whole body → release the permit.
+//! 429 (and 503 with `Retry-After`) set a deadline no request passes; 5xx, 408, resets, timeouts
+//! and truncated bodies back off exponentially with jitter; 401 drops the token and retries once;
+//! other 4xx fail at once with the dataset, scope, page and `MS-RequestId` in the error.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use secrecy::ExposeSecret;
+use tokio::sync::{Mutex, Semaphore};
+use url::Url;
+
+use super::auth::{AuthError, TokenKind, TokenProvider};
+
+/// Where a request belongs, for errors and logs.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Dataset being extracted.
+    pub dataset: &'static str,
+    /// Invoice id, `CCY/period`, customer id, or `all`.
+    pub scope: String,
+    /// Page number within its sequence, from 1.
+    pub page: u32,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dataset {}, {} {}, page {}", self.dataset, scope_kind(&self.scope), self.scope, self.page)
+    }
+}
+
+fn scope_kind(scope: &str) -> &'static str {
+    match scope.as_bytes().first() {
+        Some(b'G' | b'D' | b'T') if !scope.contains('/') => "invoice",
+        _ if scope.contains('/') => "unbilled",
+        _ if scope == "all" => "scope",
+        _ => "customer",
+    }
+}
+
+/// A request failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with a status that retrying cannot fix.
+    #[error("{context}: HTTP {status} for {path} (MS-RequestId {request_id}): {detail}")]
+    Status {
+        /// Where.
+        context: Context,
+        /// HTTP status.
+        status: u16,
+        /// Path and query (no secrets travel in them).
+        path: String,
+        /// The request id sent.
+        request_id: String,
+        /// What the error body said.
+        detail: String,
+    },
+    /// Transient failures did not stop.
+    #[error("{context}: gave up after {attempts} attempts for {path} (MS-RequestId {request_id}): {last}")]
+    Exhausted {
+        /// Where.
+        context: Context,
+        /// Attempts made.
+        attempts: u32,
+        /// Path and query.
+        path: String,
+        /// The request id sent.
+        request_id: String,
+        /// The last failure.
+        last: String,
+    },
+    /// No token.
+    #[error("{context}: authentication failed: {source}")]
+    Auth {
+        /// Where.
+        context: Context,
+        /// Why.
+        source: AuthError,
+    },
+}
+
+impl ApiError {
+    /// The HTTP status, when the API answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the failure is about credentials (401 after a fresh token, 403, token refused).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ApiError::Auth { .. } | ApiError::Status { status: 401 | 403, .. })
+    }
+}
+
+/// A response that arrived whole.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The body.
+    pub body: Bytes,
+    /// `MS-RequestId` sent with the request.
+    pub request_id: String,
+    /// When the body arrived.
+    pub fetched_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Counters of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Requests sent (token calls excluded).
+    pub requests: AtomicU64,
+    /// Retries after transient failures.
+    pub retries: AtomicU64,
+    /// 429 answers.
+    pub throttled: AtomicU64,
+    /// 401 answers.
+    pub unauthorized: AtomicU64,
+}
+
+/// Tunables of the gate.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Requests in flight at most.
+    pub max_in_flight: usize,
+    /// Time limit of one attempt, body included.
+    pub timeout: Duration,
+    /// Retries of transient failures (5xx, resets, timeouts, truncated bodies).
+    pub max_retries: u32,
+    /// Retries after 429 (they wait as long as asked, so they may be many).
+    pub max_throttled: u32,
+    /// First backoff; doubles each retry up to `max_backoff`.
+    pub base_backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+    /// Wait after a 429 that names no `Retry-After`.
+    pub default_retry_after: Duration,
+}
+
+impl Policy {
+    /// The defaults for a bound and a timeout.
+    pub fn new(max_in_flight: usize, timeout: Duration, max_retries: u32) -> Policy {
+        Policy {
+            max_in_flight,
+            timeout,
+            max_retries,
+            max_throttled: 60,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            default_retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The Partner Center HTTP client.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    auth: TokenProvider,
+    permits: Semaphore,
+    not_before: Mutex<Instant>,
+    correlation_id: String,
+    policy: Policy,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// A transport error described without its URL (which reqwest would include).
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body incomplete"
+    } else if e.is_request() {
+        "connection dropped"
+    } else {
+        "transport error"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Seconds or an HTTP date, as `Retry-After` may say.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// What the error body says, in one line.
+fn error_detail(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let pick = |k: &str| v.get(k).map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned));
+    match (pick("code"), pick("description"), pick("message"), pick("errorCode")) {
+        (Some(code), Some(description), _, _) => format!("{code}: {description}"),
+        (_, _, Some(message), _) => message,
+        (_, _, _, Some(code)) => code,
+        _ => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
+enum Attempt {
+    Done(Response),
+    Fatal(ApiError),
+    Retry { wait: Duration, reason: String, throttled: bool },
+}
+
+impl Client {
+    /// A client for an API root with a token provider.
+    pub fn new(base: &Url, auth: TokenProvider, policy: Policy) -> Result<Client, String> {
+        let http = reqwest::Client::builder()
+            .timeout(policy.timeout)
+            .connect_timeout(Duration::from_secs(30))
+            .user_agent(concat!("pcrecon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            auth,
+            permits: Semaphore::new(policy.max_in_flight),
+            not_before: Mutex::new(Instant::now()),
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            policy,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The API root without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Requests in flight at most.
+    pub fn max_in_flight(&self) -> usize {
+        self.policy.max_in_flight
+    }
+
+    /// The correlation id of this run.
+    pub fn correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// Resolves a link as spec §1.1 says: relative links omit `/v1` unless they start with it.
+    pub fn resolve(&self, uri: &str) -> String {
+        if uri.starts_with("http://") || uri.starts_with("https://") {
+            uri.to_owned()
+        } else if uri.starts_with("/v1/") || uri == "/v1" {
+            format!("{}{uri}", self.base)
+        } else {
+            format!("{}/v1{}", self.base, if uri.starts_with('/') { uri.to_owned() } else { format!("/{uri}") })
+        }
+    }
+
+    async fn wait_for_deadline(&self) {
+        loop {
+            let deadline = *self.not_before.lock().await;
+            if deadline <= Instant::now() {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+
+    async fn push_deadline(&self, wait: Duration) {
+        // A little beyond what was asked: an HTTP date has whole seconds, clocks differ by a hair.
+        let deadline = Instant::now() + wait + Duration::from_millis(100);
+        let mut nb = self.not_before.lock().await;
+        if deadline > *nb {
+            *nb = deadline;
+        }
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        let exp = self.policy.base_backoff.saturating_mul(1u32 << retry.min(16)).min(self.policy.max_backoff);
+        let permille = rand::rng().random_range(500..=1000u32);
+        exp * permille / 1000
+    }
+
+    /// GETs `url` (absolute) with extra headers; returns the whole body of a 2xx answer.
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        accept: &'static str,
+        kind: TokenKind,
+        context: &Context,
+    ) -> Result<Response, ApiError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let path = url.strip_prefix(&self.base).unwrap_or(url).to_owned();
+        let mut retries = 0u32;
+        let mut throttled = 0u32;
+        let mut refreshed = false;
+        loop {
+            match self.attempt(url, headers, accept, kind, context, &request_id, &path, &mut refreshed).await {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Retry { wait, reason, throttled: was_throttled } => {
+                    let (count, limit) = if was_throttled {
+                        throttled += 1;
+                        (throttled, self.policy.max_throttled)
+                    } else {
+                        retries += 1;
+                        (retries, self.policy.max_retries)
+                    };
+                    if count > limit {
+                        return Err(ApiError::Exhausted {
+                            context: context.clone(),
+                            attempts: retries + throttled,
+                            path,
+                            request_id,
+                            last: reason,
+                        });
+                    }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(event = "retry", dataset = context.dataset, scope = %context.scope, page = context.page, %reason, wait_ms = wait.as_millis() as u64);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        accept: &'static str,
+        kind: TokenKind,
+        context: &Context,
+        request_id: &str,
+        path: &str,
+        refreshed: &mut bool,
+    ) -> Attempt {
+        let permit = loop {
+            self.wait_for_deadline().await;
+            let Ok(permit) = self.permits.acquire().await else {
+                return Attempt::Fatal(ApiError::Exhausted {
+                    context: context.clone(),
+                    attempts: 0,
+                    path: path.to_owned(),
+                    request_id: request_id.to_owned(),
+                    last: "the client was shut down".into(),
+                });
+            };
+            // A 429 may have arrived while this request waited for its permit.
+            if *self.not_before.lock().await <= Instant::now() {
+                break permit;
+            }
+        };
+        let token = match self.auth.token(&self.http, kind).await {
+            Ok(t) => t,
+            Err(e) if e.is_transient() => {
+                return Attempt::Retry { wait: self.backoff(0), reason: e.to_string(), throttled: false };
+            }
+            Err(source) => return Attempt::Fatal(ApiError::Auth { context: context.clone(), source }),
+        };
+        let mut request = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+            .header(ACCEPT, accept)
+            .header("MS-RequestId", request_id)
+            .header("MS-CorrelationId", &self.correlation_id)
+            .header("X-Locale", "en-US");
+        for (k, v) in headers {
+            request = request.header(k.as_str(), v.as_str());
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = request.send().await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                drop(permit);
+                return Attempt::Retry { wait: self.backoff(0), reason: describe_transport(&e), throttled: false };
+            }
+        };
+        let status = response.status().as_u16();
+        let response_headers = response.headers().clone();
+        let body = response.bytes().await;
+        drop(permit);
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry { wait: self.backoff(1), reason: describe_transport(&e), throttled: false };
+            }
+        };
+        tracing::debug!(event = "response", dataset = context.dataset, scope = %context.scope, page = context.page, status, request_id, bytes = body.len());
+        match status {
+            200..=299 => {
+                Attempt::Done(Response { body, request_id: request_id.to_owned(), fetched_at: chrono::Utc::now() })
+            }
+            429 => {
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                let wait = retry_after(&response_headers).unwrap_or(self.policy.default_retry_after);
+                self.push_deadline(wait).await;
+                Attempt::Retry {
+                    wait: Duration::ZERO,
+                    reason: format!("HTTP 429, Retry-After {}s", wait.as_secs()),
+                    throttled: true,
+                }
+            }
+            401 if !*refreshed => {
+                self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+                *refreshed = true;
+                self.auth.invalidate(&token).await;
+                Attempt::Retry {
+                    wait: Duration::ZERO,
+                    reason: "HTTP 401: token refused, fetched a new one".into(),
+                    throttled: false,
+                }
+            }
+            408 | 500..=599 => {
+                let asked = retry_after(&response_headers);
+                if let Some(wait) = asked {
+                    self.push_deadline(wait).await;
+                }
+                let wait = asked.map_or_else(|| self.backoff(1), |_| Duration::ZERO);
+                Attempt::Retry { wait, reason: format!("HTTP {status}: {}", error_detail(&body)), throttled: false }
+            }
+            _ => Attempt::Fatal(ApiError::Status {
+                context: context.clone(),
+                status,
+                path: path.to_owned(),
+                request_id: request_id.to_owned(),
+                detail: error_detail(&body),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(5));
+        h.insert(RETRY_AFTER, later.parse().unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(wait > Duration::from_secs(3) && wait <= Duration::from_secs(5), "{wait:?}");
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_bodies_of_every_documented_shape_are_summarised() {
+        assert_eq!(error_detail(br#"{"code":"1000","description":"Not found","data":[]}"#), "1000: Not found");
+        assert_eq!(error_detail(br#"{"code":1000,"description":"Not found"}"#), "1000: Not found");
+        assert_eq!(error_detail(br#"{"message":"The request is invalid."}"#), "The request is invalid.");
+        assert_eq!(error_detail(b"plain text"), "plain text");
+    }
+
+    #[test]
+    fn contexts_name_the_scope_kind() {
+        let c = Context { dataset: "billed_recon_line_items", scope: "G000123".into(), page: 3 };
+        assert_eq!(c.to_string(), "dataset billed_recon_line_items, invoice G000123, page 3");
+        let u = Context { dataset: "unbilled_recon_line_items", scope: "EUR/current".into(), page: 1 };
+        assert_eq!(u.to_string(), "dataset unbilled_recon_line_items, unbilled EUR/current, page 1");
+    }
+}

@@ -1,0 +1,391 @@
+//! One pager for every paging style of the API (spec §5): offset, seek (continuation token),
+//! unpaged collections and single resources. It turns a [`Sequence`] into [`Event`]s on a bounded
+//! channel: pages as they arrive, and on a rejected or expired continuation token a
+//! [`Event::Restart`] that tells the consumer to drop what it had of this sequence before the
+//! sequence is fetched again from its first page, so no row is ever emitted twice.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc::Sender;
+
+use super::auth::TokenKind;
+use super::http::{ApiError, Client, Context};
+
+/// How an endpoint pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// A single resource (`GET …/{id}`): the whole body is one item.
+    Single,
+    /// A collection in one response.
+    Unpaged,
+    /// `size` + `offset`, next page in `links.next.uri`.
+    Offset,
+    /// `seekOperation=Next` + `MS-ContinuationToken`.
+    Seek,
+    /// Bytes that are not JSON (a PDF statement).
+    Document,
+}
+
+/// One sequence of pages to fetch: an endpoint for one scope.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    /// Dataset the items belong to.
+    pub dataset: &'static str,
+    /// Invoice id, `CCY/period`, customer id, or `all`.
+    pub scope: String,
+    /// Absolute URL of the first page.
+    pub first: String,
+    /// Paging style.
+    pub paging: Paging,
+    /// Token kind the endpoint needs.
+    pub token: TokenKind,
+}
+
+/// One page as received.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Dataset.
+    pub dataset: &'static str,
+    /// Scope.
+    pub scope: String,
+    /// Attempt of the sequence this page belongs to, from 1.
+    pub attempt: u32,
+    /// Page number within the attempt, from 1.
+    pub number: u32,
+    /// `MS-RequestId` of the request.
+    pub request_id: String,
+    /// URL fetched.
+    pub url: String,
+    /// When it arrived.
+    pub fetched_at: chrono::DateTime<chrono::Utc>,
+    /// The body exactly as received.
+    pub body: Bytes,
+    /// Byte ranges of the items within `body`.
+    pub items: Vec<Range<usize>>,
+}
+
+impl Page {
+    /// The items' JSON text.
+    pub fn item_texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.items.iter().map(|r| &self.body[r.clone()])
+    }
+}
+
+/// What a sequence tells its consumer.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A page of items.
+    Page(Page),
+    /// Drop every page of this sequence received so far: it starts again from its first page.
+    Restart {
+        /// Dataset.
+        dataset: &'static str,
+        /// Scope.
+        scope: String,
+        /// The attempt that starts now.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The sequence is complete.
+    Done {
+        /// Dataset.
+        dataset: &'static str,
+        /// Scope.
+        scope: String,
+        /// Attempt that completed.
+        attempt: u32,
+        /// Pages of that attempt.
+        pages: u32,
+        /// Items of that attempt.
+        items: u64,
+    },
+}
+
+/// Why a sequence failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PagingError {
+    /// The request failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A 200 answer that is not a page, even after retries.
+    #[error("{context}: the page from {url} (MS-RequestId {request_id}) is not valid JSON: {detail}")]
+    Malformed {
+        /// Where.
+        context: Context,
+        /// URL.
+        url: String,
+        /// Request id.
+        request_id: String,
+        /// Parser message.
+        detail: String,
+    },
+    /// The consumer went away.
+    #[error("the consumer of the extracted pages stopped")]
+    Closed,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    items: Vec<&'a RawValue>,
+    #[serde(default)]
+    links: Option<Links>,
+    #[serde(rename = "continuationToken", default)]
+    continuation_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Links {
+    #[serde(default)]
+    next: Option<Link>,
+}
+
+#[derive(Deserialize)]
+struct Link {
+    #[serde(default)]
+    uri: String,
+    #[serde(default)]
+    headers: Vec<HeaderPair>,
+}
+
+#[derive(Deserialize)]
+struct HeaderPair {
+    key: String,
+    value: String,
+}
+
+/// Where the next page is.
+struct NextPage {
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+/// What a page body holds: item spans, the next link, and the top-level continuation token.
+struct Parsed {
+    items: Vec<Range<usize>>,
+    next: Option<Link>,
+    token: Option<String>,
+}
+
+impl Parsed {
+    fn whole(start: usize, end: usize) -> Parsed {
+        Parsed { items: vec![Range { start, end }], next: None, token: None }
+    }
+}
+
+/// Item spans of a collection body, and its next link.
+fn parse_collection(body: &Bytes) -> Result<Parsed, String> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let base = body.as_ptr() as usize;
+    let items = envelope
+        .items
+        .iter()
+        .map(|raw| {
+            let start = raw.get().as_ptr() as usize - base;
+            start..start + raw.get().len()
+        })
+        .collect();
+    Ok(Parsed { items, next: envelope.links.and_then(|l| l.next), token: envelope.continuation_token })
+}
+
+fn single_item(body: &Bytes) -> Result<Parsed, String> {
+    let _: &RawValue = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    Ok(Parsed::whole(start, end))
+}
+
+/// `url` with one query parameter set (case-insensitively replaced).
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut pairs: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.split('=').next().unwrap_or("").eq_ignore_ascii_case(name))
+        .map(str::to_owned)
+        .collect();
+    pairs.push(format!("{name}={value}"));
+    format!("{path}?{}", pairs.join("&"))
+}
+
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.into_owned())
+}
+
+/// A link that cannot be followed as it is: a second `?`, or an empty `offset=`.
+fn is_malformed(uri: &str) -> bool {
+    uri.matches('?').count() > 1 || uri.split(['?', '&']).any(|p| p.eq_ignore_ascii_case("offset="))
+}
+
+fn next_page(
+    client: &Client,
+    seq: &Sequence,
+    link: Link,
+    top_token: Option<String>,
+    offset_seen: usize,
+) -> Option<NextPage> {
+    match seq.paging {
+        Paging::Seek => {
+            let mut headers: Vec<(String, String)> = link.headers.into_iter().map(|h| (h.key, h.value)).collect();
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("MS-ContinuationToken")) {
+                headers.push(("MS-ContinuationToken".into(), top_token.filter(|t| !t.is_empty())?));
+            }
+            let url = if link.uri.is_empty() || is_malformed(&link.uri) {
+                with_param(&seq.first, "seekOperation", "Next")
+            } else {
+                client.resolve(&link.uri)
+            };
+            Some(NextPage { url, headers })
+        }
+        Paging::Offset => {
+            let url = if link.uri.is_empty() || is_malformed(&link.uri) {
+                with_param(&seq.first, "offset", &offset_seen.to_string())
+            } else {
+                client.resolve(&link.uri)
+            };
+            Some(NextPage { url, headers: link.headers.into_iter().map(|h| (h.key, h.value)).collect() })
+        }
+        Paging::Single | Paging::Unpaged | Paging::Document => None,
+    }
+}
+
+/// How often a malformed 200 page is fetched again.
+const MAX_REFETCH: u32 = 3;
+/// How often a seek sequence is restarted after its continuation token was refused. A restart
+/// costs only refetching; the bound stops a sequence whose tokens can never outlive a page.
+const MAX_RESTARTS: u32 = 20;
+
+/// Fetches a sequence to its last page, sending events; returns the number of items.
+pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<u64, PagingError> {
+    let accept = if seq.paging == Paging::Document { "application/pdf" } else { "application/json" };
+    let mut attempt = 1u32;
+    'attempts: loop {
+        let mut url = seq.first.clone();
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut number = 1u32;
+        let mut items_total = 0u64;
+        let mut offset = query_value(&seq.first, "offset").and_then(|o| o.parse().ok()).unwrap_or(0usize);
+        loop {
+            let context = Context { dataset: seq.dataset, scope: seq.scope.clone(), page: number };
+            let mut refetch = 0;
+            let (response, items, next) = loop {
+                let response = match client.get(&url, &headers, accept, seq.token, &context).await {
+                    Ok(r) => r,
+                    // A continuation token refused or expired mid-sequence: start again from page 1.
+                    Err(e)
+                        if seq.paging == Paging::Seek
+                            && number > 1
+                            && e.status() == Some(400)
+                            && attempt <= MAX_RESTARTS =>
+                    {
+                        attempt += 1;
+                        tracing::info!(event = "sequence_restart", dataset = seq.dataset, scope = %seq.scope, attempt, reason = %e);
+                        let restart = Event::Restart {
+                            dataset: seq.dataset,
+                            scope: seq.scope.clone(),
+                            attempt,
+                            reason: e.to_string(),
+                        };
+                        tx.send(restart).await.map_err(|_| PagingError::Closed)?;
+                        continue 'attempts;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let parsed = match seq.paging {
+                    Paging::Document => Ok(Parsed::whole(0, response.body.len())),
+                    Paging::Single => single_item(&response.body),
+                    _ => parse_collection(&response.body),
+                };
+                match parsed {
+                    Ok(Parsed { items, next, token }) => break (response, items, next.map(|n| (n, token))),
+                    Err(detail) if refetch < MAX_REFETCH => {
+                        refetch += 1;
+                        tracing::debug!(event = "page_refetch", dataset = seq.dataset, scope = %seq.scope, page = number, %detail);
+                    }
+                    Err(detail) => {
+                        return Err(PagingError::Malformed { context, url, request_id: response.request_id, detail });
+                    }
+                }
+            };
+            items_total += items.len() as u64;
+            offset += items.len();
+            let page = Page {
+                dataset: seq.dataset,
+                scope: seq.scope.clone(),
+                attempt,
+                number,
+                request_id: response.request_id,
+                url: url.strip_prefix(client.base()).unwrap_or(&url).to_owned(),
+                fetched_at: response.fetched_at,
+                body: response.body,
+                items,
+            };
+            let empty = page.items.is_empty();
+            tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
+            let following = next.and_then(|(link, token)| next_page(client, seq, link, token, offset));
+            match following {
+                // An empty page that still points onward would loop forever: treat it as the end.
+                Some(n) if !(empty && seq.paging == Paging::Offset) => {
+                    url = n.url;
+                    headers = n.headers;
+                    number += 1;
+                }
+                _ => {
+                    let done = Event::Done {
+                        dataset: seq.dataset,
+                        scope: seq.scope.clone(),
+                        attempt,
+                        pages: number,
+                        items: items_total,
+                    };
+                    tx.send(done).await.map_err(|_| PagingError::Closed)?;
+                    return Ok(items_total);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_spans_point_at_the_items_text() {
+        let body = Bytes::from_static(br#"{"totalCount":2,"items":[{"a":1.10},{"b":"x"}],"links":{"next":{"uri":"/x?y=1","headers":[{"key":"MS-ContinuationToken","value":"t+/="}]}}}"#);
+        let Parsed { items, next, .. } = parse_collection(&body).unwrap();
+        let texts: Vec<&[u8]> = items.iter().map(|r| &body[r.clone()]).collect();
+        assert_eq!(texts, [&br#"{"a":1.10}"#[..], &br#"{"b":"x"}"#[..]]);
+        let next = next.unwrap();
+        assert_eq!(next.uri, "/x?y=1");
+        assert_eq!(next.headers[0].value, "t+/=");
+    }
+
+    #[test]
+    fn malformed_links_are_recognised() {
+        assert!(is_malformed("/invoices/G1/lineitems?provider=onetime&size=2?seekOperation=Next"));
+        assert!(is_malformed("/invoices/D1/lineitems?provider=office&size=1&offset="));
+        assert!(!is_malformed("/invoices/D1/lineitems?provider=office&size=1&offset=1"));
+    }
+
+    #[test]
+    fn parameters_are_replaced_case_insensitively() {
+        assert_eq!(
+            with_param("http://h/v1/x?a=1&SeekOperation=Next", "seekOperation", "Next"),
+            "http://h/v1/x?a=1&seekOperation=Next"
+        );
+        assert_eq!(with_param("http://h/v1/x", "offset", "4"), "http://h/v1/x?offset=4");
+        assert_eq!(query_value("http://h/v1/x?Offset=7&b=2", "offset").as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn single_resources_are_one_item() {
+        let body = Bytes::from_static(b" {\"id\":\"G1\"}\n");
+        assert_eq!(single_item(&body).unwrap().items, [Range { start: 1, end: 12 }]);
+        assert!(single_item(&Bytes::from_static(b"{\"id\":")).is_err());
+    }
+}

@@ -1,0 +1,406 @@
+//! Configuration: a TOML file plus the environment (`PCRECON_*`), validated once at start into
+//! [`Settings`]. Secrets are read here and nowhere else, and only ever held as [`SecretString`].
+//!
+//! ```toml
+//! [api]
+//! tenant_id = "11111111-2222-3333-4444-555555555555"
+//! client_id = "66666666-7777-8888-9999-000000000000"
+//! authority_url = "https://login.microsoftonline.com"     # default
+//! base_url = "https://api.partnercenter.microsoft.com"    # default
+//! max_in_flight = 4                                        # default
+//! client_secret_file = "/etc/pcrecon/client_secret"       # or PCRECON_CLIENT_SECRET
+//! refresh_token_file = "/etc/pcrecon/refresh_token"       # optional App+User (or PCRECON_REFRESH_TOKEN)
+//!
+//! [output]
+//! dir = "out"
+//!
+//! [extract]
+//! datasets = ["invoices", "billed_recon_line_items"]      # default: every dataset
+//! invoice_ids = ["G000123456"]                             # default: every invoice in the date range
+//! invoices_from = "2025-01-01"                             # invoice date, inclusive
+//! invoices_to = "2025-03-31"
+//! unbilled_periods = ["current", "previous"]               # default
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+/// Every dataset the extraction can produce, as DESIGN.md names them.
+pub const DATASETS: [&str; 14] = [
+    "invoices",
+    "invoice_summaries",
+    "billed_recon_line_items",
+    "billed_consumption_line_items",
+    "unbilled_recon_line_items",
+    "unbilled_consumption_line_items",
+    "legacy_office_line_items",
+    "legacy_azure_line_items",
+    "legacy_azure_usage_line_items",
+    "customers",
+    "orders",
+    "subscriptions",
+    "entitlements",
+    "documents",
+];
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never a secret: secrets are not in the file).
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    api: RawApi,
+    #[serde(default)]
+    output: RawOutput,
+    #[serde(default)]
+    extract: RawExtract,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    tenant_id: String,
+    client_id: String,
+    authority_url: Option<String>,
+    base_url: Option<String>,
+    max_in_flight: Option<usize>,
+    client_secret_file: Option<PathBuf>,
+    refresh_token_file: Option<PathBuf>,
+    scope: Option<String>,
+    request_timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtract {
+    datasets: Option<Vec<String>>,
+    invoice_ids: Option<Vec<String>>,
+    invoices_from: Option<toml::Value>,
+    invoices_to: Option<toml::Value>,
+    unbilled_periods: Option<Vec<String>>,
+    currencies: Option<Vec<String>>,
+}
+
+/// How pcrecon talks to Partner Center.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Partner tenant id.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret (client-credentials grant).
+    pub client_secret: SecretString,
+    /// Refresh token of the App+User flow, when configured.
+    pub refresh_token: Option<SecretString>,
+    /// Entra ID authority root.
+    pub authority_url: Url,
+    /// Partner Center API root.
+    pub base_url: Url,
+    /// Token scope of the client-credentials grant.
+    pub scope: String,
+    /// Requests in flight at most, across every dataset.
+    pub max_in_flight: usize,
+    /// Time limit of one request, body included.
+    pub request_timeout: Duration,
+    /// Retries of a transient failure before giving up.
+    pub max_retries: u32,
+}
+
+impl ApiSettings {
+    /// The token endpoint (`{authority}/{tenant}/oauth2/v2.0/token`).
+    pub fn token_url(&self) -> Result<Url, ConfigError> {
+        join(&self.authority_url, &format!("{}/oauth2/v2.0/token", self.tenant_id))
+    }
+}
+
+/// What to extract.
+#[derive(Debug, Clone)]
+pub struct ExtractSettings {
+    /// Datasets to extract.
+    pub datasets: Vec<&'static str>,
+    /// Only these billed invoices (empty: all in the date range).
+    pub invoice_ids: Vec<String>,
+    /// Invoices dated on or after.
+    pub invoices_from: Option<NaiveDate>,
+    /// Invoices dated on or before.
+    pub invoices_to: Option<NaiveDate>,
+    /// Unbilled periods (`current`, `previous`).
+    pub unbilled_periods: Vec<&'static str>,
+    /// Billing currencies for unbilled data (empty: those of the invoice summaries).
+    pub currencies: Vec<String>,
+}
+
+impl ExtractSettings {
+    /// Whether a dataset is wanted.
+    pub fn wants(&self, dataset: &str) -> bool {
+        self.datasets.contains(&dataset)
+    }
+}
+
+/// The validated configuration of a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// API access.
+    pub api: ApiSettings,
+    /// Output folder.
+    pub output_dir: PathBuf,
+    /// Extraction scope.
+    pub extract: ExtractSettings,
+}
+
+fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(path).map_err(|e| ConfigError::Invalid(format!("cannot build a URL from {base} and {path}: {e}")))
+}
+
+/// HTTPS everywhere except to loopback.
+fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| ConfigError::Invalid(format!("{name} {text:?} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => {
+            Err(ConfigError::Invalid(format!("{name} must use https (plain http is allowed to loopback only): {text}")))
+        }
+    }
+}
+
+/// Reads a secret from a file that only its owner can read.
+fn secret_file(name: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{name} {} is readable by group or others; chmod 600 it",
+            path.display()
+        )));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ConfigError::Invalid(format!("{name} {} is empty", path.display())));
+    }
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// A date written as a TOML date (`2025-01-01`) or a string (`"2025-01-01"`).
+fn date(name: &str, value: Option<toml::Value>) -> Result<Option<NaiveDate>, ConfigError> {
+    let text = match value {
+        None => return Ok(None),
+        Some(toml::Value::String(s)) => s,
+        Some(toml::Value::Datetime(d)) => d.to_string(),
+        Some(other) => return Err(ConfigError::Invalid(format!("{name} must be a date, not {}", other.type_str()))),
+    };
+    text.parse().map(Some).map_err(|_| ConfigError::Invalid(format!("{name} {text:?} is not a date (YYYY-MM-DD)")))
+}
+
+fn env_secret(var: &str) -> Option<SecretString> {
+    std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).map(SecretString::from)
+}
+
+impl Settings {
+    /// Loads and validates a config file; secrets come from the environment or secret files.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        let client_secret = match (env_secret("PCRECON_CLIENT_SECRET"), &raw.api.client_secret_file) {
+            (Some(s), _) => s,
+            (None, Some(file)) => secret_file("client_secret_file", &resolve(file))?,
+            (None, None) => {
+                return Err(ConfigError::Invalid(
+                    "no client secret: set PCRECON_CLIENT_SECRET or api.client_secret_file".into(),
+                ));
+            }
+        };
+        let refresh_token = match (env_secret("PCRECON_REFRESH_TOKEN"), &raw.api.refresh_token_file) {
+            (Some(s), _) => Some(s),
+            (None, Some(file)) => Some(secret_file("refresh_token_file", &resolve(file))?),
+            (None, None) => None,
+        };
+        let max_in_flight = raw.api.max_in_flight.unwrap_or(4);
+        if !(1..=64).contains(&max_in_flight) {
+            return Err(ConfigError::Invalid(format!("api.max_in_flight must be 1 to 64, not {max_in_flight}")));
+        }
+        let datasets = match raw.extract.datasets {
+            None => DATASETS.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    DATASETS.iter().copied().find(|d| d == n).ok_or_else(|| {
+                        ConfigError::Invalid(format!("unknown dataset {n:?} (known: {})", DATASETS.join(", ")))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let unbilled_periods = match raw.extract.unbilled_periods {
+            None => vec!["current", "previous"],
+            Some(periods) => periods
+                .iter()
+                .map(|p| match p.as_str() {
+                    "current" => Ok("current"),
+                    "previous" => Ok("previous"),
+                    other => Err(ConfigError::Invalid(format!("unknown unbilled period {other:?}"))),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let tenant_id = raw.api.tenant_id.trim().to_owned();
+        if tenant_id.is_empty() || raw.api.client_id.trim().is_empty() {
+            return Err(ConfigError::Invalid("api.tenant_id and api.client_id must not be empty".into()));
+        }
+        Ok(Settings {
+            api: ApiSettings {
+                tenant_id,
+                client_id: raw.api.client_id.trim().to_owned(),
+                client_secret,
+                refresh_token,
+                authority_url: checked_url(
+                    "api.authority_url",
+                    raw.api.authority_url.as_deref().unwrap_or("https://login.microsoftonline.com"),
+                )?,
+                base_url: checked_url(
+                    "api.base_url",
+                    raw.api.base_url.as_deref().unwrap_or("https://api.partnercenter.microsoft.com"),
+                )?,
+                scope: raw.api.scope.unwrap_or_else(|| "https://api.partnercenter.microsoft.com/.default".into()),
+                max_in_flight,
+                request_timeout: Duration::from_secs(raw.api.request_timeout_secs.unwrap_or(300).max(1)),
+                max_retries: raw.api.max_retries.unwrap_or(8),
+            },
+            output_dir: resolve(&raw.output.dir.unwrap_or_else(|| PathBuf::from("out"))),
+            extract: ExtractSettings {
+                datasets,
+                invoice_ids: raw.extract.invoice_ids.unwrap_or_default(),
+                invoices_from: date("extract.invoices_from", raw.extract.invoices_from)?,
+                invoices_to: date("extract.invoices_to", raw.extract.invoices_to)?,
+                unbilled_periods,
+                currencies: raw.extract.currencies.unwrap_or_default().iter().map(|c| c.to_uppercase()).collect(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s3cret\n", 0o600);
+        let cfg = write(
+            dir.path(),
+            "c.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n",
+            0o644,
+        );
+        let s = Settings::load(&cfg).unwrap();
+        assert_eq!(s.api.base_url.as_str(), "https://api.partnercenter.microsoft.com/");
+        assert_eq!(s.api.token_url().unwrap().as_str(), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
+        assert_eq!(s.api.max_in_flight, 4);
+        assert_eq!(s.api.client_secret.expose_secret(), "s3cret");
+        assert_eq!(s.extract.datasets.len(), DATASETS.len());
+        assert_eq!(s.output_dir, dir.path().join("out"));
+    }
+
+    #[test]
+    fn a_secret_file_readable_by_others_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "do-not-show", 0o644);
+        let cfg = write(
+            dir.path(),
+            "c.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n",
+            0o644,
+        );
+        let err = Settings::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("readable by group or others"), "{err}");
+        assert!(!err.contains("do-not-show"));
+    }
+
+    #[test]
+    fn plain_http_is_allowed_to_loopback_only() {
+        assert!(checked_url("x", "http://127.0.0.1:8080").is_ok());
+        assert!(checked_url("x", "http://localhost:8080").is_ok());
+        assert!(checked_url("x", "http://[::1]:8080").is_ok());
+        assert!(checked_url("x", "http://api.partnercenter.microsoft.com").is_err());
+        assert!(checked_url("x", "https://api.partnercenter.microsoft.com").is_ok());
+        assert!(checked_url("x", "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_and_datasets_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s", 0o600);
+        let cfg = write(
+            dir.path(),
+            "c.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\nbase_uri = \"x\"\n",
+            0o644,
+        );
+        assert!(Settings::load(&cfg).unwrap_err().to_string().contains("base_uri"));
+        let cfg = write(
+            dir.path(),
+            "d.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n[extract]\ndatasets = [\"nope\"]\n",
+            0o644,
+        );
+        assert!(Settings::load(&cfg).unwrap_err().to_string().contains("unknown dataset"));
+    }
+}
