@@ -25,11 +25,24 @@ pub struct Cli {
 // Parsed once per process: the size of the emulator's many flags does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
+    /// Run the job on the bundled samples, against the emulator started in this process.
+    Demo(DemoArgs),
     /// Extract every dataset in scope from the API into JSON lines (one file per sequence).
     Extract(ExtractArgs),
     /// The local Partner Center emulator: generate a world, or serve one over HTTP.
     #[command(subcommand)]
     Emulator(EmulatorCommand),
+}
+
+/// `pcrecon demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "pcrecon-demo")]
+    pub out: PathBuf,
+    /// Faults for the emulator to inject (same syntax as `emulator serve --faults`).
+    #[arg(long, default_value = "")]
+    pub faults: String,
 }
 
 /// `pcrecon extract`.

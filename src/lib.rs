@@ -10,3 +10,4 @@ pub mod config;
 pub mod emulator;
 pub mod extract;
 pub mod model;
+pub mod pipeline;

@@ -1,7 +1,7 @@
 //! Entra ID access tokens: the client-credentials grant (app-only) and the refresh-token grant
 //! of the secure application model (App+User, which some endpoints need, spec §1.2).
 //!
-//! Tokens are cached and refreshed ahead of expiry (30 s, or a fifth of a short lifetime), and
+//! Tokens are cached and refreshed ahead of expiry (30 s, or a third of a short lifetime), and
 //! dropped when the API answers 401. The provider never sends a request on its own: the HTTP
 //! layer calls it while holding the request's in-flight permit, so token calls count against the
 //! same bound as API calls. Secrets and tokens live in [`SecretString`] and are never formatted.
@@ -103,9 +103,10 @@ fn lifetime(value: Option<&serde_json::Value>) -> Duration {
     Duration::from_secs(secs.unwrap_or(3600))
 }
 
-/// When to refresh a token that lives `lifetime`: 30 s early, or a fifth of a short lifetime.
+/// When to refresh a token that lives `lifetime`: 30 s early, or a third of a short lifetime, so
+/// that a token handed out is still valid when its request arrives.
 fn refresh_margin(lifetime: Duration) -> Duration {
-    Duration::from_secs(30).min(lifetime / 5)
+    Duration::from_secs(30).min(lifetime / 3)
 }
 
 impl TokenProvider {
@@ -217,8 +218,8 @@ mod tests {
     }
 
     #[test]
-    fn short_tokens_are_refreshed_a_fifth_early_long_ones_thirty_seconds() {
+    fn short_tokens_are_refreshed_a_third_early_long_ones_thirty_seconds() {
         assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(30));
-        assert_eq!(refresh_margin(Duration::from_secs(5)), Duration::from_secs(1));
+        assert_eq!(refresh_margin(Duration::from_secs(6)), Duration::from_secs(2));
     }
 }

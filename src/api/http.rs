@@ -4,7 +4,8 @@
 //! Order of one attempt: wait out any `Retry-After` deadline → take an in-flight permit → get a
 //! token (fetching it under the same permit) → send → read the whole body → release the permit.
 //! 429 (and 503 with `Retry-After`) set a deadline no request passes; 5xx, 408, resets, timeouts
-//! and truncated bodies back off exponentially with jitter; 401 drops the token and retries once;
+//! and truncated bodies back off exponentially with jitter; 401 drops the token and retries with a
+//! new one (a few times at most);
 //! other 4xx fail at once with the dataset, scope, page and `MS-RequestId` in the error.
 
 use std::fmt;
@@ -218,6 +219,9 @@ fn error_detail(body: &[u8]) -> String {
     }
 }
 
+/// Fresh tokens one call may ask for after 401 answers.
+const MAX_TOKEN_RENEWALS: u32 = 3;
+
 enum Attempt {
     Done(Response),
     Fatal(ApiError),
@@ -309,9 +313,9 @@ impl Client {
         let path = url.strip_prefix(&self.base).unwrap_or(url).to_owned();
         let mut retries = 0u32;
         let mut throttled = 0u32;
-        let mut refreshed = false;
+        let mut renewals = 0u32;
         loop {
-            match self.attempt(url, headers, accept, kind, context, &request_id, &path, &mut refreshed).await {
+            match self.attempt(url, headers, accept, kind, context, &request_id, &path, &mut renewals).await {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Retry { wait, reason, throttled: was_throttled } => {
@@ -349,7 +353,7 @@ impl Client {
         context: &Context,
         request_id: &str,
         path: &str,
-        refreshed: &mut bool,
+        renewals: &mut u32,
     ) -> Attempt {
         let permit = loop {
             self.wait_for_deadline().await;
@@ -419,9 +423,11 @@ impl Client {
                     throttled: true,
                 }
             }
-            401 if !*refreshed => {
+            // A refused token is replaced and the call retried with the new one; a fresh token
+            // refused again and again means the credentials themselves are not accepted.
+            401 if *renewals < MAX_TOKEN_RENEWALS => {
                 self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-                *refreshed = true;
+                *renewals += 1;
                 self.auth.invalidate(&token).await;
                 Attempt::Retry {
                     wait: Duration::ZERO,

@@ -126,8 +126,14 @@ fn the_in_flight_bound_is_reached_and_never_passed() {
     let (emulator, log) = serve(dir.path(), "bound", &["--latency-ms", "20"]);
     let finished = extract(&emulator, dir.path(), "", &[], &[]);
     assert_eq!(finished.code, 0, "{}", finished.stderr);
-    let most = log_lines(&log).iter().map(|l| l["in_flight"].as_u64().unwrap()).max().unwrap();
+    let lines = log_lines(&log);
+    let most = lines.iter().map(|l| l["in_flight"].as_u64().unwrap()).max().unwrap();
     assert_eq!(most, 3, "requests fan out up to the bound and no further");
+    let api: Vec<&Value> = lines.iter().filter(|l| l["path"].as_str().unwrap().starts_with("/v1/")).collect();
+    let correlation: BTreeSet<&str> = api.iter().map(|l| l["correlation_id"].as_str().unwrap()).collect();
+    assert_eq!(correlation.len(), 1, "one MS-CorrelationId per run");
+    let request_ids: BTreeSet<&str> = api.iter().map(|l| l["request_id"].as_str().unwrap()).collect();
+    assert_eq!(request_ids.len(), api.len(), "a new MS-RequestId per call");
     assert!(dir.path().join("out/extract/summary.json").is_file(), "published under output.dir by default");
 }
 
@@ -245,4 +251,25 @@ fn app_user_endpoints_use_the_refresh_token_flow() {
         summary["items"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
     assert_eq!(counts["invoices"], 18);
     assert_eq!(counts["entitlements"], truth(&samples())["datasets"]["entitlements"].as_u64().unwrap());
+}
+
+#[test]
+fn the_demo_extracts_the_bundled_samples_through_the_emulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = std::process::Command::new(crate::helpers::bin())
+        .args(["demo", "--faults", "429=0.02,500=0.02,reset=0.01", "--out"])
+        .arg(&out)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("extract/summary.json")).unwrap()).unwrap();
+    let truth = truth(&samples());
+    for dataset in
+        ["billed_recon_line_items", "billed_consumption_line_items", "unbilled_consumption_line_items", "customers"]
+    {
+        assert_eq!(summary["items"][dataset], truth["datasets"][dataset], "{dataset}");
+    }
+    assert!(String::from_utf8_lossy(&output.stdout).contains("extracted into"));
 }

@@ -1,0 +1,253 @@
+//! Wires the stages of a run: settings → API client → extraction → consumer → atomic publish,
+//! and the demo, which runs the same job against the emulator over the bundled samples.
+//!
+//! Errors of every stage arrive here as a [`RunError`], which knows its exit code.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+
+use crate::api::auth::{Credentials, TokenProvider};
+use crate::api::http::{Client, Policy};
+use crate::api::paging::PagingError;
+use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
+use crate::extract::dump::{self, DumpReport};
+use crate::extract::raw::RawArchive;
+use crate::extract::{self, ExtractReport};
+
+/// Why a run failed, by what the operator has to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration or the command line is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Credentials were refused.
+    #[error("{0}")]
+    Auth(String),
+    /// The API failed in a way retries could not fix.
+    #[error("{0}")]
+    Api(String),
+    /// Data could not be read.
+    #[error("{0}")]
+    Data(String),
+    /// Output could not be written.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl RunError {
+    /// The documented exit code (see the README).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) => 2,
+            RunError::Auth(_) => 3,
+            RunError::Api(_) => 4,
+            RunError::Data(_) => 5,
+            RunError::Io(_) => 6,
+        }
+    }
+}
+
+impl From<PagingError> for RunError {
+    fn from(e: PagingError) -> Self {
+        match &e {
+            PagingError::Api(api) if api.is_auth() => RunError::Auth(e.to_string()),
+            PagingError::Api(_) => RunError::Api(e.to_string()),
+            PagingError::Malformed { .. } => RunError::Data(e.to_string()),
+            PagingError::Closed => RunError::Io(e.to_string()),
+        }
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> RunError {
+    RunError::Io(format!("cannot write {}: {e}", path.display()))
+}
+
+/// What an extraction run produced.
+#[derive(Debug)]
+pub struct ExtractSummary {
+    /// Where it was published.
+    pub out: PathBuf,
+    /// Requests, retries, throttling.
+    pub report: ExtractReport,
+    /// Items and sequences per dataset.
+    pub dumped: DumpReport,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ExtractSummary {
+    /// A few lines for people.
+    pub fn render(&self) -> String {
+        let mut text = format!("extracted into {}\n", self.out.display());
+        for (dataset, items) in &self.dumped.items {
+            let sequences = self.dumped.sequences.get(dataset).unwrap_or(&0);
+            text.push_str(&format!("  {dataset:<34} {items:>10} items  {sequences:>6} sequences\n"));
+        }
+        text.push_str(&format!(
+            "  {} requests, {} retries, {} throttled, {} refused tokens, {} restarted sequences, {} ms\n",
+            self.report.requests,
+            self.report.retries,
+            self.report.throttled,
+            self.report.unauthorized,
+            self.dumped.restarts,
+            self.elapsed.as_millis()
+        ));
+        text
+    }
+}
+
+/// Builds the API client of a run.
+pub fn client(api: &ApiSettings) -> Result<Client, RunError> {
+    let credentials = Credentials {
+        token_url: api.token_url()?,
+        client_id: api.client_id.clone(),
+        client_secret: api.client_secret.clone(),
+        scope: api.scope.clone(),
+        refresh_token: api.refresh_token.clone(),
+    };
+    let policy = Policy::new(api.max_in_flight, api.request_timeout, api.max_retries);
+    Client::new(&api.base_url, TokenProvider::new(credentials), policy).map_err(RunError::Io)
+}
+
+/// Replaces `out` with `staging` (both in the same folder), so readers see the old or the new.
+fn publish(staging: &Path, out: &Path) -> Result<(), RunError> {
+    if out.exists() {
+        let old = staging.with_extension("old");
+        std::fs::rename(out, &old).map_err(|e| io_error(out, e))?;
+        std::fs::rename(staging, out).map_err(|e| io_error(out, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    } else {
+        std::fs::rename(staging, out).map_err(|e| io_error(out, e))
+    }
+}
+
+/// Extracts everything in scope into `out` (one JSON-lines file per sequence), published only
+/// when the whole extraction succeeded; optionally archives every raw page into `keep_raw`.
+pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path>) -> Result<ExtractSummary, RunError> {
+    let client = Arc::new(client(&settings.api)?);
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("extract").to_owned();
+    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    let archive = match keep_raw {
+        Some(dir) => Some(RawArchive::open(dir).map_err(|e| io_error(dir, e))?),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(extract::CHANNEL_PAGES);
+    let consumer_dir = staging.clone();
+    let consumer = std::thread::spawn(move || dump::consume(rx, &consumer_dir, archive));
+    let started = Instant::now();
+    tracing::info!(event = "extract_started", correlation_id = client.correlation_id(), base_url = %settings.api.base_url);
+    let extracted = runtime.block_on(extract::extract(client.clone(), &settings.extract, tx));
+    let dumped = consumer.join().map_err(|_| RunError::Io("the writer thread panicked".into()));
+    let (report, dumped) = match (extracted, dumped) {
+        (Ok(r), Ok(Ok(d))) => (r, d),
+        (Err(e), _) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e.into());
+        }
+        (Ok(_), Ok(Err(e))) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(RunError::Io(e.to_string()));
+        }
+        (Ok(_), Err(e)) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let summary_path = staging.join("summary.json");
+    let summary = serde_json::json!({ "items": dumped.items, "sequences": dumped.sequences });
+    let text = serde_json::to_vec_pretty(&summary).map_err(|e| RunError::Io(e.to_string()))?;
+    std::fs::write(&summary_path, text).map_err(|e| io_error(&summary_path, e))?;
+    publish(&staging, out)?;
+    let elapsed = started.elapsed();
+    tracing::info!(
+        event = "extract_finished",
+        elapsed_ms = elapsed.as_millis() as u64,
+        sequences = report.sequences,
+        requests = report.requests,
+        retries = report.retries,
+        throttled = report.throttled,
+        unauthorized = report.unauthorized,
+        restarts = dumped.restarts
+    );
+    Ok(ExtractSummary { out: out.to_path_buf(), report, dumped, elapsed })
+}
+
+/// The demo: serves `world` with the emulator on a free loopback port, in this process, and
+/// runs the job against it into `out`.
+pub fn demo(world: &Path, out: &Path, faults: &str) -> Result<ExtractSummary, RunError> {
+    use crate::emulator::server::{FaultSpec, ServeSettings, Server};
+    let serve = ServeSettings {
+        world: world.to_path_buf(),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        page_size: 500,
+        latency_ms: 0,
+        faults: FaultSpec::parse(faults).map_err(|e| ConfigError::Invalid(format!("--faults: {e}")))?,
+        fault_seed: 1,
+        slow_ms: 1000,
+        max_retry_after: 1,
+        request_log: None,
+        client_id: None,
+        client_secret: None,
+        token_lifetime_secs: 3600,
+        continuation_ttl_secs: 900,
+        rate_limit_per_minute: 0,
+        require_app_user: false,
+    };
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
+            return;
+        };
+        runtime.block_on(async move {
+            match Server::bind(serve).await {
+                Ok(server) => {
+                    let _ = addr_tx.send(server.local_addr().map_err(|e| e.to_string()));
+                    server.run().await;
+                }
+                Err(e) => {
+                    let _ = addr_tx.send(Err(e.to_string()));
+                }
+            }
+        });
+    });
+    let addr =
+        addr_rx.recv().map_err(|_| RunError::Io("the emulator did not start".into()))?.map_err(RunError::Data)?;
+    let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| RunError::Io(e.to_string()))?;
+    let settings = Settings {
+        api: ApiSettings {
+            tenant_id: "demo-partner".into(),
+            client_id: "pcrecon-demo".into(),
+            client_secret: SecretString::from("demo-secret"),
+            refresh_token: None,
+            authority_url: base.clone(),
+            base_url: base,
+            scope: "https://api.partnercenter.microsoft.com/.default".into(),
+            max_in_flight: 4,
+            request_timeout: Duration::from_secs(60),
+            max_retries: 8,
+        },
+        output_dir: out.to_path_buf(),
+        extract: ExtractSettings {
+            datasets: crate::config::DATASETS.to_vec(),
+            invoice_ids: Vec::new(),
+            invoices_from: None,
+            invoices_to: None,
+            unbilled_periods: vec!["current", "previous"],
+            currencies: Vec::new(),
+        },
+    };
+    extract_to_folder(&settings, &out.join("extract"), None)
+}
