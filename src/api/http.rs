@@ -103,6 +103,21 @@ impl ApiError {
     }
 }
 
+/// One logical call: retries of it share its `MS-RequestId`.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// Absolute URL.
+    pub url: &'a str,
+    /// Extra headers (those a `links.next` names).
+    pub headers: &'a [(String, String)],
+    /// `Accept`.
+    pub accept: &'static str,
+    /// Token kind.
+    pub token: TokenKind,
+    /// Where it belongs.
+    pub context: &'a Context,
+}
+
 /// A response that arrived whole.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -300,22 +315,16 @@ impl Client {
         exp * permille / 1000
     }
 
-    /// GETs `url` (absolute) with extra headers; returns the whole body of a 2xx answer.
-    pub async fn get(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        accept: &'static str,
-        kind: TokenKind,
-        context: &Context,
-    ) -> Result<Response, ApiError> {
+    /// Makes one call; returns the whole body of its 2xx answer.
+    pub async fn get(&self, call: &Call<'_>) -> Result<Response, ApiError> {
+        let Call { url, context, .. } = *call;
         let request_id = uuid::Uuid::new_v4().to_string();
         let path = url.strip_prefix(&self.base).unwrap_or(url).to_owned();
         let mut retries = 0u32;
         let mut throttled = 0u32;
         let mut renewals = 0u32;
         loop {
-            match self.attempt(url, headers, accept, kind, context, &request_id, &path, &mut renewals).await {
+            match self.attempt(call, &request_id, &path, &mut renewals).await {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Retry { wait, reason, throttled: was_throttled } => {
@@ -343,18 +352,8 @@ impl Client {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        accept: &'static str,
-        kind: TokenKind,
-        context: &Context,
-        request_id: &str,
-        path: &str,
-        renewals: &mut u32,
-    ) -> Attempt {
+    async fn attempt(&self, call: &Call<'_>, request_id: &str, path: &str, renewals: &mut u32) -> Attempt {
+        let Call { url, headers, accept, token: kind, context } = *call;
         let permit = loop {
             self.wait_for_deadline().await;
             let Ok(permit) = self.permits.acquire().await else {

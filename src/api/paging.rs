@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc::Sender;
 
 use super::auth::TokenKind;
-use super::http::{ApiError, Client, Context};
+use super::http::{ApiError, Call, Client, Context};
 
 /// How an endpoint pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +273,8 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
             let context = Context { dataset: seq.dataset, scope: seq.scope.clone(), page: number };
             let mut refetch = 0;
             let (response, items, next) = loop {
-                let response = match client.get(&url, &headers, accept, seq.token, &context).await {
+                let call = Call { url: &url, headers: &headers, accept, token: seq.token, context: &context };
+                let response = match client.get(&call).await {
                     Ok(r) => r,
                     // A continuation token refused or expired mid-sequence: start again from page 1.
                     Err(e)

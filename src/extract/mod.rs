@@ -208,13 +208,14 @@ pub async fn extract(
         token,
     };
 
-    // Discovery: the invoice list (not itself a dataset: invoices come whole from their by-id call).
-    let list =
-        collect(&client, all("invoices", "/invoices?size=200&offset=0", Paging::Offset, TokenKind::App), None).await?;
+    // Discovery: the invoice list. Its pages are kept as `invoice_list` (what the list showed);
+    // the `invoices` dataset itself comes whole from each invoice's by-id call.
+    let list_seq = all("invoice_list", "/invoices?size=200&offset=0", Paging::Offset, TokenKind::App);
+    let list = collect(&client, list_seq, Some(&tx)).await?;
     let mut invoices: BTreeMap<String, InvoiceHead> = BTreeMap::new();
     for (index, item) in list.iter().enumerate() {
         let head: InvoiceHead = serde_json::from_slice(item).map_err(|e| PagingError::Malformed {
-            context: crate::api::http::Context { dataset: "invoices", scope: "all".into(), page: 0 },
+            context: crate::api::http::Context { dataset: "invoice_list", scope: "all".into(), page: 0 },
             url: "/v1/invoices".into(),
             request_id: String::new(),
             detail: format!("invoice list item {index}: {e}"),

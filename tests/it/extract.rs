@@ -273,3 +273,38 @@ fn the_demo_extracts_the_bundled_samples_through_the_emulator() {
     }
     assert!(String::from_utf8_lossy(&output.stdout).contains("extracted into"));
 }
+
+#[test]
+fn the_raw_archive_holds_every_page_with_its_request_metadata() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let (emulator, log) = serve(dir.path(), "raw", &[]);
+    let finished = extract(&emulator, dir.path(), "", &[], &["--keep-raw", raw.to_str().unwrap()]);
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let index: Vec<Value> = std::fs::read_to_string(raw.join("index.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pages: Vec<&Value> = index.iter().filter(|l| l["event"] == "page").collect();
+    let served: BTreeSet<String> = log_lines(&log)
+        .iter()
+        .filter(|l| l["path"].as_str().unwrap().starts_with("/v1/"))
+        .map(|l| l["request_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(pages.len(), served.len(), "one archived page per API response");
+    for page in &pages {
+        assert!(served.contains(page["request_id"].as_str().unwrap()), "{page}");
+        let gz = std::fs::read(raw.join(page["file"].as_str().unwrap())).unwrap();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut body).unwrap();
+        assert_eq!(body.len() as u64, page["bytes"].as_u64().unwrap());
+        assert_eq!(format!("{:x}", Sha256::digest(&body)), page["sha256"].as_str().unwrap());
+    }
+    let done = index.iter().filter(|l| l["event"] == "done").count();
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/extract/summary.json")).unwrap()).unwrap();
+    let sequences: u64 = summary["sequences"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(done as u64, sequences, "every completed sequence is recorded");
+}
