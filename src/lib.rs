@@ -10,4 +10,5 @@ pub mod config;
 pub mod emulator;
 pub mod extract;
 pub mod model;
+pub mod normalize;
 pub mod pipeline;

@@ -1,0 +1,6 @@
+//! API records → output rows: exact decoding of wire values into typed cells ([`decode`]).
+//!
+//! In: item JSON as the API sent it. Out: typed cells, or an error naming why a value does not
+//! fit its column. It does not fetch, and it does not write files.
+
+pub mod decode;
