@@ -32,6 +32,12 @@ pub enum Command {
     /// The local Partner Center emulator: generate a world, or serve one over HTTP.
     #[command(subcommand)]
     Emulator(EmulatorCommand),
+    /// Write the output dataset schemas (`<dataset>.json` and a README) into a folder.
+    Schemas {
+        /// Folder to write into.
+        #[arg(long, default_value = "schemas")]
+        out: PathBuf,
+    },
 }
 
 /// `pcrecon demo`.

@@ -12,3 +12,4 @@ pub mod extract;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;
+pub mod sink;

@@ -44,6 +44,14 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             print!("{}", summary.render());
             Ok(())
         }
+        Command::Schemas { out } => {
+            std::fs::create_dir_all(&out).map_err(|e| (EXIT_IO, format!("cannot create {}: {e}", out.display())))?;
+            for (name, text) in pcrecon::model::schema::files() {
+                let path = out.join(name);
+                std::fs::write(&path, text).map_err(|e| (EXIT_IO, format!("cannot write {}: {e}", path.display())))?;
+            }
+            Ok(())
+        }
         Command::Demo(args) => {
             let summary = pipeline::demo(&default_samples(), &args.out, &args.faults).map_err(failed)?;
             print!("{}", summary.render());

@@ -5,3 +5,4 @@
 //! not do: talk HTTP, convert between currencies with a rate table, or decide output columns.
 
 pub mod money;
+pub mod schema;

@@ -13,47 +13,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-/// Types a column can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColType {
-    /// Text (JSON-in-string fields stay text).
-    Utf8,
-    /// An exact decimal with a fixed number of fractional digits: Decimal128(38, scale).
-    Decimal {
-        /// Fractional digits.
-        scale: u32,
-    },
-    /// A whole number.
-    Int64,
-    /// A boolean.
-    Bool,
-    /// An instant, UTC, nanoseconds: the API's seven fractional digits survive; the range is
-    /// 1677-2262, so far-future sentinels belong in [`ColType::Date`] columns.
-    Timestamp,
-    /// A calendar day (the value must be midnight UTC); holds `9999-12-31`.
-    Date,
-    /// Any JSON value kept as its compact text (arrays such as `productQualifiers`).
-    Json,
-}
-
-/// One decoded value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cell {
-    /// No value.
-    Null,
-    /// Text.
-    Str(String),
-    /// Exact decimal as Decimal128: the unscaled value at its column's scale.
-    Dec(i128),
-    /// Whole number.
-    Int(i64),
-    /// Boolean.
-    Bool(bool),
-    /// Nanoseconds since 1970-01-01T00:00:00Z.
-    Timestamp(i64),
-    /// Days since 1970-01-01.
-    Date(i32),
-}
+pub use crate::model::schema::{Cell, ColType};
 
 /// Why a value could not be decoded (the caller adds file, page, record and field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +40,21 @@ impl<'a> Item<'a> {
     /// The first of `names` (in any case) that is present.
     pub fn get(&self, names: &[&str]) -> Option<&'a Value> {
         names.iter().find_map(|n| self.members.get(&n.to_ascii_lowercase()).copied())
+    }
+
+    /// A value by dotted path (`companyProfile.companyName`, `entitledArtifacts.0.resourceId`),
+    /// every segment matched case-insensitively.
+    pub fn path(&self, path: &str) -> Option<&'a Value> {
+        let mut segments = path.split('.');
+        let mut value = self.get(&[segments.next()?])?;
+        for segment in segments {
+            value = match value {
+                Value::Object(map) => map.iter().find(|(k, _)| k.eq_ignore_ascii_case(segment)).map(|(_, v)| v)?,
+                Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(value)
     }
 }
 
@@ -199,7 +174,7 @@ pub fn decode(value: Option<&Value>, ty: ColType) -> Result<Cell, DecodeError> {
             Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Cell::Bool(false)),
             other => err(format!("{other} is not a boolean")),
         },
-        ColType::Timestamp | ColType::Date => {
+        ColType::Timestamp | ColType::TimestampMicros | ColType::Date => {
             let Value::String(text) = value else { return err(format!("{value} is not a date")) };
             let Some(at) = parse_datetime(text)? else { return Ok(Cell::Null) };
             if ty == ColType::Date {
@@ -208,6 +183,12 @@ pub fn decode(value: Option<&Value>, ty: ColType) -> Result<Cell, DecodeError> {
                 }
                 let days = at.date().signed_duration_since(NaiveDate::default()).num_days();
                 return i32::try_from(days).map(Cell::Date).or_else(|_| err(format!("{text:?} is out of range")));
+            }
+            if ty == ColType::TimestampMicros {
+                if at.and_utc().timestamp_subsec_nanos() % 1000 != 0 {
+                    return err(format!("{text:?} has digits below a microsecond"));
+                }
+                return Ok(Cell::Timestamp(at.and_utc().timestamp_micros()));
             }
             match at.and_utc().timestamp_nanos_opt() {
                 Some(nanos) => Ok(Cell::Timestamp(nanos)),
@@ -276,6 +257,21 @@ mod tests {
         let raw_ts = |s: &str| decode(Some(&Value::String(s.into())), ColType::Timestamp);
         assert!(raw_ts("9999-12-14T00:00:00Z").is_err(), "beyond the nanosecond range is an error, not a wrap");
         assert!(raw_ts("2015-11-25T06: 41: 12Z").is_err());
+        let micros = |s: &str| decode(Some(&Value::String(s.into())), ColType::TimestampMicros);
+        assert_eq!(micros("9999-12-31T23:59:59Z").unwrap(), Cell::Timestamp(253_402_300_799_000_000));
+        assert!(micros("2021-05-20T18:48:30.6168285Z").is_err(), "a 100 ns digit does not fit microseconds");
+    }
+
+    #[test]
+    fn nested_paths_are_followed_case_insensitively() {
+        let v: Value = serde_json::from_str(
+            r#"{"CompanyProfile":{"companyName":"Contoso"},"entitledArtifacts":[{"resourceId":"r1"}]}"#,
+        )
+        .unwrap();
+        let item = Item::new(&v).unwrap();
+        assert_eq!(item.path("companyProfile.CompanyName"), Some(&Value::String("Contoso".into())));
+        assert_eq!(item.path("entitledArtifacts.0.resourceId"), Some(&Value::String("r1".into())));
+        assert_eq!(item.path("entitledArtifacts.1.resourceId"), None);
     }
 
     #[test]

@@ -4,3 +4,4 @@
 //! fit its column. It does not fetch, and it does not write files.
 
 pub mod decode;
+pub mod rows;

@@ -150,3 +150,19 @@ fn invoice_totals_follow_the_rounding_rules_line_by_line() {
     }
     assert!(checked > 100, "{checked} lines");
 }
+
+#[test]
+fn the_schema_files_are_what_the_code_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    let status =
+        std::process::Command::new(crate::helpers::bin()).args(["schemas", "--out"]).arg(dir.path()).status().unwrap();
+    assert!(status.success());
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    assert_eq!(
+        digest_tree(dir.path()),
+        digest_tree(&committed),
+        "run `pcrecon schemas --out schemas` and commit the result"
+    );
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(readme.contains("schemas/README.md"), "the README points at the generated column reference");
+}

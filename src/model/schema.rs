@@ -1,0 +1,832 @@
+//! The output datasets and the types of their cells: for each, its columns (snake_case name, type, decimal scale,
+//! nullability, the API field it comes from), its key columns, how it is partitioned and which
+//! columns make its control totals. `schemas/<dataset>.json` is written from these tables
+//! (`pcrecon schemas --out schemas`), and a test fails when the files and the code disagree.
+
+use serde::Serialize;
+
+/// Types a column can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    /// Text (JSON-in-string fields stay text).
+    Utf8,
+    /// An exact decimal with a fixed number of fractional digits: Decimal128(38, scale).
+    Decimal {
+        /// Fractional digits.
+        scale: u32,
+    },
+    /// A whole number.
+    Int64,
+    /// A boolean.
+    Bool,
+    /// An instant, UTC, nanoseconds: the API's seven fractional digits survive; the range is
+    /// 1677-2262, so far-future sentinels belong in [`ColType::Date`] columns.
+    Timestamp,
+    /// An instant, UTC, microseconds: for far-future ends (`9999-12-31T23:59:59Z`); a value
+    /// with sub-microsecond digits is an error.
+    TimestampMicros,
+    /// A calendar day (the value must be midnight UTC); holds `9999-12-31`.
+    Date,
+    /// Any JSON value kept as its compact text (arrays such as `productQualifiers`).
+    Json,
+}
+
+/// One decoded value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// No value.
+    Null,
+    /// Text.
+    Str(String),
+    /// Exact decimal as Decimal128: the unscaled value at its column's scale.
+    Dec(i128),
+    /// Whole number.
+    Int(i64),
+    /// Boolean.
+    Bool(bool),
+    /// Nanoseconds (or, in a [`ColType::TimestampMicros`] column, microseconds) since
+    /// 1970-01-01T00:00:00Z.
+    Timestamp(i64),
+    /// Days since 1970-01-01.
+    Date(i32),
+}
+
+/// Fractional digits of amounts in a billing currency (subtotals, totals, taxes).
+pub const AMOUNT: ColType = ColType::Decimal { scale: 10 };
+/// Fractional digits of unit prices (prorated prices have 28 significant digits).
+pub const PRICE: ColType = ColType::Decimal { scale: 28 };
+/// Fractional digits of quantities.
+pub const QUANTITY: ColType = ColType::Decimal { scale: 18 };
+/// Fractional digits of exchange rates.
+pub const RATE: ColType = ColType::Decimal { scale: 18 };
+/// Fractional digits of daily-rated-usage totals (unrounded products of quantity, price, rate).
+pub const USAGE_TOTAL: ColType = ColType::Decimal { scale: 22 };
+/// Fractional digits of credit rates (0.15, 1).
+pub const FRACTION: ColType = ColType::Decimal { scale: 10 };
+
+const S: ColType = ColType::Utf8;
+const J: ColType = ColType::Json;
+const TS: ColType = ColType::Timestamp;
+const TSU: ColType = ColType::TimestampMicros;
+const D: ColType = ColType::Date;
+const I: ColType = ColType::Int64;
+const B: ColType = ColType::Bool;
+
+/// Where a column's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// An API field by path; later paths are aliases tried in order.
+    Field(Vec<&'static str>),
+    /// The scope of the request that returned the item (customer id for customer resources,
+    /// invoice id for legacy lines, which do not carry it).
+    Scope,
+    /// A field of the parent resource (order line items take their order's id).
+    Parent(&'static str),
+    /// The row's stable key: SHA-256 of the key columns and the ordinal among exact duplicates.
+    RowKey,
+}
+
+/// One column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// snake_case name.
+    pub name: String,
+    /// Where the value comes from.
+    pub source: Source,
+    /// Type.
+    pub ty: ColType,
+    /// Whether the value may be absent.
+    pub nullable: bool,
+}
+
+impl Serialize for Column {
+    /// `{name, type, precision?, scale?, nullable, source}` as the schema files show it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("type", &arrow_type(self.ty))?;
+        if let ColType::Decimal { scale } = self.ty {
+            map.serialize_entry("precision", &38)?;
+            map.serialize_entry("scale", &scale)?;
+        }
+        map.serialize_entry("nullable", &self.nullable)?;
+        map.serialize_entry("source", &self.source)?;
+        map.end()
+    }
+}
+
+/// The Arrow type of a column type, as the schema files name it.
+pub fn arrow_type(ty: ColType) -> String {
+    match ty {
+        ColType::Utf8 | ColType::Json => "Utf8".into(),
+        ColType::Decimal { scale } => format!("Decimal128(38, {scale})"),
+        ColType::Int64 => "Int64".into(),
+        ColType::Bool => "Boolean".into(),
+        ColType::Timestamp => "Timestamp(Nanosecond, UTC)".into(),
+        ColType::TimestampMicros => "Timestamp(Microsecond, UTC)".into(),
+        ColType::Date => "Date32".into(),
+    }
+}
+
+/// How a dataset's files are partitioned by billing period (`period=YYYY-MM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partition {
+    /// Not partitioned (master data).
+    None,
+    /// By the month of each row's own date column.
+    RowMonth(&'static str),
+    /// By the billing period of the invoice the scope names.
+    Invoice,
+    /// By the month of a date column of the scope's rows (unbilled periods).
+    ScopeMonth(&'static str),
+}
+
+/// One output dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetSchema {
+    /// Name, as DESIGN.md gives it.
+    pub name: &'static str,
+    /// Version of the column list; bumped on any change.
+    pub version: u32,
+    /// One line.
+    pub description: &'static str,
+    /// What one row is.
+    pub grain: &'static str,
+    /// The API call(s) it comes from.
+    pub api: &'static str,
+    /// Natural key columns (the input of `row_key`).
+    pub keys: Vec<&'static str>,
+    /// Partitioning.
+    pub partition: Partition,
+    /// Column holding the currency control totals are grouped by.
+    pub currency_column: Option<&'static str>,
+    /// Decimal columns summed into control totals.
+    pub totals: Vec<&'static str>,
+    /// Rows are the elements of this array of each item (order line items).
+    pub explode: Option<&'static str>,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+}
+
+impl DatasetSchema {
+    /// Index of a column by name.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+/// snake_case of a camelCase wire name (`pcToBCExchangeRate` → `pc_to_bc_exchange_rate`).
+pub fn snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev = i.checked_sub(1).map(|p| chars[p]);
+            let next = chars.get(i + 1).copied();
+            let boundary = match prev {
+                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
+                _ => false,
+            };
+            if boundary {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c == '.' {
+            out.push('_');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn f(path: &'static str, ty: ColType) -> Column {
+    Column { name: snake(path), source: Source::Field(vec![path]), ty, nullable: true }
+}
+
+fn named(name: &str, paths: &[&'static str], ty: ColType) -> Column {
+    Column { name: name.to_owned(), source: Source::Field(paths.to_vec()), ty, nullable: true }
+}
+
+fn required(mut c: Column) -> Column {
+    c.nullable = false;
+    c
+}
+
+fn scope(name: &str) -> Column {
+    Column { name: name.to_owned(), source: Source::Scope, ty: S, nullable: false }
+}
+
+fn row_key() -> Column {
+    Column { name: "row_key".into(), source: Source::RowKey, ty: S, nullable: false }
+}
+
+fn recon(name: &'static str, description: &'static str, api: &'static str) -> DatasetSchema {
+    let columns = vec![
+        f("partnerId", S),
+        f("customerId", S),
+        f("customerName", S),
+        f("customerDomainName", S),
+        f("customerCountry", S),
+        f("invoiceNumber", S),
+        f("mpnId", S),
+        f("resellerMpnId", S),
+        f("orderId", S),
+        f("orderDate", TS),
+        f("productId", S),
+        f("skuId", S),
+        f("availabilityId", S),
+        f("productName", S),
+        f("skuName", S),
+        f("productQualifiers", J),
+        f("chargeType", S),
+        f("unitPrice", PRICE),
+        f("effectiveUnitPrice", PRICE),
+        f("unitType", S),
+        f("quantity", QUANTITY),
+        f("subtotal", AMOUNT),
+        f("taxTotal", AMOUNT),
+        f("totalForCustomer", AMOUNT),
+        f("currency", S),
+        f("publisherName", S),
+        f("publisherId", S),
+        f("subscriptionDescription", S),
+        f("subscriptionId", S),
+        f("subscriptionStartDate", TS),
+        f("subscriptionEndDate", TS),
+        f("chargeStartDate", TS),
+        f("chargeEndDate", TS),
+        f("termAndBillingCycle", S),
+        f("alternateId", S),
+        f("referenceId", S),
+        f("priceAdjustmentDescription", S),
+        f("discountDetails", S),
+        f("pricingCurrency", S),
+        f("pcToBCExchangeRate", RATE),
+        f("pcToBCExchangeRateDate", TS),
+        f("billableQuantity", QUANTITY),
+        f("meterDescription", S),
+        f("billingFrequency", S),
+        f("reservationOrderId", S),
+        f("creditReasonCode", S),
+        f("promotionId", S),
+        f("invoiceLineItemType", S),
+        f("billingProvider", S),
+        row_key(),
+    ];
+    DatasetSchema {
+        name,
+        version: 1,
+        description,
+        grain: "one charge",
+        api,
+        keys: vec![
+            "invoice_number",
+            "order_id",
+            "subscription_id",
+            "product_id",
+            "sku_id",
+            "availability_id",
+            "charge_type",
+            "charge_start_date",
+            "charge_end_date",
+            "reference_id",
+            "meter_description",
+            "reservation_order_id",
+            "credit_reason_code",
+        ],
+        partition: if name.starts_with("billed") {
+            Partition::Invoice
+        } else {
+            Partition::ScopeMonth("charge_start_date")
+        },
+        currency_column: Some("currency"),
+        totals: vec!["subtotal", "tax_total", "total_for_customer"],
+        explode: None,
+        columns,
+    }
+}
+
+fn usage(name: &'static str, description: &'static str, api: &'static str) -> DatasetSchema {
+    let columns = vec![
+        f("partnerId", S),
+        f("partnerName", S),
+        f("customerId", S),
+        f("customerName", S),
+        f("customerDomainName", S),
+        f("customerCountry", S),
+        f("mpnId", S),
+        named("reseller_mpn_id", &["resellerMpnId", "tier2MpnId"], S),
+        f("invoiceNumber", S),
+        f("productId", S),
+        f("skuId", S),
+        f("availabilityId", S),
+        f("skuName", S),
+        f("productName", S),
+        f("publisherName", S),
+        f("publisherId", S),
+        f("subscriptionId", S),
+        f("subscriptionDescription", S),
+        f("chargeStartDate", TS),
+        f("chargeEndDate", TS),
+        f("usageDate", TS),
+        f("meterType", S),
+        f("meterCategory", S),
+        f("meterId", S),
+        f("meterSubCategory", S),
+        f("meterName", S),
+        f("meterRegion", S),
+        named("unit_of_measure", &["unitOfMeasure", "unit"], S),
+        f("resourceLocation", S),
+        f("consumedService", S),
+        f("resourceGroup", S),
+        named("resource_uri", &["resourceUri"], S),
+        f("tags", S),
+        f("additionalInfo", S),
+        named("service_info_1", &["serviceInfo1"], S),
+        named("service_info_2", &["serviceInfo2"], S),
+        f("chargeType", S),
+        f("unitPrice", PRICE),
+        f("quantity", QUANTITY),
+        f("unitType", S),
+        f("billingPreTaxTotal", USAGE_TOTAL),
+        f("billingCurrency", S),
+        f("pricingPreTaxTotal", USAGE_TOTAL),
+        f("pricingCurrency", S),
+        f("entitlementId", S),
+        f("entitlementDescription", S),
+        f("pcToBCExchangeRate", RATE),
+        f("pcToBCExchangeRateDate", TS),
+        f("effectiveUnitPrice", PRICE),
+        f("rateOfPartnerEarnedCredit", FRACTION),
+        f("hasPartnerEarnedCredit", B),
+        f("rateOfCredit", FRACTION),
+        f("creditType", S),
+        f("benefitOrderId", S),
+        f("benefitId", S),
+        f("benefitType", S),
+        f("invoiceLineItemType", S),
+        f("billingProvider", S),
+        row_key(),
+    ];
+    DatasetSchema {
+        name,
+        version: 1,
+        description,
+        grain: "one day of one meter on one resource",
+        api,
+        keys: vec![
+            "invoice_number",
+            "subscription_id",
+            "entitlement_id",
+            "usage_date",
+            "meter_id",
+            "resource_uri",
+            "charge_type",
+            "benefit_order_id",
+        ],
+        partition: if name.starts_with("billed") {
+            Partition::Invoice
+        } else {
+            Partition::ScopeMonth("charge_start_date")
+        },
+        currency_column: Some("billing_currency"),
+        totals: vec!["quantity", "pricing_pre_tax_total", "billing_pre_tax_total"],
+        explode: None,
+        columns,
+    }
+}
+
+fn legacy_azure_base() -> Vec<Column> {
+    vec![
+        scope("invoice_id"),
+        f("partnerId", S),
+        f("partnerName", S),
+        f("partnerBillableAccountId", S),
+        f("customerId", S),
+        f("customerCompanyName", S),
+        f("mpnId", S),
+        f("tier2MpnId", S),
+        f("invoiceNumber", S),
+        f("domainName", S),
+        f("billingCycleType", S),
+        f("subscriptionId", S),
+        f("subscriptionName", S),
+        f("subscriptionDescription", S),
+        f("orderId", S),
+        f("serviceName", S),
+        f("serviceType", S),
+        f("resourceGuid", S),
+        f("resourceName", S),
+        f("region", S),
+        f("consumedQuantity", QUANTITY),
+        f("chargeStartDate", D),
+        f("chargeEndDate", D),
+        f("unit", S),
+    ]
+}
+
+/// Every output dataset, in a fixed order.
+pub fn all() -> Vec<DatasetSchema> {
+    let mut legacy_azure = legacy_azure_base();
+    legacy_azure.extend([
+        f("detailLineItemId", I),
+        f("sku", S),
+        f("includedQuantity", QUANTITY),
+        f("overageQuantity", QUANTITY),
+        f("listPrice", PRICE),
+        f("consumptionPrice", PRICE),
+        f("consumptionDiscount", PRICE),
+        f("currency", S),
+        // `pretaxCharges` in the SDK and JSON, `preTaxCharges` in the docs: one field.
+        f("pretaxCharges", AMOUNT),
+        f("taxAmount", AMOUNT),
+        f("postTaxTotal", AMOUNT),
+        f("pretaxEffectiveRate", PRICE),
+        f("postTaxEffectiveRate", PRICE),
+        f("chargeType", S),
+        f("invoiceLineItemType", S),
+        f("billingProvider", S),
+        row_key(),
+    ]);
+    let mut legacy_usage = legacy_azure_base();
+    legacy_usage.extend([
+        f("customerBillableAccount", S),
+        f("usageDate", TS),
+        f("meteredService", S),
+        f("meteredServiceType", S),
+        f("meteredRegion", S),
+        f("project", S),
+        f("serviceInfo", S),
+        f("invoiceLineItemType", S),
+        f("billingProvider", S),
+        row_key(),
+    ]);
+    vec![
+        DatasetSchema {
+            name: "invoices",
+            version: 1,
+            description: "Invoices and credit documents, as GET /v1/invoices/{id} returns them",
+            grain: "one invoice",
+            api: "GET /v1/invoices/{id}",
+            keys: vec!["id"],
+            partition: Partition::RowMonth("billing_period_start_date"),
+            currency_column: Some("currency_code"),
+            totals: vec!["total_charges", "paid_amount"],
+            explode: None,
+            columns: vec![
+                required(f("id", S)),
+                f("invoiceDate", TS),
+                f("billingPeriodStartDate", D),
+                f("billingPeriodEndDate", D),
+                f("totalCharges", AMOUNT),
+                f("paidAmount", AMOUNT),
+                f("currencyCode", S),
+                f("currencySymbol", S),
+                f("documentType", S),
+                f("invoiceType", S),
+                f("amendsOf", S),
+                f("pdfDownloadLink", S),
+                f("invoiceDetails", J),
+                f("amendments", J),
+                f("taxReceipts", J),
+            ],
+        },
+        DatasetSchema {
+            name: "invoice_summaries",
+            version: 1,
+            description: "The partner's balance in one billing currency",
+            grain: "one currency",
+            api: "GET /v1/invoices/summaries",
+            keys: vec!["currency_code"],
+            partition: Partition::None,
+            currency_column: Some("currency_code"),
+            totals: vec!["balance_amount"],
+            explode: None,
+            columns: vec![
+                required(f("currencyCode", S)),
+                f("currencySymbol", S),
+                f("balanceAmount", AMOUNT),
+                f("accountingDate", TS),
+                f("firstInvoiceCreationDate", TS),
+                f("lastPaymentDate", TS),
+                f("lastPaymentAmount", AMOUNT),
+                f("latestInvoiceDate", TS),
+                f("details", J),
+            ],
+        },
+        recon(
+            "billed_recon_line_items",
+            "Billed new-commerce charges of an invoice (OneTimeInvoiceLineItem)",
+            "GET /v1/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=billinglineitems",
+        ),
+        recon(
+            "unbilled_recon_line_items",
+            "Open new-commerce charges not invoiced yet (OneTimeInvoiceLineItem)",
+            "GET /v1/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=billinglineitems",
+        ),
+        usage(
+            "billed_consumption_line_items",
+            "Billed daily rated usage of an invoice (DailyRatedUsageLineItem)",
+            "GET /v1/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=usagelineitems",
+        ),
+        usage(
+            "unbilled_consumption_line_items",
+            "Open daily rated usage not invoiced yet (DailyRatedUsageLineItem)",
+            "GET /v1/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems",
+        ),
+        DatasetSchema {
+            name: "legacy_office_line_items",
+            version: 1,
+            description: "Legacy licence-based charges of a D- invoice (LicenseBasedLineItem)",
+            grain: "one legacy licence charge",
+            api: "GET /v1/invoices/{id}/lineitems?provider=office&invoicelineitemtype=billinglineitems",
+            keys: vec![
+                "invoice_id",
+                "order_id",
+                "subscription_id",
+                "charge_type",
+                "charge_start_date",
+                "charge_end_date",
+            ],
+            partition: Partition::Invoice,
+            currency_column: Some("currency"),
+            totals: vec!["amount", "tax", "total_for_customer"],
+            explode: None,
+            columns: vec![
+                scope("invoice_id"),
+                f("partnerId", S),
+                f("customerId", S),
+                f("customerName", S),
+                f("mpnId", S),
+                f("tier2MpnId", S),
+                f("orderId", S),
+                f("subscriptionId", S),
+                f("syndicationPartnerSubscriptionNumber", S),
+                f("offerId", S),
+                f("durableOfferId", S),
+                f("offerName", S),
+                f("domainName", S),
+                f("billingCycleType", S),
+                f("subscriptionName", S),
+                f("subscriptionDescription", S),
+                f("subscriptionStartDate", D),
+                f("subscriptionEndDate", D),
+                f("chargeStartDate", D),
+                f("chargeEndDate", D),
+                f("chargeType", S),
+                f("unitPrice", PRICE),
+                f("quantity", QUANTITY),
+                f("amount", AMOUNT),
+                f("totalOtherDiscount", AMOUNT),
+                f("subtotal", AMOUNT),
+                f("tax", AMOUNT),
+                f("totalForCustomer", AMOUNT),
+                f("currency", S),
+                f("invoiceLineItemType", S),
+                f("billingProvider", S),
+                row_key(),
+            ],
+        },
+        DatasetSchema {
+            name: "legacy_azure_line_items",
+            version: 1,
+            description: "Legacy Azure (MS-AZR-0145P) charges of a D- invoice (UsageBasedLineItem)",
+            grain: "one meter of one subscription in one cycle",
+            api: "GET /v1/invoices/{id}/lineitems?provider=azure&invoicelineitemtype=billinglineitems",
+            keys: vec!["invoice_id", "subscription_id", "resource_guid", "detail_line_item_id", "charge_start_date"],
+            partition: Partition::Invoice,
+            currency_column: Some("currency"),
+            totals: vec!["pretax_charges", "tax_amount", "post_tax_total"],
+            explode: None,
+            columns: legacy_azure,
+        },
+        DatasetSchema {
+            name: "legacy_azure_usage_line_items",
+            version: 1,
+            description: "Legacy Azure daily usage quantities of a D- invoice (DailyUsageLineItem)",
+            grain: "one day of one meter of one subscription",
+            api: "GET /v1/invoices/{id}/lineitems?provider=azure&invoicelineitemtype=usagelineitems",
+            keys: vec!["invoice_id", "subscription_id", "resource_guid", "usage_date"],
+            partition: Partition::Invoice,
+            currency_column: None,
+            totals: vec!["consumed_quantity"],
+            explode: None,
+            columns: legacy_usage,
+        },
+        DatasetSchema {
+            name: "customers",
+            version: 1,
+            description: "Customer tenants of the partner",
+            grain: "one customer",
+            api: "GET /v1/customers",
+            keys: vec!["id"],
+            partition: Partition::None,
+            currency_column: None,
+            totals: vec![],
+            explode: None,
+            columns: vec![
+                required(f("id", S)),
+                named("tenant_id", &["companyProfile.tenantId"], S),
+                named("company_name", &["companyProfile.companyName"], S),
+                named("domain", &["companyProfile.domain"], S),
+                f("relationshipToPartner", S),
+                f("commerceId", S),
+                f("allowDelegatedAccess", B),
+            ],
+        },
+        DatasetSchema {
+            name: "orders",
+            version: 1,
+            description: "Orders of a customer",
+            grain: "one order",
+            api: "GET /v1/customers/{id}/orders",
+            keys: vec!["id"],
+            partition: Partition::None,
+            currency_column: None,
+            totals: vec![],
+            explode: None,
+            columns: vec![
+                scope("customer_id"),
+                required(f("id", S)),
+                f("alternateId", S),
+                f("referenceCustomerId", S),
+                f("billingCycle", S),
+                f("transactionType", S),
+                f("currencyCode", S),
+                f("creationDate", TS),
+                f("status", S),
+            ],
+        },
+        DatasetSchema {
+            name: "order_line_items",
+            version: 1,
+            description: "Lines of an order: what was bought, and the subscription it made",
+            grain: "one order line",
+            api: "GET /v1/customers/{id}/orders (lineItems)",
+            keys: vec!["order_id", "line_item_number"],
+            partition: Partition::None,
+            currency_column: None,
+            totals: vec![],
+            explode: Some("lineItems"),
+            columns: vec![
+                scope("customer_id"),
+                Column { name: "order_id".into(), source: Source::Parent("id"), ty: S, nullable: false },
+                f("lineItemNumber", I),
+                f("offerId", S),
+                f("subscriptionId", S),
+                f("parentSubscriptionId", S),
+                f("termDuration", S),
+                f("transactionType", S),
+                f("friendlyName", S),
+                f("quantity", QUANTITY),
+                f("partnerIdOnRecord", S),
+                f("provisioningContext", J),
+            ],
+        },
+        DatasetSchema {
+            name: "subscriptions",
+            version: 1,
+            description: "Subscriptions of a customer",
+            grain: "one subscription",
+            api: "GET /v1/customers/{id}/subscriptions",
+            keys: vec!["id"],
+            partition: Partition::None,
+            currency_column: None,
+            totals: vec![],
+            explode: None,
+            columns: vec![
+                scope("customer_id"),
+                required(f("id", S)),
+                f("entitlementId", S),
+                f("offerId", S),
+                f("offerName", S),
+                f("friendlyName", S),
+                named("product_type_id", &["productType.id"], S),
+                f("quantity", QUANTITY),
+                f("unitType", S),
+                f("parentSubscriptionId", S),
+                f("creationDate", TS),
+                f("effectiveStartDate", TS),
+                f("commitmentEndDate", D),
+                f("commitmentEndDateTime", TSU),
+                f("cancellationAllowedUntilDate", TSU),
+                f("billingCycleEndDate", TSU),
+                f("status", S),
+                f("autoRenewEnabled", B),
+                f("billingType", S),
+                f("billingCycle", S),
+                f("termDuration", S),
+                f("renewalTermDuration", S),
+                f("isTrial", B),
+                f("contractType", S),
+                f("orderId", S),
+                f("partnerId", S),
+                f("publisherName", S),
+                f("promotionId", S),
+            ],
+        },
+        DatasetSchema {
+            name: "entitlements",
+            version: 1,
+            description: "Entitlements (software, reservations) of a customer",
+            grain: "one entitlement",
+            api: "GET /v1/customers/{id}/entitlements?showExpiry=true",
+            keys: vec!["customer_id", "reference_order_id", "reference_order_line_item_id", "product_id", "sku_id"],
+            partition: Partition::None,
+            currency_column: None,
+            totals: vec![],
+            explode: None,
+            columns: vec![
+                scope("customer_id"),
+                named("reference_order_id", &["referenceOrder.id"], S),
+                named("reference_order_line_item_id", &["referenceOrder.lineItemId"], S),
+                named("reference_order_alternate_id", &["referenceOrder.alternateId"], S),
+                f("productId", S),
+                named("sku_id", &["skuId", "skuID"], S),
+                f("quantity", QUANTITY),
+                f("entitlementType", S),
+                f("fulfillmentState", S),
+                f("expiryDate", TSU),
+                named("reservation_order_id", &["entitledArtifacts.0.resourceId"], S),
+                f("entitledArtifacts", J),
+            ],
+        },
+    ]
+}
+
+/// The files of `schemas/`: one `<dataset>.json` per dataset and a `README.md` column reference.
+pub fn files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut doc = String::from(
+        "# Output datasets\n\nGenerated by `pcrecon schemas --out schemas` from the code; a test fails when they differ.\n",
+    );
+    for s in all() {
+        let json = serde_json::to_string_pretty(&s).unwrap_or_default();
+        files.push((format!("{}.json", s.name), format!("{json}\n")));
+        doc.push_str(&format!(
+            "\n## `{}` (version {})\n\n{}. One row: {}. From `{}`.\n\n",
+            s.name, s.version, s.description, s.grain, s.api
+        ));
+        doc.push_str(&format!("Key: `{}`. ", s.keys.join("`, `")));
+        doc.push_str(match s.partition {
+            Partition::None => "Not partitioned.\n\n",
+            _ => "Partitioned by billing period (`period=YYYY-MM`).\n\n",
+        });
+        doc.push_str("| column | type | null | from |\n| --- | --- | --- | --- |\n");
+        for c in &s.columns {
+            let from = match &c.source {
+                Source::Field(paths) => paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" or "),
+                Source::Scope => "the request's scope".into(),
+                Source::Parent(p) => format!("parent `{p}`"),
+                Source::RowKey => "SHA-256 of the key + ordinal".into(),
+            };
+            let null = if c.nullable { "yes" } else { "no" };
+            doc.push_str(&format!("| `{}` | {} | {null} | {from} |\n", c.name, arrow_type(c.ty)));
+        }
+    }
+    files.push(("README.md".into(), doc));
+    files
+}
+
+/// One dataset by name.
+pub fn find(name: &str) -> Option<DatasetSchema> {
+    all().into_iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_become_snake_case() {
+        assert_eq!(snake("pcToBCExchangeRate"), "pc_to_bc_exchange_rate");
+        assert_eq!(snake("resourceURI"), "resource_uri");
+        assert_eq!(snake("billingPreTaxTotal"), "billing_pre_tax_total");
+        assert_eq!(snake("id"), "id");
+        assert_eq!(snake("serviceInfo1"), "service_info1");
+    }
+
+    #[test]
+    fn keys_totals_and_partitions_name_real_columns() {
+        for s in all() {
+            let mut names = std::collections::BTreeSet::new();
+            for c in &s.columns {
+                assert!(names.insert(c.name.as_str()), "{}: duplicate column {}", s.name, c.name);
+            }
+            for k in s.keys.iter().chain(&s.totals).chain(s.currency_column.iter()) {
+                assert!(s.column(k).is_some(), "{}: {k} is not a column", s.name);
+            }
+            for t in &s.totals {
+                assert!(matches!(s.columns[s.column(t).unwrap()].ty, ColType::Decimal { .. }), "{}: {t}", s.name);
+            }
+            if let Partition::RowMonth(c) | Partition::ScopeMonth(c) = s.partition {
+                assert!(s.column(c).is_some(), "{}: partition column {c}", s.name);
+            }
+        }
+    }
+}

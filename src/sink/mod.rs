@@ -1,0 +1,5 @@
+//! Output: Parquet and CSV writers following the dataset schemas, the manifest, and atomic
+//! publishing.
+//!
+//! In: typed rows per dataset and scope. Out: a published snapshot folder. It does not fetch or
+//! decode API responses.
