@@ -25,6 +25,8 @@ pub struct Cli {
 // Parsed once per process: the size of the emulator's many flags does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
+    /// The nightly job: extract, write every dataset as Parquet and CSV, publish a snapshot.
+    Run(RunArgs),
     /// Run the job on the bundled samples, against the emulator started in this process.
     Demo(DemoArgs),
     /// Extract every dataset in scope from the API into JSON lines (one file per sequence).
@@ -38,6 +40,17 @@ pub enum Command {
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
     },
+}
+
+/// `pcrecon run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML); secrets come from the environment or secret files.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Also archive every raw page (gzip) with its request metadata into this folder.
+    #[arg(long)]
+    pub keep_raw: Option<PathBuf>,
 }
 
 /// `pcrecon demo`.

@@ -13,6 +13,7 @@
 //!
 //! [output]
 //! dir = "out"
+//! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
 //!
 //! [extract]
 //! datasets = ["invoices", "billed_recon_line_items"]      # default: every dataset
@@ -101,6 +102,7 @@ struct RawApi {
 #[serde(deny_unknown_fields)]
 struct RawOutput {
     dir: Option<PathBuf>,
+    csv_bom: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +179,8 @@ pub struct Settings {
     pub api: ApiSettings,
     /// Output folder.
     pub output_dir: PathBuf,
+    /// Start CSV files with a UTF-8 byte-order mark (for Excel).
+    pub csv_bom: bool,
     /// Extraction scope.
     pub extract: ExtractSettings,
 }
@@ -315,6 +319,7 @@ impl Settings {
                 max_retries: raw.api.max_retries.unwrap_or(8),
             },
             output_dir: resolve(&raw.output.dir.unwrap_or_else(|| PathBuf::from("out"))),
+            csv_bom: raw.output.csv_bom.unwrap_or(false),
             extract: ExtractSettings {
                 datasets,
                 invoice_ids: raw.extract.invoice_ids.unwrap_or_default(),
@@ -382,6 +387,20 @@ mod tests {
         assert!(checked_url("x", "http://api.partnercenter.microsoft.com").is_err());
         assert!(checked_url("x", "https://api.partnercenter.microsoft.com").is_ok());
         assert!(checked_url("x", "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn the_sample_config_loads_once_a_secret_file_is_named() {
+        let sample =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/pcrecon.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "s", "x", 0o600);
+        let text =
+            sample.replace("# client_secret_file = \"/etc/pcrecon/client_secret\"", "client_secret_file = \"s\"");
+        let s = Settings::load(&write(dir.path(), "c.toml", &text, 0o644)).unwrap();
+        assert_eq!(s.api.max_in_flight, 4);
+        assert_eq!(s.extract.unbilled_periods, ["current", "previous"]);
+        assert!(!s.csv_bom);
     }
 
     #[test]

@@ -52,6 +52,12 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             }
             Ok(())
         }
+        Command::Run(args) => {
+            let settings = Settings::load(&args.config).map_err(|e| failed(e.into()))?;
+            let summary = pipeline::run(&settings, args.keep_raw.as_deref()).map_err(failed)?;
+            print!("{}", summary.render());
+            Ok(())
+        }
         Command::Demo(args) => {
             let summary = pipeline::demo(&default_samples(), &args.out, &args.faults).map_err(failed)?;
             print!("{}", summary.render());

@@ -1,5 +1,6 @@
-//! Wires the stages of a run: settings → API client → extraction → consumer → atomic publish,
-//! and the demo, which runs the same job against the emulator over the bundled samples.
+//! Wires the stages of a run: settings → API client → extraction → decode → Parquet/CSV →
+//! manifest → atomic publish; `extract` (JSON lines only); and the demo, which runs the same job
+//! against the emulator over the bundled samples.
 //!
 //! Errors of every stage arrive here as a [`RunError`], which knows its exit code.
 
@@ -16,6 +17,8 @@ use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
 use crate::extract::dump::{self, DumpReport};
 use crate::extract::raw::RawArchive;
 use crate::extract::{self, ExtractReport};
+use crate::sink::snapshot::{Manifest, SinkError, SinkOptions, Snapshot, publish};
+use std::collections::BTreeMap;
 
 /// Why a run failed, by what the operator has to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +116,7 @@ pub fn client(api: &ApiSettings) -> Result<Client, RunError> {
 }
 
 /// Replaces `out` with `staging` (both in the same folder), so readers see the old or the new.
-fn publish(staging: &Path, out: &Path) -> Result<(), RunError> {
+fn publish_folder(staging: &Path, out: &Path) -> Result<(), RunError> {
     if out.exists() {
         let old = staging.with_extension("old");
         std::fs::rename(out, &old).map_err(|e| io_error(out, e))?;
@@ -125,52 +128,28 @@ fn publish(staging: &Path, out: &Path) -> Result<(), RunError> {
     }
 }
 
-/// Extracts everything in scope into `out` (one JSON-lines file per sequence), published only
-/// when the whole extraction succeeded; optionally archives every raw page into `keep_raw`.
-pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path>) -> Result<ExtractSummary, RunError> {
+/// Runs the extraction into `consume`, which reads the page stream on its own thread. The
+/// consumer's failure wins over the extraction's (which then only reports the closed channel).
+fn drive<R: Send + 'static>(
+    settings: &Settings,
+    consume: impl FnOnce(tokio::sync::mpsc::Receiver<crate::api::paging::Event>) -> Result<R, RunError> + Send + 'static,
+) -> Result<(ExtractReport, R, Duration), RunError> {
     let client = Arc::new(client(&settings.api)?);
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("extract").to_owned();
-    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
-    let archive = match keep_raw {
-        Some(dir) => Some(RawArchive::open(dir).map_err(|e| io_error(dir, e))?),
-        None => None,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
     let (tx, rx) = tokio::sync::mpsc::channel(extract::CHANNEL_PAGES);
-    let consumer_dir = staging.clone();
-    let consumer = std::thread::spawn(move || dump::consume(rx, &consumer_dir, archive));
+    let consumer = std::thread::spawn(move || consume(rx));
     let started = Instant::now();
     tracing::info!(event = "extract_started", correlation_id = client.correlation_id(), base_url = %settings.api.base_url);
     let extracted = runtime.block_on(extract::extract(client.clone(), &settings.extract, tx));
-    let dumped = consumer.join().map_err(|_| RunError::Io("the writer thread panicked".into()));
-    let (report, dumped) = match (extracted, dumped) {
-        (Ok(r), Ok(Ok(d))) => (r, d),
-        (Err(e), _) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e.into());
-        }
-        (Ok(_), Ok(Err(e))) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(RunError::Io(e.to_string()));
-        }
-        (Ok(_), Err(e)) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
+    let consumed = consumer.join().map_err(|_| RunError::Io("the writer thread panicked".into()))?;
+    let (report, result) = match (extracted, consumed) {
+        (Ok(report), Ok(result)) => (report, result),
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(e.into()),
     };
-    let summary_path = staging.join("summary.json");
-    let summary = serde_json::json!({ "items": dumped.items, "sequences": dumped.sequences });
-    let text = serde_json::to_vec_pretty(&summary).map_err(|e| RunError::Io(e.to_string()))?;
-    std::fs::write(&summary_path, text).map_err(|e| io_error(&summary_path, e))?;
-    publish(&staging, out)?;
     let elapsed = started.elapsed();
     tracing::info!(
         event = "extract_finished",
@@ -179,15 +158,185 @@ pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path
         requests = report.requests,
         retries = report.retries,
         throttled = report.throttled,
-        unauthorized = report.unauthorized,
-        restarts = dumped.restarts
+        unauthorized = report.unauthorized
     );
+    Ok((report, result, elapsed))
+}
+
+fn staging_beside(out: &Path, name: &str) -> Result<PathBuf, RunError> {
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    Ok(staging)
+}
+
+fn open_archive(keep_raw: Option<&Path>) -> Result<Option<RawArchive>, RunError> {
+    keep_raw.map(|dir| RawArchive::open(dir).map_err(|e| io_error(dir, e))).transpose()
+}
+
+/// Extracts everything in scope into `out` (one JSON-lines file per sequence), published only
+/// when the whole extraction succeeded; optionally archives every raw page into `keep_raw`.
+pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path>) -> Result<ExtractSummary, RunError> {
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("extract").to_owned();
+    let staging = staging_beside(out, &name)?;
+    let archive = open_archive(keep_raw)?;
+    let into = staging.clone();
+    let driven = drive(settings, move |rx| dump::consume(rx, &into, archive).map_err(|e| RunError::Io(e.to_string())));
+    let (report, dumped, elapsed) = match driven {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let summary_path = staging.join("summary.json");
+    let summary = serde_json::json!({ "items": dumped.items, "sequences": dumped.sequences });
+    let text = serde_json::to_vec_pretty(&summary).map_err(|e| RunError::Io(e.to_string()))?;
+    std::fs::write(&summary_path, text).map_err(|e| io_error(&summary_path, e))?;
+    publish_folder(&staging, out)?;
     Ok(ExtractSummary { out: out.to_path_buf(), report, dumped, elapsed })
+}
+
+/// What a run published.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The snapshot folder.
+    pub snapshot: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Requests, retries, throttling.
+    pub report: ExtractReport,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// The summary table: datasets, rows, control totals per currency.
+    pub fn render(&self) -> String {
+        let mut text = format!("published {}\n", self.snapshot.display());
+        text.push_str(&format!("  {:<34} {:>10}  control totals\n", "dataset", "rows"));
+        for (name, entry) in &self.manifest.datasets {
+            let mut first = true;
+            let totals: Vec<String> = entry
+                .control_totals
+                .iter()
+                .map(|(currency, columns)| {
+                    let cols: Vec<String> = columns.iter().map(|(c, v)| format!("{c} {v}")).collect();
+                    format!("{currency}: {}", cols.join(", "))
+                })
+                .collect();
+            if totals.is_empty() {
+                text.push_str(&format!("  {name:<34} {:>10}\n", entry.rows));
+            }
+            for line in totals {
+                if first {
+                    text.push_str(&format!("  {name:<34} {:>10}  {line}\n", entry.rows));
+                    first = false;
+                } else {
+                    text.push_str(&format!("  {:<34} {:>10}  {line}\n", "", ""));
+                }
+            }
+        }
+        text.push_str(&format!(
+            "  {} files, {} requests, {} retries, {} throttled, {} ms\n",
+            self.manifest.files.len(),
+            self.report.requests,
+            self.report.retries,
+            self.report.throttled,
+            self.elapsed.as_millis()
+        ));
+        text
+    }
+}
+
+/// A run id from the clock: `YYYYMMDDTHHMMSSZ`, with a suffix if that folder exists already.
+fn run_id(out: &Path) -> String {
+    let base = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let mut id = base.clone();
+    let mut n = 2;
+    while out.join(&id).exists() {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    id
+}
+
+/// The nightly job: extracts everything in scope, writes every dataset as Parquet and CSV with a
+/// manifest into a hidden staging folder, and publishes it as `<output.dir>/<run-id>` with
+/// `LATEST` pointing at it.
+pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, RunError> {
+    let mut settings = settings.clone();
+    // Billed line items are partitioned by their invoice's billing period: invoices are needed.
+    if !settings.extract.wants("invoices") {
+        settings.extract.datasets.push("invoices");
+    }
+    let out = settings.output_dir.clone();
+    std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
+    let id = run_id(&out);
+    let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    let archive = open_archive(keep_raw)?;
+    let options = SinkOptions { csv_bom: settings.csv_bom };
+    let root = staging.clone();
+    let source: BTreeMap<&'static str, String> =
+        [("api", "Partner Center REST v1".to_owned()), ("schemas", "schemas/".to_owned())].into_iter().collect();
+    let started_at = chrono::Utc::now();
+    let driven = drive(&settings, move |mut rx| {
+        let mut snapshot = Snapshot::new(&root, options);
+        let mut archive = archive;
+        while let Some(event) = rx.blocking_recv() {
+            if let Some(a) = archive.as_mut() {
+                a.record(&event).map_err(|e| io_error(&root, e))?;
+            }
+            snapshot.handle(&event).map_err(sink_error)?;
+        }
+        if let Some(a) = archive {
+            a.finish().map_err(|e| io_error(&root, e))?;
+        }
+        snapshot.finish(source).map_err(sink_error)
+    });
+    let (report, manifest, elapsed) = match driven {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let run = serde_json::json!({
+        "run_id": id,
+        "started_at": started_at.to_rfc3339(),
+        "finished_at": chrono::Utc::now().to_rfc3339(),
+        "elapsed_ms": elapsed.as_millis() as u64,
+        "pcrecon_version": env!("CARGO_PKG_VERSION"),
+        "base_url": settings.api.base_url.as_str(),
+        "requests": report.requests,
+        "retries": report.retries,
+        "throttled": report.throttled,
+        "refused_tokens": report.unauthorized,
+        "rows": manifest.datasets.iter().map(|(k, v)| (k.clone(), v.rows)).collect::<BTreeMap<_, _>>(),
+    });
+    let run_path = staging.join("run.json");
+    let text = serde_json::to_vec_pretty(&run).map_err(|e| RunError::Io(e.to_string()))?;
+    std::fs::write(&run_path, text).map_err(|e| io_error(&run_path, e))?;
+    let snapshot = publish(&staging, &out, &id).map_err(|e| io_error(&out, e))?;
+    tracing::info!(event = "run_published", snapshot = %snapshot.display(), files = manifest.files.len());
+    Ok(RunSummary { snapshot, manifest, report, elapsed })
+}
+
+fn sink_error(e: SinkError) -> RunError {
+    match e {
+        SinkError::Data(row) => RunError::Data(row.to_string()),
+        SinkError::Io { .. } => RunError::Io(e.to_string()),
+    }
 }
 
 /// The demo: serves `world` with the emulator on a free loopback port, in this process, and
 /// runs the job against it into `out`.
-pub fn demo(world: &Path, out: &Path, faults: &str) -> Result<ExtractSummary, RunError> {
+pub fn demo(world: &Path, out: &Path, faults: &str) -> Result<RunSummary, RunError> {
     use crate::emulator::server::{FaultSpec, ServeSettings, Server};
     let serve = ServeSettings {
         world: world.to_path_buf(),
@@ -240,6 +389,7 @@ pub fn demo(world: &Path, out: &Path, faults: &str) -> Result<ExtractSummary, Ru
             max_retries: 8,
         },
         output_dir: out.to_path_buf(),
+        csv_bom: false,
         extract: ExtractSettings {
             datasets: crate::config::DATASETS.to_vec(),
             invoice_ids: Vec::new(),
@@ -249,5 +399,5 @@ pub fn demo(world: &Path, out: &Path, faults: &str) -> Result<ExtractSummary, Ru
             currencies: Vec::new(),
         },
     };
-    extract_to_folder(&settings, &out.join("extract"), None)
+    run(&settings, None)
 }

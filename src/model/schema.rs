@@ -167,11 +167,20 @@ pub struct DatasetSchema {
     pub totals: Vec<&'static str>,
     /// Rows are the elements of this array of each item (order line items).
     pub explode: Option<&'static str>,
+    /// The extracted dataset whose pages the rows come from, when it is not the dataset itself
+    /// (`orders` for order lines); empty otherwise.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub from: &'static str,
     /// Columns in order.
     pub columns: Vec<Column>,
 }
 
 impl DatasetSchema {
+    /// The extracted dataset this one is built from.
+    pub fn source_dataset(&self) -> &'static str {
+        if self.from.is_empty() { self.name } else { self.from }
+    }
+
     /// Index of a column by name.
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
@@ -307,6 +316,7 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
         currency_column: Some("currency"),
         totals: vec!["subtotal", "tax_total", "total_for_customer"],
         explode: None,
+        from: "",
         columns,
     }
 }
@@ -397,6 +407,7 @@ fn usage(name: &'static str, description: &'static str, api: &'static str) -> Da
         currency_column: Some("billing_currency"),
         totals: vec!["quantity", "pricing_pre_tax_total", "billing_pre_tax_total"],
         explode: None,
+        from: "",
         columns,
     }
 }
@@ -478,6 +489,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: Some("currency_code"),
             totals: vec!["total_charges", "paid_amount"],
             explode: None,
+            from: "",
             columns: vec![
                 required(f("id", S)),
                 f("invoiceDate", TS),
@@ -507,6 +519,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: Some("currency_code"),
             totals: vec!["balance_amount"],
             explode: None,
+            from: "",
             columns: vec![
                 required(f("currencyCode", S)),
                 f("currencySymbol", S),
@@ -557,6 +570,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: Some("currency"),
             totals: vec!["amount", "tax", "total_for_customer"],
             explode: None,
+            from: "",
             columns: vec![
                 scope("invoice_id"),
                 f("partnerId", S),
@@ -603,6 +617,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: Some("currency"),
             totals: vec!["pretax_charges", "tax_amount", "post_tax_total"],
             explode: None,
+            from: "",
             columns: legacy_azure,
         },
         DatasetSchema {
@@ -616,6 +631,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: None,
             totals: vec!["consumed_quantity"],
             explode: None,
+            from: "",
             columns: legacy_usage,
         },
         DatasetSchema {
@@ -629,6 +645,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: None,
             totals: vec![],
             explode: None,
+            from: "",
             columns: vec![
                 required(f("id", S)),
                 named("tenant_id", &["companyProfile.tenantId"], S),
@@ -650,6 +667,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: None,
             totals: vec![],
             explode: None,
+            from: "",
             columns: vec![
                 scope("customer_id"),
                 required(f("id", S)),
@@ -673,6 +691,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: None,
             totals: vec![],
             explode: Some("lineItems"),
+            from: "orders",
             columns: vec![
                 scope("customer_id"),
                 Column { name: "order_id".into(), source: Source::Parent("id"), ty: S, nullable: false },
@@ -699,6 +718,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: None,
             totals: vec![],
             explode: None,
+            from: "",
             columns: vec![
                 scope("customer_id"),
                 required(f("id", S)),
@@ -741,6 +761,7 @@ pub fn all() -> Vec<DatasetSchema> {
             currency_column: None,
             totals: vec![],
             explode: None,
+            from: "",
             columns: vec![
                 scope("customer_id"),
                 named("reference_order_id", &["referenceOrder.id"], S),
@@ -796,6 +817,12 @@ pub fn files() -> Vec<(String, String)> {
 /// One dataset by name.
 pub fn find(name: &str) -> Option<DatasetSchema> {
     all().into_iter().find(|s| s.name == name)
+}
+
+/// Every dataset, built once for the life of the process.
+pub fn registry() -> &'static [DatasetSchema] {
+    static ALL: std::sync::OnceLock<Vec<DatasetSchema>> = std::sync::OnceLock::new();
+    ALL.get_or_init(all)
 }
 
 #[cfg(test)]

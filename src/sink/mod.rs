@@ -3,3 +3,6 @@
 //!
 //! In: typed rows per dataset and scope. Out: a published snapshot folder. It does not fetch or
 //! decode API responses.
+pub mod part;
+pub mod snapshot;
+pub mod writer;

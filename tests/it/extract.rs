@@ -254,27 +254,6 @@ fn app_user_endpoints_use_the_refresh_token_flow() {
 }
 
 #[test]
-fn the_demo_extracts_the_bundled_samples_through_the_emulator() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("demo");
-    let output = std::process::Command::new(crate::helpers::bin())
-        .args(["demo", "--faults", "429=0.02,500=0.02,reset=0.01", "--out"])
-        .arg(&out)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("extract/summary.json")).unwrap()).unwrap();
-    let truth = truth(&samples());
-    for dataset in
-        ["billed_recon_line_items", "billed_consumption_line_items", "unbilled_consumption_line_items", "customers"]
-    {
-        assert_eq!(summary["items"][dataset], truth["datasets"][dataset], "{dataset}");
-    }
-    assert!(String::from_utf8_lossy(&output.stdout).contains("extracted into"));
-}
-
-#[test]
 fn the_raw_archive_holds_every_page_with_its_request_metadata() {
     use sha2::{Digest, Sha256};
     let dir = tempfile::tempdir().unwrap();

@@ -9,4 +9,5 @@ mod faults;
 mod generate;
 mod helpers;
 mod quirks;
+mod run;
 mod walk;
