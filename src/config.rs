@@ -15,6 +15,12 @@
 //! dir = "out"
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
 //!
+//! [normalize]                                            # optional
+//! reporting_currency = "EUR"
+//! rates_file = "rates.csv"                                 # date,from,to,rate
+//! rate_date = "month_end"                                  # or "invoice_date", "charge_end"
+//! rounding = "half_even"                                   # half_up, half_down, down, up, floor, ceiling
+//!
 //! [extract]
 //! datasets = ["invoices", "billed_recon_line_items"]      # default: every dataset
 //! invoice_ids = ["G000123456"]                             # default: every invoice in the date range
@@ -81,6 +87,31 @@ struct RawConfig {
     output: RawOutput,
     #[serde(default)]
     extract: RawExtract,
+    normalize: Option<RawNormalize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNormalize {
+    reporting_currency: String,
+    rates_file: PathBuf,
+    #[serde(default)]
+    rate_date: crate::normalize::fx::RateDateRule,
+    #[serde(default)]
+    rounding: crate::model::money::RoundingMode,
+}
+
+/// Conversion into the reporting currency.
+#[derive(Debug, Clone)]
+pub struct NormalizeSettings {
+    /// The company's reporting currency.
+    pub reporting_currency: crate::model::money::Currency,
+    /// Rate table (`date,from,to,rate`).
+    pub rates_file: PathBuf,
+    /// Which day's rate converts a row.
+    pub rate_date: crate::normalize::fx::RateDateRule,
+    /// How converted amounts are rounded to minor units.
+    pub rounding: crate::model::money::RoundingMode,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +214,8 @@ pub struct Settings {
     pub csv_bom: bool,
     /// Extraction scope.
     pub extract: ExtractSettings,
+    /// Reporting-currency conversion (none: the conversion columns stay empty).
+    pub normalize: Option<NormalizeSettings>,
 }
 
 fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
@@ -320,6 +353,18 @@ impl Settings {
             },
             output_dir: resolve(&raw.output.dir.unwrap_or_else(|| PathBuf::from("out"))),
             csv_bom: raw.output.csv_bom.unwrap_or(false),
+            normalize: match raw.normalize {
+                None => None,
+                Some(n) => Some(NormalizeSettings {
+                    reporting_currency: n
+                        .reporting_currency
+                        .parse()
+                        .map_err(|e| ConfigError::Invalid(format!("normalize.reporting_currency: {e}")))?,
+                    rates_file: resolve(&n.rates_file),
+                    rate_date: n.rate_date,
+                    rounding: n.rounding,
+                }),
+            },
             extract: ExtractSettings {
                 datasets,
                 invoice_ids: raw.extract.invoice_ids.unwrap_or_default(),

@@ -59,7 +59,15 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             Ok(())
         }
         Command::Demo(args) => {
-            let summary = pipeline::demo(&default_samples(), &args.out, &args.faults).map_err(failed)?;
+            // The demo reports in EUR with the rate table generated with the sample world.
+            let normalize = pcrecon::config::NormalizeSettings {
+                reporting_currency: pcrecon::model::money::Currency::Eur,
+                rates_file: default_samples().join("rates.csv"),
+                rate_date: pcrecon::normalize::fx::RateDateRule::MonthEnd,
+                rounding: pcrecon::model::money::RoundingMode::HalfEven,
+            };
+            let summary =
+                pipeline::demo(&default_samples(), &args.out, &args.faults, Some(normalize)).map_err(failed)?;
             print!("{}", summary.render());
             Ok(())
         }

@@ -17,6 +17,7 @@ use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
 use crate::extract::dump::{self, DumpReport};
 use crate::extract::raw::RawArchive;
 use crate::extract::{self, ExtractReport};
+use crate::normalize::fx::{Normalizer, RateTable};
 use crate::sink::snapshot::{Manifest, SinkError, SinkOptions, Snapshot, publish};
 use std::collections::BTreeMap;
 
@@ -281,12 +282,20 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
     std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     let archive = open_archive(keep_raw)?;
     let options = SinkOptions { csv_bom: settings.csv_bom };
+    let normalizer = match &settings.normalize {
+        None => None,
+        Some(n) => {
+            let table =
+                RateTable::load(&n.rates_file).map_err(|e| RunError::Config(ConfigError::Invalid(e.to_string())))?;
+            Some(Normalizer::new(n.reporting_currency, table, n.rate_date, n.rounding))
+        }
+    };
     let root = staging.clone();
     let source: BTreeMap<&'static str, String> =
         [("api", "Partner Center REST v1".to_owned()), ("schemas", "schemas/".to_owned())].into_iter().collect();
     let started_at = chrono::Utc::now();
     let driven = drive(&settings, move |mut rx| {
-        let mut snapshot = Snapshot::new(&root, options);
+        let mut snapshot = Snapshot::new(&root, options, normalizer);
         let mut archive = archive;
         while let Some(event) = rx.blocking_recv() {
             if let Some(a) = archive.as_mut() {
@@ -330,13 +339,19 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
 fn sink_error(e: SinkError) -> RunError {
     match e {
         SinkError::Data(row) => RunError::Data(row.to_string()),
+        SinkError::Fx(message) => RunError::Data(message),
         SinkError::Io { .. } => RunError::Io(e.to_string()),
     }
 }
 
 /// The demo: serves `world` with the emulator on a free loopback port, in this process, and
 /// runs the job against it into `out`.
-pub fn demo(world: &Path, out: &Path, faults: &str) -> Result<RunSummary, RunError> {
+pub fn demo(
+    world: &Path,
+    out: &Path,
+    faults: &str,
+    normalize: Option<crate::config::NormalizeSettings>,
+) -> Result<RunSummary, RunError> {
     use crate::emulator::server::{FaultSpec, ServeSettings, Server};
     let serve = ServeSettings {
         world: world.to_path_buf(),
@@ -390,6 +405,7 @@ pub fn demo(world: &Path, out: &Path, faults: &str) -> Result<RunSummary, RunErr
         },
         output_dir: out.to_path_buf(),
         csv_bom: false,
+        normalize: normalize.clone(),
         extract: ExtractSettings {
             datasets: crate::config::DATASETS.to_vec(),
             invoice_ids: Vec::new(),

@@ -321,9 +321,33 @@ pub async fn extract(
         invoices = invoices.len(),
         currencies = currencies.len()
     );
-    // Sequences run concurrently; each holds at most one page, so memory stays bounded by the
-    // number of running sequences, not by the size of the data.
-    let running = Arc::new(Semaphore::new(client_parallelism(&client)));
+    // Invoices first: their dates and billing periods are known downstream before their lines.
+    let (first, rest): (Vec<Sequence>, Vec<Sequence>) = sequences.into_iter().partition(|s| s.dataset == "invoices");
+    for batch in [first, rest] {
+        run_batch(&client, batch, &tx, &mut report).await?;
+    }
+    if settings.wants("invoice_summaries") {
+        *report.items.entry("invoice_summaries").or_default() += summaries.len() as u64;
+    }
+    if settings.wants("customers") {
+        *report.items.entry("customers").or_default() += customer_count;
+    }
+    report.requests = client.stats.requests.load(Ordering::Relaxed);
+    report.retries = client.stats.retries.load(Ordering::Relaxed);
+    report.throttled = client.stats.throttled.load(Ordering::Relaxed);
+    report.unauthorized = client.stats.unauthorized.load(Ordering::Relaxed);
+    Ok(report)
+}
+
+/// Fetches sequences concurrently to their end. Each holds at most one page, so memory stays
+/// bounded by the number of running sequences, not by the size of the data.
+async fn run_batch(
+    client: &Arc<Client>,
+    sequences: Vec<Sequence>,
+    tx: &mpsc::Sender<Event>,
+    report: &mut ExtractReport,
+) -> Result<(), PagingError> {
+    let running = Arc::new(Semaphore::new(client_parallelism(client)));
     let mut tasks = JoinSet::new();
     for seq in sequences {
         let client = client.clone();
@@ -353,17 +377,7 @@ pub async fn extract(
             }
         }
     }
-    if settings.wants("invoice_summaries") {
-        *report.items.entry("invoice_summaries").or_default() += summaries.len() as u64;
-    }
-    if settings.wants("customers") {
-        *report.items.entry("customers").or_default() += customer_count;
-    }
-    report.requests = client.stats.requests.load(Ordering::Relaxed);
-    report.retries = client.stats.retries.load(Ordering::Relaxed);
-    report.throttled = client.stats.throttled.load(Ordering::Relaxed);
-    report.unauthorized = client.stats.unauthorized.load(Ordering::Relaxed);
-    Ok(report)
+    Ok(())
 }
 
 /// Sequences that run at once: as many as requests may be in flight, so that a sequence holding

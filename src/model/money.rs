@@ -81,16 +81,66 @@ impl Currency {
         truncate_dp(amount, self.minor_units())
     }
 
-    /// Rounds half-to-even to the currency's minor unit.
-    pub fn round_half_even(self, amount: Decimal) -> Decimal {
-        amount.round_dp_with_strategy(self.minor_units(), RoundingStrategy::MidpointNearestEven)
-    }
-
     /// Formats an amount at exactly the currency's minor units (`12.5` → `12.50` in EUR).
     pub fn fixed(self, amount: Decimal) -> Decimal {
         let mut a = amount;
         a.rescale(self.minor_units());
         a
+    }
+}
+
+/// How an amount is rounded to its currency's minor units (only ever at the edges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundingMode {
+    /// Ties to the even neighbour (banker's rounding); the default.
+    #[default]
+    HalfEven,
+    /// Ties away from zero (commercial rounding).
+    HalfUp,
+    /// Ties toward zero.
+    HalfDown,
+    /// Toward zero (truncation; Partner Center's `floor2` of positive amounts).
+    Down,
+    /// Away from zero.
+    Up,
+    /// Toward negative infinity.
+    Floor,
+    /// Toward positive infinity.
+    Ceiling,
+}
+
+impl RoundingMode {
+    /// The name used in configuration and outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoundingMode::HalfEven => "half_even",
+            RoundingMode::HalfUp => "half_up",
+            RoundingMode::HalfDown => "half_down",
+            RoundingMode::Down => "down",
+            RoundingMode::Up => "up",
+            RoundingMode::Floor => "floor",
+            RoundingMode::Ceiling => "ceiling",
+        }
+    }
+
+    fn strategy(self) -> RoundingStrategy {
+        match self {
+            RoundingMode::HalfEven => RoundingStrategy::MidpointNearestEven,
+            RoundingMode::HalfUp => RoundingStrategy::MidpointAwayFromZero,
+            RoundingMode::HalfDown => RoundingStrategy::MidpointTowardZero,
+            RoundingMode::Down => RoundingStrategy::ToZero,
+            RoundingMode::Up => RoundingStrategy::AwayFromZero,
+            RoundingMode::Floor => RoundingStrategy::ToNegativeInfinity,
+            RoundingMode::Ceiling => RoundingStrategy::ToPositiveInfinity,
+        }
+    }
+}
+
+impl Currency {
+    /// Rounds to the currency's minor units with a mode, and pads to exactly that many digits.
+    pub fn round(self, amount: Decimal, mode: RoundingMode) -> Decimal {
+        self.fixed(amount.round_dp_with_strategy(self.minor_units(), mode.strategy()))
     }
 }
 
@@ -142,10 +192,56 @@ mod tests {
     }
 
     #[test]
-    fn half_even_rounds_ties_to_even() {
-        assert_eq!(Currency::Usd.round_half_even(d("0.125")), d("0.12"));
-        assert_eq!(Currency::Usd.round_half_even(d("0.135")), d("0.14"));
-        assert_eq!(Currency::Jpy.round_half_even(d("2.5")), d("2"));
+    fn every_rounding_mode_rounds_as_named() {
+        use RoundingMode::*;
+        let cases = [
+            (
+                "2.345",
+                [
+                    ("half_even", "2.34"),
+                    ("half_up", "2.35"),
+                    ("half_down", "2.34"),
+                    ("down", "2.34"),
+                    ("up", "2.35"),
+                    ("floor", "2.34"),
+                    ("ceiling", "2.35"),
+                ],
+            ),
+            (
+                "-2.345",
+                [
+                    ("half_even", "-2.34"),
+                    ("half_up", "-2.35"),
+                    ("half_down", "-2.34"),
+                    ("down", "-2.34"),
+                    ("up", "-2.35"),
+                    ("floor", "-2.35"),
+                    ("ceiling", "-2.34"),
+                ],
+            ),
+            (
+                "2.355",
+                [
+                    ("half_even", "2.36"),
+                    ("half_up", "2.36"),
+                    ("half_down", "2.35"),
+                    ("down", "2.35"),
+                    ("up", "2.36"),
+                    ("floor", "2.35"),
+                    ("ceiling", "2.36"),
+                ],
+            ),
+        ];
+        for (amount, expected) in cases {
+            for (mode, (name, want)) in [HalfEven, HalfUp, HalfDown, Down, Up, Floor, Ceiling].into_iter().zip(expected)
+            {
+                assert_eq!(mode.name(), name);
+                assert_eq!(Currency::Eur.round(d(amount), mode).to_string(), want, "{amount} {name}");
+            }
+        }
+        assert_eq!(Currency::Jpy.round(d("1523.5"), HalfEven).to_string(), "1524");
+        assert_eq!(Currency::Kwd.round(d("1.0005"), HalfEven).to_string(), "1.000");
+        assert_eq!(Currency::Usd.round(d("7"), HalfEven).to_string(), "7.00");
     }
 
     #[test]

@@ -85,6 +85,39 @@ pub enum Source {
     Parent(&'static str),
     /// The row's stable key: SHA-256 of the key columns and the ordinal among exact duplicates.
     RowKey,
+    /// Derived by currency normalisation.
+    Fx(FxColumn),
+}
+
+/// A column of the reporting-currency conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FxColumn {
+    /// The reporting currency.
+    ReportingCurrency,
+    /// Billing → reporting rate used.
+    Rate,
+    /// Day of that rate.
+    RateDate,
+    /// Where the rate came from (the rate table's file name, or `identity`).
+    RateSource,
+    /// The amount × rate, exact and unrounded.
+    Unrounded(&'static str),
+    /// The amount × rate, rounded to the reporting currency's minor units.
+    Rounded(&'static str),
+}
+
+/// Which amounts of a dataset are converted, and the dates its rate date rules read.
+#[derive(Debug, Clone, Serialize)]
+pub struct FxSpec {
+    /// Amount columns in the billing currency.
+    pub amounts: Vec<&'static str>,
+    /// Column giving the `charge_end` rule's day.
+    pub charge_end_column: &'static str,
+    /// Column whose month gives the billing period when no invoice does.
+    pub period_column: &'static str,
+    /// Column giving the invoice date, in the invoices dataset itself.
+    pub invoice_date_column: &'static str,
 }
 
 /// One column.
@@ -167,6 +200,9 @@ pub struct DatasetSchema {
     pub totals: Vec<&'static str>,
     /// Rows are the elements of this array of each item (order line items).
     pub explode: Option<&'static str>,
+    /// Reporting-currency conversion, where the dataset has amounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fx: Option<FxSpec>,
     /// The extracted dataset whose pages the rows come from, when it is not the dataset itself
     /// (`orders` for order lines); empty otherwise.
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -317,6 +353,7 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
         totals: vec!["subtotal", "tax_total", "total_for_customer"],
         explode: None,
         from: "",
+        fx: None,
         columns,
     }
 }
@@ -408,6 +445,7 @@ fn usage(name: &'static str, description: &'static str, api: &'static str) -> Da
         totals: vec!["quantity", "pricing_pre_tax_total", "billing_pre_tax_total"],
         explode: None,
         from: "",
+        fx: None,
         columns,
     }
 }
@@ -441,8 +479,87 @@ fn legacy_azure_base() -> Vec<Column> {
     ]
 }
 
-/// Every output dataset, in a fixed order.
+/// Fractional digits of unrounded reporting-currency amounts (usage rows carry more digits).
+const REPORTING: ColType = ColType::Decimal { scale: 24 };
+const REPORTING_USAGE: ColType = ColType::Decimal { scale: 28 };
+/// Rounded reporting amounts: up to three minor digits (KWD).
+const REPORTING_ROUNDED: ColType = ColType::Decimal { scale: 3 };
+
+fn fx_column(name: String, fx: FxColumn, ty: ColType) -> Column {
+    Column { name, source: Source::Fx(fx), ty, nullable: true }
+}
+
+/// Adds the reporting-currency columns of `spec` to a dataset.
+fn with_fx(mut schema: DatasetSchema, spec: FxSpec, unrounded: ColType) -> DatasetSchema {
+    schema.columns.push(fx_column("reporting_currency".into(), FxColumn::ReportingCurrency, S));
+    schema.columns.push(fx_column("fx_rate".into(), FxColumn::Rate, RATE));
+    schema.columns.push(fx_column("fx_rate_date".into(), FxColumn::RateDate, D));
+    schema.columns.push(fx_column("fx_rate_source".into(), FxColumn::RateSource, S));
+    for amount in &spec.amounts {
+        schema.columns.push(fx_column(format!("{amount}_reporting"), FxColumn::Unrounded(amount), unrounded));
+        schema.columns.push(fx_column(
+            format!("{amount}_reporting_rounded"),
+            FxColumn::Rounded(amount),
+            REPORTING_ROUNDED,
+        ));
+    }
+    schema.fx = Some(spec);
+    schema
+}
+
+fn fx(amounts: &[&'static str], charge_end: &'static str, period: &'static str, invoice_date: &'static str) -> FxSpec {
+    FxSpec {
+        amounts: amounts.to_vec(),
+        charge_end_column: charge_end,
+        period_column: period,
+        invoice_date_column: invoice_date,
+    }
+}
+
+/// Every output dataset, in a fixed order, with the reporting-currency columns of those that
+/// carry amounts.
 pub fn all() -> Vec<DatasetSchema> {
+    base()
+        .into_iter()
+        .map(|s| {
+            let recon =
+                fx(&["subtotal", "tax_total", "total_for_customer"], "charge_end_date", "charge_start_date", "");
+            match s.name {
+                "invoices" => with_fx(
+                    s,
+                    fx(
+                        &["total_charges", "paid_amount"],
+                        "billing_period_end_date",
+                        "billing_period_start_date",
+                        "invoice_date",
+                    ),
+                    REPORTING,
+                ),
+                "invoice_summaries" => {
+                    with_fx(s, fx(&["balance_amount"], "accounting_date", "accounting_date", ""), REPORTING)
+                }
+                "billed_recon_line_items" | "unbilled_recon_line_items" => with_fx(s, recon, REPORTING),
+                "billed_consumption_line_items" | "unbilled_consumption_line_items" => {
+                    with_fx(s, fx(&["billing_pre_tax_total"], "usage_date", "charge_start_date", ""), REPORTING_USAGE)
+                }
+                "legacy_office_line_items" => with_fx(
+                    s,
+                    fx(&["amount", "tax", "total_for_customer"], "charge_end_date", "charge_start_date", ""),
+                    REPORTING,
+                ),
+                "legacy_azure_line_items" => with_fx(
+                    s,
+                    fx(&["pretax_charges", "tax_amount", "post_tax_total"], "charge_end_date", "charge_start_date", ""),
+                    REPORTING,
+                ),
+                _ => s,
+            }
+        })
+        .collect()
+}
+
+/// The datasets with their API columns only.
+fn base() -> Vec<DatasetSchema> {
     let mut legacy_azure = legacy_azure_base();
     legacy_azure.extend([
         f("detailLineItemId", I),
@@ -490,6 +607,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec!["total_charges", "paid_amount"],
             explode: None,
             from: "",
+            fx: None,
             columns: vec![
                 required(f("id", S)),
                 f("invoiceDate", TS),
@@ -520,6 +638,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec!["balance_amount"],
             explode: None,
             from: "",
+            fx: None,
             columns: vec![
                 required(f("currencyCode", S)),
                 f("currencySymbol", S),
@@ -571,6 +690,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec!["amount", "tax", "total_for_customer"],
             explode: None,
             from: "",
+            fx: None,
             columns: vec![
                 scope("invoice_id"),
                 f("partnerId", S),
@@ -618,6 +738,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec!["pretax_charges", "tax_amount", "post_tax_total"],
             explode: None,
             from: "",
+            fx: None,
             columns: legacy_azure,
         },
         DatasetSchema {
@@ -632,6 +753,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec!["consumed_quantity"],
             explode: None,
             from: "",
+            fx: None,
             columns: legacy_usage,
         },
         DatasetSchema {
@@ -646,6 +768,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec![],
             explode: None,
             from: "",
+            fx: None,
             columns: vec![
                 required(f("id", S)),
                 named("tenant_id", &["companyProfile.tenantId"], S),
@@ -668,6 +791,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec![],
             explode: None,
             from: "",
+            fx: None,
             columns: vec![
                 scope("customer_id"),
                 required(f("id", S)),
@@ -692,6 +816,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec![],
             explode: Some("lineItems"),
             from: "orders",
+            fx: None,
             columns: vec![
                 scope("customer_id"),
                 Column { name: "order_id".into(), source: Source::Parent("id"), ty: S, nullable: false },
@@ -719,6 +844,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec![],
             explode: None,
             from: "",
+            fx: None,
             columns: vec![
                 scope("customer_id"),
                 required(f("id", S)),
@@ -762,6 +888,7 @@ pub fn all() -> Vec<DatasetSchema> {
             totals: vec![],
             explode: None,
             from: "",
+            fx: None,
             columns: vec![
                 scope("customer_id"),
                 named("reference_order_id", &["referenceOrder.id"], S),
@@ -805,6 +932,9 @@ pub fn files() -> Vec<(String, String)> {
                 Source::Scope => "the request's scope".into(),
                 Source::Parent(p) => format!("parent `{p}`"),
                 Source::RowKey => "SHA-256 of the key + ordinal".into(),
+                Source::Fx(FxColumn::Unrounded(a)) => format!("`{a}` × `fx_rate`, exact"),
+                Source::Fx(FxColumn::Rounded(a)) => format!("`{a}` × `fx_rate`, rounded to the reporting currency"),
+                Source::Fx(_) => "currency normalisation".into(),
             };
             let null = if c.nullable { "yes" } else { "no" };
             doc.push_str(&format!("| `{}` | {} | {null} | {from} |\n", c.name, arrow_type(c.ty)));
@@ -847,6 +977,11 @@ mod tests {
             }
             for k in s.keys.iter().chain(&s.totals).chain(s.currency_column.iter()) {
                 assert!(s.column(k).is_some(), "{}: {k} is not a column", s.name);
+            }
+            if let Some(fx) = &s.fx {
+                for c in fx.amounts.iter().chain([&fx.charge_end_column, &fx.period_column]) {
+                    assert!(s.column(c).is_some(), "{}: fx column {c}", s.name);
+                }
             }
             for t in &s.totals {
                 assert!(matches!(s.columns[s.column(t).unwrap()].ty, ColType::Decimal { .. }), "{}: {t}", s.name);

@@ -4,4 +4,5 @@
 //! fit its column. It does not fetch, and it does not write files.
 
 pub mod decode;
+pub mod fx;
 pub mod rows;

@@ -51,7 +51,7 @@ fn row_of(
                 row.push(Cell::Str(origin.scope.to_owned()));
                 continue;
             }
-            Source::RowKey => {
+            Source::RowKey | Source::Fx(_) => {
                 row.push(Cell::Null);
                 continue;
             }

@@ -18,6 +18,7 @@ use super::writer::FileReport;
 use crate::api::paging::Event;
 use crate::extract::raw::scope_name;
 use crate::model::schema::{Cell, DatasetSchema, Partition, registry};
+use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
 use crate::normalize::rows::{Origin, RowError, decode_page, fixed_point};
 
 /// Why the snapshot failed.
@@ -26,6 +27,9 @@ pub enum SinkError {
     /// A value could not be decoded.
     #[error(transparent)]
     Data(#[from] Box<RowError>),
+    /// Amounts could not be converted into the reporting currency.
+    #[error("{0}")]
+    Fx(String),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -80,6 +84,8 @@ pub struct Snapshot {
     dims: BTreeMap<&'static str, BTreeMap<String, Vec<Vec<Cell>>>>,
     documents: BTreeMap<String, FileReport>,
     rows: Vec<Vec<Cell>>,
+    normalizer: Option<Normalizer>,
+    invoice_dates: HashMap<String, InvoiceDates>,
 }
 
 fn is_dimension(schema: &DatasetSchema) -> bool {
@@ -96,7 +102,7 @@ fn relative(root: &Path, path: &str) -> String {
 
 impl Snapshot {
     /// A snapshot written under `root` (the staging folder).
-    pub fn new(root: &Path, options: SinkOptions) -> Snapshot {
+    pub fn new(root: &Path, options: SinkOptions, normalizer: Option<Normalizer>) -> Snapshot {
         Snapshot {
             root: root.to_path_buf(),
             options,
@@ -105,6 +111,8 @@ impl Snapshot {
             dims: BTreeMap::new(),
             documents: BTreeMap::new(),
             rows: Vec::new(),
+            normalizer,
+            invoice_dates: HashMap::new(),
         }
     }
 
@@ -166,6 +174,17 @@ impl Snapshot {
         let origin = Origin { scope: &page.scope, page: page.number };
         self.rows.clear();
         decode_page(schema, page.item_texts(), origin, &mut self.rows)?;
+        if schema.name == "invoices" {
+            self.remember_invoices(schema);
+        }
+        if let Some(normalizer) = self.normalizer.as_mut() {
+            let invoice = self.invoice_dates.get(&page.scope.to_uppercase()).copied();
+            for row in self.rows.iter_mut() {
+                normalizer.apply(schema, row, invoice).map_err(|e| {
+                    SinkError::Fx(format!("dataset {}, scope {}, page {}: {e}", schema.name, page.scope, page.number))
+                })?;
+            }
+        }
         if is_dimension(schema) {
             self.dims.entry(schema.name).or_default().entry(page.scope.clone()).or_default().append(&mut self.rows);
             return Ok(());
@@ -184,6 +203,21 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Notes each invoice's dates, which the rows of its line items are converted with.
+    fn remember_invoices(&mut self, schema: &DatasetSchema) {
+        let (Some(id), Some(date), Some(end)) =
+            (schema.column("id"), schema.column("invoice_date"), schema.column("billing_period_end_date"))
+        else {
+            return;
+        };
+        for row in &self.rows {
+            if let Cell::Str(invoice) = &row[id] {
+                let dates = InvoiceDates { invoice_date: day_of(&row[date]), period_end: day_of(&row[end]) };
+                self.invoice_dates.insert(invoice.to_uppercase(), dates);
+            }
+        }
+    }
+
     fn write_dimension(
         &self,
         schema: &'static DatasetSchema,
@@ -200,6 +234,14 @@ impl Snapshot {
 
     /// Writes the dimensions, places every file in its partition and writes `manifest.json`.
     pub fn finish(mut self, source: BTreeMap<&'static str, String>) -> Result<Manifest, SinkError> {
+        if let Some(missing) = self.normalizer.as_ref().map(Normalizer::missing).filter(|m| !m.is_empty()) {
+            let list: Vec<String> = missing.iter().map(|(currency, date)| format!("{currency} on {date}")).collect();
+            return Err(SinkError::Fx(format!(
+                "the rate table has no rate into the reporting currency for {} (currency, date) pairs: {}",
+                list.len(),
+                list.join(", ")
+            )));
+        }
         let mut placed: Vec<(&'static DatasetSchema, PartReport)> = Vec::new();
         let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
         let dims = std::mem::take(&mut self.dims);

@@ -205,3 +205,98 @@ fn faults_change_nothing_in_the_published_snapshot() {
     faulty.remove("run.json");
     assert_eq!(clean, faulty);
 }
+
+/// Every converted amount of a dataset: (amount, rate, unrounded, rounded) read back from Parquet.
+fn conversions(snapshot: &Path, dataset: &str, amount: &str) -> Vec<(Decimal, Decimal, Decimal, Decimal)> {
+    let mut out = Vec::new();
+    for (file, _) in digest_tree(&snapshot.join(dataset)) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(snapshot.join(dataset).join(&file)).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = |name: &str| {
+                batch.column_by_name(name).unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap().clone()
+            };
+            let (a, r, u, o) = (
+                col(amount),
+                col("fx_rate"),
+                col(&format!("{amount}_reporting")),
+                col(&format!("{amount}_reporting_rounded")),
+            );
+            let value = |arr: &Decimal128Array, i: usize| {
+                pcrecon::normalize::decode::from_decimal128(arr.value(i), arr.scale() as u32).unwrap().normalize()
+            };
+            for i in 0..batch.num_rows() {
+                if !a.is_null(i) {
+                    out.push((value(&a, i), value(&r, i), value(&u, i), value(&o, i)));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn amounts_are_converted_into_the_reporting_currency_exactly_and_rounded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    demo(&out);
+    let snapshot = latest(&out);
+    for (dataset, amount) in [
+        ("billed_recon_line_items", "total_for_customer"),
+        ("billed_consumption_line_items", "billing_pre_tax_total"),
+        ("invoices", "total_charges"),
+        ("legacy_office_line_items", "amount"),
+    ] {
+        let rows = conversions(&snapshot, dataset, amount);
+        assert!(!rows.is_empty(), "{dataset}");
+        for (a, rate, unrounded, rounded) in rows {
+            assert_eq!(a * rate, unrounded, "{dataset}: {a} × {rate}");
+            assert_eq!(
+                unrounded.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven),
+                rounded
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_rate_fails_the_run_listing_every_missing_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap()]);
+    let rates: String = std::fs::read_to_string(samples().join("rates.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains(",DKK,EUR,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("rates.csv"), rates).unwrap();
+    std::fs::write(
+        dir.path().join("pcrecon.toml"),
+        format!(
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nauthority_url = \"{b}\"\nbase_url = \"{b}\"\n[output]\ndir = \"out\"\n\
+             [normalize]\nreporting_currency = \"EUR\"\nrates_file = \"rates.csv\"\nrate_date = \"month_end\"\nrounding = \"half_up\"\n",
+            b = emulator.base
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(bin())
+        .args(["run", "--config"])
+        .arg(dir.path().join("pcrecon.toml"))
+        .env("PCRECON_CLIENT_SECRET", "s")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let message = stderr.lines().last().unwrap();
+    for month_end in
+        ["DKK on 2024-11-30", "DKK on 2024-12-31", "DKK on 2025-01-31", "DKK on 2025-02-28", "DKK on 2025-03-31"]
+    {
+        assert!(message.contains(month_end), "{month_end} missing from {message}");
+    }
+    assert!(!message.contains("GBP on"), "only the missing pairs are listed: {message}");
+    let published: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().collect();
+    assert!(published.is_empty(), "nothing is published");
+}

@@ -8,6 +8,7 @@
 //! Layout of a world folder:
 //! ```text
 //! world.json                              partner, dates, currencies, generator arguments
+//! rates.csv                               daily exchange rates between its currencies
 //! truth.json                              counts, control totals, invoices, planted anomalies
 //! customers.jsonl                         one Customer (by-id shape) per line
 //! customers/<id>/{orders,subscriptions,entitlements}.jsonl
@@ -318,6 +319,7 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
         bytes.push(b'\n');
         Ok(bytes)
     };
+    write_file(&dir.join("rates.csv"), rate_table(spec.seed, &currencies, &timeline).as_bytes())?;
     write_file(&dir.join("world.json"), &pretty(&world)?)?;
     write_file(&dir.join("truth.json"), &pretty(&truth)?)?;
     Ok(truth)
@@ -333,6 +335,32 @@ mod erased {
             serde_json::to_vec_pretty(self)
         }
     }
+}
+
+/// The rate table a finance team would supply for this world (`date,from,to,rate`): every day
+/// of its months, every pair of its currencies, each month at the cross rate of the USD rates
+/// its line items carry, to ten decimals.
+fn rate_table(seed: u64, currencies: &[Currency], timeline: &Timeline) -> String {
+    let mut text = String::from("date,from,to,rate\n");
+    let first = timeline.billed.first().copied().unwrap_or(timeline.current);
+    let mut month = first;
+    while month <= timeline.current {
+        let usd: Vec<(Currency, Decimal)> =
+            currencies.iter().map(|c| (*c, billing::exchange_rate(seed, *c, month).0)).collect();
+        for day in 1..=month.days() {
+            let date = month.day(day);
+            for (from, from_rate) in &usd {
+                for (to, to_rate) in &usd {
+                    if from != to {
+                        let rate = (*to_rate / *from_rate).round_dp(10).normalize();
+                        text.push_str(&format!("{date},{from},{to},{rate}\n"));
+                    }
+                }
+            }
+        }
+        month = month.next();
+    }
+    text
 }
 
 fn unbilled_slot(month: Month, period: Period, cutoff: NaiveDate) -> Slot {

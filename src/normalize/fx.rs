@@ -1,0 +1,263 @@
+//! Currency normalisation: billing currency → the company's reporting currency, with a rate
+//! table the finance team supplies (`date,from,to,rate`) and a configured date rule.
+//!
+//! Conversion is exact: `amount × rate` is kept unrounded (an error if the exact product needs
+//! more digits than its column holds) and, beside it, rounded once to the reporting currency's
+//! ISO 4217 minor units with the configured mode. A missing rate does not stop the rows: every
+//! missing (currency, date) is collected, and the run fails listing them all at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::decode::{from_decimal128, to_decimal128};
+use crate::model::money::{Currency, RoundingMode};
+use crate::model::schema::{Cell, ColType, DatasetSchema, FxColumn, Source};
+
+/// Which day's rate converts a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateDateRule {
+    /// The invoice's date (unbilled rows, which have none, use the month end).
+    InvoiceDate,
+    /// The row's charge end (usage: its usage date).
+    ChargeEnd,
+    /// The last day of the row's billing period; the default.
+    #[default]
+    MonthEnd,
+}
+
+/// Why rates cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FxError {
+    /// The rate table cannot be read.
+    #[error("cannot read the rate table {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line of the rate table is wrong.
+    #[error("rate table {path}, line {line}: {reason}")]
+    Line {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Exchange rates by (date, from, to).
+#[derive(Debug, Clone, Default)]
+pub struct RateTable {
+    rates: BTreeMap<(NaiveDate, Currency, Currency), Decimal>,
+    /// File name, recorded on every converted row as its rate source.
+    pub source: String,
+}
+
+impl RateTable {
+    /// Reads a CSV with the header `date,from,to,rate`.
+    pub fn load(path: &Path) -> Result<RateTable, FxError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FxError::Read { path: name.clone(), source })?;
+        let source = path.file_name().map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
+        RateTable::parse(&text, &name, source)
+    }
+
+    /// Parses rate-table text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str, source: String) -> Result<RateTable, FxError> {
+        let fail = |line: usize, reason: String| FxError::Line { path: path.to_owned(), line, reason };
+        let mut rates = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line_no = i + 1;
+            let line = line.trim();
+            if line.is_empty() || (i == 0 && line.to_ascii_lowercase().replace(' ', "") == "date,from,to,rate") {
+                continue;
+            }
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [date, from, to, rate] = fields.as_slice() else {
+                return Err(fail(line_no, format!("expected date,from,to,rate, found {line:?}")));
+            };
+            let date = NaiveDate::from_str(date).map_err(|_| fail(line_no, format!("{date:?} is not a date")))?;
+            let from = Currency::from_str(from).map_err(|e| fail(line_no, e.to_string()))?;
+            let to = Currency::from_str(to).map_err(|e| fail(line_no, e.to_string()))?;
+            let rate = Decimal::from_str_exact(rate)
+                .map_err(|_| fail(line_no, format!("{rate:?} is not an exact decimal")))?;
+            if rate <= Decimal::ZERO {
+                return Err(fail(line_no, format!("rate {rate} is not positive")));
+            }
+            if rates.insert((date, from, to), rate).is_some() {
+                return Err(fail(line_no, format!("a second rate for {from}→{to} on {date}")));
+            }
+        }
+        Ok(RateTable { rates, source })
+    }
+}
+
+/// Facts of an invoice the date rules need.
+#[derive(Debug, Clone, Copy)]
+pub struct InvoiceDates {
+    /// `invoiceDate` (UTC day).
+    pub invoice_date: Option<NaiveDate>,
+    /// Last day of the billing period.
+    pub period_end: Option<NaiveDate>,
+}
+
+/// Converts rows into the reporting currency.
+#[derive(Debug)]
+pub struct Normalizer {
+    reporting: Currency,
+    table: RateTable,
+    rule: RateDateRule,
+    mode: RoundingMode,
+    missing: BTreeSet<(String, NaiveDate)>,
+}
+
+/// The UTC day of a date or timestamp cell.
+pub fn day_of(cell: &Cell) -> Option<NaiveDate> {
+    let epoch = NaiveDate::default();
+    match cell {
+        Cell::Date(days) => epoch.checked_add_signed(chrono::Duration::days(i64::from(*days))),
+        Cell::Timestamp(nanos) => Some(chrono::DateTime::from_timestamp_nanos(*nanos).date_naive()),
+        _ => None,
+    }
+}
+
+fn month_end(day: NaiveDate) -> NaiveDate {
+    crate::emulator::world::timeline::Month::of(day).last_day()
+}
+
+impl Normalizer {
+    /// A normaliser into `reporting` with a rate table, date rule and rounding mode.
+    pub fn new(reporting: Currency, table: RateTable, rule: RateDateRule, mode: RoundingMode) -> Normalizer {
+        Normalizer { reporting, table, rule, mode, missing: BTreeSet::new() }
+    }
+
+    /// Every (currency, date) that had no rate, in order.
+    pub fn missing(&self) -> &BTreeSet<(String, NaiveDate)> {
+        &self.missing
+    }
+
+    fn rate_date(&self, schema: &DatasetSchema, row: &[Cell], invoice: Option<InvoiceDates>) -> Option<NaiveDate> {
+        let fx = schema.fx.as_ref()?;
+        let column = |name: &str| schema.column(name).and_then(|i| day_of(&row[i]));
+        let month_end_of_row =
+            || invoice.and_then(|i| i.period_end).or_else(|| column(fx.period_column).map(month_end));
+        match self.rule {
+            RateDateRule::InvoiceDate => invoice
+                .and_then(|i| i.invoice_date)
+                .or_else(|| column(fx.invoice_date_column))
+                .or_else(month_end_of_row),
+            RateDateRule::ChargeEnd => column(fx.charge_end_column).or_else(month_end_of_row),
+            RateDateRule::MonthEnd => month_end_of_row(),
+        }
+    }
+
+    /// Fills a row's FX columns. `invoice` is the row's invoice, when it has one.
+    pub fn apply(
+        &mut self,
+        schema: &DatasetSchema,
+        row: &mut [Cell],
+        invoice: Option<InvoiceDates>,
+    ) -> Result<(), String> {
+        let Some(currency_at) = schema.currency_column.and_then(|c| schema.column(c)) else { return Ok(()) };
+        let Cell::Str(code) = &row[currency_at] else { return Ok(()) };
+        let code = code.trim().to_uppercase();
+        let Some(date) = self.rate_date(schema, row, invoice) else { return Ok(()) };
+        let from = Currency::from_str(&code).ok();
+        let found = match from {
+            Some(c) if c == self.reporting => Some((Decimal::ONE, "identity".to_owned())),
+            Some(c) => self.table.rates.get(&(date, c, self.reporting)).map(|r| (*r, self.table.source.clone())),
+            None => None,
+        };
+        let Some((rate, source)) = found else {
+            self.missing.insert((code, date));
+            return Ok(());
+        };
+        for (i, column) in schema.columns.iter().enumerate() {
+            let Source::Fx(fx) = &column.source else { continue };
+            row[i] = match fx {
+                FxColumn::ReportingCurrency => Cell::Str(self.reporting.code().to_owned()),
+                FxColumn::Rate => Cell::Dec(to_decimal128(rate, scale_of(column.ty)).map_err(|e| e.0)?),
+                FxColumn::RateDate => {
+                    Cell::Date(i32::try_from(date.signed_duration_since(NaiveDate::default()).num_days()).unwrap_or(0))
+                }
+                FxColumn::RateSource => Cell::Str(source.clone()),
+                FxColumn::Unrounded(amount) | FxColumn::Rounded(amount) => {
+                    let Some(at) = schema.column(amount) else { continue };
+                    let Cell::Dec(unscaled) = row[at] else { continue };
+                    let value = from_decimal128(unscaled, scale_of(schema.columns[at].ty))
+                        .ok_or_else(|| format!("{amount} {unscaled} cannot be converted"))?;
+                    let product = exact_product(value, rate).ok_or_else(|| {
+                        format!("{amount} {value} × rate {rate} has more digits than an exact product can hold")
+                    })?;
+                    let converted = if matches!(fx, FxColumn::Rounded(_)) {
+                        self.reporting.round(product, self.mode)
+                    } else {
+                        product
+                    };
+                    Cell::Dec(
+                        to_decimal128(converted, scale_of(column.ty))
+                            .map_err(|e| format!("{}: {}", column.name, e.0))?,
+                    )
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+fn scale_of(ty: ColType) -> u32 {
+    match ty {
+        ColType::Decimal { scale } => scale,
+        _ => 0,
+    }
+}
+
+/// `a × b` only when no digit is lost: the mantissas are multiplied in i128, and the product
+/// is accepted only if a Decimal holds it as it is (at most 28 fractional digits, 96 bits).
+fn exact_product(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let (a, b) = (a.normalize(), b.normalize());
+    let mantissa = a.mantissa().checked_mul(b.mantissa())?;
+    Decimal::try_from_i128_with_scale(mantissa, a.scale() + b.scale()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn rate_tables_are_read_exactly_and_bad_lines_are_located() {
+        let t = RateTable::parse("date,from,to,rate\n2025-01-31,DKK,EUR,0.134074\n", "r.csv", "r.csv".into()).unwrap();
+        assert_eq!(
+            t.rates[&(NaiveDate::from_ymd_opt(2025, 1, 31).unwrap(), Currency::Dkk, Currency::Eur)],
+            d("0.134074")
+        );
+        let e = RateTable::parse("date,from,to,rate\n2025-01-31,DKK,EUR,abc\n", "r.csv", String::new()).unwrap_err();
+        assert_eq!(e.to_string(), "rate table r.csv, line 2: \"abc\" is not an exact decimal");
+        assert!(RateTable::parse("2025-01-31,XXX,EUR,1\n", "r", String::new()).is_err());
+        assert!(RateTable::parse("2025-01-31,DKK,EUR,1\n2025-01-31,DKK,EUR,2\n", "r", String::new()).is_err());
+    }
+
+    #[test]
+    fn products_are_exact_or_refused() {
+        assert_eq!(exact_product(d("244820.21"), d("0.134074")), Some(d("32824.02483554")));
+        assert_eq!(exact_product(d("-26.470000"), d("1")), Some(d("-26.47")));
+        assert_eq!(
+            exact_product(d("0.1835431430074643112595"), d("0.891234")),
+            Some(d("0.1635798895151144479810492230")),
+            "28 fractional digits: exact"
+        );
+        assert_eq!(exact_product(d("0.1835431430074643112595"), d("0.8912345")), None, "29 would be rounded: refused");
+    }
+}
