@@ -14,6 +14,7 @@
 //! [output]
 //! dir = "out"
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
+//! rejects = false                                          # true: bad records go to `rejects`, the run goes on
 //!
 //! [normalize]                                            # optional
 //! reporting_currency = "EUR"
@@ -134,6 +135,7 @@ struct RawApi {
 struct RawOutput {
     dir: Option<PathBuf>,
     csv_bom: Option<bool>,
+    rejects: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +214,8 @@ pub struct Settings {
     pub output_dir: PathBuf,
     /// Start CSV files with a UTF-8 byte-order mark (for Excel).
     pub csv_bom: bool,
+    /// Keep going past undecodable records, writing them to `rejects` (else the run fails).
+    pub rejects: bool,
     /// Extraction scope.
     pub extract: ExtractSettings,
     /// Reporting-currency conversion (none: the conversion columns stay empty).
@@ -353,6 +357,7 @@ impl Settings {
             },
             output_dir: resolve(&raw.output.dir.unwrap_or_else(|| PathBuf::from("out"))),
             csv_bom: raw.output.csv_bom.unwrap_or(false),
+            rejects: raw.output.rejects.unwrap_or(false),
             normalize: match raw.normalize {
                 None => None,
                 Some(n) => Some(NormalizeSettings {

@@ -10,6 +10,8 @@ use pcrecon::config::Settings;
 use pcrecon::emulator::{server, world};
 use pcrecon::pipeline::{self, RunError};
 
+/// Exit code for a run that published but found exceptions (rejected records).
+const EXIT_EXCEPTIONS: u8 = 1;
 /// Exit code for a usage or configuration error.
 const EXIT_USAGE: u8 = 2;
 /// Exit code for an output I/O error.
@@ -56,7 +58,13 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             let settings = Settings::load(&args.config).map_err(|e| failed(e.into()))?;
             let summary = pipeline::run(&settings, args.keep_raw.as_deref()).map_err(failed)?;
             print!("{}", summary.render());
-            Ok(())
+            match summary.rejected() {
+                0 => Ok(()),
+                n => Err((
+                    EXIT_EXCEPTIONS,
+                    format!("published with {n} rejected records: see rejects/ in {}", summary.snapshot.display()),
+                )),
+            }
         }
         Command::Demo(args) => {
             // The demo reports in EUR with the rate table generated with the sample world.

@@ -216,6 +216,11 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// Records that went to `rejects`.
+    pub fn rejected(&self) -> u64 {
+        self.manifest.datasets.get("rejects").map_or(0, |d| d.rows)
+    }
+
     /// The summary table: datasets, rows, control totals per currency.
     pub fn render(&self) -> String {
         let mut text = format!("published {}\n", self.snapshot.display());
@@ -281,7 +286,7 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
     let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
     std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     let archive = open_archive(keep_raw)?;
-    let options = SinkOptions { csv_bom: settings.csv_bom };
+    let options = SinkOptions { csv_bom: settings.csv_bom, rejects: settings.rejects };
     let normalizer = match &settings.normalize {
         None => None,
         Some(n) => {
@@ -405,6 +410,7 @@ pub fn demo(
         },
         output_dir: out.to_path_buf(),
         csv_bom: false,
+        rejects: false,
         normalize: normalize.clone(),
         extract: ExtractSettings {
             datasets: crate::config::DATASETS.to_vec(),

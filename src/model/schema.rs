@@ -555,7 +555,38 @@ pub fn all() -> Vec<DatasetSchema> {
                 _ => s,
             }
         })
+        .chain([rejects()])
         .collect()
+}
+
+/// Records that could not be decoded, when `[output] rejects = true` keeps a run going.
+pub fn rejects() -> DatasetSchema {
+    let text = |name: &str| Column { name: name.into(), source: Source::Field(vec![]), ty: S, nullable: false };
+    let number = |name: &str| Column { name: name.into(), source: Source::Field(vec![]), ty: I, nullable: false };
+    DatasetSchema {
+        name: "rejects",
+        version: 1,
+        description: "Records that could not be decoded, with the reason (only with [output] rejects = true)",
+        grain: "one rejected record",
+        api: "any",
+        keys: vec!["dataset", "scope", "page", "record"],
+        partition: Partition::None,
+        currency_column: None,
+        totals: vec![],
+        explode: None,
+        fx: None,
+        from: "-",
+        columns: vec![
+            text("dataset"),
+            text("scope"),
+            number("page"),
+            number("record"),
+            text("field"),
+            text("column"),
+            text("reason"),
+            text("item"),
+        ],
+    }
 }
 
 /// The datasets with their API columns only.

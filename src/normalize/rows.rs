@@ -76,7 +76,43 @@ fn row_of(
     Ok(row)
 }
 
-/// Decodes the items of one page (JSON texts) into rows, appended to `out`.
+/// Decodes one item (JSON text) into its rows (one, or one per element of an exploded array).
+pub fn decode_item(
+    schema: &DatasetSchema,
+    text: &[u8],
+    origin: Origin<'_>,
+    record: usize,
+) -> Result<Vec<Vec<Cell>>, Box<RowError>> {
+    let fail = |reason: String| {
+        Box::new(RowError {
+            dataset: schema.name.to_owned(),
+            scope: origin.scope.to_owned(),
+            page: origin.page,
+            record,
+            field: "-".into(),
+            column: "-".into(),
+            reason,
+        })
+    };
+    let value: Value = serde_json::from_slice(text).map_err(|e| fail(format!("not JSON: {e}")))?;
+    let item = Item::new(&value).ok_or_else(|| fail("not a JSON object".into()))?;
+    match schema.explode {
+        None => Ok(vec![row_of(schema, &item, None, origin, record)?]),
+        Some(array) => {
+            let elements = item.path(array).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            elements
+                .iter()
+                .map(|element| {
+                    let child = Item::new(element).ok_or_else(|| fail(format!("{array} holds a non-object")))?;
+                    row_of(schema, &child, Some(&item), origin, record)
+                })
+                .collect()
+        }
+    }
+}
+
+/// Decodes the items of one page (JSON texts) into rows, appended to `out`; stops at the first
+/// record that cannot be decoded.
 pub fn decode_page<'a>(
     schema: &DatasetSchema,
     items: impl Iterator<Item = &'a [u8]>,
@@ -84,29 +120,7 @@ pub fn decode_page<'a>(
     out: &mut Vec<Vec<Cell>>,
 ) -> Result<(), Box<RowError>> {
     for (record, text) in items.enumerate() {
-        let fail = |reason: String| {
-            Box::new(RowError {
-                dataset: schema.name.to_owned(),
-                scope: origin.scope.to_owned(),
-                page: origin.page,
-                record,
-                field: "-".into(),
-                column: "-".into(),
-                reason,
-            })
-        };
-        let value: Value = serde_json::from_slice(text).map_err(|e| fail(format!("not JSON: {e}")))?;
-        let item = Item::new(&value).ok_or_else(|| fail("not a JSON object".into()))?;
-        match schema.explode {
-            None => out.push(row_of(schema, &item, None, origin, record)?),
-            Some(array) => {
-                let elements = item.path(array).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-                for element in elements {
-                    let child = Item::new(element).ok_or_else(|| fail(format!("{array} holds a non-object")))?;
-                    out.push(row_of(schema, &child, Some(&item), origin, record)?);
-                }
-            }
-        }
+        out.extend(decode_item(schema, text, origin, record)?);
     }
     Ok(())
 }

@@ -19,7 +19,8 @@ use crate::api::paging::Event;
 use crate::extract::raw::scope_name;
 use crate::model::schema::{Cell, DatasetSchema, Partition, registry};
 use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
-use crate::normalize::rows::{Origin, RowError, decode_page, fixed_point};
+use crate::normalize::rows::{Origin, RowError, decode_item, fixed_point};
+use rayon::prelude::*;
 
 /// Why the snapshot failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,8 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SinkError + '_ {
 pub struct SinkOptions {
     /// Start CSV files with a UTF-8 byte-order mark (Excel).
     pub csv_bom: bool,
+    /// Keep going past records that cannot be decoded, writing them to `rejects` with the reason.
+    pub rejects: bool,
 }
 
 /// One dataset in the manifest.
@@ -149,6 +152,9 @@ impl Snapshot {
             }
             Event::Restart { dataset, scope, .. } => {
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
+                    if let Some(rejects) = self.dims.get_mut("rejects") {
+                        rejects.remove(&format!("{}/{scope}", schema.name));
+                    }
                     if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
                         writer.abandon();
                     }
@@ -172,8 +178,21 @@ impl Snapshot {
     /// Decodes a page into one dataset's rows and routes them to its file or its buffer.
     fn take_page(&mut self, schema: &'static DatasetSchema, page: &crate::api::paging::Page) -> Result<(), SinkError> {
         let origin = Origin { scope: &page.scope, page: page.number };
+        // Items decode on every core; collecting keeps them in page order.
+        let decoded: Vec<_> = page
+            .items
+            .par_iter()
+            .enumerate()
+            .map(|(record, span)| decode_item(schema, &page.body[span.clone()], origin, record))
+            .collect();
         self.rows.clear();
-        decode_page(schema, page.item_texts(), origin, &mut self.rows)?;
+        for (result, span) in decoded.into_iter().zip(&page.items) {
+            match result {
+                Ok(rows) => self.rows.extend(rows),
+                Err(e) if self.options.rejects => self.reject(&e, &page.body[span.clone()]),
+                Err(e) => return Err(e.into()),
+            }
+        }
         if schema.name == "invoices" {
             self.remember_invoices(schema);
         }
@@ -201,6 +220,23 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// Keeps a record that could not be decoded, with where it was and why.
+    fn reject(&mut self, error: &RowError, item: &[u8]) {
+        tracing::warn!(event = "record_rejected", dataset = %error.dataset, scope = %error.scope, page = error.page, record = error.record, field = %error.field, reason = %error.reason);
+        let row = vec![
+            Cell::Str(error.dataset.clone()),
+            Cell::Str(error.scope.clone()),
+            Cell::Int(i64::from(error.page)),
+            Cell::Int(error.record as i64),
+            Cell::Str(error.field.clone()),
+            Cell::Str(error.column.clone()),
+            Cell::Str(error.reason.clone()),
+            Cell::Str(String::from_utf8_lossy(item).into_owned()),
+        ];
+        let key = format!("{}/{}", error.dataset, error.scope);
+        self.dims.entry("rejects").or_default().entry(key).or_default().push(row);
     }
 
     /// Notes each invoice's dates, which the rows of its line items are converted with.

@@ -350,4 +350,43 @@ mod tests {
         assert_eq!(guard_formula("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(guard_formula("Contoso"), "Contoso");
     }
+
+    #[test]
+    fn csv_files_guard_text_but_keep_amounts_signed() {
+        use crate::model::schema::{Column, Partition, Source};
+        let column = |name: &str, ty| Column { name: name.into(), source: Source::Field(vec![]), ty, nullable: true };
+        let schema = DatasetSchema {
+            name: "t",
+            version: 1,
+            description: "",
+            grain: "",
+            api: "",
+            keys: vec![],
+            partition: Partition::None,
+            currency_column: None,
+            totals: vec![],
+            explode: None,
+            fx: None,
+            from: "",
+            columns: vec![
+                column("name", ColType::Utf8),
+                column("amount", ColType::Decimal { scale: 2 }),
+                column("day", ColType::Date),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut w = Writer::csv(&path, &schema, true).unwrap();
+        w.push(&[Cell::Str("=cmd|' /C calc'!A0".into()), Cell::Dec(-2647), Cell::Date(20089)]).unwrap();
+        w.push(&[Cell::Str("Müller, \"Logistik\"".into()), Cell::Null, Cell::Null]).unwrap();
+        let report = w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "\u{feff}name,amount,day\r\n'=cmd|' /C calc'!A0,-26.47,2025-01-01\r\n\"Müller, \"\"Logistik\"\"\",,\r\n"
+        );
+        assert_eq!(report.rows, 2);
+        assert_eq!(report.bytes, text.len() as u64);
+        assert!(!dir.path().join("t.csv.partial").exists());
+    }
 }

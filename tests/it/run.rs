@@ -18,8 +18,16 @@ fn demo(out: &Path) -> String {
 }
 
 fn demo_with(out: &Path, faults: &str) -> String {
-    let output =
-        std::process::Command::new(bin()).args(["demo", "--faults", faults, "--out"]).arg(out).output().unwrap();
+    demo_env(out, faults, &[])
+}
+
+fn demo_env(out: &Path, faults: &str, env: &[(&str, &str)]) -> String {
+    let mut command = std::process::Command::new(bin());
+    command.args(["demo", "--faults", faults, "--out"]).arg(out);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -138,13 +146,14 @@ fn the_demo_publishes_every_dataset_exact_to_the_last_digit() {
 }
 
 #[test]
-fn a_rerun_gives_byte_identical_data_files_and_manifest() {
+fn a_rerun_gives_byte_identical_data_files_and_manifest_whatever_the_zone_or_threads() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     demo(&out);
     let first = latest(&out);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    demo(&out);
+    // Another time zone, locale and thread count change nothing.
+    demo_env(&out, "", &[("TZ", "Pacific/Chatham"), ("LC_ALL", "de_DE.UTF-8"), ("RAYON_NUM_THREADS", "1")]);
     let second = latest(&out);
     assert_ne!(first, second, "each run is its own snapshot");
     let mut a = digest_tree(&first);
@@ -299,4 +308,82 @@ fn a_missing_rate_fails_the_run_listing_every_missing_pair() {
     assert!(!message.contains("GBP on"), "only the missing pairs are listed: {message}");
     let published: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().collect();
     assert!(published.is_empty(), "nothing is published");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_value_too_large_for_its_column_fails_the_run_or_goes_to_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world");
+    copy_tree(&samples(), &world);
+    // One usage amount with 26 fractional digits, where the column keeps 22.
+    let invoice = truth(&samples())["invoices"][0]["invoice_id"].as_str().unwrap().to_owned();
+    let file = world.join("invoices").join(&invoice).join("onetime-usagelineitems.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let line = &mut lines[3];
+    let start = line.find("\"billingPreTaxTotal\":").unwrap() + "\"billingPreTaxTotal\":".len();
+    let end = start + line[start..].find(',').unwrap();
+    line.replace_range(start..end, "0.12345678901234567890123456");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+
+    let emulator = Emulator::start(&["--world", world.to_str().unwrap(), "--page-size", "2"]);
+    let run = |rejects: bool| {
+        let config = dir.path().join("pcrecon.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nauthority_url = \"{b}\"\nbase_url = \"{b}\"\n[output]\ndir = \"out\"\nrejects = {rejects}\n[extract]\ndatasets = [\"billed_consumption_line_items\"]\n",
+                b = emulator.base
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("PCRECON_CLIENT_SECRET", "s")
+            .output()
+            .unwrap()
+    };
+
+    let failed = run(false);
+    assert_eq!(failed.status.code(), Some(5), "{}", String::from_utf8_lossy(&failed.stderr));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let message = stderr.lines().last().unwrap();
+    for part in [
+        "dataset billed_consumption_line_items",
+        &format!("scope {invoice}"),
+        "page 2",
+        "record 1",
+        "field billingPreTaxTotal",
+        "26 fractional digits",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from {message}");
+    }
+    assert!(!dir.path().join("out/LATEST").exists(), "nothing is published");
+
+    let kept = run(true);
+    assert_eq!(kept.status.code(), Some(1), "published with exceptions: {}", String::from_utf8_lossy(&kept.stderr));
+    let snapshot = latest(&dir.path().join("out"));
+    let manifest = manifest(&snapshot);
+    assert_eq!(manifest["datasets"]["rejects"]["rows"], 1);
+    let usage_rows = truth(&samples())["datasets"]["billed_consumption_line_items"].as_u64().unwrap();
+    assert_eq!(manifest["datasets"]["billed_consumption_line_items"]["rows"].as_u64(), Some(usage_rows - 1));
+    let mut reader = csv::Reader::from_path(snapshot.join("csv/rejects/part-00000.csv")).unwrap();
+    let record = reader.records().next().unwrap().unwrap();
+    assert_eq!(&record[0], "billed_consumption_line_items");
+    assert_eq!(&record[4], "billingPreTaxTotal");
+    assert!(record[7].contains("0.12345678901234567890123456"), "the raw record is kept");
 }
