@@ -270,6 +270,11 @@ fn row_key() -> Column {
     Column { name: "row_key".into(), source: Source::RowKey, ty: S, nullable: false }
 }
 
+/// Billed lines go with their invoice's period; unbilled ones with the month they are charged in.
+fn line_item_partition(name: &str) -> Partition {
+    if name.starts_with("billed") { Partition::Invoice } else { Partition::ScopeMonth("charge_start_date") }
+}
+
 fn recon(name: &'static str, description: &'static str, api: &'static str) -> DatasetSchema {
     let columns = vec![
         f("partnerId", S),
@@ -344,11 +349,7 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
             "reservation_order_id",
             "credit_reason_code",
         ],
-        partition: if name.starts_with("billed") {
-            Partition::Invoice
-        } else {
-            Partition::ScopeMonth("charge_start_date")
-        },
+        partition: line_item_partition(name),
         currency_column: Some("currency"),
         totals: vec!["subtotal", "tax_total", "total_for_customer"],
         explode: None,
@@ -436,11 +437,7 @@ fn usage(name: &'static str, description: &'static str, api: &'static str) -> Da
             "charge_type",
             "benefit_order_id",
         ],
-        partition: if name.starts_with("billed") {
-            Partition::Invoice
-        } else {
-            Partition::ScopeMonth("charge_start_date")
-        },
+        partition: line_item_partition(name),
         currency_column: Some("billing_currency"),
         totals: vec!["quantity", "pricing_pre_tax_total", "billing_pre_tax_total"],
         explode: None,

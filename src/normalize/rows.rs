@@ -26,6 +26,27 @@ pub struct RowError {
     pub reason: String,
 }
 
+impl RowError {
+    fn at(
+        schema: &DatasetSchema,
+        origin: Origin<'_>,
+        record: usize,
+        field: &str,
+        column: &str,
+        reason: String,
+    ) -> Box<RowError> {
+        Box::new(RowError {
+            dataset: schema.name.to_owned(),
+            scope: origin.scope.to_owned(),
+            page: origin.page,
+            record,
+            field: field.to_owned(),
+            column: column.to_owned(),
+            reason,
+        })
+    }
+}
+
 /// Where a page came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
@@ -56,17 +77,7 @@ fn row_of(
                 continue;
             }
         };
-        let fail = |reason: String| {
-            Box::new(RowError {
-                dataset: schema.name.to_owned(),
-                scope: origin.scope.to_owned(),
-                page: origin.page,
-                record,
-                field: field.to_owned(),
-                column: column.name.clone(),
-                reason,
-            })
-        };
+        let fail = |reason: String| RowError::at(schema, origin, record, field, &column.name, reason);
         let cell = decode(value, column.ty).map_err(|e| fail(e.0))?;
         if cell == Cell::Null && !column.nullable {
             return Err(fail("a value is required".into()));
@@ -83,17 +94,7 @@ pub fn decode_item(
     origin: Origin<'_>,
     record: usize,
 ) -> Result<Vec<Vec<Cell>>, Box<RowError>> {
-    let fail = |reason: String| {
-        Box::new(RowError {
-            dataset: schema.name.to_owned(),
-            scope: origin.scope.to_owned(),
-            page: origin.page,
-            record,
-            field: "-".into(),
-            column: "-".into(),
-            reason,
-        })
-    };
+    let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
     let value: Value = serde_json::from_slice(text).map_err(|e| fail(format!("not JSON: {e}")))?;
     let item = Item::new(&value).ok_or_else(|| fail("not a JSON object".into()))?;
     match schema.explode {

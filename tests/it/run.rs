@@ -45,27 +45,34 @@ fn column_of(field: &str) -> String {
     pcrecon::model::schema::snake(field)
 }
 
+/// Every record batch of every Parquet file of a dataset.
+fn batches(snapshot: &Path, dataset: &str) -> Vec<arrow_array::RecordBatch> {
+    let mut out = Vec::new();
+    for (file, _) in digest_tree(&snapshot.join(dataset)) {
+        let file = File::open(snapshot.join(dataset).join(&file)).unwrap();
+        out.extend(ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap));
+    }
+    out
+}
+
+fn decimals(batch: &arrow_array::RecordBatch, column: &str) -> Decimal128Array {
+    batch.column_by_name(column).unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap().clone()
+}
+
+/// The value of a Decimal128 cell.
+fn decimal_at(array: &Decimal128Array, i: usize) -> Decimal {
+    pcrecon::normalize::decode::from_decimal128(array.value(i), array.scale() as u32).unwrap().normalize()
+}
+
 /// Σ of a decimal column per currency over every Parquet file of a dataset.
 fn parquet_sums(snapshot: &Path, dataset: &str, column: &str, currency: &str) -> BTreeMap<String, Decimal> {
     let mut sums = BTreeMap::new();
-    for (file, _) in digest_tree(&snapshot.join(dataset)) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(snapshot.join(dataset).join(&file)).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let values =
-                batch.column_by_name(column).unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap().clone();
-            let currencies =
-                batch.column_by_name(currency).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
-            for i in 0..batch.num_rows() {
-                if values.is_null(i) {
-                    continue;
-                }
-                let v = pcrecon::normalize::decode::from_decimal128(values.value(i), values.scale() as u32).unwrap();
-                *sums.entry(currencies.value(i).to_owned()).or_default() += v;
-            }
+    for batch in batches(snapshot, dataset) {
+        let values = decimals(&batch, column);
+        let currencies =
+            batch.column_by_name(currency).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+        for i in (0..batch.num_rows()).filter(|i| !values.is_null(*i)) {
+            *sums.entry(currencies.value(i).to_owned()).or_default() += decimal_at(&values, i);
         }
     }
     sums
@@ -218,30 +225,14 @@ fn faults_change_nothing_in_the_published_snapshot() {
 /// Every converted amount of a dataset: (amount, rate, unrounded, rounded) read back from Parquet.
 fn conversions(snapshot: &Path, dataset: &str, amount: &str) -> Vec<(Decimal, Decimal, Decimal, Decimal)> {
     let mut out = Vec::new();
-    for (file, _) in digest_tree(&snapshot.join(dataset)) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(snapshot.join(dataset).join(&file)).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let col = |name: &str| {
-                batch.column_by_name(name).unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap().clone()
-            };
-            let (a, r, u, o) = (
-                col(amount),
-                col("fx_rate"),
-                col(&format!("{amount}_reporting")),
-                col(&format!("{amount}_reporting_rounded")),
-            );
-            let value = |arr: &Decimal128Array, i: usize| {
-                pcrecon::normalize::decode::from_decimal128(arr.value(i), arr.scale() as u32).unwrap().normalize()
-            };
-            for i in 0..batch.num_rows() {
-                if !a.is_null(i) {
-                    out.push((value(&a, i), value(&r, i), value(&u, i), value(&o, i)));
-                }
-            }
+    for batch in batches(snapshot, dataset) {
+        let (a, r) = (decimals(&batch, amount), decimals(&batch, "fx_rate"));
+        let (u, o) = (
+            decimals(&batch, &format!("{amount}_reporting")),
+            decimals(&batch, &format!("{amount}_reporting_rounded")),
+        );
+        for i in (0..batch.num_rows()).filter(|i| !a.is_null(*i)) {
+            out.push((decimal_at(&a, i), decimal_at(&r, i), decimal_at(&u, i), decimal_at(&o, i)));
         }
     }
     out
