@@ -259,6 +259,24 @@ impl RunSummary {
     }
 }
 
+/// Removes staging folders (`.<run-id>.tmp-<pid>`) left by runs whose process is gone, e.g.
+/// killed; a live run's folder is left alone.
+fn remove_abandoned_staging(out: &Path) {
+    let Ok(entries) = std::fs::read_dir(out) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")).map(|(_, pid)| pid.to_owned())
+        else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().is_ok_and(|p| Path::new("/proc").join(p.to_string()).exists());
+        if !alive {
+            tracing::info!(event = "abandoned_staging_removed", folder = %name);
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A run id from the clock: `YYYYMMDDTHHMMSSZ`, with a suffix if that folder exists already.
 fn run_id(out: &Path) -> String {
     let base = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
@@ -282,6 +300,7 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
     }
     let out = settings.output_dir.clone();
     std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
+    remove_abandoned_staging(&out);
     let id = run_id(&out);
     let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
     std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;

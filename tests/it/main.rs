@@ -3,6 +3,7 @@
 // A failing unwrap in a test or its helpers is a failing test, with the panic as its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod duckdb;
 mod errors;
 mod extract;
 mod faults;

@@ -1,0 +1,60 @@
+//! The published snapshot read by DuckDB, as an analyst would: every Parquet and CSV file, every
+//! control-total column summed per currency as DECIMAL, equal to the manifest to the last digit.
+//! Needs a Python with the `duckdb` package named by PCRECON_TEST_PYTHON (`.ci/run` installs it).
+
+use std::process::Command;
+
+use crate::helpers::bin;
+
+const CHECK: &str = r#"
+import duckdb, json, sys
+snap = sys.argv[1]
+m = json.load(open(snap + "/manifest.json"))
+schemas = {}
+import glob, os
+for path in glob.glob(sys.argv[2] + "/*.json"):
+    s = json.load(open(path))
+    schemas[s["name"]] = s
+con = duckdb.connect()
+checked = 0
+for name, entry in m["datasets"].items():
+    if name == "documents":
+        continue
+    s = schemas[name]
+    pq = f"read_parquet('{snap}/{name}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
+    if not glob.glob(f"{snap}/{name}/**/*.parquet", recursive=True):
+        pq = f"read_parquet('{snap}/{name}/*.parquet')"
+    csv_glob = f"{snap}/csv/{name}/**/*.csv" if glob.glob(f"{snap}/csv/{name}/**/*.csv", recursive=True) else f"{snap}/csv/{name}/*.csv"
+    csv = f"read_csv('{csv_glob}', all_varchar=true, header=true)"
+    rows = con.execute(f"select count(*) from {pq}").fetchone()[0]
+    assert rows == entry["rows"], (name, rows, entry["rows"])
+    assert con.execute(f"select count(*) from {csv}").fetchone()[0] == rows, name
+    ccy = s.get("currency_column")
+    for col in s["totals"]:
+        scale = [c for c in s["columns"] if c["name"] == col][0]["scale"]
+        group = ccy if ccy else "'-'"
+        for source, expr in [(pq, col), (csv, f"cast({col} as decimal(38,{scale}))")]:
+            sums = dict(con.execute(f"select coalesce(upper({group}), '-'), sum({expr})::varchar from {source} group by 1").fetchall())
+            for currency, columns in entry["control_totals"].items():
+                assert sums[currency] == columns[col], (name, currency, col, sums[currency], columns[col])
+                checked += 1
+print(checked)
+"#;
+
+#[test]
+fn duckdb_reads_every_file_and_sums_to_the_manifest() {
+    let Ok(python) = std::env::var("PCRECON_TEST_PYTHON") else {
+        eprintln!("skipped: set PCRECON_TEST_PYTHON to a Python with duckdb (.ci/run does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let demo = Command::new(bin()).args(["demo", "--out"]).arg(&out).output().unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let snapshot = out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim());
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let check = Command::new(python).arg("-c").arg(CHECK).arg(&snapshot).arg(&schemas).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let checked: u32 = String::from_utf8_lossy(&check.stdout).trim().parse().unwrap();
+    assert!(checked > 60, "{checked} sums compared");
+}
