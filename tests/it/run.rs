@@ -194,7 +194,11 @@ fn a_failed_run_leaves_nothing_new_in_view() {
             .unwrap()
     };
     write("");
+    // What a run killed mid-way left behind (its process, pid 4194304, cannot exist).
+    let abandoned = dir.path().join("out/.20250101T000000Z.tmp-4194304");
+    std::fs::create_dir_all(abandoned.join("invoices")).unwrap();
     assert!(run().status.success());
+    assert!(!abandoned.exists(), "the next run removes a dead run's staging folder");
     let out = dir.path().join("out");
     let before = digest_tree(&out);
     write("[extract]\ninvoice_ids = [\"G999999999\"]\n");
