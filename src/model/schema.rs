@@ -87,6 +87,16 @@ pub enum Source {
     RowKey,
     /// Derived by currency normalisation.
     Fx(FxColumn),
+    /// A pricing-currency price in the billing currency: `price × rate`, truncated to the
+    /// billing currency's minor units, as Partner Center's licence rule does (spec §9.4).
+    BillingPrice {
+        /// Price column (pricing currency).
+        price: &'static str,
+        /// `pc_to_bc_exchange_rate` column.
+        rate: &'static str,
+        /// Billing-currency column.
+        currency: &'static str,
+    },
 }
 
 /// A column of the reporting-currency conversion.
@@ -266,6 +276,16 @@ fn scope(name: &str) -> Column {
     Column { name: name.to_owned(), source: Source::Scope, ty: S, nullable: false }
 }
 
+/// `<price>_billing`: a pricing-currency price converted with the line's own exchange rate.
+fn billing_price(price: &'static str, currency: &'static str) -> Column {
+    Column {
+        name: format!("{price}_billing"),
+        source: Source::BillingPrice { price, rate: "pc_to_bc_exchange_rate", currency },
+        ty: AMOUNT,
+        nullable: true,
+    }
+}
+
 fn row_key() -> Column {
     Column { name: "row_key".into(), source: Source::RowKey, ty: S, nullable: false }
 }
@@ -326,6 +346,8 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
         f("promotionId", S),
         f("invoiceLineItemType", S),
         f("billingProvider", S),
+        billing_price("unit_price", "currency"),
+        billing_price("effective_unit_price", "currency"),
         row_key(),
     ];
     DatasetSchema {
@@ -419,6 +441,8 @@ fn usage(name: &'static str, description: &'static str, api: &'static str) -> Da
         f("benefitType", S),
         f("invoiceLineItemType", S),
         f("billingProvider", S),
+        billing_price("unit_price", "billing_currency"),
+        billing_price("effective_unit_price", "billing_currency"),
         row_key(),
     ];
     DatasetSchema {
@@ -963,6 +987,9 @@ pub fn files() -> Vec<(String, String)> {
                 Source::Fx(FxColumn::Unrounded(a)) => format!("`{a}` × `fx_rate`, exact"),
                 Source::Fx(FxColumn::Rounded(a)) => format!("`{a}` × `fx_rate`, rounded to the reporting currency"),
                 Source::Fx(_) => "currency normalisation".into(),
+                Source::BillingPrice { price, rate, .. } => {
+                    format!("`{price}` × `{rate}`, truncated to the billing currency's minor units")
+                }
             };
             let null = if c.nullable { "yes" } else { "no" };
             doc.push_str(&format!("| `{}` | {} | {null} | {from} |\n", c.name, arrow_type(c.ty)));

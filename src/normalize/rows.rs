@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::decode::{Cell, ColType, Item, decode};
+use super::decode::{Cell, ColType, Item, decode, from_decimal128, to_decimal128};
 use crate::model::schema::{DatasetSchema, Source};
 
 /// Where in the input a value could not be decoded.
@@ -76,6 +76,12 @@ fn row_of(
                 row.push(Cell::Null);
                 continue;
             }
+            Source::BillingPrice { price, rate, currency } => {
+                let cell = billing_price(schema, &row, price, rate, currency, column.ty)
+                    .map_err(|reason| RowError::at(schema, origin, record, price, &column.name, reason))?;
+                row.push(cell);
+                continue;
+            }
         };
         let fail = |reason: String| RowError::at(schema, origin, record, field, &column.name, reason);
         let cell = decode(value, column.ty).map_err(|e| fail(e.0))?;
@@ -85,6 +91,31 @@ fn row_of(
         row.push(cell);
     }
     Ok(row)
+}
+
+/// `price × rate` truncated to the billing currency's minor units, from cells already decoded.
+fn billing_price(
+    schema: &DatasetSchema,
+    row: &[Cell],
+    price: &str,
+    rate: &str,
+    currency: &str,
+    ty: ColType,
+) -> Result<Cell, String> {
+    let get = |name: &str| schema.column(name).and_then(|i| row.get(i).map(|c| (c, schema.columns[i].ty)));
+    let (
+        Some((Cell::Dec(p), ColType::Decimal { scale: ps })),
+        Some((Cell::Dec(r), ColType::Decimal { scale: rs })),
+        Some((Cell::Str(c), _)),
+    ) = (get(price), get(rate), get(currency))
+    else {
+        return Ok(Cell::Null);
+    };
+    let Ok(currency) = c.parse::<crate::model::money::Currency>() else { return Ok(Cell::Null) };
+    let (Some(p), Some(r)) = (from_decimal128(*p, ps), from_decimal128(*r, rs)) else { return Ok(Cell::Null) };
+    let product = p.checked_mul(r).ok_or_else(|| format!("{p} × {r} overflows"))?;
+    let ColType::Decimal { scale } = ty else { return Ok(Cell::Null) };
+    to_decimal128(currency.truncate_minor(product), scale).map(Cell::Dec).map_err(|e| e.0)
 }
 
 /// Decodes one item (JSON text) into its rows (one, or one per element of an exploded array).
@@ -207,6 +238,17 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part:?} missing from {text}");
         }
+    }
+
+    #[test]
+    fn pricing_prices_are_converted_with_the_lines_own_rate_and_truncated() {
+        let schema = find("billed_recon_line_items").unwrap();
+        let item = r#"{"unitPrice":"16","effectiveUnitPrice":0.1835431430074643112595,"pcToBCExchangeRate":0.8912,"currency":"EUR"}"#;
+        let mut rows = Vec::new();
+        decode_page(&schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 1 }, &mut rows).unwrap();
+        let text = |c: &str| cell_text(&rows[0][schema.column(c).unwrap()], ColType::Decimal { scale: 10 });
+        assert_eq!(text("unit_price_billing"), "14.2500000000", "16 × 0.8912 = 14.2592 → 14.25");
+        assert_eq!(text("effective_unit_price_billing"), "0.1600000000", "0.16357… → 0.16");
     }
 
     #[test]

@@ -153,6 +153,30 @@ fn the_demo_publishes_every_dataset_exact_to_the_last_digit() {
 }
 
 #[test]
+fn billing_prices_follow_the_licence_rule_of_the_invoices() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    demo(&out);
+    let snapshot = latest(&out);
+    let mut checked = 0;
+    for batch in batches(&snapshot, "billed_recon_line_items") {
+        let (subtotal, price, quantity) = (
+            decimals(&batch, "subtotal"),
+            decimals(&batch, "effective_unit_price_billing"),
+            decimals(&batch, "billable_quantity"),
+        );
+        let meter =
+            batch.column_by_name("meter_description").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+        // Licence and one-time lines (no meter): subtotal = truncate(eff × rate) × billable quantity.
+        for i in (0..batch.num_rows()).filter(|i| meter.is_null(*i)) {
+            assert_eq!(decimal_at(&price, i) * decimal_at(&quantity, i), decimal_at(&subtotal, i));
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+}
+
+#[test]
 fn a_rerun_gives_byte_identical_data_files_and_manifest_whatever_the_zone_or_threads() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
