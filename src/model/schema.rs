@@ -580,6 +580,32 @@ pub fn all() -> Vec<DatasetSchema> {
         .collect()
 }
 
+/// A master-data dataset: not partitioned, no amounts.
+fn dimension(
+    name: &'static str,
+    description: &'static str,
+    grain: &'static str,
+    api: &'static str,
+    keys: Vec<&'static str>,
+    columns: Vec<Column>,
+) -> DatasetSchema {
+    DatasetSchema {
+        name,
+        version: 1,
+        description,
+        grain,
+        api,
+        keys,
+        partition: Partition::None,
+        currency_column: None,
+        totals: vec![],
+        explode: None,
+        from: "",
+        fx: None,
+        columns,
+    }
+}
+
 /// Records that could not be decoded, when `[output] rejects = true` keeps a run going.
 pub fn rejects() -> DatasetSchema {
     let text = |name: &str| Column { name: name.into(), source: Source::Field(vec![]), ty: S, nullable: false };
@@ -808,20 +834,13 @@ fn base() -> Vec<DatasetSchema> {
             fx: None,
             columns: legacy_usage,
         },
-        DatasetSchema {
-            name: "customers",
-            version: 1,
-            description: "Customer tenants of the partner",
-            grain: "one customer",
-            api: "GET /v1/customers",
-            keys: vec!["id"],
-            partition: Partition::None,
-            currency_column: None,
-            totals: vec![],
-            explode: None,
-            from: "",
-            fx: None,
-            columns: vec![
+        dimension(
+            "customers",
+            "Customer tenants of the partner",
+            "one customer",
+            "GET /v1/customers",
+            vec!["id"],
+            vec![
                 required(f("id", S)),
                 named("tenant_id", &["companyProfile.tenantId"], S),
                 named("company_name", &["companyProfile.companyName"], S),
@@ -830,21 +849,14 @@ fn base() -> Vec<DatasetSchema> {
                 f("commerceId", S),
                 f("allowDelegatedAccess", B),
             ],
-        },
-        DatasetSchema {
-            name: "orders",
-            version: 1,
-            description: "Orders of a customer",
-            grain: "one order",
-            api: "GET /v1/customers/{id}/orders",
-            keys: vec!["id"],
-            partition: Partition::None,
-            currency_column: None,
-            totals: vec![],
-            explode: None,
-            from: "",
-            fx: None,
-            columns: vec![
+        ),
+        dimension(
+            "orders",
+            "Orders of a customer",
+            "one order",
+            "GET /v1/customers/{id}/orders",
+            vec!["id"],
+            vec![
                 scope("customer_id"),
                 required(f("id", S)),
                 f("alternateId", S),
@@ -855,7 +867,7 @@ fn base() -> Vec<DatasetSchema> {
                 f("creationDate", TS),
                 f("status", S),
             ],
-        },
+        ),
         DatasetSchema {
             name: "order_line_items",
             version: 1,
@@ -884,20 +896,13 @@ fn base() -> Vec<DatasetSchema> {
                 f("provisioningContext", J),
             ],
         },
-        DatasetSchema {
-            name: "subscriptions",
-            version: 1,
-            description: "Subscriptions of a customer",
-            grain: "one subscription",
-            api: "GET /v1/customers/{id}/subscriptions",
-            keys: vec!["id"],
-            partition: Partition::None,
-            currency_column: None,
-            totals: vec![],
-            explode: None,
-            from: "",
-            fx: None,
-            columns: vec![
+        dimension(
+            "subscriptions",
+            "Subscriptions of a customer",
+            "one subscription",
+            "GET /v1/customers/{id}/subscriptions",
+            vec!["id"],
+            vec![
                 scope("customer_id"),
                 required(f("id", S)),
                 f("entitlementId", S),
@@ -927,21 +932,14 @@ fn base() -> Vec<DatasetSchema> {
                 f("publisherName", S),
                 f("promotionId", S),
             ],
-        },
-        DatasetSchema {
-            name: "entitlements",
-            version: 1,
-            description: "Entitlements (software, reservations) of a customer",
-            grain: "one entitlement",
-            api: "GET /v1/customers/{id}/entitlements?showExpiry=true",
-            keys: vec!["customer_id", "reference_order_id", "reference_order_line_item_id", "product_id", "sku_id"],
-            partition: Partition::None,
-            currency_column: None,
-            totals: vec![],
-            explode: None,
-            from: "",
-            fx: None,
-            columns: vec![
+        ),
+        dimension(
+            "entitlements",
+            "Entitlements (software, reservations) of a customer",
+            "one entitlement",
+            "GET /v1/customers/{id}/entitlements?showExpiry=true",
+            vec!["customer_id", "reference_order_id", "reference_order_line_item_id", "product_id", "sku_id"],
+            vec![
                 scope("customer_id"),
                 named("reference_order_id", &["referenceOrder.id"], S),
                 named("reference_order_line_item_id", &["referenceOrder.lineItemId"], S),
@@ -955,7 +953,7 @@ fn base() -> Vec<DatasetSchema> {
                 named("reservation_order_id", &["entitledArtifacts.0.resourceId"], S),
                 f("entitledArtifacts", J),
             ],
-        },
+        ),
     ]
 }
 

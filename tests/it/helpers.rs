@@ -271,23 +271,37 @@ pub struct Finished {
     pub stderr: String,
 }
 
-/// Writes a config for an emulator and runs `pcrecon extract` against it.
-pub fn extract(emulator: &Emulator, dir: &Path, extra_config: &str, env: &[(&str, &str)], args: &[&str]) -> Finished {
+/// Writes `pcrecon.toml` in `dir` for an emulator: the `[api]` section, then `extra` (other
+/// sections). Output goes to `dir/out`, the default.
+pub fn write_config(emulator: &Emulator, dir: &Path, extra: &str) -> PathBuf {
     let config = dir.join("pcrecon.toml");
     let text = format!(
-        "[api]\ntenant_id = \"partner-tenant\"\nclient_id = \"pcrecon-app\"\nauthority_url = \"{base}\"\nbase_url = \"{base}\"\nmax_in_flight = 3\n{extra_config}\n[output]\ndir = \"out\"\n",
+        "[api]\ntenant_id = \"partner-tenant\"\nclient_id = \"pcrecon-app\"\nauthority_url = \"{base}\"\nbase_url = \"{base}\"\nmax_in_flight = 3\n{extra}\n",
         base = emulator.base
     );
     std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Runs `pcrecon ARGS` with the test secret and extra environment.
+pub fn pcrecon(args: &[&str], env: &[(&str, &str)]) -> Finished {
     let mut command = Command::new(bin());
-    command.arg("extract").arg("--config").arg(&config).args(args).env("PCRECON_CLIENT_SECRET", "test-secret");
+    command.args(args).env("PCRECON_CLIENT_SECRET", "test-secret");
     for (k, v) in env {
         command.env(k, v);
     }
-    let output = command.output().expect("run pcrecon extract");
+    let output = command.output().expect("run pcrecon");
     Finished {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Writes a config for an emulator and runs `pcrecon extract` against it.
+pub fn extract(emulator: &Emulator, dir: &Path, extra_config: &str, env: &[(&str, &str)], args: &[&str]) -> Finished {
+    let config = write_config(emulator, dir, extra_config);
+    let mut all = vec!["extract", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    pcrecon(&all, env)
 }

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Emulator, bin, dec, digest_tree, samples, truth};
+use crate::helpers::{Emulator, bin, dec, digest_tree, pcrecon, samples, truth, write_config};
 
 fn demo(out: &Path) -> String {
     demo_with(out, "")
@@ -198,36 +198,19 @@ fn a_rerun_gives_byte_identical_data_files_and_manifest_whatever_the_zone_or_thr
 fn a_failed_run_leaves_nothing_new_in_view() {
     let dir = tempfile::tempdir().unwrap();
     let emulator = Emulator::start(&["--world", samples().to_str().unwrap()]);
-    let config = dir.path().join("pcrecon.toml");
-    let write = |extra: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nauthority_url = \"{base}\"\nbase_url = \"{base}\"\n[output]\ndir = \"out\"\n{extra}",
-                base = emulator.base
-            ),
-        )
-        .unwrap();
-    };
-    let run = || {
-        std::process::Command::new(bin())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("PCRECON_CLIENT_SECRET", "s")
-            .output()
-            .unwrap()
-    };
+    let write = |extra: &str| write_config(&emulator, dir.path(), extra);
+    let run = || pcrecon(&["run", "--config", dir.path().join("pcrecon.toml").to_str().unwrap()], &[]);
     write("");
     // What a run killed mid-way left behind (its process, pid 4194304, cannot exist).
     let abandoned = dir.path().join("out/.20250101T000000Z.tmp-4194304");
     std::fs::create_dir_all(abandoned.join("invoices")).unwrap();
-    assert!(run().status.success());
+    assert_eq!(run().code, 0);
     assert!(!abandoned.exists(), "the next run removes a dead run's staging folder");
     let out = dir.path().join("out");
     let before = digest_tree(&out);
     write("[extract]\ninvoice_ids = [\"G999999999\"]\n");
     let failed = run();
-    assert_eq!(failed.status.code(), Some(4), "{}", String::from_utf8_lossy(&failed.stderr));
+    assert_eq!(failed.code, 4, "{}", failed.stderr);
     assert_eq!(digest_tree(&out), before, "no new snapshot, no staging folder, LATEST unchanged");
     let entries: Vec<String> =
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -301,24 +284,14 @@ fn a_missing_rate_fails_the_run_listing_every_missing_pair() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(dir.path().join("rates.csv"), rates).unwrap();
-    std::fs::write(
-        dir.path().join("pcrecon.toml"),
-        format!(
-            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nauthority_url = \"{b}\"\nbase_url = \"{b}\"\n[output]\ndir = \"out\"\n\
-             [normalize]\nreporting_currency = \"EUR\"\nrates_file = \"rates.csv\"\nrate_date = \"month_end\"\nrounding = \"half_up\"\n",
-            b = emulator.base
-        ),
-    )
-    .unwrap();
-    let output = std::process::Command::new(bin())
-        .args(["run", "--config"])
-        .arg(dir.path().join("pcrecon.toml"))
-        .env("PCRECON_CLIENT_SECRET", "s")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(5));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let message = stderr.lines().last().unwrap();
+    let config = write_config(
+        &emulator,
+        dir.path(),
+        "[normalize]\nreporting_currency = \"EUR\"\nrates_file = \"rates.csv\"\nrate_date = \"month_end\"\nrounding = \"half_up\"",
+    );
+    let output = pcrecon(&["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(output.code, 5);
+    let message = output.stderr.lines().last().unwrap();
     for month_end in
         ["DKK on 2024-11-30", "DKK on 2024-12-31", "DKK on 2025-01-31", "DKK on 2025-02-28", "DKK on 2025-03-31"]
     {
@@ -360,27 +333,14 @@ fn a_value_too_large_for_its_column_fails_the_run_or_goes_to_rejects() {
 
     let emulator = Emulator::start(&["--world", world.to_str().unwrap(), "--page-size", "2"]);
     let run = |rejects: bool| {
-        let config = dir.path().join("pcrecon.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nauthority_url = \"{b}\"\nbase_url = \"{b}\"\n[output]\ndir = \"out\"\nrejects = {rejects}\n[extract]\ndatasets = [\"billed_consumption_line_items\"]\n",
-                b = emulator.base
-            ),
-        )
-        .unwrap();
-        std::process::Command::new(bin())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("PCRECON_CLIENT_SECRET", "s")
-            .output()
-            .unwrap()
+        let extra = format!("[output]\nrejects = {rejects}\n[extract]\ndatasets = [\"billed_consumption_line_items\"]");
+        let config = write_config(&emulator, dir.path(), &extra);
+        pcrecon(&["run", "--config", config.to_str().unwrap()], &[])
     };
 
     let failed = run(false);
-    assert_eq!(failed.status.code(), Some(5), "{}", String::from_utf8_lossy(&failed.stderr));
-    let stderr = String::from_utf8_lossy(&failed.stderr);
-    let message = stderr.lines().last().unwrap();
+    assert_eq!(failed.code, 5, "{}", failed.stderr);
+    let message = failed.stderr.lines().last().unwrap();
     for part in [
         "dataset billed_consumption_line_items",
         &format!("scope {invoice}"),
@@ -394,7 +354,7 @@ fn a_value_too_large_for_its_column_fails_the_run_or_goes_to_rejects() {
     assert!(!dir.path().join("out/LATEST").exists(), "nothing is published");
 
     let kept = run(true);
-    assert_eq!(kept.status.code(), Some(1), "published with exceptions: {}", String::from_utf8_lossy(&kept.stderr));
+    assert_eq!(kept.code, 1, "published with exceptions: {}", kept.stderr);
     let snapshot = latest(&dir.path().join("out"));
     let manifest = manifest(&snapshot);
     assert_eq!(manifest["datasets"]["rejects"]["rows"], 1);
