@@ -51,6 +51,21 @@ pub struct RunArgs {
     /// Also archive every raw page (gzip) with its request metadata into this folder.
     #[arg(long)]
     pub keep_raw: Option<PathBuf>,
+    /// Exit with 1 (after publishing) on tie-out mismatches, on any exception (mismatch, match
+    /// exception, rejected record), or never.
+    #[arg(long, value_enum, default_value_t = FailOn::Never)]
+    pub fail_on: FailOn,
+}
+
+/// When a published run still exits with 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A tie-out mismatch.
+    Mismatch,
+    /// A mismatch, a match exception or a rejected record.
+    Exception,
+    /// Only rejected records (which mean data was left out).
+    Never,
 }
 
 /// `pcrecon demo`.

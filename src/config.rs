@@ -22,6 +22,9 @@
 //! rate_date = "month_end"                                  # or "invoice_date", "charge_end"
 //! rounding = "half_even"                                   # half_up, half_down, down, up, floor, ceiling
 //!
+//! [reconcile]                                            # optional
+//! tolerance = { EUR = "0.02", JPY = "2" }                  # |stated − lines| up to this: within_tolerance
+//!
 //! [extract]
 //! datasets = ["invoices", "billed_recon_line_items"]      # default: every dataset
 //! invoice_ids = ["G000123456"]                             # default: every invoice in the date range
@@ -89,6 +92,15 @@ struct RawConfig {
     #[serde(default)]
     extract: RawExtract,
     normalize: Option<RawNormalize>,
+    #[serde(default)]
+    reconcile: RawReconcile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    #[serde(default)]
+    tolerance: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +232,8 @@ pub struct Settings {
     pub extract: ExtractSettings,
     /// Reporting-currency conversion (none: the conversion columns stay empty).
     pub normalize: Option<NormalizeSettings>,
+    /// Largest tie-out difference per billing currency that is still `within_tolerance`.
+    pub tolerance: std::collections::BTreeMap<String, rust_decimal::Decimal>,
 }
 
 fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
@@ -358,6 +372,19 @@ impl Settings {
             output_dir: resolve(&raw.output.dir.unwrap_or_else(|| PathBuf::from("out"))),
             csv_bom: raw.output.csv_bom.unwrap_or(false),
             rejects: raw.output.rejects.unwrap_or(false),
+            tolerance: raw
+                .reconcile
+                .tolerance
+                .iter()
+                .map(|(currency, amount)| {
+                    let value = amount.parse::<rust_decimal::Decimal>().ok().filter(|v| !v.is_sign_negative());
+                    value.map(|v| (currency.to_uppercase(), v)).ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "reconcile.tolerance.{currency}: {amount:?} is not a non-negative decimal"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             normalize: match raw.normalize {
                 None => None,
                 Some(n) => Some(NormalizeSettings {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod extract;
+pub mod matching;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;

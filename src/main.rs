@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use pcrecon::cli::{Cli, Command, EmulatorCommand};
+use pcrecon::cli::{Cli, Command, EmulatorCommand, FailOn};
 use pcrecon::config::Settings;
 use pcrecon::emulator::{server, world};
 use pcrecon::pipeline::{self, RunError};
@@ -58,13 +58,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             let settings = Settings::load(&args.config).map_err(|e| failed(e.into()))?;
             let summary = pipeline::run(&settings, args.keep_raw.as_deref()).map_err(failed)?;
             print!("{}", summary.render());
-            match summary.rejected() {
-                0 => Ok(()),
-                n => Err((
-                    EXIT_EXCEPTIONS,
-                    format!("published with {n} rejected records: see rejects/ in {}", summary.snapshot.display()),
-                )),
-            }
+            exit_for(&summary, args.fail_on)
         }
         Command::Demo(args) => {
             // The demo reports in EUR with the rate table generated with the sample world.
@@ -100,6 +94,26 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             let settings = args.settings(world_dir).map_err(|e| (EXIT_USAGE, e))?;
             server::run_blocking(settings).map_err(|e| (e.exit_code(), e.to_string()))
         }
+    }
+}
+
+/// Exit code 1 after publishing: rejected records always; mismatches and exceptions as asked.
+fn exit_for(summary: &pipeline::RunSummary, fail_on: FailOn) -> Result<(), (u8, String)> {
+    let at = summary.snapshot.display();
+    let (mismatches, exceptions, rejected) = (summary.mismatches(), summary.exceptions(), summary.rejected());
+    if rejected > 0 {
+        return Err((EXIT_EXCEPTIONS, format!("published with {rejected} rejected records: see rejects/ in {at}")));
+    }
+    match fail_on {
+        FailOn::Mismatch | FailOn::Exception if mismatches > 0 => Err((
+            EXIT_EXCEPTIONS,
+            format!("published with {mismatches} tie-out mismatches: see reconciliation/ in {at}"),
+        )),
+        FailOn::Exception if exceptions > 0 => Err((
+            EXIT_EXCEPTIONS,
+            format!("published with {exceptions} match exceptions: see match_exceptions/ in {at}"),
+        )),
+        _ => Ok(()),
     }
 }
 

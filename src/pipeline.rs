@@ -216,6 +216,16 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// Line items that are match exceptions or served twice.
+    pub fn exceptions(&self) -> u64 {
+        self.manifest.datasets.get("match_exceptions").map_or(0, |d| d.rows)
+    }
+
+    /// Invoices and currencies whose tie-out is a mismatch.
+    pub fn mismatches(&self) -> u64 {
+        self.manifest.checks.get("tie_out").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
+    }
+
     /// Records that went to `rejects`.
     pub fn rejected(&self) -> u64 {
         self.manifest.datasets.get("rejects").map_or(0, |d| d.rows)
@@ -246,6 +256,13 @@ impl RunSummary {
                     text.push_str(&format!("  {:<34} {:>10}  {line}\n", "", ""));
                 }
             }
+        }
+        for (check, counts) in &self.manifest.checks {
+            let total: u64 = counts.values().sum();
+            let good = counts.get("matched").or_else(|| counts.get("ok")).copied().unwrap_or(0)
+                + counts.get("not_applicable").copied().unwrap_or(0);
+            let detail: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            text.push_str(&format!("  {check:<34} {good:>6} of {total:<6} {}\n", detail.join(", ")));
         }
         text.push_str(&format!(
             "  {} files, {} requests, {} retries, {} throttled, {} ms\n",
@@ -294,9 +311,12 @@ fn run_id(out: &Path) -> String {
 /// `LATEST` pointing at it.
 pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, RunError> {
     let mut settings = settings.clone();
-    // Billed line items are partitioned by their invoice's billing period: invoices are needed.
-    if !settings.extract.wants("invoices") {
-        settings.extract.datasets.push("invoices");
+    // Billed line items are partitioned by their invoice's billing period, tied out against its
+    // total, and matched against master data: all of those are needed.
+    for needed in ["invoices", "orders", "subscriptions", "entitlements"] {
+        if !settings.extract.wants(needed) {
+            settings.extract.datasets.push(needed);
+        }
     }
     let out = settings.output_dir.clone();
     std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
@@ -305,7 +325,13 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
     let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
     std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     let archive = open_archive(keep_raw)?;
-    let options = SinkOptions { csv_bom: settings.csv_bom, rejects: settings.rejects };
+    let tolerance = settings
+        .tolerance
+        .iter()
+        .map(|(c, v)| crate::normalize::decode::to_decimal128(*v, 10).map(|t| (c.clone(), t)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RunError::Config(ConfigError::Invalid(format!("reconcile.tolerance: {}", e.0))))?;
+    let options = SinkOptions { csv_bom: settings.csv_bom, rejects: settings.rejects, tolerance };
     let normalizer = match &settings.normalize {
         None => None,
         Some(n) => {
@@ -430,6 +456,7 @@ pub fn demo(
         output_dir: out.to_path_buf(),
         csv_bom: false,
         rejects: false,
+        tolerance: BTreeMap::new(),
         normalize: normalize.clone(),
         extract: ExtractSettings {
             datasets: crate::config::DATASETS.to_vec(),

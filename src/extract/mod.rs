@@ -321,8 +321,11 @@ pub async fn extract(
         invoices = invoices.len(),
         currencies = currencies.len()
     );
-    // Invoices first: their dates and billing periods are known downstream before their lines.
-    let (first, rest): (Vec<Sequence>, Vec<Sequence>) = sequences.into_iter().partition(|s| s.dataset == "invoices");
+    // Invoices and master data first: downstream knows every invoice's dates and every order,
+    // subscription and entitlement before the first line item arrives.
+    let (first, rest): (Vec<Sequence>, Vec<Sequence>) = sequences
+        .into_iter()
+        .partition(|s| matches!(s.dataset, "invoices" | "orders" | "subscriptions" | "entitlements"));
     for batch in [first, rest] {
         run_batch(&client, batch, &tx, &mut report).await?;
     }

@@ -87,6 +87,8 @@ pub enum Source {
     RowKey,
     /// Derived by currency normalisation.
     Fx(FxColumn),
+    /// Decided by matching (see `matching`).
+    Match(MatchColumn),
     /// A pricing-currency price in the billing currency: `price × rate`, truncated to the
     /// billing currency's minor units, as Partner Center's licence rule does (spec §9.4).
     BillingPrice {
@@ -115,6 +117,23 @@ pub enum FxColumn {
     Unrounded(&'static str),
     /// The amount × rate, rounded to the reporting currency's minor units.
     Rounded(&'static str),
+}
+
+/// A column of the match of a line item to what was sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchColumn {
+    /// `matched`, `order_not_found`, `subscription_not_found`, `entitlement_not_found`,
+    /// `entitlement_expired`, `customer_mismatch`, `not_applicable`.
+    Status,
+    /// The rule that decided the status.
+    Rule,
+    /// The matched order id.
+    Order,
+    /// The matched subscription id.
+    Subscription,
+    /// The matched or named entitlement key.
+    Entitlement,
 }
 
 /// Which amounts of a dataset are converted, and the dates its rate date rules read.
@@ -537,11 +556,37 @@ fn fx(amounts: &[&'static str], charge_end: &'static str, period: &'static str, 
     }
 }
 
-/// Every output dataset, in a fixed order, with the reporting-currency columns of those that
-/// carry amounts.
+/// Adds the match columns to a line-item dataset.
+fn with_match(mut schema: DatasetSchema) -> DatasetSchema {
+    for (name, column) in [
+        ("match_status", MatchColumn::Status),
+        ("match_rule", MatchColumn::Rule),
+        ("matched_order_id", MatchColumn::Order),
+        ("matched_subscription_id", MatchColumn::Subscription),
+        ("matched_entitlement_id", MatchColumn::Entitlement),
+    ] {
+        schema.columns.push(Column { name: name.into(), source: Source::Match(column), ty: S, nullable: true });
+    }
+    schema
+}
+
+/// Datasets whose rows are line items (matched, deduplicated, tied out).
+pub const LINE_ITEMS: [&str; 7] = [
+    "billed_recon_line_items",
+    "unbilled_recon_line_items",
+    "billed_consumption_line_items",
+    "unbilled_consumption_line_items",
+    "legacy_office_line_items",
+    "legacy_azure_line_items",
+    "legacy_azure_usage_line_items",
+];
+
+/// Every output dataset, in a fixed order, with the match columns of line items and the
+/// reporting-currency columns of those that carry amounts.
 pub fn all() -> Vec<DatasetSchema> {
     base()
         .into_iter()
+        .map(|s| if LINE_ITEMS.contains(&s.name) { with_match(s) } else { s })
         .map(|s| {
             let recon =
                 fx(&["subtotal", "tax_total", "total_for_customer"], "charge_end_date", "charge_start_date", "");
@@ -576,8 +621,53 @@ pub fn all() -> Vec<DatasetSchema> {
                 _ => s,
             }
         })
-        .chain([rejects()])
+        .chain([match_exceptions(), reconciliation(), rejects()])
         .collect()
+}
+
+fn computed(name: &str, ty: ColType) -> Column {
+    Column { name: name.into(), source: Source::Field(vec![]), ty, nullable: true }
+}
+
+/// Every line item that is not matched (or is served twice), with the reason and the keys.
+pub fn match_exceptions() -> DatasetSchema {
+    let mut s = dimension(
+        "match_exceptions",
+        "Line items that do not belong to anything sold, or that were served twice, with the reason",
+        "one exception of one line item",
+        "computed",
+        vec!["dataset", "scope", "position", "reason"],
+        ["dataset", "scope"].into_iter().map(|c| computed(c, S)).collect(),
+    );
+    s.columns.push(computed("position", I));
+    for c in ["reason", "match_rule", "customer_id", "order_id", "subscription_id", "entitlement_key", "failed_key"] {
+        s.columns.push(computed(c, S));
+    }
+    s.from = "-";
+    s
+}
+
+/// Each invoice's stated total against the sum of its lines.
+pub fn reconciliation() -> DatasetSchema {
+    let mut s = dimension(
+        "reconciliation",
+        "Each invoice's stated total against the sum of its distinct lines by Partner Center's rules, and each currency's summary balance against its invoices",
+        "one invoice (kind invoice) or one billing currency (kind summary)",
+        "computed",
+        vec!["invoice_id", "currency"],
+        vec![computed("invoice_id", S), computed("currency", S)],
+    );
+    for c in ["stated_total", "lines_total", "difference"] {
+        s.columns.push(computed(c, AMOUNT));
+    }
+    s.columns.push(computed("lines", I));
+    s.columns.push(computed("status", S));
+    s.columns.push(computed("classification", S));
+    s.columns.push(computed("kind", S));
+    s.currency_column = Some("currency");
+    s.totals = vec!["stated_total", "lines_total", "difference"];
+    s.from = "-";
+    s
 }
 
 /// A master-data dataset: not partitioned, no amounts.
@@ -985,6 +1075,7 @@ pub fn files() -> Vec<(String, String)> {
                 Source::Fx(FxColumn::Unrounded(a)) => format!("`{a}` × `fx_rate`, exact"),
                 Source::Fx(FxColumn::Rounded(a)) => format!("`{a}` × `fx_rate`, rounded to the reporting currency"),
                 Source::Fx(_) => "currency normalisation".into(),
+                Source::Match(_) => "matching".into(),
                 Source::BillingPrice { price, rate, .. } => {
                     format!("`{price}` × `{rate}`, truncated to the billing currency's minor units")
                 }

@@ -119,12 +119,15 @@ pub struct Normalizer {
     missing: BTreeSet<(String, NaiveDate)>,
 }
 
-/// The UTC day of a date or timestamp cell.
-pub fn day_of(cell: &Cell) -> Option<NaiveDate> {
+/// The UTC day of a date or timestamp cell of a column type.
+pub fn day_of(cell: &Cell, ty: ColType) -> Option<NaiveDate> {
     let epoch = NaiveDate::default();
-    match cell {
-        Cell::Date(days) => epoch.checked_add_signed(chrono::Duration::days(i64::from(*days))),
-        Cell::Timestamp(nanos) => Some(chrono::DateTime::from_timestamp_nanos(*nanos).date_naive()),
+    match (cell, ty) {
+        (Cell::Date(days), _) => epoch.checked_add_signed(chrono::Duration::days(i64::from(*days))),
+        (Cell::Timestamp(micros), ColType::TimestampMicros) => {
+            chrono::DateTime::from_timestamp_micros(*micros).map(|t| t.date_naive())
+        }
+        (Cell::Timestamp(nanos), _) => Some(chrono::DateTime::from_timestamp_nanos(*nanos).date_naive()),
         _ => None,
     }
 }
@@ -146,7 +149,7 @@ impl Normalizer {
 
     fn rate_date(&self, schema: &DatasetSchema, row: &[Cell], invoice: Option<InvoiceDates>) -> Option<NaiveDate> {
         let fx = schema.fx.as_ref()?;
-        let column = |name: &str| schema.column(name).and_then(|i| day_of(&row[i]));
+        let column = |name: &str| schema.column(name).and_then(|i| day_of(&row[i], schema.columns[i].ty));
         let month_end_of_row =
             || invoice.and_then(|i| i.period_end).or_else(|| column(fx.period_column).map(month_end));
         match self.rule {
@@ -247,6 +250,14 @@ mod tests {
         assert_eq!(e.to_string(), "rate table r.csv, line 2: \"abc\" is not an exact decimal");
         assert!(RateTable::parse("2025-01-31,XXX,EUR,1\n", "r", String::new()).is_err());
         assert!(RateTable::parse("2025-01-31,DKK,EUR,1\n2025-01-31,DKK,EUR,2\n", "r", String::new()).is_err());
+    }
+
+    #[test]
+    fn days_follow_the_unit_of_their_column() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        assert_eq!(day_of(&Cell::Timestamp(1_772_582_400_000_000), ColType::TimestampMicros), Some(day));
+        assert_eq!(day_of(&Cell::Timestamp(1_772_582_400_000_000_000), ColType::Timestamp), Some(day));
+        assert_eq!(day_of(&Cell::Date(20516), ColType::Date), Some(day));
     }
 
     #[test]

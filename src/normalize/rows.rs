@@ -72,7 +72,7 @@ fn row_of(
                 row.push(Cell::Str(origin.scope.to_owned()));
                 continue;
             }
-            Source::RowKey | Source::Fx(_) => {
+            Source::RowKey | Source::Fx(_) | Source::Match(_) => {
                 row.push(Cell::Null);
                 continue;
             }

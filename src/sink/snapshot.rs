@@ -17,10 +17,12 @@ use super::part::{PartReport, PartWriter, Totals, month_of};
 use super::writer::FileReport;
 use crate::api::paging::Event;
 use crate::extract::raw::scope_name;
-use crate::model::schema::{Cell, DatasetSchema, Partition, registry};
+use crate::matching::{Match, MatchIndex};
+use crate::model::schema::{Cell, DatasetSchema, LINE_ITEMS, MatchColumn, Partition, Source, registry};
 use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
 use crate::normalize::rows::{Origin, RowError, decode_item, fixed_point};
 use rayon::prelude::*;
+use sha2::Digest;
 
 /// Why the snapshot failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +48,10 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SinkError + '_ {
 }
 
 /// Options of the output.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SinkOptions {
+    /// Largest tie-out difference per currency (unscaled at the amount scale) still acceptable.
+    pub tolerance: BTreeMap<String, i128>,
     /// Start CSV files with a UTF-8 byte-order mark (Excel).
     pub csv_bom: bool,
     /// Keep going past records that cannot be decoded, writing them to `rejects` with the reason.
@@ -74,6 +78,8 @@ pub struct Manifest {
     pub source: BTreeMap<&'static str, String>,
     /// Per dataset.
     pub datasets: BTreeMap<String, DatasetEntry>,
+    /// Line items per match status (`match:<dataset>`) and invoices per tie-out status (`tie_out`).
+    pub checks: BTreeMap<String, BTreeMap<String, u64>>,
     /// Every file: path, rows, bytes, SHA-256.
     pub files: Vec<FileReport>,
 }
@@ -89,10 +95,62 @@ pub struct Snapshot {
     rows: Vec<Vec<Cell>>,
     normalizer: Option<Normalizer>,
     invoice_dates: HashMap<String, InvoiceDates>,
+    /// The item each decoded row came from (byte range in its page).
+    row_items: Vec<std::ops::Range<usize>>,
+    index: Option<MatchIndex>,
+    lines: HashMap<(&'static str, String), Lines>,
+}
+
+/// What a sequence of line items has shown so far (dropped when it restarts).
+#[derive(Debug, Default)]
+struct Lines {
+    /// Rows seen (the next row's position).
+    position: u64,
+    /// Digests of items seen, to spot an item served twice.
+    seen: std::collections::HashSet<[u8; 16]>,
+    /// Rows per match status.
+    statuses: BTreeMap<&'static str, u64>,
+    /// Currency and Σ of the invoice-total column over distinct lines (Decimal128 scale 10).
+    total: Option<(String, i128)>,
+    /// Distinct lines counted in `total`.
+    counted: u64,
+}
+
+/// A tie-out's status and the class of its difference: exact is `ok`; within the currency's
+/// tolerance, `within_tolerance`; otherwise a `mismatch`, of invoices without any line
+/// (`missing_lines`) or with lines that do not add up (`unexplained`: the lines are summed by
+/// Partner Center's own rounding rules, so no residue is expected).
+fn classify(difference: i128, lines: u64, tolerance: i128) -> (&'static str, &'static str) {
+    match (difference, lines) {
+        (0, _) => ("ok", "none"),
+        (d, _) if d.abs() <= tolerance => ("within_tolerance", "rounding_residue"),
+        (_, 0) => ("mismatch", "missing_lines"),
+        _ => ("mismatch", "unexplained"),
+    }
+}
+
+/// The column whose distinct-line sum is an invoice's total, by dataset (spec §10.4).
+fn invoice_total_column(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "billed_recon_line_items" | "legacy_office_line_items" => Some("total_for_customer"),
+        "legacy_azure_line_items" => Some("post_tax_total"),
+        _ => None,
+    }
+}
+
+fn text(schema: &DatasetSchema, row: &[Cell], column: &str) -> Cell {
+    match schema.column(column).map(|i| &row[i]) {
+        Some(Cell::Str(s)) => Cell::Str(s.clone()),
+        _ => Cell::Null,
+    }
 }
 
 fn is_dimension(schema: &DatasetSchema) -> bool {
     matches!(schema.partition, Partition::None | Partition::RowMonth(_))
+}
+
+fn schema_of(name: &str) -> Option<&'static DatasetSchema> {
+    schema(name)
 }
 
 fn schema(name: &str) -> Option<&'static DatasetSchema> {
@@ -116,6 +174,9 @@ impl Snapshot {
             rows: Vec::new(),
             normalizer,
             invoice_dates: HashMap::new(),
+            row_items: Vec::new(),
+            index: None,
+            lines: HashMap::new(),
         }
     }
 
@@ -152,9 +213,12 @@ impl Snapshot {
             }
             Event::Restart { dataset, scope, .. } => {
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
-                    if let Some(rejects) = self.dims.get_mut("rejects") {
-                        rejects.remove(&format!("{}/{scope}", schema.name));
+                    for computed in ["rejects", "match_exceptions"] {
+                        if let Some(rows) = self.dims.get_mut(computed) {
+                            rows.remove(&format!("{}/{scope}", schema.name));
+                        }
                     }
+                    self.lines.remove(&(schema.name, scope.clone()));
                     if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
                         writer.abandon();
                     }
@@ -186,9 +250,13 @@ impl Snapshot {
             .map(|(record, span)| decode_item(schema, &page.body[span.clone()], origin, record))
             .collect();
         self.rows.clear();
+        self.row_items.clear();
         for (result, span) in decoded.into_iter().zip(&page.items) {
             match result {
-                Ok(rows) => self.rows.extend(rows),
+                Ok(rows) => {
+                    self.row_items.extend(std::iter::repeat_n(span.clone(), rows.len()));
+                    self.rows.extend(rows);
+                }
                 Err(e) if self.options.rejects => self.reject(&e, &page.body[span.clone()]),
                 Err(e) => return Err(e.into()),
             }
@@ -208,6 +276,9 @@ impl Snapshot {
             self.dims.entry(schema.name).or_default().entry(page.scope.clone()).or_default().append(&mut self.rows);
             return Ok(());
         }
+        if LINE_ITEMS.contains(&schema.name) {
+            self.check_lines(schema, page);
+        }
         let key = (schema.name, page.scope.clone());
         if !self.open.contains_key(&key) {
             let (parquet, csv) = self.part_paths(schema.name, "_parts", &format!("part-{}", scope_name(&page.scope)));
@@ -220,6 +291,177 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// Matches a page's line items, spots items served twice, and keeps the invoice sums.
+    fn check_lines(&mut self, schema: &'static DatasetSchema, page: &crate::api::paging::Page) {
+        if self.index.is_none() {
+            // Master data arrives first: by the first line item, the index can be complete.
+            let mut index = MatchIndex::default();
+            for name in ["orders", "subscriptions", "entitlements"] {
+                if let (Some(s), Some(by_scope)) = (schema_of(name), self.dims.get(name)) {
+                    for rows in by_scope.values() {
+                        index.add(s, rows);
+                    }
+                }
+            }
+            self.index = Some(index);
+        }
+        let Some(index) = self.index.as_ref() else { return };
+        let matches: Vec<Match> = self.rows.par_iter().map(|row| index.match_row(schema, row)).collect();
+        let key = (schema.name, page.scope.clone());
+        let total_at = invoice_total_column(schema.name).and_then(|c| schema.column(c));
+        let currency_at = schema.currency_column.and_then(|c| schema.column(c));
+        let mut exceptions = Vec::new();
+        let lines = self.lines.entry(key).or_default();
+        for ((row, m), span) in self.rows.iter_mut().zip(&matches).zip(&self.row_items) {
+            let position = lines.position;
+            lines.position += 1;
+            *lines.statuses.entry(m.status).or_default() += 1;
+            for (i, column) in schema.columns.iter().enumerate() {
+                let Source::Match(which) = column.source else { continue };
+                let value = match which {
+                    MatchColumn::Status => Some(m.status.to_owned()),
+                    MatchColumn::Rule => Some(m.rule.to_owned()),
+                    MatchColumn::Order => m.order.clone(),
+                    MatchColumn::Subscription => m.subscription.clone(),
+                    MatchColumn::Entitlement => m.entitlement.clone(),
+                };
+                row[i] = value.map_or(Cell::Null, Cell::Str);
+            }
+            let exception = |reason: &str, rule: &str, failed: Option<String>| {
+                let subscription = match schema.column("syndication_partner_subscription_number") {
+                    Some(_) => text(schema, row, "syndication_partner_subscription_number"),
+                    None => text(schema, row, "subscription_id"),
+                };
+                vec![
+                    Cell::Str(schema.name.to_owned()),
+                    Cell::Str(page.scope.clone()),
+                    Cell::Int(position as i64),
+                    Cell::Str(reason.to_owned()),
+                    Cell::Str(rule.to_owned()),
+                    text(schema, row, "customer_id"),
+                    text(schema, row, "order_id"),
+                    subscription,
+                    m.entitlement.clone().map_or(Cell::Null, Cell::Str),
+                    failed.map_or(Cell::Null, Cell::Str),
+                ]
+            };
+            if m.is_exception() {
+                exceptions.push(exception(m.status, m.rule, m.failed_key.clone()));
+            }
+            let digest = sha2::Sha256::digest(&page.body[span.clone()]);
+            let mut short = [0u8; 16];
+            short.copy_from_slice(&digest[..16]);
+            if !lines.seen.insert(short) {
+                exceptions.push(exception("duplicate_line", "item", None));
+                continue;
+            }
+            if let (Some(t), Some(c)) = (total_at, currency_at)
+                && let (Cell::Dec(v), Cell::Str(currency)) = (&row[t], &row[c])
+            {
+                let entry = lines.total.get_or_insert_with(|| (currency.to_uppercase(), 0));
+                entry.1 += v;
+                lines.counted += 1;
+            }
+        }
+        if !exceptions.is_empty() {
+            let bucket = format!("{}/{}", schema.name, page.scope);
+            self.dims.entry("match_exceptions").or_default().entry(bucket).or_default().extend(exceptions);
+        }
+    }
+
+    /// One tie-out row per invoice: its stated total against Σ of its distinct lines.
+    fn tie_out(&self, invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> BTreeMap<String, Vec<Vec<Cell>>> {
+        let mut out = BTreeMap::new();
+        let Some(schema) = schema_of("invoices") else { return out };
+        let (Some(id_at), Some(ccy_at), Some(total_at)) =
+            (schema.column("id"), schema.column("currency_code"), schema.column("total_charges"))
+        else {
+            return out;
+        };
+        for row in invoices.values().flatten() {
+            let (Cell::Str(id), Cell::Dec(stated)) = (&row[id_at], &row[total_at]) else { continue };
+            let currency = match &row[ccy_at] {
+                Cell::Str(c) => c.to_uppercase(),
+                _ => String::new(),
+            };
+            let mut sum = 0i128;
+            let mut count = 0u64;
+            for ((dataset, scope), lines) in &self.lines {
+                if invoice_total_column(dataset).is_some() && scope.eq_ignore_ascii_case(id) {
+                    sum += lines.total.as_ref().map_or(0, |t| t.1);
+                    count += lines.counted;
+                }
+            }
+            let difference = stated - sum;
+            let tolerance = self.options.tolerance.get(&currency).copied().unwrap_or(0);
+            let (status, classification) = classify(difference, count, tolerance);
+            out.insert(
+                id.clone(),
+                vec![vec![
+                    Cell::Str(id.clone()),
+                    Cell::Str(currency),
+                    Cell::Dec(*stated),
+                    Cell::Dec(sum),
+                    Cell::Dec(difference),
+                    Cell::Int(count as i64),
+                    Cell::Str(status.into()),
+                    Cell::Str(classification.into()),
+                    Cell::Str("invoice".into()),
+                ]],
+            );
+        }
+        out.extend(self.summary_tie_out(invoices));
+        out
+    }
+
+    /// One row per currency: the summaries' unpaid balance against Σ (total − paid) of invoices.
+    fn summary_tie_out(&self, invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> BTreeMap<String, Vec<Vec<Cell>>> {
+        let mut out = BTreeMap::new();
+        let (Some(inv), Some(sum_schema), Some(summaries)) =
+            (schema_of("invoices"), schema_of("invoice_summaries"), self.dims.get("invoice_summaries"))
+        else {
+            return out;
+        };
+        let cols = |s: &DatasetSchema, names: [&str; 3]| names.map(|n| s.column(n));
+        let [Some(ccy), Some(total), Some(paid)] = cols(inv, ["currency_code", "total_charges", "paid_amount"]) else {
+            return out;
+        };
+        let [Some(s_ccy), Some(balance), _] = cols(sum_schema, ["currency_code", "balance_amount", "currency_symbol"])
+        else {
+            return out;
+        };
+        let mut open: BTreeMap<String, (i128, u64)> = BTreeMap::new();
+        for row in invoices.values().flatten() {
+            if let (Cell::Str(c), Cell::Dec(t), Cell::Dec(p)) = (&row[ccy], &row[total], &row[paid]) {
+                let entry = open.entry(c.to_uppercase()).or_default();
+                entry.0 += t - p;
+                entry.1 += 1;
+            }
+        }
+        for row in summaries.values().flatten() {
+            let (Cell::Str(c), Cell::Dec(stated)) = (&row[s_ccy], &row[balance]) else { continue };
+            let currency = c.to_uppercase();
+            let (sum, count) = open.get(&currency).copied().unwrap_or_default();
+            let tolerance = self.options.tolerance.get(&currency).copied().unwrap_or(0);
+            let (status, classification) = classify(stated - sum, count, tolerance);
+            out.insert(
+                format!("~summary/{currency}"),
+                vec![vec![
+                    Cell::Str(format!("summary {currency}")),
+                    Cell::Str(currency),
+                    Cell::Dec(*stated),
+                    Cell::Dec(sum),
+                    Cell::Dec(stated - sum),
+                    Cell::Int(count as i64),
+                    Cell::Str(status.into()),
+                    Cell::Str(classification.into()),
+                    Cell::Str("summary".into()),
+                ]],
+            );
+        }
+        out
     }
 
     /// Keeps a record that could not be decoded, with where it was and why.
@@ -248,7 +490,10 @@ impl Snapshot {
         };
         for row in &self.rows {
             if let Cell::Str(invoice) = &row[id] {
-                let dates = InvoiceDates { invoice_date: day_of(&row[date]), period_end: day_of(&row[end]) };
+                let dates = InvoiceDates {
+                    invoice_date: day_of(&row[date], schema.columns[date].ty),
+                    period_end: day_of(&row[end], schema.columns[end].ty),
+                };
                 self.invoice_dates.insert(invoice.to_uppercase(), dates);
             }
         }
@@ -280,6 +525,26 @@ impl Snapshot {
         }
         let mut placed: Vec<(&'static DatasetSchema, PartReport)> = Vec::new();
         let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(invoices) = self.dims.get("invoices") {
+            let rows = self.tie_out(invoices);
+            self.dims.insert("reconciliation", rows);
+        }
+        let mut checks: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((dataset, _), lines) in &self.lines {
+            let counts = checks.entry(format!("match:{dataset}")).or_default();
+            for (status, n) in &lines.statuses {
+                *counts.entry((*status).to_owned()).or_default() += n;
+            }
+        }
+        if let (Some(rows), Some(schema)) = (self.dims.get("reconciliation"), schema_of("reconciliation")) {
+            let status_at = schema.column("status").unwrap_or(0);
+            let counts = checks.entry("tie_out".into()).or_default();
+            for row in rows.values().flatten() {
+                if let Cell::Str(status) = &row[status_at] {
+                    *counts.entry(status.clone()).or_default() += 1;
+                }
+            }
+        }
         let dims = std::mem::take(&mut self.dims);
         for (name, by_scope) in &dims {
             let Some(schema) = schema(name) else { continue };
@@ -379,7 +644,7 @@ impl Snapshot {
             files.extend(self.documents.into_values());
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        let manifest = Manifest { format: 1, source, datasets, files };
+        let manifest = Manifest { format: 1, source, datasets, checks, files };
         let path = self.root.join("manifest.json");
         let mut text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| SinkError::Io { path: path.clone(), source: io::Error::other(e) })?;

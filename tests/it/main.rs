@@ -9,6 +9,7 @@ mod extract;
 mod faults;
 mod generate;
 mod helpers;
+mod matching;
 mod quirks;
 mod run;
 mod walk;

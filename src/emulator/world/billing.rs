@@ -487,7 +487,12 @@ impl<'a> SlotGen<'a> {
             }
             for k in 0..rows {
                 let day = month.day(1 + u32::try_from(k * days_used / rows).unwrap_or(0));
-                let resource = &azure.resources[self.dice.index(azure.resources.len())];
+                // Daily rated usage has one row per resource, meter and day: a plan with more rows
+                // than resources on a day has more resources (`…-01-2`, `…-01-3`, …).
+                let resource = &azure.resources[(k as usize) % azure.resources.len()];
+                let copy = (k as usize) / azure.resources.len();
+                let resource_uri =
+                    if copy == 0 { resource.uri.clone() } else { format!("{}-{}", resource.uri, copy + 1) };
                 let meter = &METERS[resource.meter];
                 let quantity = self.dice.decimal(Decimal::new(1, 4), Decimal::from(24), 6);
                 let unit_price: Decimal = meter.unit_price.parse().unwrap_or_default();
@@ -541,7 +546,7 @@ impl<'a> SlotGen<'a> {
                     meter,
                     region: REGIONS[resource.region],
                     resource_group: &resource.group,
-                    resource_uri: &resource.uri,
+                    resource_uri: &resource_uri,
                     tags: &resource.tags,
                     subscription_id,
                     entitlement_id: azure_sub,
@@ -568,7 +573,7 @@ impl<'a> SlotGen<'a> {
                     let mut line = BTreeMap::new();
                     line.insert("usageDate", day.to_string());
                     line.insert("meterId", meter.meter_id.to_owned());
-                    line.insert("resourceUri", resource.uri.clone());
+                    line.insert("resourceUri", resource_uri.clone());
                     line.insert("entitlementId", azure_sub.to_owned());
                     line.insert("quantity", quantity.to_string());
                     line.insert("billingPreTaxTotal", billing_total.to_string());
