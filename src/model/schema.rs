@@ -651,14 +651,15 @@ pub fn match_exceptions() -> DatasetSchema {
 pub fn reconciliation() -> DatasetSchema {
     let mut s = dimension(
         "reconciliation",
-        "Each invoice's stated total against the sum of its distinct lines by Partner Center's rules, and each currency's summary balance against its invoices",
-        "one invoice (kind invoice) or one billing currency (kind summary)",
+        "Each invoice's stated total against the sum of its distinct lines by Partner Center's rules, its metered charges against its daily rated usage, and each currency's summary balance against its invoices",
+        "one invoice (kind invoice, usage) or one billing currency (kind summary)",
         "computed",
         vec!["invoice_id", "currency"],
         vec![computed("invoice_id", S), computed("currency", S)],
     );
+    // Usage rows carry the unrounded daily-rated-usage sums, hence the usage scale.
     for c in ["stated_total", "lines_total", "difference"] {
-        s.columns.push(computed(c, AMOUNT));
+        s.columns.push(computed(c, USAGE_TOTAL));
     }
     s.columns.push(computed("lines", I));
     s.columns.push(computed("status", S));

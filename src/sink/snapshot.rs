@@ -114,6 +114,25 @@ struct Lines {
     total: Option<(String, i128)>,
     /// Distinct lines counted in `total`.
     counted: u64,
+    /// Σ at scale 22 of what the usage tie-out compares: daily rated usage `billing_pre_tax_total`,
+    /// or the `subtotal` of metered recon lines (credits aside).
+    metered: i128,
+    /// Metered recon lines in `metered`, and the largest exchange rate among them.
+    metered_lines: u64,
+    max_rate: i128,
+}
+
+/// 10^12: from the amount scale (10) to the usage scale (22).
+const TO_USAGE_SCALE: i128 = 1_000_000_000_000;
+
+/// Which columns of a line feed the usage tie-out.
+enum Metered {
+    /// Daily rated usage: the billing total.
+    Usage(Option<usize>),
+    /// Recon lines: subtotal, meter description (set on metered lines), charge type, rate.
+    Recon { subtotal: usize, meter: usize, charge: usize, rate: usize },
+    /// Neither.
+    None,
 }
 
 /// A tie-out's status and the class of its difference: exact is `ok`; within the currency's
@@ -313,6 +332,21 @@ impl Snapshot {
         let total_at = invoice_total_column(schema.name).and_then(|c| schema.column(c));
         let currency_at = schema.currency_column.and_then(|c| schema.column(c));
         let mut exceptions = Vec::new();
+        let metered = match schema.name {
+            "billed_consumption_line_items" => Metered::Usage(schema.column("billing_pre_tax_total")),
+            "billed_recon_line_items" => match (
+                schema.column("subtotal"),
+                schema.column("meter_description"),
+                schema.column("charge_type"),
+                schema.column("pc_to_bc_exchange_rate"),
+            ) {
+                (Some(subtotal), Some(meter), Some(charge), Some(rate)) => {
+                    Metered::Recon { subtotal, meter, charge, rate }
+                }
+                _ => Metered::None,
+            },
+            _ => Metered::None,
+        };
         let lines = self.lines.entry(key).or_default();
         for ((row, m), span) in self.rows.iter_mut().zip(&matches).zip(&self.row_items) {
             let position = lines.position;
@@ -357,6 +391,25 @@ impl Snapshot {
                 exceptions.push(exception("duplicate_line", "item", None));
                 continue;
             }
+            match (schema.name, &metered) {
+                ("billed_consumption_line_items", Metered::Usage(Some(at))) => {
+                    if let Cell::Dec(v) = row[*at] {
+                        lines.metered += v;
+                    }
+                }
+                ("billed_recon_line_items", Metered::Recon { subtotal, meter, charge, rate }) => {
+                    let metered_line = !matches!(row[*meter], Cell::Null)
+                        && !matches!(&row[*charge], Cell::Str(c) if c.eq_ignore_ascii_case("customerCredit"));
+                    if let (true, Cell::Dec(v)) = (metered_line, &row[*subtotal]) {
+                        lines.metered += v * TO_USAGE_SCALE;
+                        lines.metered_lines += 1;
+                        if let Cell::Dec(r) = row[*rate] {
+                            lines.max_rate = lines.max_rate.max(r);
+                        }
+                    }
+                }
+                _ => {}
+            }
             if let (Some(t), Some(c)) = (total_at, currency_at)
                 && let (Cell::Dec(v), Cell::Str(currency)) = (&row[t], &row[c])
             {
@@ -397,14 +450,17 @@ impl Snapshot {
             let difference = stated - sum;
             let tolerance = self.options.tolerance.get(&currency).copied().unwrap_or(0);
             let (status, classification) = classify(difference, count, tolerance);
+            if let Some(row) = self.usage_tie_out(id, &currency) {
+                out.insert(format!("{id}~usage"), vec![row]);
+            }
             out.insert(
                 id.clone(),
                 vec![vec![
                     Cell::Str(id.clone()),
                     Cell::Str(currency),
-                    Cell::Dec(*stated),
-                    Cell::Dec(sum),
-                    Cell::Dec(difference),
+                    Cell::Dec(stated * TO_USAGE_SCALE),
+                    Cell::Dec(sum * TO_USAGE_SCALE),
+                    Cell::Dec(difference * TO_USAGE_SCALE),
                     Cell::Int(count as i64),
                     Cell::Str(status.into()),
                     Cell::Str(classification.into()),
@@ -414,6 +470,45 @@ impl Snapshot {
         }
         out.extend(self.summary_tie_out(invoices));
         out
+    }
+
+    /// An invoice's metered recon charges (credits aside) against its daily rated usage. The recon
+    /// side truncates twice per meter line (USD cents, then billing minor units, spec §9.4), so
+    /// usage may exceed it by up to `0.01 × rate + 1 minor unit` per line: that residue is
+    /// `rounding_residue` and `ok`; more, or usage below the charges, is `unexplained`.
+    fn usage_tie_out(&self, invoice: &str, currency: &str) -> Option<Vec<Cell>> {
+        let find = |dataset: &str| {
+            self.lines.iter().find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(invoice)).map(|(_, l)| l)
+        };
+        let usage = find("billed_consumption_line_items");
+        let recon = find("billed_recon_line_items").filter(|l| l.metered_lines > 0);
+        if usage.is_none() && recon.is_none() {
+            return None;
+        }
+        let charged = recon.map_or(0, |l| l.metered);
+        let used = usage.map_or(0, |l| l.metered);
+        let lines = recon.map_or(0, |l| l.metered_lines);
+        let minor = currency.parse::<crate::model::money::Currency>().map_or(2, |c| c.minor_units());
+        // Per line: 0.01 USD × rate (rate at scale 18 → ×10^2 to scale 22 after the 0.01) + one minor unit.
+        let per_line = recon.map_or(0, |l| l.max_rate * 100) + 10i128.pow(22 - minor);
+        let bound = per_line * i128::from(u32::try_from(lines).unwrap_or(u32::MAX));
+        let difference = used - charged;
+        let (status, classification) = match difference {
+            0 => ("ok", "none"),
+            d if (0..=bound).contains(&d) => ("ok", "rounding_residue"),
+            _ => ("mismatch", "unexplained"),
+        };
+        Some(vec![
+            Cell::Str(invoice.to_owned()),
+            Cell::Str(currency.to_owned()),
+            Cell::Dec(charged),
+            Cell::Dec(used),
+            Cell::Dec(difference),
+            Cell::Int(usage.map_or(0, |l| l.seen.len()) as i64),
+            Cell::Str(status.into()),
+            Cell::Str(classification.into()),
+            Cell::Str("usage".into()),
+        ])
     }
 
     /// One row per currency: the summaries' unpaid balance against Σ (total − paid) of invoices.
@@ -451,9 +546,9 @@ impl Snapshot {
                 vec![vec![
                     Cell::Str(format!("summary {currency}")),
                     Cell::Str(currency),
-                    Cell::Dec(*stated),
-                    Cell::Dec(sum),
-                    Cell::Dec(stated - sum),
+                    Cell::Dec(stated * TO_USAGE_SCALE),
+                    Cell::Dec(sum * TO_USAGE_SCALE),
+                    Cell::Dec((stated - sum) * TO_USAGE_SCALE),
                     Cell::Int(count as i64),
                     Cell::Str(status.into()),
                     Cell::Str(classification.into()),

@@ -127,12 +127,19 @@ fn tolerance_and_fail_on_decide_the_tie_out_and_the_exit_code() {
     assert_eq!(tolerant.code, 0, "{}", tolerant.stderr);
     let snapshot = snapshot_of(&dir.path().join("out"));
     let mut reader = csv::Reader::from_path(snapshot.join("csv/reconciliation/part-00000.csv")).unwrap();
-    let statuses: Vec<(String, String, String)> =
-        reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_owned(), r[6].to_owned(), r[7].to_owned())).collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let statuses: Vec<(String, String, String)> = rows
+        .iter()
+        .filter(|r| &r[8] == "invoice")
+        .map(|r| (r[0].to_owned(), r[6].to_owned(), r[7].to_owned()))
+        .collect();
     for (invoice, status, class) in &statuses {
         let expected =
             if mismatched.contains(invoice) { ("within_tolerance", "rounding_residue") } else { ("ok", "none") };
         assert_eq!((status.as_str(), class.as_str()), expected, "{invoice}");
     }
-    assert!(statuses.iter().any(|s| s.0.starts_with("summary ")), "summaries are tied out too");
+    assert!(rows.iter().any(|r| &r[8] == "summary" && &r[6] == "ok"), "summaries are tied out too");
+    let usage: Vec<_> = rows.iter().filter(|r| &r[8] == "usage").collect();
+    assert!(!usage.is_empty() && usage.iter().all(|r| &r[6] == "ok"), "usage ties to metered charges");
+    assert!(usage.iter().any(|r| &r[7] == "rounding_residue"), "the per-meter truncation leaves a residue");
 }
