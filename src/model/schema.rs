@@ -665,8 +665,8 @@ pub fn reconciliation() -> DatasetSchema {
     s.columns.push(computed("status", S));
     s.columns.push(computed("classification", S));
     s.columns.push(computed("kind", S));
-    s.currency_column = Some("currency");
-    s.totals = vec!["stated_total", "lines_total", "difference"];
+    // No control totals: its rows are of different kinds (invoice, usage, summary) whose sums
+    // would mean nothing.
     s.from = "-";
     s
 }
