@@ -31,8 +31,6 @@ pub const CHANNEL_PAGES: usize = 16;
 pub struct ExtractReport {
     /// Sequences fetched.
     pub sequences: u64,
-    /// Items per dataset (of completed attempts).
-    pub items: BTreeMap<&'static str, u64>,
     /// Requests sent.
     pub requests: u64,
     /// Retries after transient failures and throttling.
@@ -286,13 +284,11 @@ pub async fn extract(
         }
     }
 
-    let mut customer_count = 0u64;
     let per_customer = ["orders", "subscriptions", "entitlements"].iter().any(|d| settings.wants(d));
     if settings.wants("customers") || per_customer {
         let customers =
             collect(&client, all("customers", "/customers?size=500", Paging::Seek, TokenKind::App), emit("customers"))
                 .await?;
-        customer_count = customers.len() as u64;
         for item in &customers {
             let Ok(c) = serde_json::from_slice::<CustomerHead>(item) else { continue };
             let id = c.id;
@@ -327,13 +323,7 @@ pub async fn extract(
         .into_iter()
         .partition(|s| matches!(s.dataset, "invoices" | "orders" | "subscriptions" | "entitlements"));
     for batch in [first, rest] {
-        run_batch(&client, batch, &tx, &mut report).await?;
-    }
-    if settings.wants("invoice_summaries") {
-        *report.items.entry("invoice_summaries").or_default() += summaries.len() as u64;
-    }
-    if settings.wants("customers") {
-        *report.items.entry("customers").or_default() += customer_count;
+        run_batch(&client, batch, &tx).await?;
     }
     report.requests = client.stats.requests.load(Ordering::Relaxed);
     report.retries = client.stats.retries.load(Ordering::Relaxed);
@@ -348,7 +338,6 @@ async fn run_batch(
     client: &Arc<Client>,
     sequences: Vec<Sequence>,
     tx: &mpsc::Sender<Event>,
-    report: &mut ExtractReport,
 ) -> Result<(), PagingError> {
     let running = Arc::new(Semaphore::new(client_parallelism(client)));
     let mut tasks = JoinSet::new();
@@ -358,13 +347,13 @@ async fn run_batch(
         let running = running.clone();
         tasks.spawn(async move {
             let _slot = running.acquire_owned().await.map_err(|_| PagingError::Closed)?;
-            let items = paging::run(&client, &seq, &tx).await?;
-            Ok::<_, PagingError>((seq.dataset, items))
+            paging::run(&client, &seq, &tx).await?;
+            Ok::<_, PagingError>(())
         });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok((dataset, items))) => *report.items.entry(dataset).or_default() += items,
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tasks.abort_all();
                 return Err(e);

@@ -87,7 +87,7 @@ impl RawArchive {
                     url: Some(&p.url),
                     fetched_at: Some(p.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                     bytes: Some(p.body.len()),
-                    sha256: Some(crate::emulator::world::dice::hex(&sha)),
+                    sha256: Some(crate::model::hex(&sha)),
                     items: Some(p.items.len() as u64),
                     file: Some(rel),
                     reason: None,

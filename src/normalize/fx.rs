@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::decode::{from_decimal128, to_decimal128};
@@ -133,7 +133,12 @@ pub fn day_of(cell: &Cell, ty: ColType) -> Option<NaiveDate> {
 }
 
 fn month_end(day: NaiveDate) -> NaiveDate {
-    crate::emulator::world::timeline::Month::of(day).last_day()
+    let first_of_next = if day.month() == 12 {
+        NaiveDate::from_ymd_opt(day.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(day.year(), day.month() + 1, 1)
+    };
+    first_of_next.and_then(|d| d.pred_opt()).unwrap_or(day)
 }
 
 impl Normalizer {
@@ -250,6 +255,14 @@ mod tests {
         assert_eq!(e.to_string(), "rate table r.csv, line 2: \"abc\" is not an exact decimal");
         assert!(RateTable::parse("2025-01-31,XXX,EUR,1\n", "r", String::new()).is_err());
         assert!(RateTable::parse("2025-01-31,DKK,EUR,1\n2025-01-31,DKK,EUR,2\n", "r", String::new()).is_err());
+    }
+
+    #[test]
+    fn month_ends_cross_years_and_leap_days() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(month_end(d(2024, 2, 10)), d(2024, 2, 29));
+        assert_eq!(month_end(d(2024, 12, 31)), d(2024, 12, 31));
+        assert_eq!(month_end(d(2025, 11, 1)), d(2025, 11, 30));
     }
 
     #[test]

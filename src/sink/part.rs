@@ -88,7 +88,7 @@ impl<'s> PartWriter<'s> {
             short.copy_from_slice(&digest[..16]);
             // Exact duplicates (same key) are told apart by their order of arrival.
             let ordinal = self.seen.entry(short).or_insert(0);
-            row[at] = Cell::Str(format!("{}-{}", crate::emulator::world::dice::hex(&short), ordinal));
+            row[at] = Cell::Str(format!("{}-{}", crate::model::hex(&short), ordinal));
             *ordinal += 1;
         }
         if self.month.is_none() {

@@ -168,11 +168,7 @@ fn is_dimension(schema: &DatasetSchema) -> bool {
     matches!(schema.partition, Partition::None | Partition::RowMonth(_))
 }
 
-fn schema_of(name: &str) -> Option<&'static DatasetSchema> {
-    schema(name)
-}
-
-fn schema(name: &str) -> Option<&'static DatasetSchema> {
+fn schema_named(name: &str) -> Option<&'static DatasetSchema> {
     registry().iter().find(|s| s.name == name)
 }
 
@@ -216,12 +212,12 @@ impl Snapshot {
                         std::fs::create_dir_all(parent).map_err(io_at(parent))?;
                     }
                     std::fs::write(&path, &page.body).map_err(io_at(&path))?;
-                    let sha = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&page.body));
+                    let sha = sha2::Sha256::digest(&page.body);
                     let report = FileReport {
                         path: relative(&self.root, &path.to_string_lossy()),
                         rows: 0,
                         bytes: page.body.len() as u64,
-                        sha256: crate::emulator::world::dice::hex(&sha),
+                        sha256: crate::model::hex(&sha),
                     };
                     self.documents.insert(page.scope.clone(), report);
                     return Ok(());
@@ -318,7 +314,7 @@ impl Snapshot {
             // Master data arrives first: by the first line item, the index can be complete.
             let mut index = MatchIndex::default();
             for name in ["orders", "subscriptions", "entitlements"] {
-                if let (Some(s), Some(by_scope)) = (schema_of(name), self.dims.get(name)) {
+                if let (Some(s), Some(by_scope)) = (schema_named(name), self.dims.get(name)) {
                     for rows in by_scope.values() {
                         index.add(s, rows);
                     }
@@ -427,7 +423,7 @@ impl Snapshot {
     /// One tie-out row per invoice: its stated total against Σ of its distinct lines.
     fn tie_out(&self, invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> BTreeMap<String, Vec<Vec<Cell>>> {
         let mut out = BTreeMap::new();
-        let Some(schema) = schema_of("invoices") else { return out };
+        let Some(schema) = schema_named("invoices") else { return out };
         let (Some(id_at), Some(ccy_at), Some(total_at)) =
             (schema.column("id"), schema.column("currency_code"), schema.column("total_charges"))
         else {
@@ -515,7 +511,7 @@ impl Snapshot {
     fn summary_tie_out(&self, invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> BTreeMap<String, Vec<Vec<Cell>>> {
         let mut out = BTreeMap::new();
         let (Some(inv), Some(sum_schema), Some(summaries)) =
-            (schema_of("invoices"), schema_of("invoice_summaries"), self.dims.get("invoice_summaries"))
+            (schema_named("invoices"), schema_named("invoice_summaries"), self.dims.get("invoice_summaries"))
         else {
             return out;
         };
@@ -631,7 +627,7 @@ impl Snapshot {
                 *counts.entry((*status).to_owned()).or_default() += n;
             }
         }
-        if let (Some(rows), Some(schema)) = (self.dims.get("reconciliation"), schema_of("reconciliation")) {
+        if let (Some(rows), Some(schema)) = (self.dims.get("reconciliation"), schema_named("reconciliation")) {
             let status_at = schema.column("status").unwrap_or(0);
             let counts = checks.entry("tie_out".into()).or_default();
             for row in rows.values().flatten() {
@@ -642,7 +638,7 @@ impl Snapshot {
         }
         let dims = std::mem::take(&mut self.dims);
         for (name, by_scope) in &dims {
-            let Some(schema) = schema(name) else { continue };
+            let Some(schema) = schema_named(name) else { continue };
             // Scope order, then arrival order: the same input gives the same file.
             let rows: Vec<&Vec<Cell>> = by_scope.values().flatten().collect();
             match schema.partition {
@@ -712,7 +708,7 @@ impl Snapshot {
             }
         }
         for (name, totals) in sums {
-            let Some(schema) = schema(name) else { continue };
+            let Some(schema) = schema_named(name) else { continue };
             let entry = datasets.entry(name.to_owned()).or_insert_with(|| DatasetEntry {
                 schema_version: schema.version,
                 rows: 0,

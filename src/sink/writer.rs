@@ -81,7 +81,7 @@ fn close(out: Hashing<BufWriter<File>>, path: &Path, rows: u64) -> io::Result<Fi
         path: path.to_string_lossy().into_owned(),
         rows,
         bytes,
-        sha256: crate::emulator::world::dice::hex(&hasher.finalize()),
+        sha256: crate::model::hex(&hasher.finalize()),
     })
 }
 
