@@ -11,9 +11,21 @@ use crate::emulator::server::{FaultSpec, ServeSettings};
 use crate::emulator::world::dice::Ppm;
 use crate::emulator::world::{AnomalyRates, WorldSpec};
 
+/// The exit codes, as `--help` lists them (and the README).
+pub const EXIT_CODES: &str = "Exit codes:
+  0  ok (diff: no differences; verify: every file matches)
+  1  finished with findings: published with rejected records or, as --fail-on asks, mismatches or
+     exceptions; diff: the snapshots differ; verify: a file is missing, altered or extra
+  2  usage or configuration error
+  3  authentication refused
+  4  the API failed after retries
+  5  bad data (a value that does not fit its column, a missing exchange rate, not a snapshot)
+  6  output I/O error
+  7  another run holds the output folder's lock";
+
 /// Reconciles Microsoft Partner Center (CSP) billing into exact, typed Parquet and CSV.
 #[derive(Debug, Parser)]
-#[command(name = "pcrecon", version, about, long_about = None)]
+#[command(name = "pcrecon", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -34,6 +46,15 @@ pub enum Command {
     /// The local Partner Center emulator: generate a world, or serve one over HTTP.
     #[command(subcommand)]
     Emulator(EmulatorCommand),
+    /// Compare two published snapshots row by row (by `row_key`): rows added, removed and
+    /// changed, and the change of the control totals.
+    Diff(DiffArgs),
+    /// Re-hash every file of a snapshot (or of every snapshot of an output folder) against its
+    /// manifest.json; list missing, altered and extra files.
+    Verify {
+        /// A snapshot folder, or an output folder.
+        dir: PathBuf,
+    },
     /// Write the output dataset schemas (`<dataset>.json` and a README) into a folder.
     Schemas {
         /// Folder to write into.
@@ -55,6 +76,30 @@ pub struct RunArgs {
     /// exception, rejected record), or never.
     #[arg(long, value_enum, default_value_t = FailOn::Never)]
     pub fail_on: FailOn,
+    /// Fetch billed invoices again even when an earlier run published them unchanged.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Print the plan (datasets, invoices, requests, output files, what the cache supplies)
+    /// after discovery, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `pcrecon diff`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["a", "previous"])))]
+pub struct DiffArgs {
+    /// The earlier snapshot folder.
+    #[arg(requires = "b")]
+    pub a: Option<PathBuf>,
+    /// The later snapshot folder.
+    pub b: Option<PathBuf>,
+    /// Compare the last two snapshots of this output folder (the one before LATEST, and LATEST).
+    #[arg(long, value_name = "OUTPUT_DIR", conflicts_with_all = ["a", "b"])]
+    pub previous: Option<PathBuf>,
+    /// Where to write diff_changes and diff_totals [default: diffs/<A>-to-<B> beside B].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// When a published run still exits with 1.
@@ -128,6 +173,11 @@ pub struct WorldArgs {
     /// Probability of each wire quirk decision (numbers as strings, null vs missing, …) [default: 0.05].
     #[arg(long)]
     pub quirk_rate: Option<String>,
+    /// Revision of the world: revision N restates N billed invoices of revision 0 (one licence
+    /// line re-priced each, totals, statement and summaries following), as Microsoft does when
+    /// it corrects a billed month [default: 0].
+    #[arg(long)]
+    pub revision: Option<u32>,
 }
 
 impl WorldArgs {
@@ -140,6 +190,7 @@ impl WorldArgs {
             || self.as_of.is_some()
             || self.anomalies.is_some()
             || self.quirk_rate.is_some()
+            || self.revision.is_some()
     }
 
     /// Validates the arguments into a world spec.
@@ -152,6 +203,7 @@ impl WorldArgs {
             as_of: self.as_of.unwrap_or_else(WorldSpec::default_as_of),
             anomalies: AnomalyRates::parse(self.anomalies.as_deref().unwrap_or(""))?,
             quirk_rate: Ppm::parse(self.quirk_rate.as_deref().unwrap_or("0.05"))?,
+            revision: self.revision.unwrap_or(0),
         })
     }
 }

@@ -15,6 +15,9 @@
 //! dir = "out"
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
 //! rejects = false                                          # true: bad records go to `rejects`, the run goes on
+//! keep_snapshots = 10                                      # published snapshots kept (the newest two always)
+//! keep_days = 90                                           # optional: also remove snapshots older than this
+//! resume_within_hours = 12                                 # a killed run restarted within this resumes
 //!
 //! [normalize]                                            # optional
 //! reporting_currency = "EUR"
@@ -148,6 +151,9 @@ struct RawOutput {
     dir: Option<PathBuf>,
     csv_bom: Option<bool>,
     rejects: Option<bool>,
+    keep_snapshots: Option<usize>,
+    keep_days: Option<u32>,
+    resume_within_hours: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +240,25 @@ pub struct Settings {
     pub normalize: Option<NormalizeSettings>,
     /// Largest tie-out difference per billing currency that is still `within_tolerance`.
     pub tolerance: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// Which published snapshots stay.
+    pub retention: Retention,
+    /// How long after its start a killed run may be resumed from what it fetched.
+    pub resume_within: Duration,
+}
+
+/// Which published snapshots are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The newest this many (at least two, so that the last change can always be diffed).
+    pub keep_snapshots: usize,
+    /// Also remove snapshots older than this many days (the newest two aside).
+    pub keep_days: Option<u32>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { keep_snapshots: 10, keep_days: None }
+    }
 }
 
 fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
@@ -372,6 +397,11 @@ impl Settings {
             output_dir: resolve(&raw.output.dir.unwrap_or_else(|| PathBuf::from("out"))),
             csv_bom: raw.output.csv_bom.unwrap_or(false),
             rejects: raw.output.rejects.unwrap_or(false),
+            retention: Retention {
+                keep_snapshots: raw.output.keep_snapshots.unwrap_or(10).max(2),
+                keep_days: raw.output.keep_days,
+            },
+            resume_within: Duration::from_secs(raw.output.resume_within_hours.unwrap_or(12) * 3600),
             tolerance: raw
                 .reconcile
                 .tolerance

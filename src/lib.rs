@@ -5,12 +5,15 @@
 //! ([`emulator`]), which is how the demo, the tests and the benchmarks run.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod extract;
+pub mod failpoint;
 pub mod matching;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;
+pub mod progress;
 pub mod sink;

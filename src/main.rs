@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use pcrecon::audit::{AuditError, diff, verify};
 use pcrecon::cli::{Cli, Command, EmulatorCommand, FailOn};
 use pcrecon::config::Settings;
 use pcrecon::emulator::{server, world};
 use pcrecon::pipeline::{self, RunError};
+use pcrecon::progress::Progress;
+use std::sync::Arc;
 
-/// Exit code for a run that published but found exceptions (rejected records).
-const EXIT_EXCEPTIONS: u8 = 1;
+/// Exit code for a command that finished with findings (see `cli::EXIT_CODES`).
+const EXIT_FINDINGS: u8 = 1;
 /// Exit code for a usage or configuration error.
 const EXIT_USAGE: u8 = 2;
 /// Exit code for an output I/O error.
@@ -56,9 +59,44 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         }
         Command::Run(args) => {
             let settings = Settings::load(&args.config).map_err(|e| failed(e.into()))?;
-            let summary = pipeline::run(&settings, args.keep_raw.as_deref()).map_err(failed)?;
+            if args.dry_run {
+                let plan = pipeline::dry_run(&settings, args.refresh).map_err(failed)?;
+                print!("{}", plan.render());
+                return Ok(());
+            }
+            let options = pipeline::RunOptions {
+                keep_raw: args.keep_raw.clone(),
+                refresh: args.refresh,
+                progress: Some(Arc::new(Progress::new(std::io::stderr().is_terminal()))),
+            };
+            let summary = pipeline::run(&settings, &options).map_err(failed)?;
             print!("{}", summary.render());
             exit_for(&summary, args.fail_on)
+        }
+        Command::Diff(args) => {
+            let (a, b) = match (&args.previous, &args.a, &args.b) {
+                (Some(out), _, _) => diff::previous_pair(out).map_err(audit_failed)?,
+                (None, Some(a), Some(b)) => (a.clone(), b.clone()),
+                _ => return Err((EXIT_USAGE, "diff needs two snapshots, or --previous OUTPUT_DIR".into())),
+            };
+            let out = args.out.clone().unwrap_or_else(|| {
+                let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let parent = b.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                parent.join("diffs").join(format!("{}-to-{}", name(&a), name(&b)))
+            });
+            let report = diff::diff(&a, &b, &out).map_err(audit_failed)?;
+            print!("{}", report.render());
+            if report.differs() { Err((EXIT_FINDINGS, "the snapshots differ".into())) } else { Ok(()) }
+        }
+        Command::Verify { dir } => {
+            let verified = verify::verify(&dir).map_err(audit_failed)?;
+            print!("{}", verify::render(&verified));
+            let problems: usize = verified.iter().map(|v| v.problems.len()).sum();
+            if problems > 0 {
+                Err((EXIT_FINDINGS, format!("{problems} files do not match their manifest")))
+            } else {
+                Ok(())
+            }
         }
         Command::Demo(args) => {
             // The demo reports in EUR with the rate table generated with the sample world.
@@ -102,19 +140,21 @@ fn exit_for(summary: &pipeline::RunSummary, fail_on: FailOn) -> Result<(), (u8, 
     let at = summary.snapshot.display();
     let (mismatches, exceptions, rejected) = (summary.mismatches(), summary.exceptions(), summary.rejected());
     if rejected > 0 {
-        return Err((EXIT_EXCEPTIONS, format!("published with {rejected} rejected records: see rejects/ in {at}")));
+        return Err((EXIT_FINDINGS, format!("published with {rejected} rejected records: see rejects/ in {at}")));
     }
     match fail_on {
-        FailOn::Mismatch | FailOn::Exception if mismatches > 0 => Err((
-            EXIT_EXCEPTIONS,
-            format!("published with {mismatches} tie-out mismatches: see reconciliation/ in {at}"),
-        )),
-        FailOn::Exception if exceptions > 0 => Err((
-            EXIT_EXCEPTIONS,
-            format!("published with {exceptions} match exceptions: see match_exceptions/ in {at}"),
-        )),
+        FailOn::Mismatch | FailOn::Exception if mismatches > 0 => {
+            Err((EXIT_FINDINGS, format!("published with {mismatches} tie-out mismatches: see reconciliation/ in {at}")))
+        }
+        FailOn::Exception if exceptions > 0 => {
+            Err((EXIT_FINDINGS, format!("published with {exceptions} match exceptions: see match_exceptions/ in {at}")))
+        }
         _ => Ok(()),
     }
+}
+
+fn audit_failed(e: AuditError) -> (u8, String) {
+    (e.exit_code(), e.to_string())
 }
 
 fn failed(e: RunError) -> (u8, String) {

@@ -12,12 +12,15 @@ use secrecy::SecretString;
 
 use crate::api::auth::{Credentials, TokenProvider};
 use crate::api::http::{Client, Policy};
-use crate::api::paging::PagingError;
+use crate::api::paging::{Event, PagingError};
 use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
+use crate::extract::cache::PageCache;
 use crate::extract::dump::{self, DumpReport};
 use crate::extract::raw::RawArchive;
 use crate::extract::{self, ExtractReport};
 use crate::normalize::fx::{Normalizer, RateTable};
+use crate::progress::Progress;
+use crate::sink::lock::{LockError, OutputLock};
 use crate::sink::snapshot::{Manifest, SinkError, SinkOptions, Snapshot, publish};
 use std::collections::BTreeMap;
 
@@ -39,6 +42,9 @@ pub enum RunError {
     /// Output could not be written.
     #[error("{0}")]
     Io(String),
+    /// Another run holds the output folder.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl RunError {
@@ -50,6 +56,7 @@ impl RunError {
             RunError::Api(_) => 4,
             RunError::Data(_) => 5,
             RunError::Io(_) => 6,
+            RunError::Busy(_) => 7,
         }
     }
 }
@@ -60,7 +67,7 @@ impl From<PagingError> for RunError {
             PagingError::Api(api) if api.is_auth() => RunError::Auth(e.to_string()),
             PagingError::Api(_) => RunError::Api(e.to_string()),
             PagingError::Malformed { .. } => RunError::Data(e.to_string()),
-            PagingError::Closed => RunError::Io(e.to_string()),
+            PagingError::Closed | PagingError::Cache(_) => RunError::Io(e.to_string()),
         }
     }
 }
@@ -133,6 +140,8 @@ fn publish_folder(staging: &Path, out: &Path) -> Result<(), RunError> {
 /// consumer's failure wins over the extraction's (which then only reports the closed channel).
 fn drive<R: Send + 'static>(
     settings: &Settings,
+    cache: Option<Arc<PageCache>>,
+    progress: Option<Arc<Progress>>,
     consume: impl FnOnce(tokio::sync::mpsc::Receiver<crate::api::paging::Event>) -> Result<R, RunError> + Send + 'static,
 ) -> Result<(ExtractReport, R, Duration), RunError> {
     let client = Arc::new(client(&settings.api)?);
@@ -144,7 +153,7 @@ fn drive<R: Send + 'static>(
     let consumer = std::thread::spawn(move || consume(rx));
     let started = Instant::now();
     tracing::info!(event = "extract_started", correlation_id = client.correlation_id(), base_url = %settings.api.base_url);
-    let extracted = runtime.block_on(extract::extract(client.clone(), &settings.extract, tx));
+    let extracted = runtime.block_on(extract::extract(client.clone(), &settings.extract, cache, progress, tx));
     let consumed = consumer.join().map_err(|_| RunError::Io("the writer thread panicked".into()))?;
     let (report, result) = match (extracted, consumed) {
         (Ok(report), Ok(result)) => (report, result),
@@ -186,7 +195,9 @@ pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path
     let staging = staging_beside(out, &name)?;
     let archive = open_archive(keep_raw)?;
     let into = staging.clone();
-    let driven = drive(settings, move |rx| dump::consume(rx, &into, archive).map_err(|e| RunError::Io(e.to_string())));
+    let driven = drive(settings, None, None, move |rx| {
+        dump::consume(rx, &into, archive).map_err(|e| RunError::Io(e.to_string()))
+    });
     let (report, dumped, elapsed) = match driven {
         Ok(d) => d,
         Err(e) => {
@@ -202,6 +213,17 @@ pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path
     Ok(ExtractSummary { out: out.to_path_buf(), report, dumped, elapsed })
 }
 
+/// How a run goes, beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Also archive every raw page into this folder.
+    pub keep_raw: Option<PathBuf>,
+    /// Fetch billed invoices again even when an earlier run has them unchanged.
+    pub refresh: bool,
+    /// Progress display (hidden when `None`).
+    pub progress: Option<Arc<Progress>>,
+}
+
 /// What a run published.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -209,8 +231,16 @@ pub struct RunSummary {
     pub snapshot: PathBuf,
     /// Its manifest.
     pub manifest: Manifest,
-    /// Requests, retries, throttling.
+    /// Requests, retries, throttling, sequences carried and resumed.
     pub report: ExtractReport,
+    /// The snapshot `LATEST` named before this run, if any.
+    pub previous: Option<String>,
+    /// Invoices whose content differs from the previous snapshot's.
+    pub restated: Vec<String>,
+    /// Invoices that the previous snapshot did not have.
+    pub new_invoices: u64,
+    /// Snapshots retention removed.
+    pub removed: Vec<String>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -264,31 +294,48 @@ impl RunSummary {
             let detail: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
             text.push_str(&format!("  {check:<34} {good:>6} of {total:<6} {}\n", detail.join(", ")));
         }
+        if let Some(previous) = &self.previous {
+            text.push_str(&format!(
+                "  since {previous}: {} restated invoices{}, {} new invoices (pcrecon diff --previous shows the rows)\n",
+                self.restated.len(),
+                if self.restated.is_empty() { String::new() } else { format!(" ({})", self.restated.join(", ")) },
+                self.new_invoices
+            ));
+        }
         text.push_str(&format!(
-            "  {} files, {} requests, {} retries, {} throttled, {} ms\n",
+            "  {} files, {} sequences ({} carried from earlier runs, {} resumed), {} requests, {} retries, {} throttled, {} ms\n",
             self.manifest.files.len(),
+            self.report.sequences,
+            self.report.carried,
+            self.report.resumed,
             self.report.requests,
             self.report.retries,
             self.report.throttled,
             self.elapsed.as_millis()
         ));
+        if !self.removed.is_empty() {
+            text.push_str(&format!("  retention removed {}\n", self.removed.join(", ")));
+        }
         text
     }
 }
 
-/// Removes staging folders (`.<run-id>.tmp-<pid>`) left by runs whose process is gone, e.g.
-/// killed; a live run's folder is left alone.
-fn remove_abandoned_staging(out: &Path) {
+/// Removes what runs whose process is gone left behind: staging folders (`.<run-id>.tmp-<pid>`,
+/// e.g. of a killed run) and snapshots whose removal was cut short (`.<run-id>.deleting`). A live
+/// run's folder is left alone.
+fn remove_abandoned(out: &Path) {
     let Ok(entries) = std::fs::read_dir(out) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")).map(|(_, pid)| pid.to_owned())
-        else {
-            continue;
+        let abandoned = if name.starts_with('.') && name.ends_with(".deleting") {
+            true
+        } else if let Some((_, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) {
+            !pid.parse::<u32>().is_ok_and(|p| Path::new("/proc").join(p.to_string()).exists())
+        } else {
+            false
         };
-        let alive = pid.parse::<u32>().is_ok_and(|p| Path::new("/proc").join(p.to_string()).exists());
-        if !alive {
-            tracing::info!(event = "abandoned_staging_removed", folder = %name);
+        if abandoned {
+            tracing::info!(event = "abandoned_folder_removed", folder = %name);
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -306,58 +353,119 @@ fn run_id(out: &Path) -> String {
     id
 }
 
-/// The nightly job: extracts everything in scope, writes every dataset as Parquet and CSV with a
-/// manifest into a hidden staging folder, and publishes it as `<output.dir>/<run-id>` with
-/// `LATEST` pointing at it.
-pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, RunError> {
+/// Billed line items are partitioned by their invoice's billing period, tied out against its
+/// total, and matched against master data: a run always extracts those too.
+fn with_needed_datasets(settings: &Settings) -> Settings {
     let mut settings = settings.clone();
-    // Billed line items are partitioned by their invoice's billing period, tied out against its
-    // total, and matched against master data: all of those are needed.
     for needed in ["invoices", "orders", "subscriptions", "entitlements"] {
         if !settings.extract.wants(needed) {
             settings.extract.datasets.push(needed);
         }
     }
-    let out = settings.output_dir.clone();
-    std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
-    remove_abandoned_staging(&out);
-    let id = run_id(&out);
-    let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
-    let archive = open_archive(keep_raw)?;
+    settings
+}
+
+fn sink_options(settings: &Settings) -> Result<SinkOptions, RunError> {
     let tolerance = settings
         .tolerance
         .iter()
         .map(|(c, v)| crate::normalize::decode::to_decimal128(*v, 10).map(|t| (c.clone(), t)))
         .collect::<Result<_, _>>()
         .map_err(|e| RunError::Config(ConfigError::Invalid(format!("reconcile.tolerance: {}", e.0))))?;
-    let options = SinkOptions { csv_bom: settings.csv_bom, rejects: settings.rejects, tolerance };
-    let normalizer = match &settings.normalize {
-        None => None,
-        Some(n) => {
+    Ok(SinkOptions { csv_bom: settings.csv_bom, rejects: settings.rejects, tolerance })
+}
+
+fn normalizer(settings: &Settings) -> Result<Option<Normalizer>, RunError> {
+    settings
+        .normalize
+        .as_ref()
+        .map(|n| {
             let table =
                 RateTable::load(&n.rates_file).map_err(|e| RunError::Config(ConfigError::Invalid(e.to_string())))?;
-            Some(Normalizer::new(n.reporting_currency, table, n.rate_date, n.rounding))
+            Ok(Some(Normalizer::new(n.reporting_currency, table, n.rate_date, n.rounding)))
+        })
+        .unwrap_or(Ok(None))
+}
+
+/// The previous snapshot's manifest, as `LATEST` names it.
+fn previous_manifest(out: &Path) -> Option<(String, Manifest)> {
+    let (id, path) = crate::sink::retention::latest(out)?;
+    let bytes = std::fs::read(path.join("manifest.json")).ok()?;
+    serde_json::from_slice(&bytes).ok().map(|m| (id, m))
+}
+
+/// Invoices whose content differs from the previous snapshot's, and how many are new.
+fn restatements(previous: Option<&Manifest>, manifest: &Manifest) -> (Vec<String>, u64) {
+    let Some(previous) = previous else { return (Vec::new(), 0) };
+    let mut restated = Vec::new();
+    let mut new = 0;
+    for (invoice, lineage) in &manifest.lineage {
+        match previous.lineage.get(invoice) {
+            Some(before) if before != lineage => restated.push(invoice.clone()),
+            Some(_) => {}
+            None => new += 1,
         }
-    };
+    }
+    (restated, new)
+}
+
+/// The nightly job: under the output folder's lock, extracts everything in scope (reusing
+/// what the page cache may stand in for), writes every dataset as Parquet and CSV with a
+/// manifest into a hidden staging folder, publishes it as `<output.dir>/<run-id>` with `LATEST`
+/// pointing at it, and applies retention.
+pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let settings = with_needed_datasets(settings);
+    let out = settings.output_dir.clone();
+    std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
+    let _lock = OutputLock::acquire(&out).map_err(|e| match e {
+        LockError::Busy { .. } => RunError::Busy(e.to_string()),
+        LockError::Io { .. } => RunError::Io(e.to_string()),
+    })?;
+    remove_abandoned(&out);
+    let id = run_id(&out);
+    let cache = PageCache::open(&out, &id, options.refresh, settings.resume_within)
+        .map_err(|e| io_error(&out.join(".cache"), e))?;
+    let cache = Arc::new(cache);
+    let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    let archive = open_archive(options.keep_raw.as_deref())?;
+    let sink = sink_options(&settings)?;
+    let normalizer = normalizer(&settings)?;
+    let previous = previous_manifest(&out);
     let root = staging.clone();
-    let source: BTreeMap<&'static str, String> =
-        [("api", "Partner Center REST v1".to_owned()), ("schemas", "schemas/".to_owned())].into_iter().collect();
+    let source: BTreeMap<String, String> =
+        [("api".to_owned(), "Partner Center REST v1".to_owned()), ("schemas".to_owned(), "schemas/".to_owned())]
+            .into_iter()
+            .collect();
     let started_at = chrono::Utc::now();
-    let driven = drive(&settings, move |mut rx| {
-        let mut snapshot = Snapshot::new(&root, options, normalizer);
+    let progress = options.progress.clone();
+    let seen = progress.clone();
+    let driven = drive(&settings, Some(cache.clone()), progress.clone(), move |mut rx| {
+        let mut snapshot = Snapshot::new(&root, sink, normalizer);
         let mut archive = archive;
         while let Some(event) = rx.blocking_recv() {
             if let Some(a) = archive.as_mut() {
                 a.record(&event).map_err(|e| io_error(&root, e))?;
             }
             snapshot.handle(&event).map_err(sink_error)?;
+            if let Some(p) = &seen {
+                p.event(&event);
+            }
+            if matches!(event, Event::Page(_)) {
+                crate::failpoint::hit("page");
+            }
         }
         if let Some(a) = archive {
             a.finish().map_err(|e| io_error(&root, e))?;
         }
-        snapshot.finish(source).map_err(sink_error)
+        crate::failpoint::hit("finish");
+        let manifest = snapshot.finish(source).map_err(sink_error)?;
+        crate::failpoint::hit("manifest");
+        Ok(manifest)
     });
+    if let Some(p) = &progress {
+        p.finish();
+    }
     let (report, manifest, elapsed) = match driven {
         Ok(d) => d,
         Err(e) => {
@@ -365,8 +473,14 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
             return Err(e);
         }
     };
+    let (restated, new_invoices) = restatements(previous.as_ref().map(|(_, m)| m), &manifest);
+    for invoice in &restated {
+        tracing::warn!(event = "invoice_restated", invoice = %invoice, previous_snapshot = previous.as_ref().map(|p| p.0.as_str()).unwrap_or(""));
+    }
     let run = serde_json::json!({
         "run_id": id,
+        "attempt": cache.attempt().id,
+        "attempt_started_at": cache.attempt().started_at,
         "started_at": started_at.to_rfc3339(),
         "finished_at": chrono::Utc::now().to_rfc3339(),
         "elapsed_ms": elapsed.as_millis() as u64,
@@ -376,6 +490,12 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
         "retries": report.retries,
         "throttled": report.throttled,
         "refused_tokens": report.unauthorized,
+        "sequences": report.sequences,
+        "sequences_carried": report.carried,
+        "sequences_resumed": report.resumed,
+        "previous_snapshot": previous.as_ref().map(|p| p.0.clone()),
+        "restated_invoices": restated,
+        "new_invoices": new_invoices,
         "rows": manifest.datasets.iter().map(|(k, v)| (k.clone(), v.rows)).collect::<BTreeMap<_, _>>(),
     });
     let run_path = staging.join("run.json");
@@ -383,7 +503,20 @@ pub fn run(settings: &Settings, keep_raw: Option<&Path>) -> Result<RunSummary, R
     std::fs::write(&run_path, text).map_err(|e| io_error(&run_path, e))?;
     let snapshot = publish(&staging, &out, &id).map_err(|e| io_error(&out, e))?;
     tracing::info!(event = "run_published", snapshot = %snapshot.display(), files = manifest.files.len());
-    Ok(RunSummary { snapshot, manifest, report, elapsed })
+    crate::failpoint::hit("latest");
+    cache.finish_attempt().map_err(|e| io_error(&out.join(".cache"), e))?;
+    let removed = crate::sink::retention::apply(&out, settings.retention, &id, chrono::Utc::now().naive_utc())
+        .map_err(|e| io_error(&out, e))?;
+    Ok(RunSummary {
+        snapshot,
+        manifest,
+        report,
+        previous: previous.map(|p| p.0),
+        restated,
+        new_invoices,
+        removed,
+        elapsed,
+    })
 }
 
 fn sink_error(e: SinkError) -> RunError {
@@ -457,6 +590,8 @@ pub fn demo(
         csv_bom: false,
         rejects: false,
         tolerance: BTreeMap::new(),
+        retention: crate::config::Retention::default(),
+        resume_within: Duration::from_secs(12 * 3600),
         normalize: normalize.clone(),
         extract: ExtractSettings {
             datasets: crate::config::DATASETS.to_vec(),
@@ -467,5 +602,143 @@ pub fn demo(
             currencies: Vec::new(),
         },
     };
-    run(&settings, None)
+    run(&settings, &RunOptions::default())
+}
+
+/// What a dry run found: the plan of a run, read from discovery and the page cache.
+#[derive(Debug)]
+pub struct DryRun {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Requests discovery made.
+    pub discovery_requests: u64,
+    /// Invoices in scope.
+    pub invoices: usize,
+    /// One line per sequence: dataset, scope, API, action, output files.
+    pub sequences: Vec<PlannedSequence>,
+}
+
+/// One sequence of a dry run's plan.
+#[derive(Debug)]
+pub struct PlannedSequence {
+    /// Dataset.
+    pub dataset: &'static str,
+    /// Invoice, `CCY/period` or customer.
+    pub scope: String,
+    /// The API that serves it.
+    pub api: &'static str,
+    /// `fetch`, `carry` (unchanged billed invoice from an earlier run) or `resume`.
+    pub action: &'static str,
+    /// Requests it needs at least (0 from the cache).
+    pub requests: u64,
+    /// The files its rows go to, relative to the snapshot.
+    pub files: Vec<String>,
+}
+
+impl DryRun {
+    /// The plan for people: totals per dataset and action, then every sequence.
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "dry run of {}: discovery made {} requests; nothing else was fetched and nothing was written\n",
+            self.out.display(),
+            self.discovery_requests
+        );
+        let mut per: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+        for s in &self.sequences {
+            let e = per.entry((s.dataset, s.action)).or_default();
+            e.0 += 1;
+            e.1 += s.requests;
+        }
+        let requests: u64 = self.sequences.iter().map(|s| s.requests).sum();
+        text.push_str(&format!(
+            "  {} invoices, {} sequences, at least {requests} more requests\n  {:<34} {:<7} {:>9} {:>9}\n",
+            self.invoices,
+            self.sequences.len(),
+            "dataset",
+            "action",
+            "sequences",
+            "requests"
+        ));
+        for ((dataset, action), (count, requests)) in per {
+            text.push_str(&format!("  {dataset:<34} {action:<7} {count:>9} {requests:>9}\n"));
+        }
+        text.push_str("  sequences (dataset, scope, api, action, files):\n");
+        for s in &self.sequences {
+            text.push_str(&format!(
+                "    {:<34} {:<38} {:<3} {:<7} {}\n",
+                s.dataset,
+                s.scope,
+                s.api,
+                s.action,
+                s.files.join(" ")
+            ));
+        }
+        text
+    }
+}
+
+/// The files a sequence's rows go to, relative to the snapshot.
+fn planned_files(planned: &extract::Planned) -> Vec<String> {
+    use crate::model::schema::{Partition, registry};
+    let seq = &planned.seq;
+    if seq.dataset == "documents" {
+        return vec![format!("documents/{}.pdf", crate::extract::raw::scope_name(&seq.scope))];
+    }
+    let month = planned.month.as_deref().unwrap_or("*");
+    let mut files = Vec::new();
+    for schema in registry().iter().filter(|s| s.source_dataset() == seq.dataset) {
+        let stem = match schema.partition {
+            Partition::Invoice => {
+                format!("{}/period={month}/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
+            }
+            Partition::ScopeMonth(_) => {
+                format!("{}/period=*/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
+            }
+            Partition::RowMonth(_) => format!("{}/period={month}/part-00000", schema.name),
+            Partition::None => format!("{}/part-00000", schema.name),
+        };
+        files.push(format!("{stem}.parquet"));
+        files.push(format!("csv/{stem}.csv"));
+    }
+    files
+}
+
+/// `--dry-run`: discovery only (read-only API calls), then the plan, from the page cache as it
+/// stands. Takes no lock and writes nothing.
+pub fn dry_run(settings: &Settings, refresh: bool) -> Result<DryRun, RunError> {
+    let settings = with_needed_datasets(settings);
+    let client = client(&settings.api)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
+    let plan = runtime.block_on(extract::discover(&client, &settings.extract, None))?;
+    let cache = PageCache::peek(&settings.output_dir, refresh);
+    let sequences = plan
+        .sequences
+        .iter()
+        .map(|planned| {
+            let first = extract::relative_first(&client, &planned.seq);
+            let cached = cache.reusable(&planned.seq, first, &planned.reuse);
+            let (action, requests) = match &cached {
+                Some(c) if c.carried => ("carry", 0),
+                Some(_) => ("resume", 0),
+                None => ("fetch", 1),
+            };
+            PlannedSequence {
+                dataset: planned.seq.dataset,
+                scope: planned.seq.scope.clone(),
+                api: "v1",
+                action,
+                requests,
+                files: planned_files(planned),
+            }
+        })
+        .collect();
+    Ok(DryRun {
+        out: settings.output_dir.clone(),
+        discovery_requests: plan.discovery_requests,
+        invoices: plan.invoices,
+        sequences,
+    })
 }

@@ -126,6 +126,9 @@ pub enum PagingError {
     /// The consumer went away.
     #[error("the consumer of the extracted pages stopped")]
     Closed,
+    /// The page cache could not be written.
+    #[error("cannot write the page cache of {0}")]
+    Cache(String),
 }
 
 #[derive(Deserialize)]
@@ -197,6 +200,36 @@ fn single_item(body: &Bytes) -> Result<Parsed, String> {
     let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
     let end = body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
     Ok(Parsed::whole(start, end))
+}
+
+/// The item spans of a page body, found as the pager finds them: the whole body of a document,
+/// the one resource of a single-resource call, the `items` of a collection.
+pub fn item_spans(paging: Paging, body: &Bytes) -> Result<Vec<Range<usize>>, String> {
+    match paging {
+        Paging::Document => Ok(std::iter::once(0..body.len()).collect()),
+        Paging::Single => single_item(body).map(|p| p.items),
+        Paging::Unpaged | Paging::Offset | Paging::Seek => parse_collection(body).map(|p| p.items),
+    }
+}
+
+impl Paging {
+    /// A stable name (`single`, `unpaged`, `offset`, `seek`, `document`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Paging::Single => "single",
+            Paging::Unpaged => "unpaged",
+            Paging::Offset => "offset",
+            Paging::Seek => "seek",
+            Paging::Document => "document",
+        }
+    }
+
+    /// The paging style of a [`Paging::name`].
+    pub fn from_name(name: &str) -> Option<Paging> {
+        [Paging::Single, Paging::Unpaged, Paging::Offset, Paging::Seek, Paging::Document]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
 }
 
 /// `url` with one query parameter set (case-insensitively replaced).

@@ -7,6 +7,7 @@
 //! nothing downstream knows which API served a page, so another source (the v2 export) can feed
 //! the same channel.
 
+pub mod cache;
 pub mod dump;
 pub mod raw;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
+use sha2::Digest;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -22,6 +24,7 @@ use crate::api::auth::TokenKind;
 use crate::api::http::Client;
 use crate::api::paging::{self, Event, Paging, PagingError, Sequence};
 use crate::config::ExtractSettings;
+use cache::{PageCache, Reuse};
 
 /// Pages buffered between the extraction and its consumer.
 pub const CHANNEL_PAGES: usize = 16;
@@ -39,6 +42,34 @@ pub struct ExtractReport {
     pub throttled: u64,
     /// 401 answers that led to a new token.
     pub unauthorized: u64,
+    /// Sequences of billed invoices taken from an earlier run's cache instead of fetched.
+    pub carried: u64,
+    /// Sequences taken from the cache of this attempt (fetched before a crash).
+    pub resumed: u64,
+}
+
+/// One sequence a run needs, and when the cache may stand in for fetching it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// What to fetch.
+    pub seq: Sequence,
+    /// When a cached copy will do.
+    pub reuse: Reuse,
+    /// The invoice's billing month (`YYYY-MM`), where the invoice list tells it.
+    pub month: Option<String>,
+}
+
+/// What a run will fetch, as found by discovery.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Every sequence after discovery, invoices and master data first.
+    pub sequences: Vec<Planned>,
+    /// Invoices in scope.
+    pub invoices: usize,
+    /// Currencies of the unbilled sequences.
+    pub currencies: usize,
+    /// Requests discovery made.
+    pub discovery_requests: u64,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +78,8 @@ struct InvoiceHead {
     id: String,
     #[serde(default)]
     invoice_date: Option<String>,
+    #[serde(default)]
+    billing_period_start_date: Option<String>,
     #[serde(default)]
     currency_code: String,
     #[serde(default)]
@@ -82,13 +115,15 @@ async fn collect(
     seq: Sequence,
     tx: Option<&mpsc::Sender<Event>>,
 ) -> Result<Vec<bytes::Bytes>, PagingError> {
-    let (local_tx, mut local_rx) = mpsc::channel(CHANNEL_PAGES);
+    let (local_tx, local_rx) = mpsc::channel(CHANNEL_PAGES);
     let fetch = async {
         let result = paging::run(client, &seq, &local_tx).await;
         drop(local_tx);
         result
     };
-    let gather = async {
+    // Owning the receiver, the gatherer drops it when it stops early, which stops the fetch.
+    let gather = async move {
+        let mut local_rx = local_rx;
         let mut items = Vec::new();
         while let Some(event) = local_rx.recv().await {
             match &event {
@@ -190,27 +225,30 @@ fn invoice_sequences(client: &Client, settings: &ExtractSettings, inv: &InvoiceH
     }
 }
 
-/// Runs the whole extraction into `tx`.
-pub async fn extract(
-    client: Arc<Client>,
+/// Discovery: reads the invoice list, the summaries and the customers (sending their pages to
+/// `tx` when given) and plans every other sequence of the run.
+pub async fn discover(
+    client: &Client,
     settings: &ExtractSettings,
-    tx: mpsc::Sender<Event>,
-) -> Result<ExtractReport, PagingError> {
-    let mut sequences = Vec::new();
-    let emit = |dataset: &str| settings.wants(dataset).then_some(&tx);
+    tx: Option<&mpsc::Sender<Event>>,
+) -> Result<Plan, PagingError> {
+    let requests_before = client.stats.requests.load(Ordering::Relaxed);
+    let mut sequences: Vec<Planned> = Vec::new();
+    let emit = |dataset: &str| if settings.wants(dataset) { tx } else { None };
     let all = |dataset, path: &str, paging, token| Sequence {
         dataset,
         scope: "all".into(),
-        first: url(&client, path),
+        first: url(client, path),
         paging,
         token,
     };
 
     // Discovery: the invoice list. Its pages are kept as `invoice_list` (what the list showed);
-    // the `invoices` dataset itself comes whole from each invoice's by-id call.
+    // the `invoices` dataset itself comes whole from each invoice's by-id call. An invoice's
+    // entry in the list is its fingerprint: while it is unchanged, so is the invoice.
     let list_seq = all("invoice_list", "/invoices?size=200&offset=0", Paging::Offset, TokenKind::App);
-    let list = collect(&client, list_seq, Some(&tx)).await?;
-    let mut invoices: BTreeMap<String, InvoiceHead> = BTreeMap::new();
+    let list = collect(client, list_seq, tx).await?;
+    let mut invoices: BTreeMap<String, (InvoiceHead, Option<String>)> = BTreeMap::new();
     for (index, item) in list.iter().enumerate() {
         let head: InvoiceHead = serde_json::from_slice(item).map_err(|e| PagingError::Malformed {
             context: crate::api::http::Context { dataset: "invoice_list", scope: "all".into(), page: 0 },
@@ -218,17 +256,19 @@ pub async fn extract(
             request_id: String::new(),
             detail: format!("invoice list item {index}: {e}"),
         })?;
+        let fingerprint = crate::model::hex(&sha2::Sha256::digest(item));
         for amendment in head.amendments.iter() {
             let copy = InvoiceHead {
                 id: amendment.id.clone(),
                 invoice_date: amendment.invoice_date.clone(),
+                billing_period_start_date: amendment.billing_period_start_date.clone(),
                 currency_code: amendment.currency_code.clone(),
                 invoice_details: Vec::new(),
                 amendments: Vec::new(),
             };
-            invoices.entry(copy.id.clone()).or_insert(copy);
+            invoices.entry(copy.id.clone()).or_insert((copy, Some(fingerprint.clone())));
         }
-        invoices.insert(head.id.clone(), head);
+        invoices.insert(head.id.clone(), (head, Some(fingerprint)));
     }
     // Explicitly named invoices are fetched even when the list does not show them, so an unknown
     // id fails loudly instead of silently extracting nothing.
@@ -237,19 +277,29 @@ pub async fn extract(
             let head = InvoiceHead {
                 id: id.clone(),
                 invoice_date: None,
+                billing_period_start_date: None,
                 currency_code: String::new(),
                 invoice_details: Vec::new(),
                 amendments: Vec::new(),
             };
-            invoices.insert(id.clone(), head);
+            invoices.insert(id.clone(), (head, None));
         }
     }
-    for inv in invoices.values().filter(|inv| wants_invoice(settings, inv)) {
-        invoice_sequences(&client, settings, inv, &mut sequences);
+    let mut in_scope = 0;
+    for (inv, fingerprint) in invoices.values().filter(|(inv, _)| wants_invoice(settings, inv)) {
+        in_scope += 1;
+        let mut of_invoice = Vec::new();
+        invoice_sequences(client, settings, inv, &mut of_invoice);
+        let reuse = match fingerprint {
+            Some(f) => Reuse::Invoice { fingerprint: f.clone() },
+            None => Reuse::Attempt,
+        };
+        let month = inv.billing_period_start_date.as_deref().and_then(|d| d.get(..7)).map(str::to_owned);
+        sequences.extend(of_invoice.into_iter().map(|seq| Planned { seq, reuse: reuse.clone(), month: month.clone() }));
     }
 
     let summaries = collect(
-        &client,
+        client,
         all("invoice_summaries", "/invoices/summaries", Paging::Unpaged, TokenKind::User),
         emit("invoice_summaries"),
     )
@@ -262,6 +312,7 @@ pub async fn extract(
             }
         }
     }
+    let attempt_only = |seq| Planned { seq, reuse: Reuse::Attempt, month: None };
     for currency in currencies.iter().filter(|c| !c.is_empty()) {
         for period in &settings.unbilled_periods {
             for (dataset, kind) in [
@@ -272,13 +323,13 @@ pub async fn extract(
                     let path = format!(
                         "/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype={kind}&currencycode={currency}&period={period}&size=2000"
                     );
-                    sequences.push(Sequence {
+                    sequences.push(attempt_only(Sequence {
                         dataset,
                         scope: format!("{currency}/{period}"),
-                        first: url(&client, &path),
+                        first: url(client, &path),
                         paging: Paging::Seek,
                         token: TokenKind::App,
-                    });
+                    }));
                 }
             }
         }
@@ -287,7 +338,7 @@ pub async fn extract(
     let per_customer = ["orders", "subscriptions", "entitlements"].iter().any(|d| settings.wants(d));
     if settings.wants("customers") || per_customer {
         let customers =
-            collect(&client, all("customers", "/customers?size=500", Paging::Seek, TokenKind::App), emit("customers"))
+            collect(client, all("customers", "/customers?size=500", Paging::Seek, TokenKind::App), emit("customers"))
                 .await?;
         for item in &customers {
             let Ok(c) = serde_json::from_slice::<CustomerHead>(item) else { continue };
@@ -298,32 +349,57 @@ pub async fn extract(
                 ("entitlements", format!("/customers/{id}/entitlements?showExpiry=true"), TokenKind::User),
             ] {
                 if settings.wants(dataset) {
-                    sequences.push(Sequence {
+                    sequences.push(attempt_only(Sequence {
                         dataset,
                         scope: id.clone(),
-                        first: url(&client, &path),
+                        first: url(client, &path),
                         paging: Paging::Unpaged,
                         token,
-                    });
+                    }));
                 }
             }
         }
     }
-
-    let mut report = ExtractReport { sequences: sequences.len() as u64, ..ExtractReport::default() };
-    tracing::info!(
-        event = "extract_planned",
-        sequences = sequences.len(),
-        invoices = invoices.len(),
-        currencies = currencies.len()
-    );
     // Invoices and master data first: downstream knows every invoice's dates and every order,
     // subscription and entitlement before the first line item arrives.
-    let (first, rest): (Vec<Sequence>, Vec<Sequence>) = sequences
-        .into_iter()
-        .partition(|s| matches!(s.dataset, "invoices" | "orders" | "subscriptions" | "entitlements"));
+    sequences.sort_by_key(|p| !is_first(p.seq.dataset));
+    Ok(Plan {
+        sequences,
+        invoices: in_scope,
+        currencies: currencies.len(),
+        discovery_requests: client.stats.requests.load(Ordering::Relaxed) - requests_before,
+    })
+}
+
+fn is_first(dataset: &str) -> bool {
+    matches!(dataset, "invoices" | "orders" | "subscriptions" | "entitlements")
+}
+
+/// Runs the whole extraction into `tx`: discovery, then every planned sequence, from the cache
+/// where it may stand in.
+pub async fn extract(
+    client: Arc<Client>,
+    settings: &ExtractSettings,
+    cache: Option<Arc<PageCache>>,
+    progress: Option<Arc<crate::progress::Progress>>,
+    tx: mpsc::Sender<Event>,
+) -> Result<ExtractReport, PagingError> {
+    let plan = discover(&client, settings, Some(&tx)).await?;
+    if let Some(p) = progress {
+        p.plan(plan.sequences.len() as u64);
+    }
+    tracing::info!(
+        event = "extract_planned",
+        sequences = plan.sequences.len(),
+        invoices = plan.invoices,
+        currencies = plan.currencies
+    );
+    let mut report = ExtractReport { sequences: plan.sequences.len() as u64, ..ExtractReport::default() };
+    let (first, rest): (Vec<Planned>, Vec<Planned>) = plan.sequences.into_iter().partition(|p| is_first(p.seq.dataset));
     for batch in [first, rest] {
-        run_batch(&client, batch, &tx).await?;
+        let (carried, resumed) = run_batch(&client, batch, cache.clone(), &tx).await?;
+        report.carried += carried;
+        report.resumed += resumed;
     }
     report.requests = client.stats.requests.load(Ordering::Relaxed);
     report.retries = client.stats.retries.load(Ordering::Relaxed);
@@ -332,28 +408,90 @@ pub async fn extract(
     Ok(report)
 }
 
+/// A sequence's first URL relative to the API root: what the cache knows it by.
+pub fn relative_first<'a>(client: &Client, seq: &'a Sequence) -> &'a str {
+    seq.first.strip_prefix(client.base()).unwrap_or(&seq.first)
+}
+
+/// Where one sequence's pages came from.
+enum Origin {
+    Fetched,
+    Carried,
+    Resumed,
+}
+
+/// Replays a sequence from the cache when it may, else fetches it, recording it in the cache.
+async fn one_sequence(
+    client: &Client,
+    planned: &Planned,
+    cache: Option<&PageCache>,
+    tx: &mpsc::Sender<Event>,
+) -> Result<Origin, PagingError> {
+    let seq = &planned.seq;
+    let first = relative_first(client, seq);
+    let Some(cache) = cache else {
+        paging::run(client, seq, tx).await?;
+        return Ok(Origin::Fetched);
+    };
+    if let Some(cached) = cache.reusable(seq, first, &planned.reuse) {
+        let carried = cached.carried;
+        if cache.replay(seq, cached, tx).await? {
+            tracing::debug!(event = "sequence_reused", dataset = seq.dataset, scope = %seq.scope, carried);
+            return Ok(if carried { Origin::Carried } else { Origin::Resumed });
+        }
+    }
+    let cache_error = |e: std::io::Error| PagingError::Cache(format!("{}/{}: {e}", seq.dataset, seq.scope));
+    let mut recorder =
+        tokio::task::block_in_place(|| cache.recorder(seq, first, &planned.reuse)).map_err(cache_error)?;
+    let (local_tx, local_rx) = mpsc::channel(2);
+    let fetch = async {
+        let result = paging::run(client, seq, &local_tx).await;
+        drop(local_tx);
+        result
+    };
+    // Owning the receiver, the forwarder drops it when it stops early, which stops the fetch.
+    let forward = async move {
+        let mut local_rx = local_rx;
+        while let Some(event) = local_rx.recv().await {
+            tokio::task::block_in_place(|| recorder.record(&event)).map_err(cache_error)?;
+            tx.send(event).await.map_err(|_| PagingError::Closed)?;
+        }
+        Ok::<_, PagingError>(())
+    };
+    let (fetched, forwarded) = tokio::join!(fetch, forward);
+    forwarded?;
+    fetched?;
+    crate::failpoint::hit("sequence");
+    Ok(Origin::Fetched)
+}
+
 /// Fetches sequences concurrently to their end. Each holds at most one page, so memory stays
-/// bounded by the number of running sequences, not by the size of the data.
+/// bounded by the number of running sequences, not by the size of the data. Returns the
+/// sequences carried from earlier runs and resumed from this attempt.
 async fn run_batch(
     client: &Arc<Client>,
-    sequences: Vec<Sequence>,
+    sequences: Vec<Planned>,
+    cache: Option<Arc<PageCache>>,
     tx: &mpsc::Sender<Event>,
-) -> Result<(), PagingError> {
+) -> Result<(u64, u64), PagingError> {
     let running = Arc::new(Semaphore::new(client_parallelism(client)));
     let mut tasks = JoinSet::new();
-    for seq in sequences {
+    for planned in sequences {
         let client = client.clone();
         let tx = tx.clone();
         let running = running.clone();
+        let cache = cache.clone();
         tasks.spawn(async move {
             let _slot = running.acquire_owned().await.map_err(|_| PagingError::Closed)?;
-            paging::run(&client, &seq, &tx).await?;
-            Ok::<_, PagingError>(())
+            one_sequence(&client, &planned, cache.as_deref(), &tx).await
         });
     }
+    let (mut carried, mut resumed) = (0, 0);
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok(())) => {}
+            Ok(Ok(Origin::Fetched)) => {}
+            Ok(Ok(Origin::Carried)) => carried += 1,
+            Ok(Ok(Origin::Resumed)) => resumed += 1,
             Ok(Err(e)) => {
                 tasks.abort_all();
                 return Err(e);
@@ -369,7 +507,7 @@ async fn run_batch(
             }
         }
     }
-    Ok(())
+    Ok((carried, resumed))
 }
 
 /// Sequences that run at once: as many as requests may be in flight, so that a sequence holding

@@ -3,6 +3,9 @@
 //!
 //! In: typed rows per dataset and scope. Out: a published snapshot folder. It does not fetch or
 //! decode API responses.
+pub mod lock;
 pub mod part;
+pub mod read;
+pub mod retention;
 pub mod snapshot;
 pub mod writer;

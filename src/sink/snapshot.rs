@@ -59,7 +59,7 @@ pub struct SinkOptions {
 }
 
 /// One dataset in the manifest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DatasetEntry {
     /// Schema version.
     pub schema_version: u32,
@@ -70,18 +70,34 @@ pub struct DatasetEntry {
 }
 
 /// `manifest.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Manifest {
     /// Manifest format.
     pub format: u32,
     /// Where the data came from.
-    pub source: BTreeMap<&'static str, String>,
+    pub source: BTreeMap<String, String>,
     /// Per dataset.
     pub datasets: BTreeMap<String, DatasetEntry>,
     /// Line items per match status (`match:<dataset>`) and invoices per tie-out status (`tie_out`).
     pub checks: BTreeMap<String, BTreeMap<String, u64>>,
     /// Every file: path, rows, bytes, SHA-256.
     pub files: Vec<FileReport>,
+    /// Per invoice, where its content came from; what tells a restated invoice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lineage: BTreeMap<String, InvoiceLineage>,
+}
+
+/// Where one invoice's content came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct InvoiceLineage {
+    /// SHA-256 over its sequences (by-id record, statement, line items), each the SHA-256 of its
+    /// items as served: it changes exactly when the API serves the invoice differently.
+    pub content_sha256: String,
+}
+
+/// Datasets whose scope is one invoice.
+fn invoice_scoped(dataset: &str) -> bool {
+    matches!(dataset, "invoices" | "documents") || dataset.starts_with("billed_") || dataset.starts_with("legacy_")
 }
 
 /// A snapshot being written into a staging folder.
@@ -99,6 +115,8 @@ pub struct Snapshot {
     row_items: Vec<std::ops::Range<usize>>,
     index: Option<MatchIndex>,
     lines: HashMap<(&'static str, String), Lines>,
+    /// SHA-256 of the items of each invoice-scoped sequence so far.
+    content: HashMap<(&'static str, String), sha2::Sha256>,
 }
 
 /// What a sequence of line items has shown so far (dropped when it restarts).
@@ -192,6 +210,7 @@ impl Snapshot {
             row_items: Vec::new(),
             index: None,
             lines: HashMap::new(),
+            content: HashMap::new(),
         }
     }
 
@@ -206,6 +225,13 @@ impl Snapshot {
     pub fn handle(&mut self, event: &Event) -> Result<(), SinkError> {
         match event {
             Event::Page(page) => {
+                if invoice_scoped(page.dataset) {
+                    let hasher = self.content.entry((page.dataset, page.scope.to_uppercase())).or_default();
+                    for item in page.item_texts() {
+                        hasher.update(item);
+                        hasher.update(b"\n");
+                    }
+                }
                 if page.dataset == "documents" {
                     let path = self.root.join("documents").join(format!("{}.pdf", scope_name(&page.scope)));
                     if let Some(parent) = path.parent() {
@@ -227,6 +253,7 @@ impl Snapshot {
                 }
             }
             Event::Restart { dataset, scope, .. } => {
+                self.content.remove(&(*dataset, scope.to_uppercase()));
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
                     for computed in ["rejects", "match_exceptions"] {
                         if let Some(rows) = self.dims.get_mut(computed) {
@@ -605,7 +632,7 @@ impl Snapshot {
     }
 
     /// Writes the dimensions, places every file in its partition and writes `manifest.json`.
-    pub fn finish(mut self, source: BTreeMap<&'static str, String>) -> Result<Manifest, SinkError> {
+    pub fn finish(mut self, source: BTreeMap<String, String>) -> Result<Manifest, SinkError> {
         if let Some(missing) = self.normalizer.as_ref().map(Normalizer::missing).filter(|m| !m.is_empty()) {
             let list: Vec<String> = missing.iter().map(|(currency, date)| format!("{currency} on {date}")).collect();
             return Err(SinkError::Fx(format!(
@@ -735,7 +762,21 @@ impl Snapshot {
             files.extend(self.documents.into_values());
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        let manifest = Manifest { format: 1, source, datasets, checks, files };
+        let mut by_invoice: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+        for ((dataset, invoice), hasher) in std::mem::take(&mut self.content) {
+            by_invoice.entry(invoice).or_default().insert(dataset, crate::model::hex(&hasher.finalize()));
+        }
+        let lineage = by_invoice
+            .into_iter()
+            .map(|(invoice, parts)| {
+                let mut hasher = sha2::Sha256::new();
+                for (dataset, digest) in parts {
+                    hasher.update(format!("{dataset}={digest}\n"));
+                }
+                (invoice, InvoiceLineage { content_sha256: crate::model::hex(&hasher.finalize()) })
+            })
+            .collect();
+        let manifest = Manifest { format: 1, source, datasets, checks, files, lineage };
         let path = self.root.join("manifest.json");
         let mut text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| SinkError::Io { path: path.clone(), source: io::Error::other(e) })?;
@@ -752,6 +793,7 @@ pub fn publish(staging: &Path, out: &Path, run_id: &str) -> io::Result<PathBuf> 
     let target = out.join(run_id);
     std::fs::rename(staging, &target)?;
     sync_dir(out)?;
+    crate::failpoint::hit("publish");
     let latest = out.join(".LATEST.tmp");
     std::fs::write(&latest, format!("{run_id}\n"))?;
     std::fs::File::open(&latest)?.sync_all()?;

@@ -26,7 +26,7 @@ use crate::model::schema::{Cell, ColType, DatasetSchema};
 use crate::normalize::rows::cell_text;
 
 /// What a finished file is.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileReport {
     /// Path relative to the snapshot root (set by the caller).
     pub path: String,

@@ -261,6 +261,12 @@ pub fn digest_tree(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// What readers of an output folder see: [`digest_tree`] without hidden entries (`.cache`, the
+/// lock file, staging folders).
+pub fn visible_tree(root: &Path) -> BTreeMap<String, String> {
+    digest_tree(root).into_iter().filter(|(path, _)| !path.split('/').any(|part| part.starts_with('.'))).collect()
+}
+
 /// What a finished `pcrecon` process left behind.
 pub struct Finished {
     /// Exit code.

@@ -10,6 +10,7 @@ mod faults;
 mod generate;
 mod helpers;
 mod matching;
+mod operate;
 mod quirks;
 mod run;
 mod walk;

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Emulator, bin, dec, digest_tree, pcrecon, samples, truth, write_config};
+use crate::helpers::{Emulator, bin, dec, digest_tree, pcrecon, samples, truth, visible_tree, write_config};
 
 fn demo(out: &Path) -> String {
     demo_with(out, "")
@@ -207,13 +207,16 @@ fn a_failed_run_leaves_nothing_new_in_view() {
     assert_eq!(run().code, 0);
     assert!(!abandoned.exists(), "the next run removes a dead run's staging folder");
     let out = dir.path().join("out");
-    let before = digest_tree(&out);
+    let before = visible_tree(&out);
     write("[extract]\ninvoice_ids = [\"G999999999\"]\n");
     let failed = run();
     assert_eq!(failed.code, 4, "{}", failed.stderr);
-    assert_eq!(digest_tree(&out), before, "no new snapshot, no staging folder, LATEST unchanged");
-    let entries: Vec<String> =
-        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(visible_tree(&out), before, "no new snapshot, no staging folder, LATEST unchanged");
+    let entries: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
     assert_eq!(entries.len(), 2, "one snapshot and LATEST: {entries:?}");
 }
 
@@ -298,8 +301,8 @@ fn a_missing_rate_fails_the_run_listing_every_missing_pair() {
         assert!(message.contains(month_end), "{month_end} missing from {message}");
     }
     assert!(!message.contains("GBP on"), "only the missing pairs are listed: {message}");
-    let published: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().collect();
-    assert!(published.is_empty(), "nothing is published");
+    let published = visible_tree(&dir.path().join("out"));
+    assert!(published.is_empty(), "nothing is published: {published:?}");
 }
 
 fn copy_tree(from: &Path, to: &Path) {

@@ -23,7 +23,7 @@ use super::records::{
     write_legacy_office_line, write_legacy_usage_line, write_recon_line, write_usage_row,
 };
 use super::timeline::{Month, add_days};
-use super::truth::{Anomaly, InvoiceTruth, Tally, UnbilledTruth, dataset};
+use super::truth::{Anomaly, InvoiceTruth, Restatement, Tally, UnbilledTruth, dataset};
 use super::{AnomalyRates, WorldError, WorldSpec};
 use crate::model::money::{Currency, truncate_dp};
 
@@ -74,6 +74,8 @@ pub struct SlotOutput {
     pub invoices: Vec<InvoiceTruth>,
     /// Unbilled periods of the slot.
     pub unbilled: Vec<UnbilledTruth>,
+    /// Lines this slot re-priced for a world revision.
+    pub restated: Vec<Restatement>,
 }
 
 /// Mid-market USD → currency rate of a month (what `pcToBCExchangeRate` carries), and its date.
@@ -661,6 +663,7 @@ impl<'a> SlotGen<'a> {
         &mut self,
         mut lines: Vec<ReconLine>,
     ) -> Result<BTreeMap<Currency, (Decimal, Decimal, u64)>, WorldError> {
+        self.restate(&mut lines);
         let recon_dataset = self.recon_dataset();
         let mut by_currency: BTreeMap<Currency, Vec<ReconLine>> = BTreeMap::new();
         for l in lines.drain(..) {
@@ -716,6 +719,42 @@ impl<'a> SlotGen<'a> {
             totals.insert(currency, (distinct, served, rows));
         }
         Ok(totals)
+    }
+
+    /// Applies the world's revisions that fall on this billed slot: revision `k` re-prices one
+    /// licence line (its effective unit price −10 %) of a month drawn for `k`.
+    fn restate(&mut self, lines: &mut [ReconLine]) {
+        let months = &self.plan.timeline.billed;
+        let Some(index) = months.iter().position(|m| *m == self.slot.month).filter(|_| self.slot.unbilled.is_none())
+        else {
+            return;
+        };
+        for k in 1..=self.spec.revision {
+            let mut dice = Dice::new(self.spec.seed, &format!("restatement-{k}"));
+            let month = usize::try_from(dice.int(0, months.len() as i64 - 1)).unwrap_or(0);
+            let pick = usize::try_from(dice.int(0, 1_000_000)).unwrap_or(0);
+            if month != index {
+                continue;
+            }
+            let candidates: Vec<usize> = (0..lines.len())
+                .filter(|&i| lines[i].meter_description.is_empty() && lines[i].total > Decimal::ZERO)
+                .collect();
+            let Some(&at) = candidates.get(pick % candidates.len().max(1)) else { continue };
+            let line = &mut lines[at];
+            let before = line.total;
+            line.effective_unit_price = (line.effective_unit_price * Decimal::new(9, 1)).round_dp(4);
+            let mut repriced = line.clone();
+            self.price_licence(&mut repriced);
+            let after = repriced.total;
+            lines[at] = repriced;
+            self.out.restated.push(Restatement {
+                revision: k,
+                invoice_id: lines[at].invoice_number.clone(),
+                reference_id: lines[at].reference_id.clone(),
+                total_before: before,
+                total_after: after,
+            });
+        }
     }
 
     fn plant_on_recon(&mut self, l: &mut ReconLine, ds: &'static str) -> Option<&'static str> {

@@ -138,6 +138,8 @@ pub struct WorldSpec {
     pub anomalies: AnomalyRates,
     /// Rate of wire quirks per decision.
     pub quirk_rate: Ppm,
+    /// Restatements applied on top of the generated world (0: none).
+    pub revision: u32,
 }
 
 impl WorldSpec {
@@ -157,7 +159,7 @@ impl WorldSpec {
             self.as_of,
             self.anomalies.describe(),
             self.quirk_rate.0
-        )
+        ) + &if self.revision > 0 { format!(" revision={}", self.revision) } else { String::new() }
     }
 }
 
@@ -269,12 +271,15 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
     let mut invoices = Vec::new();
     let mut unbilled = Vec::new();
     let mut anomalies = Vec::new();
+    let mut restated = Vec::new();
     for o in outputs {
         tally.merge(o.tally);
         invoices.extend(o.invoices);
         unbilled.extend(o.unbilled);
         anomalies.extend(o.anomalies);
+        restated.extend(o.restated);
     }
+    restated.sort_by_key(|r: &truth::Restatement| r.revision);
     write_dimensions(&plan, dir, &mut tally)?;
     write_invoices(&plan, &invoices, dir, &mut tally)?;
     // Unbilled periods without any data still exist as (empty) endpoints.
@@ -291,6 +296,9 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
     generator.insert("as_of", spec.as_of.to_string());
     generator.insert("anomalies", spec.anomalies.describe());
     generator.insert("quirk_rate", Decimal::new(i64::from(spec.quirk_rate.0), 6).normalize().to_string());
+    if spec.revision > 0 {
+        generator.insert("revision", spec.revision.to_string());
+    }
     let truth = Truth {
         seed: spec.seed,
         partner_tenant_id: plan.partner.tenant_id.clone(),
@@ -301,6 +309,7 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
         invoices,
         unbilled,
         anomalies,
+        restated,
     };
     let world = serde_json::json!({
         "format": 1,

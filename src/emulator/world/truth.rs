@@ -164,4 +164,22 @@ pub struct Truth {
     pub unbilled: Vec<UnbilledTruth>,
     /// Every planted anomaly.
     pub anomalies: Vec<Anomaly>,
+    /// Restatements of this revision of the world (none in revision 0).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restated: Vec<Restatement>,
+}
+
+/// One billed line re-priced by a world revision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restatement {
+    /// The revision that made it (1 = the first).
+    pub revision: u32,
+    /// The invoice it changes.
+    pub invoice_id: String,
+    /// The line's `referenceId`, which identifies it.
+    pub reference_id: String,
+    /// The line's `totalForCustomer` before and after.
+    pub total_before: Decimal,
+    /// After.
+    pub total_after: Decimal,
 }

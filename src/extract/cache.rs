@@ -1,0 +1,461 @@
+//! The page cache of an output folder (`OUT/.cache`): every sequence a run fetched, page by page
+//! exactly as received (zstd), and a marker (`sequence.json`) written last that lists the pages
+//! with their SHA-256. It is what makes runs incremental and resumable:
+//!
+//! - a billed invoice's sequences are reused by later runs for as long as the invoice's entry in
+//!   the invoice list (its fingerprint) is unchanged, unless the run is told to `--refresh`;
+//! - every other sequence (unbilled and master data) is reused only by the attempt that fetched
+//!   it, that is by a run started again after a crash;
+//! - a sequence without a marker, or with a page that does not hash to it, is fetched again.
+//!
+//! Replayed pages become the same events a fetch gives, so nothing downstream can tell them
+//! apart, and a resumed run publishes the same bytes as an uninterrupted one.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::raw::scope_name;
+use crate::api::paging::{Event, Page, Paging, PagingError, Sequence, item_spans};
+use crate::model::hex;
+
+const MARKER: &str = "sequence.json";
+const ATTEMPT: &str = "attempt.json";
+/// zstd level of cached pages: the fastest, since the cache is written while the run waits.
+const LEVEL: i32 = 1;
+
+/// When a cached sequence may stand in for a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reuse {
+    /// Only within the attempt that fetched it (unbilled data, master data).
+    Attempt,
+    /// Across runs while the billed invoice's fingerprint is unchanged.
+    Invoice {
+        /// SHA-256 of the invoice's entry in the invoice list.
+        fingerprint: String,
+    },
+}
+
+/// A run of the job from its first start to its publication, over any number of restarts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Random id.
+    pub id: String,
+    /// When its first run started (RFC 3339).
+    pub started_at: String,
+    /// The run id its latest run will publish under.
+    pub run_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: u32,
+    dataset: String,
+    scope: String,
+    /// First URL, relative to the API root: a sequence asked differently is another sequence.
+    first: String,
+    paging: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
+    attempt: String,
+    items: u64,
+    pages: Vec<PageEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PageEntry {
+    file: String,
+    bytes: u64,
+    sha256: String,
+    request_id: String,
+    url: String,
+    fetched_at: String,
+}
+
+/// What the cache holds for a sequence that may be reused.
+#[derive(Debug)]
+pub struct Cached {
+    marker: Marker,
+    /// Whether it comes from an earlier run (carried) rather than this attempt (resumed).
+    pub carried: bool,
+}
+
+impl Cached {
+    /// Pages the cache would replay.
+    pub fn pages(&self) -> usize {
+        self.marker.pages.len()
+    }
+}
+
+/// The cache of one output folder. Only the holder of the folder's lock opens it.
+#[derive(Debug)]
+pub struct PageCache {
+    root: PathBuf,
+    attempt: Attempt,
+    refresh: bool,
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
+impl PageCache {
+    /// Opens the cache of `out` for a run that will publish as `run_id`. An attempt that did not
+    /// publish and started less than `resume_within` ago is resumed; otherwise a new one begins.
+    pub fn open(out: &Path, run_id: &str, refresh: bool, resume_within: Duration) -> io::Result<PageCache> {
+        let root = out.join(".cache");
+        fs::create_dir_all(&root)?;
+        let now = chrono::Utc::now();
+        let previous: Option<Attempt> =
+            fs::read(root.join(ATTEMPT)).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let resumable = previous.filter(|a| {
+            let published = out.join(&a.run_id).join("manifest.json").exists();
+            let young = chrono::DateTime::parse_from_rfc3339(&a.started_at)
+                .ok()
+                .and_then(|t| (now - t.with_timezone(&chrono::Utc)).to_std().ok())
+                .is_some_and(|age| age <= resume_within);
+            !published && young
+        });
+        let attempt = match resumable {
+            Some(mut a) => {
+                tracing::info!(event = "attempt_resumed", attempt = %a.id, started_at = %a.started_at);
+                a.run_id = run_id.to_owned();
+                a
+            }
+            None => Attempt {
+                id: uuid::Uuid::new_v4().to_string(),
+                started_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                run_id: run_id.to_owned(),
+            },
+        };
+        let text = serde_json::to_vec_pretty(&attempt).map_err(io::Error::other)?;
+        write_atomically(&root.join(ATTEMPT), &text)?;
+        Ok(PageCache { root, attempt, refresh })
+    }
+
+    /// Opens the cache without changing it, to plan a dry run.
+    pub fn peek(out: &Path, refresh: bool) -> PageCache {
+        let root = out.join(".cache");
+        let attempt = fs::read(root.join(ATTEMPT))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok())
+            .filter(|a| !out.join(&a.run_id).join("manifest.json").exists())
+            .unwrap_or(Attempt { id: String::new(), started_at: String::new(), run_id: String::new() });
+        PageCache { root, attempt, refresh }
+    }
+
+    /// The attempt this run belongs to.
+    pub fn attempt(&self) -> &Attempt {
+        &self.attempt
+    }
+
+    fn dir(&self, dataset: &str, scope: &str) -> PathBuf {
+        self.root.join(dataset).join(scope_name(scope))
+    }
+
+    /// The cached sequence that may replace fetching `seq` (whose first URL relative to the API
+    /// root is `first`), if any.
+    pub fn reusable(&self, seq: &Sequence, first: &str, reuse: &Reuse) -> Option<Cached> {
+        let bytes = fs::read(self.dir(seq.dataset, &seq.scope).join(MARKER)).ok()?;
+        let marker: Marker = serde_json::from_slice(&bytes).ok()?;
+        if marker.dataset != seq.dataset || marker.scope != seq.scope || marker.first != first {
+            return None;
+        }
+        let this_attempt = !self.attempt.id.is_empty() && marker.attempt == self.attempt.id;
+        let usable = match reuse {
+            Reuse::Attempt => this_attempt,
+            Reuse::Invoice { fingerprint } => {
+                marker.fingerprint.as_ref() == Some(fingerprint) && (this_attempt || !self.refresh)
+            }
+        };
+        usable.then_some(Cached { carried: !this_attempt, marker })
+    }
+
+    /// Replays a cached sequence into `tx`. Every page is checked against its SHA-256 first; on
+    /// a missing or altered page the consumer is told to drop what it had, and `false` says
+    /// that the sequence has to be fetched.
+    pub async fn replay(&self, seq: &Sequence, cached: Cached, tx: &mpsc::Sender<Event>) -> Result<bool, PagingError> {
+        let dir = self.dir(seq.dataset, &seq.scope);
+        let paging = Paging::from_name(&cached.marker.paging).unwrap_or(seq.paging);
+        let mut items_total = 0u64;
+        for (index, entry) in cached.marker.pages.iter().enumerate() {
+            let number = index as u32 + 1;
+            let path = dir.join(&entry.file);
+            let loaded = tokio::task::block_in_place(|| load_page(&path, entry, paging));
+            let (body, items) = match loaded {
+                Ok(page) => page,
+                Err(reason) => {
+                    tracing::warn!(event = "cached_page_rejected", dataset = seq.dataset, scope = %seq.scope, page = number, %reason);
+                    if number > 1 {
+                        let restart =
+                            Event::Restart { dataset: seq.dataset, scope: seq.scope.clone(), attempt: 2, reason };
+                        tx.send(restart).await.map_err(|_| PagingError::Closed)?;
+                    }
+                    return Ok(false);
+                }
+            };
+            items_total += items.len() as u64;
+            let page = Page {
+                dataset: seq.dataset,
+                scope: seq.scope.clone(),
+                attempt: 1,
+                number,
+                request_id: entry.request_id.clone(),
+                url: entry.url.clone(),
+                fetched_at: chrono::DateTime::parse_from_rfc3339(&entry.fetched_at)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or_default(),
+                body,
+                items,
+            };
+            tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
+        }
+        let done = Event::Done {
+            dataset: seq.dataset,
+            scope: seq.scope.clone(),
+            attempt: 1,
+            pages: cached.marker.pages.len() as u32,
+            items: items_total,
+        };
+        tx.send(done).await.map_err(|_| PagingError::Closed)?;
+        Ok(true)
+    }
+
+    /// Starts recording a fetch of `seq`, first forgetting what the cache had of it.
+    pub fn recorder(&self, seq: &Sequence, first: &str, reuse: &Reuse) -> io::Result<Recorder> {
+        let dir = self.dir(seq.dataset, &seq.scope);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir_all(&dir)?;
+        let fingerprint = match reuse {
+            Reuse::Invoice { fingerprint } => Some(fingerprint.clone()),
+            Reuse::Attempt => None,
+        };
+        Ok(Recorder {
+            dir,
+            marker: Marker {
+                format: 1,
+                dataset: seq.dataset.to_owned(),
+                scope: seq.scope.clone(),
+                first: first.to_owned(),
+                paging: seq.paging.name().to_owned(),
+                fingerprint,
+                attempt: self.attempt.id.clone(),
+                items: 0,
+                pages: Vec::new(),
+            },
+            current_attempt: 1,
+        })
+    }
+
+    /// After a publication: the attempt is over, and only billed invoices' sequences stay.
+    pub fn finish_attempt(&self) -> io::Result<()> {
+        fs::remove_file(self.root.join(ATTEMPT))?;
+        for dataset in fs::read_dir(&self.root)?.flatten().filter(|e| e.path().is_dir()) {
+            for scope in fs::read_dir(dataset.path())?.flatten() {
+                let keep = fs::read(scope.path().join(MARKER))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Marker>(&b).ok())
+                    .is_some_and(|m| m.fingerprint.is_some());
+                if !keep {
+                    fs::remove_dir_all(scope.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_page(path: &Path, entry: &PageEntry, paging: Paging) -> Result<(Bytes, Vec<std::ops::Range<usize>>), String> {
+    let compressed = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let body = zstd::stream::decode_all(compressed.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha = hex(&Sha256::digest(&body));
+    if sha != entry.sha256 || body.len() as u64 != entry.bytes {
+        return Err(format!("{} does not match its SHA-256 in {MARKER}", path.display()));
+    }
+    let body = Bytes::from(body);
+    let items = item_spans(paging, &body).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((body, items))
+}
+
+/// Writes one fetched sequence into the cache as its events go by.
+#[derive(Debug)]
+pub struct Recorder {
+    dir: PathBuf,
+    marker: Marker,
+    current_attempt: u32,
+}
+
+impl Recorder {
+    /// Records one event of the sequence; its completion writes the marker.
+    pub fn record(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::Page(page) => {
+                if page.attempt != self.current_attempt {
+                    self.current_attempt = page.attempt;
+                    self.marker.pages.clear();
+                }
+                let file = format!("a{}-p{:05}.json.zst", page.attempt, page.number);
+                let mut encoder = zstd::stream::Encoder::new(fs::File::create(self.dir.join(&file))?, LEVEL)?;
+                encoder.write_all(&page.body)?;
+                encoder.finish()?;
+                self.marker.pages.push(PageEntry {
+                    file,
+                    bytes: page.body.len() as u64,
+                    sha256: hex(&Sha256::digest(&page.body)),
+                    request_id: page.request_id.clone(),
+                    url: page.url.clone(),
+                    fetched_at: page.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                });
+            }
+            Event::Restart { .. } => self.marker.pages.clear(),
+            Event::Done { items, .. } => {
+                self.marker.items = *items;
+                let keep: std::collections::HashSet<&str> = self.marker.pages.iter().map(|p| p.file.as_str()).collect();
+                for entry in fs::read_dir(&self.dir)?.flatten() {
+                    if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
+                        fs::remove_file(entry.path())?;
+                    }
+                }
+                let text = serde_json::to_vec_pretty(&self.marker).map_err(io::Error::other)?;
+                write_atomically(&self.dir.join(MARKER), &text)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::auth::TokenKind;
+
+    fn seq(scope: &str) -> Sequence {
+        Sequence {
+            dataset: "billed_recon_line_items",
+            scope: scope.into(),
+            first: "http://h/v1/x".into(),
+            paging: Paging::Seek,
+            token: TokenKind::App,
+        }
+    }
+
+    fn page(scope: &str, attempt: u32, number: u32, body: &'static [u8]) -> Event {
+        let body = Bytes::from_static(body);
+        Event::Page(Page {
+            dataset: "billed_recon_line_items",
+            scope: scope.into(),
+            attempt,
+            number,
+            request_id: format!("r{number}"),
+            url: "/v1/x".into(),
+            fetched_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            items: item_spans(Paging::Seek, &body).unwrap(),
+            body,
+        })
+    }
+
+    fn record(cache: &PageCache, scope: &str, reuse: &Reuse) {
+        let mut r = cache.recorder(&seq(scope), "/v1/x", reuse).unwrap();
+        r.record(&page(scope, 1, 1, br#"{"items":[{"a":1}]}"#)).unwrap();
+        r.record(&Event::Restart {
+            dataset: "billed_recon_line_items",
+            scope: scope.into(),
+            attempt: 2,
+            reason: "x".into(),
+        })
+        .unwrap();
+        r.record(&page(scope, 2, 1, br#"{"items":[{"a":1.50}]}"#)).unwrap();
+        r.record(&page(scope, 2, 2, br#"{"items":[{"b":2},{"c":3}]}"#)).unwrap();
+        let done =
+            Event::Done { dataset: "billed_recon_line_items", scope: scope.into(), attempt: 2, pages: 2, items: 3 };
+        r.record(&done).unwrap();
+    }
+
+    async fn replayed(cache: &PageCache, cached: Cached) -> (bool, Vec<Event>) {
+        let (tx, mut rx) = mpsc::channel(16);
+        let ok = cache.replay(&seq("G1"), cached, &tx).await.unwrap();
+        drop(tx);
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        (ok, events)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_recorded_sequence_replays_as_its_last_attempt() {
+        let out = tempfile::tempdir().unwrap();
+        let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
+        let invoice = Reuse::Invoice { fingerprint: "f1".into() };
+        record(&cache, "G1", &invoice);
+        let files: Vec<_> = fs::read_dir(cache.dir("billed_recon_line_items", "G1")).unwrap().flatten().collect();
+        assert_eq!(files.len(), 3, "two pages and the marker; the first attempt's page is gone");
+        let cached = cache.reusable(&seq("G1"), "/v1/x", &invoice).unwrap();
+        assert!(!cached.carried);
+        let (ok, events) = replayed(&cache, cached).await;
+        assert!(ok);
+        let texts: Vec<Vec<u8>> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Page(p) => Some(p.item_texts().flat_map(|t| t.iter().copied().chain([b'|'])).collect()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, [b"{\"a\":1.50}|".to_vec(), b"{\"b\":2}|{\"c\":3}|".to_vec()]);
+        assert!(matches!(events.last(), Some(Event::Done { items: 3, pages: 2, .. })));
+
+        // Another fingerprint, another first URL, or another kind of reuse: not reusable.
+        assert!(cache.reusable(&seq("G1"), "/v1/x", &Reuse::Invoice { fingerprint: "f2".into() }).is_none());
+        assert!(cache.reusable(&seq("G1"), "/v1/y", &invoice).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_later_run_carries_invoices_but_not_attempt_data() {
+        let out = tempfile::tempdir().unwrap();
+        let first = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
+        let invoice = Reuse::Invoice { fingerprint: "f1".into() };
+        record(&first, "G1", &invoice);
+        record(&first, "EUR/current", &Reuse::Attempt);
+        // Not published: the next run resumes the attempt and may reuse both.
+        let resumed = PageCache::open(out.path(), "R2", false, Duration::from_secs(3600)).unwrap();
+        assert_eq!(resumed.attempt().id, first.attempt().id);
+        assert!(resumed.reusable(&seq("EUR/current"), "/v1/x", &Reuse::Attempt).is_some());
+        // Published: the attempt ends and only the billed invoice stays.
+        fs::create_dir_all(out.path().join("R2")).unwrap();
+        fs::write(out.path().join("R2/manifest.json"), "{}").unwrap();
+        resumed.finish_attempt().unwrap();
+        let next = PageCache::open(out.path(), "R3", false, Duration::from_secs(3600)).unwrap();
+        assert_ne!(next.attempt().id, first.attempt().id);
+        assert!(next.reusable(&seq("EUR/current"), "/v1/x", &Reuse::Attempt).is_none());
+        let carried = next.reusable(&seq("G1"), "/v1/x", &invoice).unwrap();
+        assert!(carried.carried);
+        let refresh = PageCache::open(out.path(), "R4", true, Duration::from_secs(3600)).unwrap();
+        assert!(refresh.reusable(&seq("G1"), "/v1/x", &invoice).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_altered_page_is_refetched_after_a_restart() {
+        let out = tempfile::tempdir().unwrap();
+        let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
+        let invoice = Reuse::Invoice { fingerprint: "f1".into() };
+        record(&cache, "G1", &invoice);
+        let second = cache.dir("billed_recon_line_items", "G1").join("a2-p00002.json.zst");
+        let mut encoder = zstd::stream::Encoder::new(fs::File::create(&second).unwrap(), LEVEL).unwrap();
+        encoder.write_all(br#"{"items":[{"b":2},{"c":4}]}"#).unwrap();
+        encoder.finish().unwrap();
+        let cached = cache.reusable(&seq("G1"), "/v1/x", &invoice).unwrap();
+        let (ok, events) = replayed(&cache, cached).await;
+        assert!(!ok);
+        assert!(matches!(events.last(), Some(Event::Restart { .. })));
+    }
+}

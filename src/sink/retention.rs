@@ -1,0 +1,109 @@
+//! The published snapshots of an output folder, and which of them retention removes.
+//!
+//! A snapshot is a folder named by its run id (`YYYYMMDDTHHMMSSZ`, `-2`… on a clash) holding a
+//! `manifest.json`. Removal first renames it to a hidden `.<id>.deleting`, so a snapshot is never
+//! seen half-deleted; a removal cut short is finished by the next run.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDateTime;
+
+use crate::config::Retention;
+
+/// When a run id says its run started, if it is one.
+pub fn run_time(id: &str) -> Option<NaiveDateTime> {
+    let stamp = id.get(..16)?;
+    let rest = &id[16..];
+    if !(rest.is_empty() || rest.strip_prefix('-').is_some_and(|n| n.parse::<u32>().is_ok())) {
+        return None;
+    }
+    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()
+}
+
+/// The published snapshots of `out`, oldest first.
+pub fn snapshots(out: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(out) else { return Vec::new() };
+    let mut found: Vec<(NaiveDateTime, u32, String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            let time = run_time(&name)?;
+            let clash = name.get(17..).and_then(|n| n.parse().ok()).unwrap_or(1);
+            e.path().join("manifest.json").is_file().then(|| (time, clash, name, e.path()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, _, name, path)| (name, path)).collect()
+}
+
+/// The snapshot `LATEST` names, if it names one that exists.
+pub fn latest(out: &Path) -> Option<(String, PathBuf)> {
+    let id = std::fs::read_to_string(out.join("LATEST")).ok()?.trim().to_owned();
+    let path = out.join(&id);
+    path.join("manifest.json").is_file().then_some((id, path))
+}
+
+/// Removes the snapshots retention no longer keeps; never the newest two, nor `keep` itself.
+/// Returns the ids removed.
+pub fn apply(out: &Path, retention: Retention, keep: &str, now: NaiveDateTime) -> io::Result<Vec<String>> {
+    let all = snapshots(out);
+    let protected = all.len().saturating_sub(retention.keep_snapshots.max(2));
+    let newest_two = all.len().saturating_sub(2);
+    let mut removed = Vec::new();
+    for (index, (id, path)) in all.iter().enumerate() {
+        if id == keep || index >= newest_two {
+            continue;
+        }
+        let too_many = index < protected;
+        let too_old =
+            retention.keep_days.zip(run_time(id)).is_some_and(|(days, at)| (now - at).num_days() > i64::from(days));
+        if too_many || too_old {
+            let hidden = out.join(format!(".{id}.deleting"));
+            std::fs::rename(path, &hidden)?;
+            std::fs::remove_dir_all(&hidden)?;
+            tracing::info!(event = "snapshot_removed", snapshot = %id, reason = if too_many { "count" } else { "age" });
+            removed.push(id.clone());
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(out: &Path, id: &str) {
+        std::fs::create_dir_all(out.join(id)).unwrap();
+        std::fs::write(out.join(id).join("manifest.json"), "{}").unwrap();
+    }
+
+    #[test]
+    fn run_ids_are_recognised() {
+        assert!(run_time("20261121T020000Z").is_some());
+        assert!(run_time("20261121T020000Z-2").is_some());
+        assert!(run_time("20261121T020000Z-x").is_none());
+        assert!(run_time("diffs").is_none());
+    }
+
+    #[test]
+    fn the_oldest_go_first_and_the_newest_two_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids =
+            ["20261118T020000Z", "20261119T020000Z", "20261120T020000Z", "20261120T020000Z-2", "20261121T020000Z"];
+        for id in ids {
+            snapshot(dir.path(), id);
+        }
+        std::fs::create_dir_all(dir.path().join("20261101T020000Z")).unwrap(); // no manifest: not a snapshot
+        let now = run_time("20261121T030000Z").unwrap();
+        let by_count = Retention { keep_snapshots: 3, keep_days: None };
+        let removed = apply(dir.path(), by_count, "20261121T020000Z", now).unwrap();
+        assert_eq!(removed, ["20261118T020000Z", "20261119T020000Z"]);
+        let by_age = Retention { keep_snapshots: 10, keep_days: Some(0) };
+        let removed = apply(dir.path(), by_age, "20261121T020000Z", now).unwrap();
+        assert_eq!(removed, ["20261120T020000Z"], "older than a day, and the newest two always stay");
+        let left: Vec<String> = snapshots(dir.path()).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(left, ["20261120T020000Z-2", "20261121T020000Z"]);
+        assert!(dir.path().join("20261101T020000Z").exists());
+    }
+}

@@ -1,0 +1,373 @@
+//! Nightly operations: the lock, incremental runs, resume after a crash at any point,
+//! restatements, `diff` and `verify`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use arrow_array::{Array, Decimal128Array, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+use crate::helpers::{Emulator, bin, digest_tree, generate, pcrecon, samples, truth, visible_tree, write_config};
+
+fn run(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> crate::helpers::Finished {
+    let mut args = vec!["run", "--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    pcrecon(&args, env)
+}
+
+fn latest(out: &Path) -> PathBuf {
+    out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim())
+}
+
+/// A snapshot's files without `run.json` (the only file that differs between identical runs).
+fn data(snapshot: &Path) -> BTreeMap<String, String> {
+    let mut tree = digest_tree(snapshot);
+    tree.remove("run.json");
+    tree
+}
+
+fn run_json(snapshot: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(snapshot.join("run.json")).unwrap()).unwrap()
+}
+
+/// Paths the emulator was asked for, from its request log.
+fn requested(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["path"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// Every snapshot in view verifies, and `LATEST` (if any) names one of them: nothing partial is
+/// visible.
+fn assert_nothing_partial(out: &Path) {
+    if !out.exists() {
+        return;
+    }
+    for entry in std::fs::read_dir(out).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name == "LATEST" {
+            continue;
+        }
+        let verified = pcrecon(&["verify", out.join(&name).to_str().unwrap()], &[]);
+        assert_eq!(verified.code, 0, "{name} is in view but does not verify: {}", verified.stdout);
+    }
+    if out.join("LATEST").exists() {
+        assert!(latest(out).join("manifest.json").is_file(), "LATEST names a published snapshot");
+    }
+}
+
+#[test]
+fn a_second_run_carries_billed_invoices_and_fetches_unbilled_data_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--request-log", log.to_str().unwrap()]);
+    let config = write_config(&emulator, dir.path(), "");
+    let out = dir.path().join("out");
+    let first = run(&config, &[], &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first_snapshot = latest(&out);
+    let first_requests = requested(&log);
+    let mark = first_requests.len();
+
+    let second = run(&config, &[], &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let second_snapshot = latest(&out);
+    assert_ne!(first_snapshot, second_snapshot);
+    assert_eq!(data(&first_snapshot), data(&second_snapshot), "carried data gives the same bytes");
+    let second_requests = requested(&log).split_off(mark);
+    let mark = mark + second_requests.len();
+    let billed = |p: &&String| {
+        p.starts_with("/v1/invoices/") && !p.starts_with("/v1/invoices/unbilled") && p != &"/v1/invoices/summaries"
+    };
+    assert!(first_requests.iter().filter(billed).count() > 10);
+    assert_eq!(
+        second_requests.iter().filter(billed).count(),
+        0,
+        "no billed invoice is fetched again: {second_requests:?}"
+    );
+    assert!(second_requests.iter().any(|p| p.starts_with("/v1/invoices/unbilled")), "unbilled data is always fetched");
+    assert!(second_requests.iter().any(|p| p.ends_with("/subscriptions")), "master data is always fetched");
+    let report = run_json(&second_snapshot);
+    assert!(report["sequences_carried"].as_u64().unwrap() > 10);
+    assert_eq!(report["restated_invoices"], serde_json::json!([]));
+    assert!(second.stdout.contains("carried from earlier runs"), "{}", second.stdout);
+
+    // --refresh fetches billed invoices again, with the same result.
+    let refreshed = run(&config, &["--refresh"], &[]);
+    assert_eq!(refreshed.code, 0, "{}", refreshed.stderr);
+    let third_requests = requested(&log).split_off(mark);
+    assert_eq!(third_requests.iter().filter(billed).count(), first_requests.iter().filter(billed).count());
+    assert_eq!(data(&latest(&out)), data(&first_snapshot));
+}
+
+#[test]
+fn a_run_killed_at_any_point_resumes_to_the_bytes_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--page-size", "40"]);
+    let clean_dir = dir.path().join("clean");
+    std::fs::create_dir_all(&clean_dir).unwrap();
+    let clean_config = write_config(&emulator, &clean_dir, "");
+    assert_eq!(run(&clean_config, &[], &[]).code, 0);
+    let reference = data(&latest(&clean_dir.join("out")));
+
+    let points =
+        ["page:1", "page:25", "sequence:2", "sequence:40", "page:200", "finish", "manifest", "publish", "latest"];
+    for point in points {
+        let case = dir.path().join(point.replace(':', "-"));
+        std::fs::create_dir_all(&case).unwrap();
+        let config = write_config(&emulator, &case, "");
+        let out = case.join("out");
+        let crashed = run(&config, &[], &[("PCRECON_ABORT_AT", point)]);
+        assert_eq!(crashed.code, -1, "{point}: the run was aborted: {}", crashed.stderr);
+        assert_nothing_partial(&out);
+        let rerun = run(&config, &[], &[]);
+        assert_eq!(rerun.code, 0, "{point}: {}", rerun.stderr);
+        assert_nothing_partial(&out);
+        let snapshot = latest(&out);
+        assert_eq!(data(&snapshot), reference, "{point}: the rerun publishes the same bytes");
+        let report = run_json(&snapshot);
+        if point.starts_with("sequence") || point == "page:200" || point == "finish" || point == "manifest" {
+            assert!(report["sequences_resumed"].as_u64().unwrap() > 0, "{point}: what was fetched is reused: {report}");
+        }
+    }
+}
+
+#[test]
+fn a_run_killed_at_random_instants_never_shows_a_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--latency-ms", "5", "--page-size", "40"]);
+    let config = write_config(&emulator, dir.path(), "");
+    let out = dir.path().join("out");
+    for delay_ms in [150, 400, 800, 1300, 2000] {
+        let mut child = Command::new(bin())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("PCRECON_CLIENT_SECRET", "test-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SIGKILL: no destructor, no flush.
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_nothing_partial(&out);
+    }
+    let rerun = run(&config, &[], &[]);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    let clean_dir = dir.path().join("clean");
+    std::fs::create_dir_all(&clean_dir).unwrap();
+    let clean = run(&write_config(&emulator, &clean_dir, ""), &[], &[]);
+    assert_eq!(clean.code, 0);
+    assert_eq!(data(&latest(&out)), data(&latest(&clean_dir.join("out"))));
+}
+
+#[test]
+fn a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--latency-ms", "20"]);
+    let config = write_config(&emulator, dir.path(), "");
+    let mut first = Command::new(bin())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("PCRECON_CLIENT_SECRET", "test-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.path().join("out/.pcrecon.lock");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&lock).is_ok_and(|t| !t.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let second = run(&config, &[], &[]);
+    assert_eq!(second.code, 7, "{}", second.stderr);
+    assert!(second.stderr.contains(&format!("pid {}", first.id())), "names the holder: {}", second.stderr);
+    assert!(first.wait().unwrap().success());
+    // The lock died with its holder; a run killed holding it does not block the next.
+    let mut killed = Command::new(bin())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("PCRECON_CLIENT_SECRET", "test-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = killed.kill();
+    let _ = killed.wait();
+    let after = run(&config, &[], &[]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap()]);
+    let config = write_config(&emulator, dir.path(), "");
+    let out = dir.path().join("out");
+    let dry = run(&config, &["--dry-run"], &[]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(!out.exists(), "a dry run writes nothing");
+    assert!(dry.stdout.contains("billed_recon_line_items"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("billed_recon_line_items/period=*/part-G"), "names output files: {}", dry.stdout);
+    assert!(!dry.stdout.contains(" carry "));
+    assert_eq!(run(&config, &[], &[]).code, 0);
+    let before = digest_tree(&out);
+    let dry = run(&config, &["--dry-run"], &[]);
+    assert!(dry.stdout.contains(" carry "), "billed invoices come from the cache: {}", dry.stdout);
+    assert_eq!(digest_tree(&out), before, "a dry run changes nothing, not even the cache");
+}
+
+#[test]
+fn verify_catches_a_flipped_byte_a_missing_file_and_an_extra_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap()]);
+    let config = write_config(&emulator, dir.path(), "");
+    assert_eq!(run(&config, &[], &[]).code, 0);
+    let snapshot = latest(&dir.path().join("out"));
+    let ok = pcrecon(&["verify", snapshot.to_str().unwrap()], &[]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert!(ok.stdout.contains(": ok ("), "{}", ok.stdout);
+
+    let parquet = std::fs::read_dir(snapshot.join("invoices")).unwrap().next().unwrap().unwrap().path();
+    let parquet = std::fs::read_dir(parquet).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&parquet).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&parquet, bytes).unwrap();
+    std::fs::remove_file(snapshot.join("documents").read_dir().unwrap().next().unwrap().unwrap().path()).unwrap();
+    std::fs::write(snapshot.join("csv/notes.txt"), "not published").unwrap();
+    let bad = pcrecon(&["verify", dir.path().join("out").to_str().unwrap()], &[]);
+    assert_eq!(bad.code, 1, "{}", bad.stdout);
+    let problems: Vec<&str> =
+        bad.stdout.lines().filter(|l| !l.contains(" problems (") && !l.contains(": ok (")).collect();
+    assert_eq!(problems.len(), 3, "{}", bad.stdout);
+    assert!(bad.stdout.contains("differs  invoices/"), "{}", bad.stdout);
+    assert!(bad.stdout.contains("missing  documents/"), "{}", bad.stdout);
+    assert!(bad.stdout.contains("extra    csv/notes.txt"), "{}", bad.stdout);
+}
+
+fn strings(path: &Path, column: &str) -> Vec<Option<String>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap().build().unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let array = batch.column_by_name(column).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+        out.extend((0..array.len()).map(|i| array.is_valid(i).then(|| array.value(i).to_owned())));
+    }
+    out
+}
+
+#[test]
+fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before_world, after_world) = (dir.path().join("rev0"), dir.path().join("rev1"));
+    let args = ["--seed", "11", "--customers", "4", "--months", "2", "--usage-rows-per-month", "200"];
+    generate(&before_world, &args);
+    generate(&after_world, &[&args[..], &["--revision", "1"]].concat());
+    let restatement = truth(&after_world)["restated"][0].clone();
+    let invoice = restatement["invoice_id"].as_str().unwrap().to_owned();
+
+    let out = dir.path().join("out");
+    let log = dir.path().join("requests.jsonl");
+    let first = {
+        let emulator = Emulator::start(&["--world", before_world.to_str().unwrap()]);
+        run(&write_config(&emulator, dir.path(), ""), &[], &[])
+    };
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let previous = latest(&out);
+    let emulator = Emulator::start(&["--world", after_world.to_str().unwrap(), "--request-log", log.to_str().unwrap()]);
+    let second = run(&write_config(&emulator, dir.path(), ""), &[], &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stdout.contains(&format!("1 restated invoices ({invoice})")), "{}", second.stdout);
+    assert!(second.stderr.contains("invoice_restated"), "logged");
+    assert!(previous.join("manifest.json").is_file(), "the previous snapshot is kept");
+    let report = run_json(&latest(&out));
+    assert_eq!(report["restated_invoices"], serde_json::json!([invoice]));
+    let fetched: Vec<String> = requested(&log).into_iter().filter(|p| p.starts_with("/v1/invoices/G")).collect();
+    assert!(
+        !fetched.is_empty() && fetched.iter().all(|p| p.starts_with(&format!("/v1/invoices/{invoice}"))),
+        "only the restated invoice is fetched again: {fetched:?}"
+    );
+
+    let diff_out = dir.path().join("diff");
+    let diff = pcrecon(&["diff", "--previous", out.to_str().unwrap(), "--out", diff_out.to_str().unwrap()], &[]);
+    assert_eq!(diff.code, 1, "different snapshots: {}\n{}", diff.stdout, diff.stderr);
+    let changes = diff_out.join("diff_changes/part-00000.parquet");
+    let datasets = strings(&changes, "dataset");
+    let kinds = strings(&changes, "change");
+    assert!(kinds.iter().all(|k| k.as_deref() == Some("changed")), "no row added or removed: {kinds:?}");
+    let keys = strings(&changes, "row_key");
+    let columns = strings(&changes, "column");
+    let befores = strings(&changes, "before");
+    let afters = strings(&changes, "after");
+    let line_keys: std::collections::BTreeSet<_> = keys
+        .iter()
+        .zip(&datasets)
+        .filter(|(_, d)| d.as_deref() == Some("billed_recon_line_items"))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(line_keys.len(), 1, "exactly one line changed");
+    let total_change: Vec<(String, String)> = (0..datasets.len())
+        .filter(|&i| {
+            datasets[i].as_deref() == Some("billed_recon_line_items")
+                && columns[i].as_deref() == Some("total_for_customer")
+        })
+        .map(|i| (befores[i].clone().unwrap(), afters[i].clone().unwrap()))
+        .collect();
+    let value = |v: &Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+    let as_decimal = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+    assert_eq!(total_change.len(), 1);
+    assert_eq!(as_decimal(&total_change[0].0), value(&restatement["total_before"]));
+    assert_eq!(as_decimal(&total_change[0].1), value(&restatement["total_after"]));
+    let invoice_rows: std::collections::BTreeSet<_> =
+        keys.iter().zip(&datasets).filter(|(_, d)| d.as_deref() == Some("invoices")).map(|(k, _)| k).collect();
+    assert_eq!(invoice_rows.len(), 1, "one invoice row changed");
+    for dataset in datasets.iter().flatten() {
+        assert!(
+            ["billed_recon_line_items", "invoices", "invoice_summaries", "reconciliation", "invoice_list"]
+                .contains(&dataset.as_str()),
+            "{dataset} should not change"
+        );
+    }
+
+    // The totals delta of the line items is the restatement's, for that invoice's customer.
+    let totals = diff_out.join("diff_totals/part-00000.parquet");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&totals).unwrap()).unwrap().build().unwrap();
+    let (t_dataset, t_column) = (strings(&totals, "dataset"), strings(&totals, "column"));
+    let mut deltas = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let array = batch.column_by_name("delta").unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap().clone();
+        deltas.extend((0..array.len()).map(|i| rust_decimal::Decimal::from_i128_with_scale(array.value(i), 22)));
+    }
+    let line_deltas: Vec<_> = (0..deltas.len())
+        .filter(|&i| {
+            t_dataset[i].as_deref() == Some("billed_recon_line_items")
+                && t_column[i].as_deref() == Some("total_for_customer")
+        })
+        .map(|i| deltas[i])
+        .collect();
+    assert_eq!(line_deltas, [value(&restatement["total_after"]) - value(&restatement["total_before"])]);
+
+    // The same snapshots compared with themselves: equal, exit 0.
+    let same = pcrecon(
+        &[
+            "diff",
+            previous.to_str().unwrap(),
+            previous.to_str().unwrap(),
+            "--out",
+            dir.path().join("same").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(same.code, 0, "{}", same.stdout);
+    assert!(same.stdout.contains("no differences"));
+    assert!(visible_tree(&out).keys().all(|p| !p.starts_with("diffs")));
+}
