@@ -97,7 +97,7 @@ pub struct DiffArgs {
     /// Compare the last two snapshots of this output folder (the one before LATEST, and LATEST).
     #[arg(long, value_name = "OUTPUT_DIR", conflicts_with_all = ["a", "b"])]
     pub previous: Option<PathBuf>,
-    /// Where to write diff_changes and diff_totals [default: diffs/<A>-to-<B> beside B].
+    /// Where to write diff_changes and diff_totals [default: `diffs/A-to-B` beside B].
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
