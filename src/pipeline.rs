@@ -504,9 +504,15 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let snapshot = publish(&staging, &out, &id).map_err(|e| io_error(&out, e))?;
     tracing::info!(event = "run_published", snapshot = %snapshot.display(), files = manifest.files.len());
     crate::failpoint::hit("latest");
-    cache.finish_attempt().map_err(|e| io_error(&out.join(".cache"), e))?;
+    // The snapshot is published: tidying up after it may fail without failing the run.
+    if let Err(e) = cache.finish_attempt() {
+        tracing::warn!(event = "cache_not_tidied", error = %e);
+    }
     let removed = crate::sink::retention::apply(&out, settings.retention, &id, chrono::Utc::now().naive_utc())
-        .map_err(|e| io_error(&out, e))?;
+        .unwrap_or_else(|e| {
+            tracing::warn!(event = "retention_failed", error = %e);
+            Vec::new()
+        });
     Ok(RunSummary {
         snapshot,
         manifest,
