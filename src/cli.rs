@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// after discovery, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rebuild the snapshot from a `--keep-raw` archive instead of calling the API: the same
+    /// bytes as the run that made the archive.
+    #[arg(long, value_name = "RAWDIR", conflicts_with_all = ["keep_raw", "dry_run", "refresh"])]
+    pub from_raw: Option<PathBuf>,
 }
 
 /// `pcrecon diff`.

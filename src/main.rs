@@ -67,6 +67,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             let options = pipeline::RunOptions {
                 keep_raw: args.keep_raw.clone(),
                 refresh: args.refresh,
+                from_raw: args.from_raw.clone(),
                 progress: Some(Arc::new(Progress::new(std::io::stderr().is_terminal()))),
             };
             let summary = pipeline::run(&settings, &options).map_err(failed)?;

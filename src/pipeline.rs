@@ -173,6 +173,33 @@ fn drive<R: Send + 'static>(
     Ok((report, result, elapsed))
 }
 
+/// Replays a raw archive into `consume` on its own thread, as [`drive`] does with the API.
+fn replay_raw<R: Send + 'static>(
+    dir: &Path,
+    consume: impl FnOnce(tokio::sync::mpsc::Receiver<Event>) -> Result<R, RunError> + Send + 'static,
+) -> Result<(ExtractReport, R, Duration), RunError> {
+    let (tx, rx) = tokio::sync::mpsc::channel(extract::CHANNEL_PAGES);
+    let consumer = std::thread::spawn(move || consume(rx));
+    let started = Instant::now();
+    tracing::info!(event = "replay_started", archive = %dir.display());
+    let replayed = crate::extract::raw::replay(dir, |event| tx.blocking_send(event).is_ok());
+    drop(tx);
+    let consumed = consumer.join().map_err(|_| RunError::Io("the writer thread panicked".into()))?;
+    let (replayed, result) = match (replayed, consumed) {
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(RunError::Data(e)),
+        (Ok(r), Ok(result)) => (r, result),
+    };
+    let elapsed = started.elapsed();
+    tracing::info!(
+        event = "replay_finished",
+        elapsed_ms = elapsed.as_millis() as u64,
+        pages = replayed.pages,
+        bytes = replayed.bytes
+    );
+    Ok((ExtractReport { sequences: replayed.sequences, ..ExtractReport::default() }, result, elapsed))
+}
+
 fn staging_beside(out: &Path, name: &str) -> Result<PathBuf, RunError> {
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
@@ -222,6 +249,8 @@ pub struct RunOptions {
     pub refresh: bool,
     /// Progress display (hidden when `None`).
     pub progress: Option<Arc<Progress>>,
+    /// Rebuild the snapshot from this `--keep-raw` archive instead of calling the API.
+    pub from_raw: Option<PathBuf>,
 }
 
 /// What a run published.
@@ -423,9 +452,14 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     })?;
     remove_abandoned(&out);
     let id = run_id(&out);
-    let cache = PageCache::open(&out, &id, options.refresh, settings.resume_within)
-        .map_err(|e| io_error(&out.join(".cache"), e))?;
-    let cache = Arc::new(cache);
+    // A replay needs no cache: the archive is the whole input.
+    let cache = match options.from_raw {
+        Some(_) => None,
+        None => Some(Arc::new(
+            PageCache::open(&out, &id, options.refresh, settings.resume_within)
+                .map_err(|e| io_error(&out.join(".cache"), e))?,
+        )),
+    };
     let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
     std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
     let archive = open_archive(options.keep_raw.as_deref())?;
@@ -440,7 +474,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let started_at = chrono::Utc::now();
     let progress = options.progress.clone();
     let seen = progress.clone();
-    let driven = drive(&settings, Some(cache.clone()), progress.clone(), move |mut rx| {
+    let consume = move |mut rx: tokio::sync::mpsc::Receiver<Event>| {
         let mut snapshot = Snapshot::new(&root, sink, normalizer);
         let mut archive = archive;
         while let Some(event) = rx.blocking_recv() {
@@ -462,7 +496,11 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         let manifest = snapshot.finish(source).map_err(sink_error)?;
         crate::failpoint::hit("manifest");
         Ok(manifest)
-    });
+    };
+    let driven = match &options.from_raw {
+        Some(dir) => replay_raw(dir, consume),
+        None => drive(&settings, cache.clone(), progress.clone(), consume),
+    };
     if let Some(p) = &progress {
         p.finish();
     }
@@ -479,8 +517,9 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     }
     let run = serde_json::json!({
         "run_id": id,
-        "attempt": cache.attempt().id,
-        "attempt_started_at": cache.attempt().started_at,
+        "attempt": cache.as_ref().map(|c| c.attempt().id.clone()),
+        "attempt_started_at": cache.as_ref().map(|c| c.attempt().started_at.clone()),
+        "from_raw": options.from_raw.as_ref().map(|d| d.display().to_string()),
         "started_at": started_at.to_rfc3339(),
         "finished_at": chrono::Utc::now().to_rfc3339(),
         "elapsed_ms": elapsed.as_millis() as u64,
@@ -505,7 +544,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     tracing::info!(event = "run_published", snapshot = %snapshot.display(), files = manifest.files.len());
     crate::failpoint::hit("latest");
     // The snapshot is published: tidying up after it may fail without failing the run.
-    if let Err(e) = cache.finish_attempt() {
+    if let Some(Err(e)) = cache.as_ref().map(|c| c.finish_attempt()) {
         tracing::warn!(event = "cache_not_tidied", error = %e);
     }
     let removed = crate::sink::retention::apply(&out, settings.retention, &id, chrono::Utc::now().naive_utc())

@@ -2,9 +2,12 @@
 //! request metadata, so an auditor can see what the API said and a run can be re-derived from it.
 //!
 //! Layout: `pages/<dataset>/<scope>/a<attempt>-p<page>.json.gz` (`.pdf.gz` for statements) and
-//! `index.jsonl`, one line per event: pages (dataset, scope, attempt, page, MS-RequestId, URL,
-//! time, bytes, SHA-256, items, file), restarts and completions. Continuation tokens and access
-//! tokens are never written: the URL carries neither.
+//! `index.jsonl`, one line per event in the order the run took them: pages (dataset, scope,
+//! attempt, page, MS-RequestId, URL, time, bytes, SHA-256, items, file), restarts and completions.
+//! Continuation tokens and access tokens are never written: the URL carries neither.
+//!
+//! [`replay`] reads an archive back into the same events, each page checked against its SHA-256:
+//! `pcrecon run --from-raw` rebuilds the run's snapshot from them without the API.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -12,10 +15,12 @@ use std::path::{Path, PathBuf};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use serde::Serialize;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::paging::Event;
+use crate::api::paging::{Event, Page, Paging};
 
 /// A folder-safe name for a scope (`EUR/current` → `EUR-current`).
 pub fn scope_name(scope: &str) -> String {
@@ -55,10 +60,10 @@ pub struct RawArchive {
 }
 
 impl RawArchive {
-    /// Opens (creates) an archive folder; an existing index is appended to.
+    /// Opens (creates) an archive folder for one run: an index already there is replaced.
     pub fn open(dir: &Path) -> std::io::Result<RawArchive> {
         fs::create_dir_all(dir.join("pages"))?;
-        let index = OpenOptions::new().create(true).append(true).open(dir.join("index.jsonl"))?;
+        let index = OpenOptions::new().create(true).write(true).truncate(true).open(dir.join("index.jsonl"))?;
         Ok(RawArchive { dir: dir.to_path_buf(), index: BufWriter::new(index) })
     }
 
@@ -134,6 +139,127 @@ impl RawArchive {
         self.index.flush()?;
         self.index.get_ref().sync_all()
     }
+}
+
+/// One line of `index.jsonl`, read back.
+#[derive(Deserialize)]
+struct IndexEntry {
+    event: String,
+    dataset: String,
+    scope: String,
+    attempt: u32,
+    #[serde(default)]
+    page: Option<u32>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    fetched_at: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    items: Option<u64>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The static name of a dataset the extraction produces.
+fn known_dataset(name: &str) -> Option<&'static str> {
+    crate::config::DATASETS.iter().chain(&["invoice_list"]).find(|d| **d == name).copied()
+}
+
+/// How a dataset's pages hold their items (what the pager knew from the endpoint).
+fn paging_of(dataset: &str) -> Paging {
+    match dataset {
+        "documents" => Paging::Document,
+        "invoices" => Paging::Single,
+        _ => Paging::Unpaged,
+    }
+}
+
+/// What a replay sent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Replayed {
+    /// Pages.
+    pub pages: u64,
+    /// Completed sequences.
+    pub sequences: u64,
+    /// Bytes of JSON (uncompressed).
+    pub bytes: u64,
+}
+
+/// Reads the archive in `dir` back into the events the run took, in its order, into `send`
+/// (which returns `false` when its consumer has gone). Every page is checked against its
+/// SHA-256; an entry that cannot be read fails with the index line and the file.
+pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replayed, String> {
+    let index_path = dir.join("index.jsonl");
+    let index = fs::read_to_string(&index_path).map_err(|e| format!("cannot read {}: {e}", index_path.display()))?;
+    let mut replayed = Replayed::default();
+    for (number, line) in index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let at = || format!("{} line {}", index_path.display(), number + 1);
+        let entry: IndexEntry = serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
+        let dataset =
+            known_dataset(&entry.dataset).ok_or_else(|| format!("{}: unknown dataset {:?}", at(), entry.dataset))?;
+        let event = match entry.event.as_str() {
+            "page" => {
+                let file = entry.file.as_deref().ok_or_else(|| format!("{}: a page without a file", at()))?;
+                let path = dir.join(file);
+                let mut body = Vec::new();
+                flate2::read::GzDecoder::new(
+                    File::open(&path).map_err(|e| format!("{}: {}: {e}", at(), path.display()))?,
+                )
+                .read_to_end(&mut body)
+                .map_err(|e| format!("{}: {}: {e}", at(), path.display()))?;
+                if entry.sha256.as_deref() != Some(crate::model::hex(&Sha256::digest(&body)).as_str()) {
+                    return Err(format!("{}: {} does not match its SHA-256", at(), path.display()));
+                }
+                let body = bytes::Bytes::from(body);
+                let items = crate::api::paging::item_spans(paging_of(dataset), &body)
+                    .map_err(|e| format!("{}: {}: {e}", at(), path.display()))?;
+                replayed.pages += 1;
+                replayed.bytes += body.len() as u64;
+                Event::Page(Page {
+                    dataset,
+                    scope: entry.scope,
+                    attempt: entry.attempt,
+                    number: entry.page.unwrap_or(1),
+                    request_id: entry.request_id.unwrap_or_default(),
+                    url: entry.url.unwrap_or_default(),
+                    fetched_at: entry
+                        .fetched_at
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .unwrap_or_default(),
+                    body,
+                    items,
+                })
+            }
+            "restart" => Event::Restart {
+                dataset,
+                scope: entry.scope,
+                attempt: entry.attempt,
+                reason: entry.reason.unwrap_or_default(),
+            },
+            "done" => {
+                replayed.sequences += 1;
+                Event::Done {
+                    dataset,
+                    scope: entry.scope,
+                    attempt: entry.attempt,
+                    pages: entry.page.unwrap_or(0),
+                    items: entry.items.unwrap_or(0),
+                }
+            }
+            other => return Err(format!("{}: unknown event {other:?}", at())),
+        };
+        if !send(event) {
+            break;
+        }
+    }
+    Ok(replayed)
 }
 
 #[cfg(test)]

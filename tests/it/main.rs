@@ -12,5 +12,6 @@ mod helpers;
 mod matching;
 mod operate;
 mod quirks;
+mod replay;
 mod run;
 mod walk;
