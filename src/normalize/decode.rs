@@ -7,6 +7,7 @@
 //! error, never rounded.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike};
@@ -25,21 +26,78 @@ fn err<T>(message: String) -> Result<T, DecodeError> {
 }
 
 /// The JSON members of an item, looked up case-insensitively (`pcToBCExchangeRate`,
-/// `PCToBCExchangeRate` and `pCToBCExchangeRate` are one field).
+/// `PCToBCExchangeRate` and `pCToBCExchangeRate` are one field; of two spellings in one item, the
+/// later in key order wins).
 pub struct Item<'a> {
-    members: HashMap<String, &'a Value>,
+    members: HashMap<u64, Member<'a>, BuildHasherDefault<Prehashed>>,
+}
+
+/// A member and any other member whose lower-cased name hashes alike (almost never).
+struct Member<'a> {
+    name: &'a str,
+    value: &'a Value,
+    others: Vec<(&'a str, &'a Value)>,
+}
+
+/// FNV-1a over the ASCII-lower-cased bytes: a case-insensitive key without allocating.
+fn folded_hash(name: &str) -> u64 {
+    name.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The keys are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl<'a> Item<'a> {
     /// Indexes an item; `None` unless it is a JSON object.
     pub fn new(value: &'a Value) -> Option<Item<'a>> {
         let object = value.as_object()?;
-        Some(Item { members: object.iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect() })
+        let mut members: HashMap<u64, Member<'a>, BuildHasherDefault<Prehashed>> =
+            HashMap::with_capacity_and_hasher(object.len(), BuildHasherDefault::default());
+        for (name, value) in object {
+            match members.entry(folded_hash(name)) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Member { name, value, others: Vec::new() });
+                }
+                std::collections::hash_map::Entry::Occupied(mut slot) => {
+                    let member = slot.get_mut();
+                    if member.name.eq_ignore_ascii_case(name) {
+                        (member.name, member.value) = (name, value);
+                    } else if let Some(other) = member.others.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                        *other = (name, value);
+                    } else {
+                        member.others.push((name, value));
+                    }
+                }
+            }
+        }
+        Some(Item { members })
     }
 
     /// The first of `names` (in any case) that is present.
     pub fn get(&self, names: &[&str]) -> Option<&'a Value> {
-        names.iter().find_map(|n| self.members.get(&n.to_ascii_lowercase()).copied())
+        names.iter().find_map(|n| {
+            let member = self.members.get(&folded_hash(n))?;
+            if member.name.eq_ignore_ascii_case(n) {
+                return Some(member.value);
+            }
+            member.others.iter().find(|(other, _)| other.eq_ignore_ascii_case(n)).map(|(_, v)| *v)
+        })
     }
 
     /// A value by dotted path (`companyProfile.companyName`, `entitledArtifacts.0.resourceId`),

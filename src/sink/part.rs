@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::Path;
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::writer::{FileReport, Writer};
@@ -49,6 +50,21 @@ pub fn month_of(cell: &Cell, ty: ColType) -> Option<String> {
     text.get(..7).filter(|m| m.len() == 7).map(str::to_owned)
 }
 
+/// The first 16 bytes of the SHA-256 of a row's key columns.
+fn key_digest(schema: &DatasetSchema, keys: &[usize], row: &[Cell]) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    for &k in keys {
+        hasher.update(schema.columns[k].name.as_bytes());
+        hasher.update(b"=");
+        hasher.update(cell_text(&row[k], schema.columns[k].ty).as_bytes());
+        hasher.update(b"\x1f");
+    }
+    let digest = hasher.finalize();
+    let mut short = [0u8; 16];
+    short.copy_from_slice(&digest[..16]);
+    short
+}
+
 impl<'s> PartWriter<'s> {
     /// Opens `parquet` and `csv` for a dataset's rows.
     pub fn create(schema: &'s DatasetSchema, parquet: &Path, csv: &Path, bom: bool) -> io::Result<PartWriter<'s>> {
@@ -73,20 +89,10 @@ impl<'s> PartWriter<'s> {
         })
     }
 
-    /// Writes one row (its `row_key` cell is filled in here).
-    pub fn push(&mut self, mut row: Vec<Cell>) -> io::Result<()> {
-        if let Some(at) = self.row_key {
-            let mut hasher = Sha256::new();
-            for &k in &self.keys {
-                hasher.update(self.schema.columns[k].name.as_bytes());
-                hasher.update(b"=");
-                hasher.update(cell_text(&row[k], self.schema.columns[k].ty).as_bytes());
-                hasher.update(b"\x1f");
-            }
-            let digest = hasher.finalize();
-            let mut short = [0u8; 16];
-            short.copy_from_slice(&digest[..16]);
-            // Exact duplicates (same key) are told apart by their order of arrival.
+    /// Fills in `row_key` (exact duplicates are told apart by their order of arrival), and
+    /// keeps the month and the control totals.
+    fn account(&mut self, row: &mut [Cell], digest: Option<[u8; 16]>) {
+        if let (Some(at), Some(short)) = (self.row_key, digest) {
             let ordinal = self.seen.entry(short).or_insert(0);
             row[at] = Cell::Str(format!("{}-{}", crate::model::hex(&short), ordinal));
             *ordinal += 1;
@@ -106,9 +112,39 @@ impl<'s> PartWriter<'s> {
                 }
             }
         }
+    }
+
+    /// Writes one row (its `row_key` cell is filled in here).
+    pub fn push(&mut self, mut row: Vec<Cell>) -> io::Result<()> {
+        let digest = self.row_key.map(|_| key_digest(self.schema, &self.keys, &row));
+        self.account(&mut row, digest);
         self.parquet.push(&row)?;
         self.csv.push(&row)?;
         self.rows += 1;
+        Ok(())
+    }
+
+    /// Writes a page of rows in order, as [`PartWriter::push`] would one by one: key digests are
+    /// computed on every core, and the Parquet and CSV files are encoded side by side.
+    pub fn push_all(&mut self, rows: &mut [Vec<Cell>]) -> io::Result<()> {
+        let digests: Vec<Option<[u8; 16]>> = match self.row_key {
+            Some(_) => {
+                let (schema, keys) = (self.schema, &self.keys);
+                rows.par_iter().map(|row| Some(key_digest(schema, keys, row))).collect()
+            }
+            None => vec![None; rows.len()],
+        };
+        for (row, digest) in rows.iter_mut().zip(digests) {
+            self.account(row, digest);
+        }
+        let (parquet, csv) = (&mut self.parquet, &mut self.csv);
+        let (a, b) = rayon::join(
+            || rows.iter().try_for_each(|row| parquet.push(row)),
+            || rows.iter().try_for_each(|row| csv.push(row)),
+        );
+        a?;
+        b?;
+        self.rows += rows.len() as u64;
         Ok(())
     }
 

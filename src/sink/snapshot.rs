@@ -91,8 +91,17 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct InvoiceLineage {
     /// SHA-256 over its sequences (by-id record, statement, line items), each the SHA-256 of its
-    /// items as served: it changes exactly when the API serves the invoice differently.
+    /// items' digests (the first 16 bytes of each item's SHA-256, as served): it changes exactly
+    /// when the API serves the invoice differently.
     pub content_sha256: String,
+}
+
+/// The first 16 bytes of the SHA-256 of an item.
+fn short_digest(item: &[u8]) -> [u8; 16] {
+    let digest = sha2::Sha256::digest(item);
+    let mut short = [0u8; 16];
+    short.copy_from_slice(&digest[..16]);
+    short
 }
 
 /// Datasets whose scope is one invoice.
@@ -111,12 +120,26 @@ pub struct Snapshot {
     rows: Vec<Vec<Cell>>,
     normalizer: Option<Normalizer>,
     invoice_dates: HashMap<String, InvoiceDates>,
-    /// The item each decoded row came from (byte range in its page).
-    row_items: Vec<std::ops::Range<usize>>,
+    /// The item each decoded row came from (its index in the page).
+    row_items: Vec<usize>,
+    /// The first 16 bytes of the SHA-256 of each item of the current page.
+    item_digests: Vec<[u8; 16]>,
     index: Option<MatchIndex>,
     lines: HashMap<(&'static str, String), Lines>,
     /// SHA-256 of the items of each invoice-scoped sequence so far.
     content: HashMap<(&'static str, String), sha2::Sha256>,
+    /// Time spent in each stage, as this thread sees it (parallel stages count their wall time).
+    stages: StageTimes,
+}
+
+/// Time spent per stage of the snapshot, logged when it finishes (`stage_ms`).
+#[derive(Debug, Default, Clone, Copy)]
+struct StageTimes {
+    digest: std::time::Duration,
+    decode: std::time::Duration,
+    normalize: std::time::Duration,
+    matching: std::time::Duration,
+    write: std::time::Duration,
 }
 
 /// What a sequence of line items has shown so far (dropped when it restarts).
@@ -208,9 +231,11 @@ impl Snapshot {
             normalizer,
             invoice_dates: HashMap::new(),
             row_items: Vec::new(),
+            item_digests: Vec::new(),
             index: None,
             lines: HashMap::new(),
             content: HashMap::new(),
+            stages: StageTimes::default(),
         }
     }
 
@@ -225,13 +250,16 @@ impl Snapshot {
     pub fn handle(&mut self, event: &Event) -> Result<(), SinkError> {
         match event {
             Event::Page(page) => {
+                // Every core digests the items: for the lineage and to spot an item served twice.
+                let started = std::time::Instant::now();
+                self.item_digests = page.items.par_iter().map(|span| short_digest(&page.body[span.clone()])).collect();
                 if invoice_scoped(page.dataset) {
                     let hasher = self.content.entry((page.dataset, page.scope.to_uppercase())).or_default();
-                    for item in page.item_texts() {
-                        hasher.update(item);
-                        hasher.update(b"\n");
+                    for digest in &self.item_digests {
+                        hasher.update(digest);
                     }
                 }
+                self.stages.digest += started.elapsed();
                 if page.dataset == "documents" {
                     let path = self.root.join("documents").join(format!("{}.pdf", scope_name(&page.scope)));
                     if let Some(parent) = path.parent() {
@@ -284,6 +312,7 @@ impl Snapshot {
     /// Decodes a page into one dataset's rows and routes them to its file or its buffer.
     fn take_page(&mut self, schema: &'static DatasetSchema, page: &crate::api::paging::Page) -> Result<(), SinkError> {
         let origin = Origin { scope: &page.scope, page: page.number };
+        let started = std::time::Instant::now();
         // Items decode on every core; collecting keeps them in page order.
         let decoded: Vec<_> = page
             .items
@@ -293,10 +322,10 @@ impl Snapshot {
             .collect();
         self.rows.clear();
         self.row_items.clear();
-        for (result, span) in decoded.into_iter().zip(&page.items) {
+        for (index, (result, span)) in decoded.into_iter().zip(&page.items).enumerate() {
             match result {
                 Ok(rows) => {
-                    self.row_items.extend(std::iter::repeat_n(span.clone(), rows.len()));
+                    self.row_items.extend(std::iter::repeat_n(index, rows.len()));
                     self.rows.extend(rows);
                 }
                 Err(e) if self.options.rejects => self.reject(&e, &page.body[span.clone()]),
@@ -306,6 +335,8 @@ impl Snapshot {
         if schema.name == "invoices" {
             self.remember_invoices(schema);
         }
+        let decoded_at = std::time::Instant::now();
+        self.stages.decode += decoded_at - started;
         if let Some(normalizer) = self.normalizer.as_mut() {
             let invoice = self.invoice_dates.get(&page.scope.to_uppercase()).copied();
             for row in self.rows.iter_mut() {
@@ -314,6 +345,8 @@ impl Snapshot {
                 })?;
             }
         }
+        let normalized_at = std::time::Instant::now();
+        self.stages.normalize += normalized_at - decoded_at;
         if is_dimension(schema) {
             self.dims.entry(schema.name).or_default().entry(page.scope.clone()).or_default().append(&mut self.rows);
             return Ok(());
@@ -321,6 +354,8 @@ impl Snapshot {
         if LINE_ITEMS.contains(&schema.name) {
             self.check_lines(schema, page);
         }
+        let matched_at = std::time::Instant::now();
+        self.stages.matching += matched_at - normalized_at;
         let key = (schema.name, page.scope.clone());
         if !self.open.contains_key(&key) {
             let (parquet, csv) = self.part_paths(schema.name, "_parts", &format!("part-{}", scope_name(&page.scope)));
@@ -328,10 +363,10 @@ impl Snapshot {
             self.open.insert(key.clone(), writer);
         }
         if let Some(writer) = self.open.get_mut(&key) {
-            for row in self.rows.drain(..) {
-                writer.push(row).map_err(io_at(&self.root))?;
-            }
+            writer.push_all(&mut self.rows).map_err(io_at(&self.root))?;
+            self.rows.clear();
         }
+        self.stages.write += matched_at.elapsed();
         Ok(())
     }
 
@@ -371,7 +406,7 @@ impl Snapshot {
             _ => Metered::None,
         };
         let lines = self.lines.entry(key).or_default();
-        for ((row, m), span) in self.rows.iter_mut().zip(&matches).zip(&self.row_items) {
+        for ((row, m), item) in self.rows.iter_mut().zip(&matches).zip(&self.row_items) {
             let position = lines.position;
             lines.position += 1;
             *lines.statuses.entry(m.status).or_default() += 1;
@@ -407,10 +442,7 @@ impl Snapshot {
             if m.is_exception() {
                 exceptions.push(exception(m.status, m.rule, m.failed_key.clone()));
             }
-            let digest = sha2::Sha256::digest(&page.body[span.clone()]);
-            let mut short = [0u8; 16];
-            short.copy_from_slice(&digest[..16]);
-            if !lines.seen.insert(short) {
+            if !lines.seen.insert(self.item_digests[*item]) {
                 exceptions.push(exception("duplicate_line", "item", None));
                 continue;
             }
@@ -633,6 +665,7 @@ impl Snapshot {
 
     /// Writes the dimensions, places every file in its partition and writes `manifest.json`.
     pub fn finish(mut self, source: BTreeMap<String, String>) -> Result<Manifest, SinkError> {
+        let finishing = std::time::Instant::now();
         if let Some(missing) = self.normalizer.as_ref().map(Normalizer::missing).filter(|m| !m.is_empty()) {
             let list: Vec<String> = missing.iter().map(|(currency, date)| format!("{currency} on {date}")).collect();
             return Err(SinkError::Fx(format!(
@@ -777,6 +810,16 @@ impl Snapshot {
             })
             .collect();
         let manifest = Manifest { format: 1, source, datasets, checks, files, lineage };
+        let t = self.stages;
+        tracing::info!(
+            event = "stage_ms",
+            digest = t.digest.as_millis() as u64,
+            decode = t.decode.as_millis() as u64,
+            normalize = t.normalize.as_millis() as u64,
+            matching = t.matching.as_millis() as u64,
+            write = t.write.as_millis() as u64,
+            finish = finishing.elapsed().as_millis() as u64
+        );
         let path = self.root.join("manifest.json");
         let mut text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| SinkError::Io { path: path.clone(), source: io::Error::other(e) })?;
