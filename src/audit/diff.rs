@@ -131,7 +131,7 @@ fn row_json(schema: &DatasetSchema, row: &[Cell]) -> String {
         .iter()
         .zip(row)
         .filter(|(_, cell)| **cell != Cell::Null)
-        .map(|(c, cell)| (c.name.clone(), serde_json::Value::String(cell_text(cell, c.ty))))
+        .map(|(c, cell)| (c.name.clone(), serde_json::Value::String(cell_text(cell, c.ty).into_owned())))
         .collect();
     serde_json::Value::Object(object).to_string()
 }
@@ -153,7 +153,8 @@ struct Keyer {
 
 impl Keyer {
     fn key(&mut self, schema: &DatasetSchema, row: &[Cell]) -> String {
-        let base: Vec<String> = self.columns.iter().map(|&i| cell_text(&row[i], schema.columns[i].ty)).collect();
+        let base: Vec<String> =
+            self.columns.iter().map(|&i| cell_text(&row[i], schema.columns[i].ty).into_owned()).collect();
         let base = base.join("\u{1f}");
         let n = self.seen.entry(base.clone()).or_insert(0);
         *n += 1;
@@ -235,8 +236,8 @@ fn diff_dataset(
                             name("changed"),
                             row_key_of(&key),
                             name(&column.name),
-                            Cell::Str(cell_text(&old[i], column.ty)),
-                            Cell::Str(cell_text(&row[i], column.ty)),
+                            Cell::Str(cell_text(&old[i], column.ty).into_owned()),
+                            Cell::Str(cell_text(&row[i], column.ty).into_owned()),
                         ]);
                     }
                 }
@@ -341,10 +342,10 @@ pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<DiffReport, AuditError> {
         }
     }
     changes.sort_by(|x, y| {
-        let t = |r: &Vec<Cell>, i: usize| cell_text(&r[i], ColType::Utf8);
+        let t = |r: &Vec<Cell>, i: usize| cell_text(&r[i], ColType::Utf8).into_owned();
         (t(x, 0), t(x, 2), t(x, 3)).cmp(&(t(y, 0), t(y, 2), t(y, 3)))
     });
-    deltas.sort_by_key(|r| (0..4).map(|i| cell_text(&r[i], ColType::Utf8)).collect::<Vec<_>>());
+    deltas.sort_by_key(|r| (0..4).map(|i| cell_text(&r[i], ColType::Utf8).into_owned()).collect::<Vec<_>>());
     write(out, &changes, &deltas)?;
     Ok(DiffReport {
         a: a.to_path_buf(),

@@ -2,6 +2,7 @@
 //! dataset, scope, page, record and field, so a bad value is found in seconds.
 
 use serde_json::Value;
+use std::borrow::Cow;
 
 use super::decode::{Cell, ColType, Item, decode, from_decimal128, to_decimal128};
 use crate::model::schema::{DatasetSchema, Source};
@@ -157,11 +158,11 @@ pub fn decode_page<'a>(
     Ok(())
 }
 
-/// The canonical text of a cell (CSV cells and row-key input).
-pub fn cell_text(cell: &Cell, ty: ColType) -> String {
-    match (cell, ty) {
+/// The canonical text of a cell (CSV cells and row-key input); text cells are borrowed.
+pub fn cell_text(cell: &Cell, ty: ColType) -> Cow<'_, str> {
+    Cow::Owned(match (cell, ty) {
         (Cell::Null, _) => String::new(),
-        (Cell::Str(s), _) => s.clone(),
+        (Cell::Str(s), _) => return Cow::Borrowed(s),
         (Cell::Dec(v), ColType::Decimal { scale }) => fixed_point(*v, scale),
         (Cell::Dec(v), _) => v.to_string(),
         (Cell::Int(v), _) => v.to_string(),
@@ -174,21 +175,60 @@ pub fn cell_text(cell: &Cell, ty: ColType) -> String {
         (Cell::Timestamp(v), _) => {
             chrono::DateTime::from_timestamp_nanos(*v).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
         }
-    }
+    })
 }
 
 /// An unscaled decimal at `scale` as fixed-point text (`-2647`, 2 → `-26.47`).
 pub fn fixed_point(unscaled: i128, scale: u32) -> String {
-    let digits = unscaled.unsigned_abs().to_string();
-    let sign = if unscaled < 0 { "-" } else { "" };
-    if scale == 0 {
-        return format!("{sign}{digits}");
+    let mut text = String::with_capacity(48);
+    push_fixed_point(&mut text, unscaled, scale);
+    text
+}
+
+/// Appends [`fixed_point`] text to `out`, without allocating.
+pub fn push_fixed_point(out: &mut String, unscaled: i128, scale: u32) {
+    use std::fmt::Write;
+    // 2^127 has 39 digits.
+    let mut digits = Digits { buf: [0; 40], len: 0 };
+    let _ = write!(digits, "{}", unscaled.unsigned_abs());
+    let digits = digits.as_str();
+    if unscaled < 0 {
+        out.push('-');
     }
     let scale = scale as usize;
-    let padded =
-        if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{sign}{whole}.{fraction}")
+    if scale == 0 {
+        out.push_str(digits);
+    } else if digits.len() <= scale {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', scale - digits.len()));
+        out.push_str(digits);
+    } else {
+        let (whole, fraction) = digits.split_at(digits.len() - scale);
+        out.push_str(whole);
+        out.push('.');
+        out.push_str(fraction);
+    }
+}
+
+/// The decimal digits of a number, on the stack.
+struct Digits {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Digits {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for Digits {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use crate::model::schema::{Cell, ColType, DatasetSchema};
-use crate::normalize::rows::cell_text;
+use crate::normalize::rows::{cell_text, push_fixed_point};
 
 /// What a finished file is.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -215,7 +215,8 @@ pub fn guard_formula(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Appends a CSV field, quoted when RFC 4180 needs it.
 fn push_field(line: &mut String, text: &str) {
-    if text.contains([',', '"', '\n', '\r']) || text.starts_with(' ') || text.ends_with(' ') {
+    let special = text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+    if special || text.starts_with(' ') || text.ends_with(' ') {
         line.push('"');
         line.push_str(&text.replace('"', "\"\""));
         line.push('"');
@@ -296,10 +297,13 @@ impl Writer {
                     if i > 0 {
                         c.line.push(',');
                     }
-                    let text = cell_text(cell, *ty);
-                    match ty {
-                        ColType::Utf8 | ColType::Json => push_field(&mut c.line, &guard_formula(&text)),
-                        _ => push_field(&mut c.line, &text),
+                    match (cell, ty) {
+                        // Digits, sign and point never need quoting.
+                        (Cell::Dec(v), ColType::Decimal { scale }) => push_fixed_point(&mut c.line, *v, *scale),
+                        (Cell::Str(text), ColType::Utf8 | ColType::Json) => {
+                            push_field(&mut c.line, &guard_formula(text))
+                        }
+                        _ => push_field(&mut c.line, &cell_text(cell, *ty)),
                     }
                 }
                 c.line.push_str("\r\n");
