@@ -23,15 +23,21 @@ const EXIT_IO: u8 = 6;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PCRECON_LOG").unwrap_or_else(|_| "info".into());
+    // A bar for a run on a terminal; log lines are printed above it.
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal && matches!(&cli.command, Command::Run(args) if !args.dry_run);
+    let progress = Arc::new(Progress::new(bar));
     // JSON lines for machines (cron, log shippers), readable text on a terminal.
-    if std::io::stderr().is_terminal() {
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    if terminal {
+        tracing_subscriber::fmt().with_writer(progress.log_writer()).with_env_filter(filter).init();
     } else {
         tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
     }
     // reqwest is built without a default TLS provider; ring is the one pcrecon ships.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match run(cli) {
+    let result = run(cli, progress.clone());
+    progress.finish();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
             eprintln!("pcrecon: {message}");
@@ -40,7 +46,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), (u8, String)> {
+fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
     match cli.command {
         Command::Extract(args) => {
             let settings = Settings::load(&args.config).map_err(|e| failed(e.into()))?;
@@ -68,7 +74,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
                 keep_raw: args.keep_raw.clone(),
                 refresh: args.refresh,
                 from_raw: args.from_raw.clone(),
-                progress: Some(Arc::new(Progress::new(std::io::stderr().is_terminal()))),
+                progress: Some(progress),
             };
             let summary = pipeline::run(&settings, &options).map_err(failed)?;
             print!("{}", summary.render());

@@ -97,10 +97,40 @@ impl Progress {
         }
     }
 
+    /// A writer for log lines that prints them above the bar (plain stderr without one).
+    pub fn log_writer(&self) -> LogWriter {
+        LogWriter(self.bar.clone())
+    }
+
     /// Clears the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Writes log lines to stderr, above the progress bar when there is one.
+#[derive(Debug, Clone)]
+pub struct LogWriter(Option<ProgressBar>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &self.0 {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)).map(|()| buf.len()),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
     }
 }
