@@ -27,7 +27,7 @@ use crate::config::ExtractSettings;
 use cache::{PageCache, Reuse};
 
 /// Pages buffered between the extraction and its consumer.
-pub const CHANNEL_PAGES: usize = 16;
+pub const CHANNEL_PAGES: usize = 4;
 
 /// What an extraction did.
 #[derive(Debug, Default, Clone)]
