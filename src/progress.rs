@@ -47,11 +47,6 @@ impl Progress {
         }
     }
 
-    /// No bar, log lines only.
-    pub fn hidden() -> Progress {
-        Progress::new(false)
-    }
-
     /// Adds planned sequences.
     pub fn plan(&self, sequences: u64) {
         let total = self.planned.fetch_add(sequences, Ordering::Relaxed) + sequences;

@@ -341,11 +341,12 @@ pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<DiffReport, AuditError> {
             }
         }
     }
-    changes.sort_by(|x, y| {
-        let t = |r: &Vec<Cell>, i: usize| cell_text(&r[i], ColType::Utf8).into_owned();
-        (t(x, 0), t(x, 2), t(x, 3)).cmp(&(t(y, 0), t(y, 2), t(y, 3)))
-    });
-    deltas.sort_by_key(|r| (0..4).map(|i| cell_text(&r[i], ColType::Utf8).into_owned()).collect::<Vec<_>>());
+    // Keys are built once per row, not once per comparison.
+    let text_key = |r: &Vec<Cell>, columns: &[usize]| {
+        columns.iter().map(|&i| cell_text(&r[i], ColType::Utf8).into_owned()).collect::<Vec<_>>()
+    };
+    changes.sort_by_cached_key(|r| text_key(r, &[0, 2, 3]));
+    deltas.sort_by_cached_key(|r| text_key(r, &[0, 1, 2, 3]));
     write(out, &changes, &deltas)?;
     Ok(DiffReport {
         a: a.to_path_buf(),

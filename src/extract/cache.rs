@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::raw::scope_name;
-use crate::api::paging::{Event, Page, Paging, PagingError, Sequence, item_spans};
+use crate::api::paging::{Event, Page, Paging, PagingError, Sequence};
 use crate::model::hex;
 
 const MARKER: &str = "sequence.json";
@@ -86,19 +86,19 @@ pub struct Cached {
     pub carried: bool,
 }
 
-impl Cached {
-    /// Pages the cache would replay.
-    pub fn pages(&self) -> usize {
-        self.marker.pages.len()
-    }
-}
-
 /// The cache of one output folder. Only the holder of the folder's lock opens it.
 #[derive(Debug)]
 pub struct PageCache {
     root: PathBuf,
     attempt: Attempt,
     refresh: bool,
+}
+
+/// The attempt `attempt.json` names, unless its run was published.
+fn unpublished_attempt(out: &Path, root: &Path) -> Option<Attempt> {
+    let bytes = fs::read(root.join(ATTEMPT)).ok()?;
+    let attempt: Attempt = serde_json::from_slice(&bytes).ok()?;
+    (!out.join(&attempt.run_id).join("manifest.json").exists()).then_some(attempt)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -114,15 +114,11 @@ impl PageCache {
         let root = out.join(".cache");
         fs::create_dir_all(&root)?;
         let now = chrono::Utc::now();
-        let previous: Option<Attempt> =
-            fs::read(root.join(ATTEMPT)).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let resumable = previous.filter(|a| {
-            let published = out.join(&a.run_id).join("manifest.json").exists();
-            let young = chrono::DateTime::parse_from_rfc3339(&a.started_at)
+        let resumable = unpublished_attempt(out, &root).filter(|a| {
+            chrono::DateTime::parse_from_rfc3339(&a.started_at)
                 .ok()
                 .and_then(|t| (now - t.with_timezone(&chrono::Utc)).to_std().ok())
-                .is_some_and(|age| age <= resume_within);
-            !published && young
+                .is_some_and(|age| age <= resume_within)
         });
         let attempt = match resumable {
             Some(mut a) => {
@@ -144,11 +140,11 @@ impl PageCache {
     /// Opens the cache without changing it, to plan a dry run.
     pub fn peek(out: &Path, refresh: bool) -> PageCache {
         let root = out.join(".cache");
-        let attempt = fs::read(root.join(ATTEMPT))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok())
-            .filter(|a| !out.join(&a.run_id).join("manifest.json").exists())
-            .unwrap_or(Attempt { id: String::new(), started_at: String::new(), run_id: String::new() });
+        let attempt = unpublished_attempt(out, &root).unwrap_or(Attempt {
+            id: String::new(),
+            started_at: String::new(),
+            run_id: String::new(),
+        });
         PageCache { root, attempt, refresh }
     }
 
@@ -278,13 +274,7 @@ impl PageCache {
 fn load_page(path: &Path, entry: &PageEntry, paging: Paging) -> Result<(Bytes, Vec<std::ops::Range<usize>>), String> {
     let compressed = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let body = zstd::stream::decode_all(compressed.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sha = hex(&Sha256::digest(&body));
-    if sha != entry.sha256 || body.len() as u64 != entry.bytes {
-        return Err(format!("{} does not match its SHA-256 in {MARKER}", path.display()));
-    }
-    let body = Bytes::from(body);
-    let items = item_spans(paging, &body).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((body, items))
+    super::verified_page(path, body, &entry.sha256, paging)
 }
 
 /// Writes one fetched sequence into the cache as its events go by.
@@ -338,6 +328,7 @@ impl Recorder {
 mod tests {
     use super::*;
     use crate::api::auth::TokenKind;
+    use crate::api::paging::item_spans;
 
     fn seq(scope: &str) -> Sequence {
         Sequence {

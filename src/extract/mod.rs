@@ -109,6 +109,22 @@ struct CustomerHead {
     id: String,
 }
 
+/// A page body read back from disk (`path`), checked against the SHA-256 recorded when it was
+/// fetched, with its item spans found as the pager found them.
+pub(crate) fn verified_page(
+    path: &std::path::Path,
+    body: Vec<u8>,
+    sha256: &str,
+    paging: Paging,
+) -> Result<(bytes::Bytes, Vec<std::ops::Range<usize>>), String> {
+    if crate::model::hex(&sha2::Sha256::digest(&body)) != sha256 {
+        return Err(format!("{} does not match its recorded SHA-256", path.display()));
+    }
+    let body = bytes::Bytes::from(body);
+    let items = paging::item_spans(paging, &body).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((body, items))
+}
+
 /// Fetches a sequence and returns its items, forwarding its events to `tx` when given.
 async fn collect(
     client: &Client,

@@ -213,12 +213,9 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
                 )
                 .read_to_end(&mut body)
                 .map_err(|e| format!("{}: {}: {e}", at(), path.display()))?;
-                if entry.sha256.as_deref() != Some(crate::model::hex(&Sha256::digest(&body)).as_str()) {
-                    return Err(format!("{}: {} does not match its SHA-256", at(), path.display()));
-                }
-                let body = bytes::Bytes::from(body);
-                let items = crate::api::paging::item_spans(paging_of(dataset), &body)
-                    .map_err(|e| format!("{}: {}: {e}", at(), path.display()))?;
+                let (body, items) =
+                    super::verified_page(&path, body, entry.sha256.as_deref().unwrap_or_default(), paging_of(dataset))
+                        .map_err(|e| format!("{}: {e}", at()))?;
                 replayed.pages += 1;
                 replayed.bytes += body.len() as u64;
                 Event::Page(Page {

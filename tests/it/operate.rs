@@ -19,6 +19,17 @@ fn run(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> crate::helpers::F
     pcrecon(&args, env)
 }
 
+/// Starts `pcrecon run` in the background (to be killed, or to hold the lock).
+fn spawn_run(config: &Path) -> std::process::Child {
+    Command::new(bin())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("PCRECON_CLIENT_SECRET", "test-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn latest(out: &Path) -> PathBuf {
     out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim())
 }
@@ -145,13 +156,7 @@ fn a_run_killed_at_random_instants_never_shows_a_partial_file() {
     let config = write_config(&emulator, dir.path(), "");
     let out = dir.path().join("out");
     for delay_ms in [150, 400, 800, 1300, 2000] {
-        let mut child = Command::new(bin())
-            .args(["run", "--config", config.to_str().unwrap()])
-            .env("PCRECON_CLIENT_SECRET", "test-secret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_run(&config);
         std::thread::sleep(Duration::from_millis(delay_ms));
         // SIGKILL: no destructor, no flush.
         let _ = child.kill();
@@ -172,13 +177,7 @@ fn a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--latency-ms", "20"]);
     let config = write_config(&emulator, dir.path(), "");
-    let mut first = Command::new(bin())
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("PCRECON_CLIENT_SECRET", "test-secret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_run(&config);
     let lock = dir.path().join("out/.pcrecon.lock");
     for _ in 0..200 {
         if std::fs::read_to_string(&lock).is_ok_and(|t| !t.is_empty()) {
@@ -191,13 +190,7 @@ fn a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it() {
     assert!(second.stderr.contains(&format!("pid {}", first.id())), "names the holder: {}", second.stderr);
     assert!(first.wait().unwrap().success());
     // The lock died with its holder; a run killed holding it does not block the next.
-    let mut killed = Command::new(bin())
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("PCRECON_CLIENT_SECRET", "test-secret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut killed = spawn_run(&config);
     std::thread::sleep(Duration::from_millis(300));
     let _ = killed.kill();
     let _ = killed.wait();
