@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
-use crate::emulator::server::{FaultSpec, ServeSettings};
+use crate::emulator::server::{ExportSettings, FaultSpec, ServeSettings};
 use crate::emulator::world::dice::Ppm;
 use crate::emulator::world::{AnomalyRates, WorldSpec};
 
@@ -149,7 +149,7 @@ pub enum EmulatorCommand {
     /// Generate a seeded world (same arguments, byte-identical files) with its truth.json.
     Generate(GenerateArgs),
     /// Serve a world over HTTP on loopback, speaking the Partner Center API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 /// What world to generate. Every flag is optional so that `serve` can tell whether a world was
@@ -278,6 +278,18 @@ pub struct ServeArgs {
     /// summaries, statements, entitlements.
     #[arg(long)]
     pub require_app_user: bool,
+    /// v2 export: polls an operation answers "not ready" before it succeeds.
+    #[arg(long, default_value_t = 2)]
+    pub export_polls: u32,
+    /// v2 export: `Retry-After` seconds on operations that are not ready.
+    #[arg(long, default_value_t = 1)]
+    pub export_retry_after: u64,
+    /// v2 export: lines per file.
+    #[arg(long, default_value_t = 5000)]
+    pub blob_lines: usize,
+    /// v2 export: lifetime of a manifest's shared-access signature, in seconds.
+    #[arg(long, default_value_t = 43200)]
+    pub sas_ttl_secs: u64,
 }
 
 impl ServeArgs {
@@ -302,6 +314,12 @@ impl ServeArgs {
             continuation_ttl_secs: self.continuation_ttl_secs,
             rate_limit_per_minute: self.rate_limit_per_minute,
             require_app_user: self.require_app_user,
+            export: ExportSettings {
+                polls: self.export_polls,
+                retry_after_secs: self.export_retry_after,
+                blob_lines: self.blob_lines.max(1),
+                sas_ttl_secs: self.sas_ttl_secs,
+            },
         })
     }
 }

@@ -7,6 +7,7 @@
 //! client_id = "66666666-7777-8888-9999-000000000000"
 //! authority_url = "https://login.microsoftonline.com"     # default
 //! base_url = "https://api.partnercenter.microsoft.com"    # default
+//! graph_url = "https://graph.microsoft.com/v1.0"           # default: the v2 export (spec §12)
 //! max_in_flight = 4                                        # default
 //! client_secret_file = "/etc/pcrecon/client_secret"       # or PCRECON_CLIENT_SECRET
 //! refresh_token_file = "/etc/pcrecon/refresh_token"       # optional App+User (or PCRECON_REFRESH_TOKEN)
@@ -34,6 +35,14 @@
 //! invoices_from = "2025-01-01"                             # invoice date, inclusive
 //! invoices_to = "2025-03-31"
 //! unbilled_periods = ["current", "previous"]               # default
+//! api_version = "auto"                                     # or "v1", "v2", or per dataset:
+//! # api_version = { billed_consumption_line_items = "v2", unbilled_recon_line_items = "v1" }
+//!
+//! [extract.v2]                                           # the v2 export on Microsoft Graph
+//! recon_from = "2024-02"                                   # auto: billed recon of periods from here via v2
+//! usage_from = "2022-09"                                   # auto: billed usage of periods from here via v2
+//! attribute_set = "full"                                   # or "basic" (fewer columns filled)
+//! export_timeout_secs = 3600                               # wall clock from POST to a ready manifest
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -137,6 +146,7 @@ struct RawApi {
     client_id: String,
     authority_url: Option<String>,
     base_url: Option<String>,
+    graph_url: Option<String>,
     max_in_flight: Option<usize>,
     client_secret_file: Option<PathBuf>,
     refresh_token_file: Option<PathBuf>,
@@ -165,6 +175,93 @@ struct RawExtract {
     invoices_to: Option<toml::Value>,
     unbilled_periods: Option<Vec<String>>,
     currencies: Option<Vec<String>>,
+    api_version: Option<RawApiVersion>,
+    v2: Option<RawV2>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawApiVersion {
+    All(String),
+    PerDataset(std::collections::BTreeMap<String, String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawV2 {
+    recon_from: Option<String>,
+    usage_from: Option<String>,
+    attribute_set: Option<String>,
+    export_timeout_secs: Option<u64>,
+}
+
+/// Which API serves a line-item dataset that both serve (spec §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// Legacy invoices and periods before the cut-over via v1, the rest via v2.
+    Auto,
+    /// Always the v1 line-item calls.
+    V1,
+    /// Always the v2 export (legacy invoices, which v2 does not serve, stay on v1).
+    V2,
+}
+
+impl ApiVersion {
+    fn parse(name: &str, text: &str) -> Result<ApiVersion, ConfigError> {
+        match text {
+            "auto" => Ok(ApiVersion::Auto),
+            "v1" => Ok(ApiVersion::V1),
+            "v2" => Ok(ApiVersion::V2),
+            other => Err(ConfigError::Invalid(format!("{name}: {other:?} is not \"auto\", \"v1\" or \"v2\""))),
+        }
+    }
+}
+
+/// Line-item datasets the v2 export serves as well as v1.
+pub const V2_DATASETS: [&str; 4] = [
+    "billed_recon_line_items",
+    "billed_consumption_line_items",
+    "unbilled_recon_line_items",
+    "unbilled_consumption_line_items",
+];
+
+/// How the v2 export is used.
+#[derive(Debug, Clone)]
+pub struct V2Settings {
+    /// Microsoft Graph root (`https://graph.microsoft.com/v1.0`).
+    pub graph_url: Url,
+    /// Under `auto`, billed reconciliation of billing periods from this month (`YYYY-MM`) on.
+    pub recon_from: String,
+    /// Under `auto`, billed daily rated usage of billing periods from this month on.
+    pub usage_from: String,
+    /// `full` or `basic`.
+    pub attribute_set: &'static str,
+    /// Longest wait, wall clock, from an export request to its manifest.
+    pub export_timeout: Duration,
+}
+
+impl V2Settings {
+    /// The documented defaults, with a Graph root.
+    pub fn defaults(graph_url: Url) -> V2Settings {
+        V2Settings {
+            graph_url,
+            recon_from: "2024-02".into(),
+            usage_from: "2022-09".into(),
+            attribute_set: "full",
+            export_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `auto` for every dataset both APIs serve.
+pub fn auto_api_versions() -> std::collections::BTreeMap<&'static str, ApiVersion> {
+    V2_DATASETS.iter().map(|d| (*d, ApiVersion::Auto)).collect()
+}
+
+fn month(name: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    let valid = text.len() == 7 && NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").is_ok();
+    if valid { Ok(text) } else { Err(ConfigError::Invalid(format!("{name}: {text:?} is not a month (YYYY-MM)"))) }
 }
 
 /// How pcrecon talks to Partner Center.
@@ -214,12 +311,33 @@ pub struct ExtractSettings {
     pub unbilled_periods: Vec<&'static str>,
     /// Billing currencies for unbilled data (empty: those of the invoice summaries).
     pub currencies: Vec<String>,
+    /// Which API serves each of [`V2_DATASETS`].
+    pub api_version: std::collections::BTreeMap<&'static str, ApiVersion>,
+    /// The v2 export.
+    pub v2: V2Settings,
 }
 
 impl ExtractSettings {
     /// Whether a dataset is wanted.
     pub fn wants(&self, dataset: &str) -> bool {
         self.datasets.contains(&dataset)
+    }
+
+    /// Whether the v2 export serves a dataset: for billed data, of the billing period `period`
+    /// (`YYYY-MM`, `None` when unknown). Legacy invoices never get here: v2 does not serve them.
+    pub fn uses_v2(&self, dataset: &str, period: Option<&str>) -> bool {
+        match self.api_version.get(dataset) {
+            None | Some(ApiVersion::V1) => false,
+            Some(ApiVersion::V2) => true,
+            Some(ApiVersion::Auto) => {
+                let from = match dataset {
+                    "billed_recon_line_items" => &self.v2.recon_from,
+                    "billed_consumption_line_items" => &self.v2.usage_from,
+                    _ => return true,
+                };
+                period.is_none_or(|p| p >= from.as_str())
+            }
+        }
     }
 }
 
@@ -371,6 +489,46 @@ impl Settings {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let api_version = V2_DATASETS
+            .iter()
+            .map(|d| {
+                let chosen = match &raw.extract.api_version {
+                    None => Ok(ApiVersion::Auto),
+                    Some(RawApiVersion::All(text)) => ApiVersion::parse("extract.api_version", text),
+                    Some(RawApiVersion::PerDataset(map)) => map
+                        .get(*d)
+                        .map_or(Ok(ApiVersion::Auto), |t| ApiVersion::parse(&format!("extract.api_version.{d}"), t)),
+                };
+                chosen.map(|v| (*d, v))
+            })
+            .collect::<Result<_, _>>()?;
+        if let Some(RawApiVersion::PerDataset(map)) = &raw.extract.api_version
+            && let Some(unknown) = map.keys().find(|k| !V2_DATASETS.contains(&k.as_str()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "extract.api_version.{unknown}: only {} have two APIs",
+                V2_DATASETS.join(", ")
+            )));
+        }
+        let raw_v2 = raw.extract.v2.unwrap_or_default();
+        let v2 = V2Settings {
+            graph_url: checked_url(
+                "api.graph_url",
+                raw.api.graph_url.as_deref().unwrap_or("https://graph.microsoft.com/v1.0"),
+            )?,
+            recon_from: month("extract.v2.recon_from", raw_v2.recon_from, "2024-02")?,
+            usage_from: month("extract.v2.usage_from", raw_v2.usage_from, "2022-09")?,
+            attribute_set: match raw_v2.attribute_set.as_deref().unwrap_or("full") {
+                "full" => "full",
+                "basic" => "basic",
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "extract.v2.attribute_set: {other:?} is not \"full\" or \"basic\""
+                    )));
+                }
+            },
+            export_timeout: Duration::from_secs(raw_v2.export_timeout_secs.unwrap_or(3600).max(1)),
+        };
         let tenant_id = raw.api.tenant_id.trim().to_owned();
         if tenant_id.is_empty() || raw.api.client_id.trim().is_empty() {
             return Err(ConfigError::Invalid("api.tenant_id and api.client_id must not be empty".into()));
@@ -434,6 +592,8 @@ impl Settings {
                 invoices_to: date("extract.invoices_to", raw.extract.invoices_to)?,
                 unbilled_periods,
                 currencies: raw.extract.currencies.unwrap_or_default().iter().map(|c| c.to_uppercase()).collect(),
+                api_version,
+                v2,
             },
         })
     }

@@ -65,7 +65,7 @@ impl From<PagingError> for RunError {
     fn from(e: PagingError) -> Self {
         match &e {
             PagingError::Api(api) if api.is_auth() => RunError::Auth(e.to_string()),
-            PagingError::Api(_) => RunError::Api(e.to_string()),
+            PagingError::Api(_) | PagingError::Export { .. } => RunError::Api(e.to_string()),
             PagingError::Malformed { .. } => RunError::Data(e.to_string()),
             PagingError::Closed | PagingError::Cache(_) => RunError::Io(e.to_string()),
         }
@@ -423,13 +423,18 @@ fn previous_manifest(out: &Path) -> Option<(String, Manifest)> {
     serde_json::from_slice(&bytes).ok().map(|m| (id, m))
 }
 
-/// Invoices whose content differs from the previous snapshot's, and how many are new.
+/// Invoices whose content or v2 eTag differs from the previous snapshot's, and how many are
+/// new. An invoice whose datasets moved between v1 and v2 is served in another form, so its
+/// content cannot be compared: it is logged, not called restated.
 fn restatements(previous: Option<&Manifest>, manifest: &Manifest) -> (Vec<String>, u64) {
     let Some(previous) = previous else { return (Vec::new(), 0) };
     let mut restated = Vec::new();
     let mut new = 0;
     for (invoice, lineage) in &manifest.lineage {
         match previous.lineage.get(invoice) {
+            Some(before) if !before.etags.keys().eq(lineage.etags.keys()) => {
+                tracing::info!(event = "invoice_source_changed", invoice = %invoice, v2_before = ?before.etags.keys().collect::<Vec<_>>(), v2_now = ?lineage.etags.keys().collect::<Vec<_>>());
+            }
             Some(before) if before != lineage => restated.push(invoice.clone()),
             Some(_) => {}
             None => new += 1,
@@ -597,6 +602,7 @@ pub fn demo(
         continuation_ttl_secs: 900,
         rate_limit_per_minute: 0,
         require_app_user: false,
+        export: crate::emulator::server::ExportSettings::default(),
     };
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -618,6 +624,7 @@ pub fn demo(
     let addr =
         addr_rx.recv().map_err(|_| RunError::Io("the emulator did not start".into()))?.map_err(RunError::Data)?;
     let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| RunError::Io(e.to_string()))?;
+    let graph = base.join("v1.0").map_err(|e| RunError::Io(e.to_string()))?;
     let settings = Settings {
         api: ApiSettings {
             tenant_id: "demo-partner".into(),
@@ -645,6 +652,8 @@ pub fn demo(
             invoices_to: None,
             unbilled_periods: vec!["current", "previous"],
             currencies: Vec::new(),
+            api_version: crate::config::auto_api_versions(),
+            v2: crate::config::V2Settings::defaults(graph),
         },
     };
     run(&settings, &RunOptions::default())
@@ -763,17 +772,19 @@ pub fn dry_run(settings: &Settings, refresh: bool) -> Result<DryRun, RunError> {
         .sequences
         .iter()
         .map(|planned| {
-            let first = extract::relative_first(&client, &planned.seq);
-            let cached = cache.reusable(&planned.seq, first, &planned.reuse);
+            let first = extract::sequence_key(&client, &planned.seq);
+            let cached = cache.reusable(&planned.seq, &first, &planned.reuse);
+            // A v2 export needs at least its request, one poll, its manifest and one file.
+            let fetch_requests = if planned.seq.export.is_some() { 4 } else { 1 };
             let (action, requests) = match &cached {
                 Some(c) if c.carried => ("carry", 0),
                 Some(_) => ("resume", 0),
-                None => ("fetch", 1),
+                None => ("fetch", fetch_requests),
             };
             PlannedSequence {
                 dataset: planned.seq.dataset,
                 scope: planned.seq.scope.clone(),
-                api: "v1",
+                api: planned.seq.api(),
                 action,
                 requests,
                 files: planned_files(planned),

@@ -20,7 +20,14 @@ pub enum TokenKind {
     App,
     /// App+User (refresh token), where configured; app-only otherwise.
     User,
+    /// App-only, for Microsoft Graph (the v2 export, spec §12): its own audience and scope.
+    Graph,
+    /// None: the URL carries a shared-access signature (blob storage).
+    Sas,
 }
+
+/// The scope of Microsoft Graph tokens (application permission `PartnerBilling.Read.All`).
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +80,7 @@ struct Cached {
 pub struct TokenProvider {
     credentials: Credentials,
     app: Mutex<Option<Cached>>,
+    graph: Mutex<Option<Cached>>,
     user: Mutex<(Option<Cached>, Option<SecretString>)>,
 }
 
@@ -113,7 +121,7 @@ impl TokenProvider {
     /// A provider for some credentials.
     pub fn new(credentials: Credentials) -> TokenProvider {
         let refresh = credentials.refresh_token.clone();
-        TokenProvider { credentials, app: Mutex::new(None), user: Mutex::new((None, refresh)) }
+        TokenProvider { credentials, app: Mutex::new(None), graph: Mutex::new(None), user: Mutex::new((None, refresh)) }
     }
 
     /// A valid token of a kind, fetched or refreshed with `http` if needed.
@@ -141,7 +149,10 @@ impl TokenProvider {
                 return Ok(token);
             }
         }
-        let mut app = self.app.lock().await;
+        let (mut app, scope) = match kind {
+            TokenKind::Graph => (self.graph.lock().await, GRAPH_SCOPE),
+            _ => (self.app.lock().await, self.credentials.scope.as_str()),
+        };
         if let Some(c) = app.as_ref().filter(|c| Instant::now() < c.refresh_at) {
             return Ok(c.token.clone());
         }
@@ -149,7 +160,7 @@ impl TokenProvider {
             ("grant_type", "client_credentials"),
             ("client_id", self.credentials.client_id.as_str()),
             ("client_secret", self.credentials.client_secret.expose_secret()),
-            ("scope", self.credentials.scope.as_str()),
+            ("scope", scope),
         ];
         let (cached, _) = self.request(http, "client_credentials", &form).await?;
         let token = cached.token.clone();
@@ -161,11 +172,12 @@ impl TokenProvider {
     /// already replaced by another task is left alone.
     pub async fn invalidate(&self, refused: &SecretString) {
         let same = |c: &Option<Cached>| c.as_ref().is_some_and(|c| c.token.expose_secret() == refused.expose_secret());
-        let mut app = self.app.lock().await;
-        if same(&app) {
-            *app = None;
+        for cache in [&self.app, &self.graph] {
+            let mut cached = cache.lock().await;
+            if same(&cached) {
+                *cached = None;
+            }
         }
-        drop(app);
         let mut user = self.user.lock().await;
         if same(&user.0) {
             user.0 = None;

@@ -9,6 +9,7 @@
 //! other 4xx fail at once with the dataset, scope, page and `MS-RequestId` in the error.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -116,6 +117,15 @@ pub struct Call<'a> {
     pub token: TokenKind,
     /// Where it belongs.
     pub context: &'a Context,
+    /// A JSON body to `POST`; without one the call is a `GET`.
+    pub json: Option<&'a [u8]>,
+}
+
+impl<'a> Call<'a> {
+    /// A `GET` of `url` that accepts JSON.
+    pub fn get(url: &'a str, token: TokenKind, context: &'a Context) -> Call<'a> {
+        Call { url, headers: &[], accept: "application/json", token, context, json: None }
+    }
 }
 
 /// A response that arrived whole.
@@ -127,6 +137,10 @@ pub struct Response {
     pub request_id: String,
     /// When the body arrived.
     pub fetched_at: chrono::DateTime<chrono::Utc>,
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
 }
 
 /// Counters of a run.
@@ -213,7 +227,7 @@ pub fn describe_transport(e: &reqwest::Error) -> String {
 }
 
 /// Seconds or an HTTP date, as `Retry-After` may say.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -232,6 +246,17 @@ fn error_detail(body: &[u8]) -> String {
         (_, _, _, Some(code)) => code,
         _ => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
     }
+}
+
+/// Streams a response body into a new file; a failure says why without the URL.
+async fn stream_to_file(mut response: reqwest::Response, path: &Path) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let shown = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let mut file = tokio::fs::File::create(path).await.map_err(shown)?;
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe_transport(&e))? {
+        file.write_all(&chunk).await.map_err(shown)?;
+    }
+    file.flush().await.map_err(shown)
 }
 
 /// Fresh tokens one call may ask for after 401 answers.
@@ -317,14 +342,26 @@ impl Client {
 
     /// Makes one call; returns the whole body of its 2xx answer.
     pub async fn get(&self, call: &Call<'_>) -> Result<Response, ApiError> {
+        self.send(call, None).await
+    }
+
+    /// Makes one call and streams the body of its 2xx answer into the file `to` (created or
+    /// truncated at every attempt); the response's `body` is empty.
+    pub async fn download(&self, call: &Call<'_>, to: &Path) -> Result<Response, ApiError> {
+        self.send(call, Some(to)).await
+    }
+
+    async fn send(&self, call: &Call<'_>, to: Option<&Path>) -> Result<Response, ApiError> {
         let Call { url, context, .. } = *call;
         let request_id = uuid::Uuid::new_v4().to_string();
-        let path = url.strip_prefix(&self.base).unwrap_or(url).to_owned();
+        // A shared-access signature in a query is a credential: errors and logs never show it.
+        let shown = if call.token == TokenKind::Sas { url.split('?').next().unwrap_or(url) } else { url };
+        let path = shown.strip_prefix(&self.base).unwrap_or(shown).to_owned();
         let mut retries = 0u32;
         let mut throttled = 0u32;
         let mut renewals = 0u32;
         loop {
-            match self.attempt(call, &request_id, &path, &mut renewals).await {
+            match self.attempt(call, &request_id, &path, &mut renewals, to).await {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Retry { wait, reason, throttled: was_throttled } => {
@@ -352,8 +389,15 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, call: &Call<'_>, request_id: &str, path: &str, renewals: &mut u32) -> Attempt {
-        let Call { url, headers, accept, token: kind, context } = *call;
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        request_id: &str,
+        path: &str,
+        renewals: &mut u32,
+        to: Option<&Path>,
+    ) -> Attempt {
+        let Call { url, headers, accept, token: kind, context, json } = *call;
         let permit = loop {
             self.wait_for_deadline().await;
             let Ok(permit) = self.permits.acquire().await else {
@@ -370,17 +414,29 @@ impl Client {
                 break permit;
             }
         };
-        let token = match self.auth.token(&self.http, kind).await {
-            Ok(t) => t,
-            Err(e) if e.is_transient() => {
-                return Attempt::Retry { wait: self.backoff(0), reason: e.to_string(), throttled: false };
-            }
-            Err(source) => return Attempt::Fatal(ApiError::Auth { context: context.clone(), source }),
+        let token = match kind {
+            TokenKind::Sas => None,
+            _ => match self.auth.token(&self.http, kind).await {
+                Ok(t) => Some(t),
+                Err(e) if e.is_transient() => {
+                    return Attempt::Retry { wait: self.backoff(0), reason: e.to_string(), throttled: false };
+                }
+                Err(source) => return Attempt::Fatal(ApiError::Auth { context: context.clone(), source }),
+            },
         };
-        let mut request = self
-            .http
-            .get(url)
-            .header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+        let mut request = match json {
+            Some(body) => self
+                .http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("client-request-id", request_id)
+                .body(body.to_vec()),
+            None => self.http.get(url),
+        };
+        if let Some(token) = &token {
+            request = request.header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
+        }
+        let mut request = request
             .header(ACCEPT, accept)
             .header("MS-RequestId", request_id)
             .header("MS-CorrelationId", &self.correlation_id)
@@ -399,19 +455,24 @@ impl Client {
         };
         let status = response.status().as_u16();
         let response_headers = response.headers().clone();
-        let body = response.bytes().await;
+        let body = match to {
+            Some(path) if (200..300).contains(&status) => stream_to_file(response, path).await.map(|()| Bytes::new()),
+            _ => response.bytes().await.map_err(|e| describe_transport(&e)),
+        };
         drop(permit);
         let body = match body {
             Ok(b) => b,
-            Err(e) => {
-                return Attempt::Retry { wait: self.backoff(1), reason: describe_transport(&e), throttled: false };
-            }
+            Err(reason) => return Attempt::Retry { wait: self.backoff(1), reason, throttled: false },
         };
         tracing::debug!(event = "response", dataset = context.dataset, scope = %context.scope, page = context.page, status, request_id, bytes = body.len());
         match status {
-            200..=299 => {
-                Attempt::Done(Response { body, request_id: request_id.to_owned(), fetched_at: chrono::Utc::now() })
-            }
+            200..=299 => Attempt::Done(Response {
+                body,
+                request_id: request_id.to_owned(),
+                fetched_at: chrono::Utc::now(),
+                status,
+                headers: response_headers,
+            }),
             429 => {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
                 let wait = retry_after(&response_headers).unwrap_or(self.policy.default_retry_after);
@@ -424,10 +485,12 @@ impl Client {
             }
             // A refused token is replaced and the call retried with the new one; a fresh token
             // refused again and again means the credentials themselves are not accepted.
-            401 if *renewals < MAX_TOKEN_RENEWALS => {
+            401 if *renewals < MAX_TOKEN_RENEWALS
+                && let Some(token) = &token =>
+            {
                 self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
                 *renewals += 1;
-                self.auth.invalidate(&token).await;
+                self.auth.invalidate(token).await;
                 Attempt::Retry {
                     wait: Duration::ZERO,
                     reason: "HTTP 401: token refused, fetched a new one".into(),

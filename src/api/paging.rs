@@ -27,6 +27,8 @@ pub enum Paging {
     Seek,
     /// Bytes that are not JSON (a PDF statement).
     Document,
+    /// JSON lines from the files of a v2 export (spec §12): one item per non-empty line.
+    Lines,
 }
 
 /// One sequence of pages to fetch: an endpoint for one scope.
@@ -42,6 +44,30 @@ pub struct Sequence {
     pub paging: Paging,
     /// Token kind the endpoint needs.
     pub token: TokenKind,
+    /// The JSON body of a v2 export request (`POST first`); `None` for v1 sequences.
+    pub export: Option<String>,
+}
+
+impl Sequence {
+    /// Which API serves the sequence (`v1`, or `v2` for the Graph export).
+    pub fn api(&self) -> &'static str {
+        if self.export.is_some() { "v2" } else { "v1" }
+    }
+}
+
+/// Where the rows of a sequence served by the v2 export came from (spec §12.3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ExportLineage {
+    /// The export operation.
+    pub operation_id: String,
+    /// Its manifest.
+    pub manifest_id: String,
+    /// The data version.
+    pub etag: String,
+    /// `full` or `basic`.
+    pub attribute_set: String,
+    /// The files read, in order.
+    pub blobs: Vec<String>,
 }
 
 /// One page as received.
@@ -65,6 +91,8 @@ pub struct Page {
     pub body: Bytes,
     /// Byte ranges of the items within `body`.
     pub items: Vec<Range<usize>>,
+    /// How the body holds its items.
+    pub paging: Paging,
 }
 
 impl Page {
@@ -102,6 +130,8 @@ pub enum Event {
         pages: u32,
         /// Items of that attempt.
         items: u64,
+        /// The v2 export that served it.
+        export: Option<Box<ExportLineage>>,
     },
 }
 
@@ -122,6 +152,16 @@ pub enum PagingError {
         request_id: String,
         /// Parser message.
         detail: String,
+    },
+    /// The v2 export did not give its data (spec §12).
+    #[error("{context}: the v2 export {detail}")]
+    Export {
+        /// Where.
+        context: Context,
+        /// What happened.
+        detail: String,
+        /// The operation failed with code 5000 ("no data available"): v2 does not serve this.
+        no_data: bool,
     },
     /// The consumer went away.
     #[error("the consumer of the extracted pages stopped")]
@@ -209,7 +249,28 @@ pub fn item_spans(paging: Paging, body: &Bytes) -> Result<Vec<Range<usize>>, Str
         Paging::Document => Ok(std::iter::once(0..body.len()).collect()),
         Paging::Single => single_item(body).map(|p| p.items),
         Paging::Unpaged | Paging::Offset | Paging::Seek => parse_collection(body).map(|p| p.items),
+        Paging::Lines => Ok(line_spans(body)),
     }
+}
+
+/// The non-blank lines of a body, without their line ends.
+pub fn line_spans(body: &[u8]) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let mut line = start..end;
+        while line.end > line.start && body[line.end - 1].is_ascii_whitespace() {
+            line.end -= 1;
+        }
+        while line.start < line.end && body[line.start].is_ascii_whitespace() {
+            line.start += 1;
+        }
+        if !line.is_empty() {
+            spans.push(line);
+        }
+        start = end + 1;
+    }
+    spans
 }
 
 impl Paging {
@@ -221,12 +282,13 @@ impl Paging {
             Paging::Offset => "offset",
             Paging::Seek => "seek",
             Paging::Document => "document",
+            Paging::Lines => "lines",
         }
     }
 
     /// The paging style of a [`Paging::name`].
     pub fn from_name(name: &str) -> Option<Paging> {
-        [Paging::Single, Paging::Unpaged, Paging::Offset, Paging::Seek, Paging::Document]
+        [Paging::Single, Paging::Unpaged, Paging::Offset, Paging::Seek, Paging::Document, Paging::Lines]
             .into_iter()
             .find(|p| p.name() == name)
     }
@@ -282,7 +344,7 @@ fn next_page(
             };
             Some(NextPage { url, headers: link.headers.into_iter().map(|h| (h.key, h.value)).collect() })
         }
-        Paging::Single | Paging::Unpaged | Paging::Document => None,
+        Paging::Single | Paging::Unpaged | Paging::Document | Paging::Lines => None,
     }
 }
 
@@ -306,7 +368,8 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
             let context = Context { dataset: seq.dataset, scope: seq.scope.clone(), page: number };
             let mut refetch = 0;
             let (response, items, next) = loop {
-                let call = Call { url: &url, headers: &headers, accept, token: seq.token, context: &context };
+                let call =
+                    Call { url: &url, headers: &headers, accept, token: seq.token, context: &context, json: None };
                 let response = match client.get(&call).await {
                     Ok(r) => r,
                     // A continuation token refused or expired mid-sequence: start again from page 1.
@@ -332,6 +395,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                 let parsed = match seq.paging {
                     Paging::Document => Ok(Parsed::whole(0, response.body.len())),
                     Paging::Single => single_item(&response.body),
+                    Paging::Lines => Ok(Parsed { items: line_spans(&response.body), next: None, token: None }),
                     _ => parse_collection(&response.body),
                 };
                 match parsed {
@@ -357,6 +421,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                 fetched_at: response.fetched_at,
                 body: response.body,
                 items,
+                paging: seq.paging,
             };
             let empty = page.items.is_empty();
             tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
@@ -375,6 +440,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                         attempt,
                         pages: number,
                         items: items_total,
+                        export: None,
                     };
                     tx.send(done).await.map_err(|_| PagingError::Closed)?;
                     return Ok(items_total);
@@ -414,6 +480,14 @@ mod tests {
         );
         assert_eq!(with_param("http://h/v1/x", "offset", "4"), "http://h/v1/x?offset=4");
         assert_eq!(query_value("http://h/v1/x?Offset=7&b=2", "offset").as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn json_lines_are_split_on_line_ends_and_blank_lines_skipped() {
+        let body = b"{\"a\":1}\r\n\n  {\"b\":2}\n{\"c\":3}";
+        let texts: Vec<&[u8]> = line_spans(body).into_iter().map(|r| &body[r]).collect();
+        assert_eq!(texts, [&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"]);
+        assert!(line_spans(b"\n \n").is_empty());
     }
 
     #[test]

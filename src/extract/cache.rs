@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::raw::scope_name;
-use crate::api::paging::{Event, Page, Paging, PagingError, Sequence};
+use crate::api::paging::{Event, ExportLineage, Page, Paging, PagingError, Sequence};
 use crate::model::hex;
 
 const MARKER: &str = "sequence.json";
@@ -66,6 +66,8 @@ struct Marker {
     attempt: String,
     items: u64,
     pages: Vec<PageEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    export: Option<ExportLineage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +136,11 @@ impl PageCache {
         };
         let text = serde_json::to_vec_pretty(&attempt).map_err(io::Error::other)?;
         write_atomically(&root.join(ATTEMPT), &text)?;
+        // Files a killed run left half-downloaded are never used: they are fetched again.
+        match fs::remove_dir_all(root.join("spool")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         Ok(PageCache { root, attempt, refresh })
     }
 
@@ -146,6 +153,11 @@ impl PageCache {
             run_id: String::new(),
         });
         PageCache { root, attempt, refresh }
+    }
+
+    /// Where v2 export files wait, whole, before their lines are used (emptied at every open).
+    pub fn spool(&self) -> PathBuf {
+        self.root.join("spool")
     }
 
     /// The attempt this run belongs to.
@@ -211,6 +223,7 @@ impl PageCache {
                     .unwrap_or_default(),
                 body,
                 items,
+                paging,
             };
             tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
         }
@@ -220,6 +233,7 @@ impl PageCache {
             attempt: 1,
             pages: cached.marker.pages.len() as u32,
             items: items_total,
+            export: cached.marker.export.map(Box::new),
         };
         tx.send(done).await.map_err(|_| PagingError::Closed)?;
         Ok(true)
@@ -248,6 +262,7 @@ impl PageCache {
                 attempt: self.attempt.id.clone(),
                 items: 0,
                 pages: Vec::new(),
+                export: None,
             },
             current_attempt: 1,
         })
@@ -256,7 +271,7 @@ impl PageCache {
     /// After a publication: the attempt is over, and only billed invoices' sequences stay.
     pub fn finish_attempt(&self) -> io::Result<()> {
         fs::remove_file(self.root.join(ATTEMPT))?;
-        for dataset in fs::read_dir(&self.root)?.flatten().filter(|e| e.path().is_dir()) {
+        for dataset in fs::read_dir(&self.root)?.flatten().filter(|e| e.path().is_dir() && e.file_name() != "spool") {
             for scope in fs::read_dir(dataset.path())?.flatten() {
                 let keep = fs::read(scope.path().join(MARKER))
                     .ok()
@@ -308,8 +323,9 @@ impl Recorder {
                 });
             }
             Event::Restart { .. } => self.marker.pages.clear(),
-            Event::Done { items, .. } => {
+            Event::Done { items, export, .. } => {
                 self.marker.items = *items;
+                self.marker.export = export.as_deref().cloned();
                 let keep: std::collections::HashSet<&str> = self.marker.pages.iter().map(|p| p.file.as_str()).collect();
                 for entry in fs::read_dir(&self.dir)?.flatten() {
                     if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
@@ -337,6 +353,7 @@ mod tests {
             first: "http://h/v1/x".into(),
             paging: Paging::Seek,
             token: TokenKind::App,
+            export: None,
         }
     }
 
@@ -352,6 +369,7 @@ mod tests {
             fetched_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             items: item_spans(Paging::Seek, &body).unwrap(),
             body,
+            paging: Paging::Seek,
         })
     }
 
@@ -367,8 +385,14 @@ mod tests {
         .unwrap();
         r.record(&page(scope, 2, 1, br#"{"items":[{"a":1.50}]}"#)).unwrap();
         r.record(&page(scope, 2, 2, br#"{"items":[{"b":2},{"c":3}]}"#)).unwrap();
-        let done =
-            Event::Done { dataset: "billed_recon_line_items", scope: scope.into(), attempt: 2, pages: 2, items: 3 };
+        let done = Event::Done {
+            dataset: "billed_recon_line_items",
+            scope: scope.into(),
+            attempt: 2,
+            pages: 2,
+            items: 3,
+            export: None,
+        };
         r.record(&done).unwrap();
     }
 

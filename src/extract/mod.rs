@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod dump;
+pub mod export;
 pub mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +58,9 @@ pub struct Planned {
     pub reuse: Reuse,
     /// The invoice's billing month (`YYYY-MM`), where the invoice list tells it.
     pub month: Option<String>,
+    /// The v1 sequence that stands in when the v2 export of `seq`, chosen by `auto`, has no data
+    /// (operation failed with code 5000).
+    pub fallback: Option<Sequence>,
 }
 
 /// What a run will fetch, as found by discovery.
@@ -179,16 +183,81 @@ fn wants_invoice(settings: &ExtractSettings, inv: &InvoiceHead) -> bool {
     }
 }
 
-/// The sequences of one invoice: the invoice itself, its statement, and its line items.
-fn invoice_sequences(client: &Client, settings: &ExtractSettings, inv: &InvoiceHead, out: &mut Vec<Sequence>) {
+/// The billing month of an invoice: its period's start, or else the month before it was issued
+/// (new-commerce invoices are issued in the month after their period).
+fn billing_month(inv: &InvoiceHead) -> Option<String> {
+    if let Some(start) = inv.billing_period_start_date.as_deref().and_then(|d| d.get(..7)) {
+        return Some(start.to_owned());
+    }
+    let issued = inv.invoice_date.as_deref().and_then(date_part)?;
+    let previous = chrono::Datelike::with_day(&issued, 1)?.pred_opt()?;
+    Some(previous.format("%Y-%m").to_string())
+}
+
+/// The v2 export request for a line-item dataset (spec §12.1): its URL and JSON body.
+fn export_sequence(
+    settings: &ExtractSettings,
+    dataset: &'static str,
+    scope: String,
+    body: serde_json::Value,
+) -> Sequence {
+    let (kind, billed) =
+        crate::model::v2::ExportKind::of_dataset(dataset).unwrap_or((crate::model::v2::ExportKind::Usage, true));
+    let root = settings.v2.graph_url.as_str().trim_end_matches('/');
+    let state = if billed { "billed" } else { "unbilled" };
+    let mut body = body;
+    body["attributeSet"] = settings.v2.attribute_set.into();
+    Sequence {
+        dataset,
+        scope,
+        first: format!("{root}/reports/partners/billing/{}/{state}/export", kind.segment()),
+        paging: Paging::Lines,
+        token: TokenKind::Graph,
+        export: Some(body.to_string()),
+    }
+}
+
+/// A line-item sequence through the API that serves it: the v2 export when `settings` route the
+/// dataset there (with the v1 sequence as fallback under `auto`), else `v1` itself.
+fn routed(
+    settings: &ExtractSettings,
+    v1: Sequence,
+    period: Option<&str>,
+    body: serde_json::Value,
+) -> (Sequence, Option<Sequence>) {
+    if !settings.uses_v2(v1.dataset, period) {
+        return (v1, None);
+    }
+    let v2 = export_sequence(settings, v1.dataset, v1.scope.clone(), body);
+    let auto = settings.api_version.get(v1.dataset) == Some(&crate::config::ApiVersion::Auto);
+    (v2, auto.then_some(v1))
+}
+
+/// The sequences of one invoice: the invoice itself, its statement, and its line items, each
+/// with its v1 fallback where it goes through the v2 export.
+fn invoice_sequences(
+    client: &Client,
+    settings: &ExtractSettings,
+    inv: &InvoiceHead,
+    out: &mut Vec<(Sequence, Option<Sequence>)>,
+) {
     let id = &inv.id;
-    let seq =
-        |dataset, first: String, paging| Sequence { dataset, scope: id.clone(), first, paging, token: TokenKind::User };
+    let seq = |dataset, first: String, paging| Sequence {
+        dataset,
+        scope: id.clone(),
+        first,
+        paging,
+        token: TokenKind::User,
+        export: None,
+    };
     if settings.wants("invoices") {
-        out.push(seq("invoices", url(client, &format!("/invoices/{id}")), Paging::Single));
+        out.push((seq("invoices", url(client, &format!("/invoices/{id}")), Paging::Single), None));
     }
     if settings.wants("documents") {
-        out.push(seq("documents", url(client, &format!("/invoices/{id}/documents/statement")), Paging::Document));
+        out.push((
+            seq("documents", url(client, &format!("/invoices/{id}/documents/statement")), Paging::Document),
+            None,
+        ));
     }
     let app = |dataset, path: String, paging| Sequence {
         dataset,
@@ -196,6 +265,7 @@ fn invoice_sequences(client: &Client, settings: &ExtractSettings, inv: &InvoiceH
         first: url(client, &path),
         paging,
         token: TokenKind::App,
+        export: None,
     };
     if id.starts_with('D') {
         let mut pairs: BTreeSet<(String, String)> = inv
@@ -222,21 +292,25 @@ fn invoice_sequences(client: &Client, settings: &ExtractSettings, inv: &InvoiceH
                 let path = format!(
                     "/invoices/{id}/lineitems?provider={provider}&invoicelineitemtype={kind}&size=2000&offset=0"
                 );
-                out.push(app(dataset, path, Paging::Offset));
+                out.push((app(dataset, path, Paging::Offset), None));
             }
         }
     } else {
+        let period = billing_month(inv);
+        let body = serde_json::json!({ "invoiceId": id });
         if settings.wants("billed_recon_line_items") {
             let path =
                 format!("/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=billinglineitems&size=2000");
-            out.push(app("billed_recon_line_items", path, Paging::Seek));
+            let v1 = app("billed_recon_line_items", path, Paging::Seek);
+            out.push(routed(settings, v1, period.as_deref(), body.clone()));
         }
         if settings.wants("billed_consumption_line_items") {
             let ccy = &inv.currency_code;
             let path = format!(
                 "/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={ccy}&period=previous&size=2000"
             );
-            out.push(app("billed_consumption_line_items", path, Paging::Seek));
+            let v1 = app("billed_consumption_line_items", path, Paging::Seek);
+            out.push(routed(settings, v1, period.as_deref(), body));
         }
     }
 }
@@ -257,6 +331,7 @@ pub async fn discover(
         first: url(client, path),
         paging,
         token,
+        export: None,
     };
 
     // Discovery: the invoice list. Its pages are kept as `invoice_list` (what the list showed);
@@ -311,7 +386,12 @@ pub async fn discover(
             None => Reuse::Attempt,
         };
         let month = inv.billing_period_start_date.as_deref().and_then(|d| d.get(..7)).map(str::to_owned);
-        sequences.extend(of_invoice.into_iter().map(|seq| Planned { seq, reuse: reuse.clone(), month: month.clone() }));
+        sequences.extend(of_invoice.into_iter().map(|(seq, fallback)| Planned {
+            seq,
+            reuse: reuse.clone(),
+            month: month.clone(),
+            fallback,
+        }));
     }
 
     let summaries = collect(
@@ -328,7 +408,7 @@ pub async fn discover(
             }
         }
     }
-    let attempt_only = |seq| Planned { seq, reuse: Reuse::Attempt, month: None };
+    let attempt_only = |(seq, fallback)| Planned { seq, reuse: Reuse::Attempt, month: None, fallback };
     for currency in currencies.iter().filter(|c| !c.is_empty()) {
         for period in &settings.unbilled_periods {
             for (dataset, kind) in [
@@ -339,13 +419,18 @@ pub async fn discover(
                     let path = format!(
                         "/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype={kind}&currencycode={currency}&period={period}&size=2000"
                     );
-                    sequences.push(attempt_only(Sequence {
+                    let v1 = Sequence {
                         dataset,
                         scope: format!("{currency}/{period}"),
                         first: url(client, &path),
                         paging: Paging::Seek,
                         token: TokenKind::App,
-                    }));
+                        export: None,
+                    };
+                    // v1 says `previous` for what v2 calls `last` (spec §12.1).
+                    let billing_period = if *period == "previous" { "last" } else { "current" };
+                    let body = serde_json::json!({ "currencyCode": currency, "billingPeriod": billing_period });
+                    sequences.push(attempt_only(routed(settings, v1, None, body)));
                 }
             }
         }
@@ -365,13 +450,17 @@ pub async fn discover(
                 ("entitlements", format!("/customers/{id}/entitlements?showExpiry=true"), TokenKind::User),
             ] {
                 if settings.wants(dataset) {
-                    sequences.push(attempt_only(Sequence {
-                        dataset,
-                        scope: id.clone(),
-                        first: url(client, &path),
-                        paging: Paging::Unpaged,
-                        token,
-                    }));
+                    sequences.push(attempt_only((
+                        Sequence {
+                            dataset,
+                            scope: id.clone(),
+                            first: url(client, &path),
+                            paging: Paging::Unpaged,
+                            token,
+                            export: None,
+                        },
+                        None,
+                    )));
                 }
             }
         }
@@ -412,11 +501,22 @@ pub async fn extract(
     );
     let mut report = ExtractReport { sequences: plan.sequences.len() as u64, ..ExtractReport::default() };
     let (first, rest): (Vec<Planned>, Vec<Planned>) = plan.sequences.into_iter().partition(|p| is_first(p.seq.dataset));
-    for batch in [first, rest] {
-        let (carried, resumed) = run_batch(&client, batch, cache.clone(), &tx).await?;
-        report.carried += carried;
-        report.resumed += resumed;
-    }
+    let spool = match &cache {
+        Some(cache) => cache.spool(),
+        None => std::env::temp_dir().join(format!("pcrecon-spool-{}", uuid::Uuid::new_v4().simple())),
+    };
+    std::fs::create_dir_all(&spool).map_err(|e| PagingError::Cache(format!("{}: {e}", spool.display())))?;
+    let batches = async {
+        for batch in [first, rest] {
+            let (carried, resumed) = run_batch(&client, settings, &spool, batch, cache.clone(), &tx).await?;
+            report.carried += carried;
+            report.resumed += resumed;
+        }
+        Ok::<_, PagingError>(())
+    };
+    let finished = batches.await;
+    let _ = std::fs::remove_dir_all(&spool);
+    finished?;
     report.requests = client.stats.requests.load(Ordering::Relaxed);
     report.retries = client.stats.retries.load(Ordering::Relaxed);
     report.throttled = client.stats.throttled.load(Ordering::Relaxed);
@@ -424,9 +524,14 @@ pub async fn extract(
     Ok(report)
 }
 
-/// A sequence's first URL relative to the API root: what the cache knows it by.
-pub fn relative_first<'a>(client: &Client, seq: &'a Sequence) -> &'a str {
-    seq.first.strip_prefix(client.base()).unwrap_or(&seq.first)
+/// A sequence's first URL relative to the API root, and for a v2 export its request body: what
+/// the cache knows it by.
+pub fn sequence_key(client: &Client, seq: &Sequence) -> String {
+    let first = seq.first.strip_prefix(client.base()).unwrap_or(&seq.first);
+    match &seq.export {
+        Some(body) => format!("POST {first} {body}"),
+        None => first.to_owned(),
+    }
 }
 
 /// Where one sequence's pages came from.
@@ -436,20 +541,61 @@ enum Origin {
     Resumed,
 }
 
-/// Replays a sequence from the cache when it may, else fetches it, recording it in the cache.
+/// What fetching needs besides the client.
+struct Fetching<'a> {
+    client: &'a Client,
+    v2: &'a crate::config::V2Settings,
+    /// Where v2 export files are downloaded and decompressed before use.
+    spool: &'a std::path::Path,
+}
+
+impl Fetching<'_> {
+    /// Fetches a sequence through its API into `tx`.
+    async fn fetch(&self, seq: &Sequence, tx: &mpsc::Sender<Event>) -> Result<u64, PagingError> {
+        if seq.export.is_some() {
+            export::run(self.client, seq, self.v2, self.spool, tx).await
+        } else {
+            paging::run(self.client, seq, tx).await
+        }
+    }
+}
+
+/// Replays a sequence from the cache when it may, else fetches it (falling back to v1 where the
+/// v2 export has no data for it), recording it in the cache.
 async fn one_sequence(
-    client: &Client,
+    fetching: &Fetching<'_>,
+    planned: &Planned,
+    cache: Option<&PageCache>,
+    tx: &mpsc::Sender<Event>,
+) -> Result<Origin, PagingError> {
+    match fetch_or_replay(fetching, planned, cache, tx).await {
+        Err(PagingError::Export { no_data: true, detail, .. }) if planned.fallback.is_some() => {
+            let seq = &planned.seq;
+            tracing::warn!(event = "export_no_data_v1_fallback", dataset = seq.dataset, scope = %seq.scope, %detail);
+            let v1 = Planned {
+                seq: planned.fallback.clone().unwrap_or_else(|| seq.clone()),
+                fallback: None,
+                ..planned.clone()
+            };
+            Box::pin(fetch_or_replay(fetching, &v1, cache, tx)).await
+        }
+        other => other,
+    }
+}
+
+async fn fetch_or_replay(
+    fetching: &Fetching<'_>,
     planned: &Planned,
     cache: Option<&PageCache>,
     tx: &mpsc::Sender<Event>,
 ) -> Result<Origin, PagingError> {
     let seq = &planned.seq;
-    let first = relative_first(client, seq);
+    let first = sequence_key(fetching.client, seq);
     let Some(cache) = cache else {
-        paging::run(client, seq, tx).await?;
+        fetching.fetch(seq, tx).await?;
         return Ok(Origin::Fetched);
     };
-    if let Some(cached) = cache.reusable(seq, first, &planned.reuse) {
+    if let Some(cached) = cache.reusable(seq, &first, &planned.reuse) {
         let carried = cached.carried;
         if cache.replay(seq, cached, tx).await? {
             tracing::debug!(event = "sequence_reused", dataset = seq.dataset, scope = %seq.scope, carried);
@@ -458,10 +604,10 @@ async fn one_sequence(
     }
     let cache_error = |e: std::io::Error| PagingError::Cache(format!("{}/{}: {e}", seq.dataset, seq.scope));
     let mut recorder =
-        tokio::task::block_in_place(|| cache.recorder(seq, first, &planned.reuse)).map_err(cache_error)?;
+        tokio::task::block_in_place(|| cache.recorder(seq, &first, &planned.reuse)).map_err(cache_error)?;
     let (local_tx, local_rx) = mpsc::channel(2);
     let fetch = async {
-        let result = paging::run(client, seq, &local_tx).await;
+        let result = fetching.fetch(seq, &local_tx).await;
         drop(local_tx);
         result
     };
@@ -475,8 +621,8 @@ async fn one_sequence(
         Ok::<_, PagingError>(())
     };
     let (fetched, forwarded) = tokio::join!(fetch, forward);
-    forwarded?;
     fetched?;
+    forwarded?;
     crate::failpoint::hit("sequence");
     Ok(Origin::Fetched)
 }
@@ -486,20 +632,28 @@ async fn one_sequence(
 /// sequences carried from earlier runs and resumed from this attempt.
 async fn run_batch(
     client: &Arc<Client>,
+    settings: &ExtractSettings,
+    spool: &std::path::Path,
     sequences: Vec<Planned>,
     cache: Option<Arc<PageCache>>,
     tx: &mpsc::Sender<Event>,
 ) -> Result<(u64, u64), PagingError> {
     let running = Arc::new(Semaphore::new(client_parallelism(client)));
+    // A v2 export spends most of its time waiting for its operation, holds no continuation token,
+    // and buffers its files on disk: more of them run at once than v1 sequences.
+    let exporting = Arc::new(Semaphore::new(client_parallelism(client) * 4));
     let mut tasks = JoinSet::new();
     for planned in sequences {
         let client = client.clone();
         let tx = tx.clone();
-        let running = running.clone();
+        let running = if planned.seq.export.is_some() { exporting.clone() } else { running.clone() };
         let cache = cache.clone();
+        let v2 = settings.v2.clone();
+        let spool = spool.to_path_buf();
         tasks.spawn(async move {
             let _slot = running.acquire_owned().await.map_err(|_| PagingError::Closed)?;
-            one_sequence(&client, &planned, cache.as_deref(), &tx).await
+            let fetching = Fetching { client: &client, v2: &v2, spool: &spool };
+            one_sequence(&fetching, &planned, cache.as_deref(), &tx).await
         });
     }
     let (mut carried, mut resumed) = (0, 0);

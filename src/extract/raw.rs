@@ -20,7 +20,7 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::paging::{Event, Page, Paging};
+use crate::api::paging::{Event, ExportLineage, Page, Paging};
 
 /// A folder-safe name for a scope (`EUR/current` → `EUR-current`).
 pub fn scope_name(scope: &str) -> String {
@@ -51,6 +51,10 @@ struct IndexLine<'a> {
     file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paging: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    export: Option<&'a ExportLineage>,
 }
 
 /// Writes the archive.
@@ -96,6 +100,8 @@ impl RawArchive {
                     items: Some(p.items.len() as u64),
                     file: Some(rel),
                     reason: None,
+                    paging: Some(p.paging.name()),
+                    export: None,
                 })
             }
             Event::Restart { dataset, scope, attempt, reason } => serde_json::to_string(&IndexLine {
@@ -112,8 +118,10 @@ impl RawArchive {
                 items: None,
                 file: None,
                 reason: Some(reason),
+                paging: None,
+                export: None,
             }),
-            Event::Done { dataset, scope, attempt, pages, items } => serde_json::to_string(&IndexLine {
+            Event::Done { dataset, scope, attempt, pages, items, export } => serde_json::to_string(&IndexLine {
                 event: "done",
                 dataset,
                 scope,
@@ -127,6 +135,8 @@ impl RawArchive {
                 items: Some(*items),
                 file: None,
                 reason: None,
+                paging: None,
+                export: export.as_deref(),
             }),
         }
         .map_err(std::io::Error::other)?;
@@ -164,6 +174,10 @@ struct IndexEntry {
     file: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    paging: Option<String>,
+    #[serde(default)]
+    export: Option<ExportLineage>,
 }
 
 /// The static name of a dataset the extraction produces.
@@ -206,6 +220,7 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
         let event = match entry.event.as_str() {
             "page" => {
                 let file = entry.file.as_deref().ok_or_else(|| format!("{}: a page without a file", at()))?;
+                let paging = entry.paging.as_deref().and_then(Paging::from_name).unwrap_or_else(|| paging_of(dataset));
                 let path = dir.join(file);
                 let mut body = Vec::new();
                 flate2::read::GzDecoder::new(
@@ -214,7 +229,7 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
                 .read_to_end(&mut body)
                 .map_err(|e| format!("{}: {}: {e}", at(), path.display()))?;
                 let (body, items) =
-                    super::verified_page(&path, body, entry.sha256.as_deref().unwrap_or_default(), paging_of(dataset))
+                    super::verified_page(&path, body, entry.sha256.as_deref().unwrap_or_default(), paging)
                         .map_err(|e| format!("{}: {e}", at()))?;
                 replayed.pages += 1;
                 replayed.bytes += body.len() as u64;
@@ -232,6 +247,7 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
                         .unwrap_or_default(),
                     body,
                     items,
+                    paging,
                 })
             }
             "restart" => Event::Restart {
@@ -248,6 +264,7 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
                     attempt: entry.attempt,
                     pages: entry.page.unwrap_or(0),
                     items: entry.items.unwrap_or(0),
+                    export: entry.export.map(Box::new),
                 }
             }
             other => return Err(format!("{}: unknown event {other:?}", at())),

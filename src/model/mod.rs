@@ -6,6 +6,7 @@
 
 pub mod money;
 pub mod schema;
+pub mod v2;
 
 /// Lower-case hexadecimal of some bytes (digests, ids).
 pub fn hex(bytes: &[u8]) -> String {

@@ -78,6 +78,22 @@ const B: ColType = ColType::Bool;
 pub enum Source {
     /// An API field by path; later paths are aliases tried in order.
     Field(Vec<&'static str>),
+    /// A fraction (`rateOfCredit`: 0.15), or else the same rate as a percentage (`creditPercentage`:
+    /// 15, as the v2 export files write it) divided by 100, exactly.
+    Percent {
+        /// The fraction's field.
+        field: &'static str,
+        /// The percentage's field.
+        percent: &'static str,
+    },
+    /// An API field, or when the item does not carry it (the v2 export files never do), what
+    /// the request implies.
+    Implied {
+        /// The field.
+        field: &'static str,
+        /// What stands in for it.
+        otherwise: Implied,
+    },
     /// The scope of the request that returned the item (customer id for customer resources,
     /// invoice id for legacy lines, which do not carry it).
     Scope,
@@ -99,6 +115,16 @@ pub enum Source {
         /// Billing-currency column.
         currency: &'static str,
     },
+}
+
+/// What stands in for a field an item does not carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Implied {
+    /// A constant: the value every item of the dataset has.
+    Text(&'static str),
+    /// Whether a decimal column (decoded before this one) is above zero.
+    Positive(&'static str),
 }
 
 /// A column of the reporting-currency conversion.
@@ -286,6 +312,14 @@ fn named(name: &str, paths: &[&'static str], ty: ColType) -> Column {
     Column { name: name.to_owned(), source: Source::Field(paths.to_vec()), ty, nullable: true }
 }
 
+fn implied(path: &'static str, otherwise: Implied, ty: ColType) -> Column {
+    Column { name: snake(path), source: Source::Implied { field: path, otherwise }, ty, nullable: true }
+}
+
+fn percent(field: &'static str, percent: &'static str) -> Column {
+    Column { name: snake(field), source: Source::Percent { field, percent }, ty: FRACTION, nullable: true }
+}
+
 fn required(mut c: Column) -> Column {
     c.nullable = false;
     c
@@ -339,7 +373,7 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
         f("quantity", QUANTITY),
         f("subtotal", AMOUNT),
         f("taxTotal", AMOUNT),
-        f("totalForCustomer", AMOUNT),
+        named("total_for_customer", &["totalForCustomer", "total"], AMOUNT),
         f("currency", S),
         f("publisherName", S),
         f("publisherId", S),
@@ -363,8 +397,8 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
         f("reservationOrderId", S),
         f("creditReasonCode", S),
         f("promotionId", S),
-        f("invoiceLineItemType", S),
-        f("billingProvider", S),
+        implied("invoiceLineItemType", Implied::Text("billing_line_items"), S),
+        implied("billingProvider", Implied::Text("one_time"), S),
         billing_price("unit_price", "currency"),
         billing_price("effective_unit_price", "currency"),
         row_key(),
@@ -451,15 +485,15 @@ fn usage(name: &'static str, description: &'static str, api: &'static str) -> Da
         f("pcToBCExchangeRate", RATE),
         f("pcToBCExchangeRateDate", TS),
         f("effectiveUnitPrice", PRICE),
-        f("rateOfPartnerEarnedCredit", FRACTION),
-        f("hasPartnerEarnedCredit", B),
-        f("rateOfCredit", FRACTION),
+        percent("rateOfPartnerEarnedCredit", "partnerEarnedCreditPercentage"),
+        implied("hasPartnerEarnedCredit", Implied::Positive("rate_of_partner_earned_credit"), B),
+        percent("rateOfCredit", "creditPercentage"),
         f("creditType", S),
         f("benefitOrderId", S),
         f("benefitId", S),
         f("benefitType", S),
-        f("invoiceLineItemType", S),
-        f("billingProvider", S),
+        implied("invoiceLineItemType", Implied::Text("usage_line_items"), S),
+        implied("billingProvider", Implied::Text("marketplace"), S),
         billing_price("unit_price", "billing_currency"),
         billing_price("effective_unit_price", "billing_currency"),
         row_key(),
@@ -1100,6 +1134,13 @@ pub fn files() -> Vec<(String, String)> {
         for c in &s.columns {
             let from = match &c.source {
                 Source::Field(paths) => paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" or "),
+                Source::Percent { field, percent } => format!("`{field}`, or `{percent}` ÷ 100"),
+                Source::Implied { field, otherwise: Implied::Text(value) } => {
+                    format!("`{field}`, or `{value}` where the item lacks it (v2 export)")
+                }
+                Source::Implied { field, otherwise: Implied::Positive(column) } => {
+                    format!("`{field}`, or `{column}` > 0 where the item lacks it (v2 export)")
+                }
                 Source::Scope => "the request's scope".into(),
                 Source::Parent(p) => format!("parent `{p}`"),
                 Source::RowKey => "SHA-256 of the key + ordinal".into(),

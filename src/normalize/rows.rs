@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 
 use super::decode::{Cell, ColType, Item, decode, from_decimal128, to_decimal128};
-use crate::model::schema::{DatasetSchema, Source};
+use crate::model::schema::{DatasetSchema, Implied, Source};
 
 /// Where in the input a value could not be decoded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -69,6 +69,26 @@ fn row_of(
         let (value, field) = match &column.source {
             Source::Field(paths) => (paths.iter().find_map(|p| item.path(p)), paths[0]),
             Source::Parent(path) => (parent.and_then(|p| p.path(path)), *path),
+            Source::Percent { field, percent } => {
+                let cell = percent_cell(item, field, percent, column.ty)
+                    .map_err(|(f, reason)| RowError::at(schema, origin, record, f, &column.name, reason))?;
+                row.push(cell);
+                continue;
+            }
+            Source::Implied { field, otherwise } => {
+                let value = item.path(field);
+                let cell = decode(value, column.ty)
+                    .map_err(|e| RowError::at(schema, origin, record, field, &column.name, e.0))?;
+                row.push(match (cell, otherwise) {
+                    (Cell::Null, Implied::Text(text)) => Cell::Str((*text).to_owned()),
+                    (Cell::Null, Implied::Positive(other)) => match schema.column(other).and_then(|i| row.get(i)) {
+                        Some(Cell::Dec(d)) => Cell::Bool(*d > 0),
+                        _ => Cell::Null,
+                    },
+                    (cell, _) => cell,
+                });
+                continue;
+            }
             Source::Scope => {
                 row.push(Cell::Str(origin.scope.to_owned()));
                 continue;
@@ -92,6 +112,23 @@ fn row_of(
         row.push(cell);
     }
     Ok(row)
+}
+
+/// A fraction from its field, or from a percentage field divided by 100. A percentage decoded two
+/// scale steps lower has the unscaled value of its fraction, so the division is exact; a
+/// percentage with more digits than that does not fit the column and fails like any value.
+fn percent_cell(
+    item: &Item<'_>,
+    field: &'static str,
+    percent: &'static str,
+    ty: ColType,
+) -> Result<Cell, (&'static str, String)> {
+    let cell = decode(item.path(field), ty).map_err(|e| (field, e.0))?;
+    let ColType::Decimal { scale } = ty else { return Ok(cell) };
+    if cell != Cell::Null || scale < 2 {
+        return Ok(cell);
+    }
+    decode(item.path(percent), ColType::Decimal { scale: scale - 2 }).map_err(|e| (percent, e.0))
 }
 
 /// `price × rate` truncated to the billing currency's minor units, from cells already decoded.

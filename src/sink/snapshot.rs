@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::part::{PartReport, PartWriter, Totals, month_of};
 use super::writer::FileReport;
-use crate::api::paging::Event;
+use crate::api::paging::{Event, ExportLineage};
 use crate::extract::raw::scope_name;
 use crate::matching::{Match, MatchIndex};
 use crate::model::schema::{Cell, DatasetSchema, LINE_ITEMS, MatchColumn, Partition, Source, registry};
@@ -85,6 +85,9 @@ pub struct Manifest {
     /// Per invoice, where its content came from; what tells a restated invoice.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lineage: BTreeMap<String, InvoiceLineage>,
+    /// Per `dataset/scope` served by the v2 export: its operation, manifest, eTag and files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exports: BTreeMap<String, ExportLineage>,
 }
 
 /// Where one invoice's content came from.
@@ -94,6 +97,9 @@ pub struct InvoiceLineage {
     /// items' digests (the first 16 bytes of each item's SHA-256, as served): it changes exactly
     /// when the API serves the invoice differently.
     pub content_sha256: String,
+    /// The eTag of each of its datasets the v2 export served: a new eTag is new data.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub etags: BTreeMap<String, String>,
 }
 
 /// The first 16 bytes of the SHA-256 of an item.
@@ -128,6 +134,7 @@ pub struct Snapshot {
     lines: HashMap<(&'static str, String), Lines>,
     /// SHA-256 of the items of each invoice-scoped sequence so far.
     content: HashMap<(&'static str, String), sha2::Sha256>,
+    exports: BTreeMap<String, ExportLineage>,
     /// Time spent in each stage, as this thread sees it (parallel stages count their wall time).
     stages: StageTimes,
 }
@@ -238,6 +245,7 @@ impl Snapshot {
             index: None,
             lines: HashMap::new(),
             content: HashMap::new(),
+            exports: BTreeMap::new(),
             stages: StageTimes::default(),
         }
     }
@@ -285,6 +293,7 @@ impl Snapshot {
             }
             Event::Restart { dataset, scope, .. } => {
                 self.content.remove(&(*dataset, scope.to_uppercase()));
+                self.exports.remove(&format!("{dataset}/{scope}"));
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
                     for computed in ["rejects", "match_exceptions"] {
                         if let Some(rows) = self.dims.get_mut(computed) {
@@ -300,7 +309,11 @@ impl Snapshot {
                     }
                 }
             }
-            Event::Done { dataset, scope, .. } => {
+            Event::Done { dataset, scope, export, .. } => {
+                match export {
+                    Some(lineage) => self.exports.insert(format!("{dataset}/{scope}"), (**lineage).clone()),
+                    None => self.exports.remove(&format!("{dataset}/{scope}")),
+                };
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
                     if let Some(lines) = self.lines.get_mut(&(schema.name, scope.clone())) {
                         lines.distinct = std::mem::take(&mut lines.seen).len() as u64;
@@ -805,17 +818,22 @@ impl Snapshot {
         for ((dataset, invoice), hasher) in std::mem::take(&mut self.content) {
             by_invoice.entry(invoice).or_default().insert(dataset, crate::model::hex(&hasher.finalize()));
         }
+        let exports = std::mem::take(&mut self.exports);
         let lineage = by_invoice
             .into_iter()
             .map(|(invoice, parts)| {
                 let mut hasher = sha2::Sha256::new();
+                let mut etags = BTreeMap::new();
                 for (dataset, digest) in parts {
                     hasher.update(format!("{dataset}={digest}\n"));
+                    if let Some(export) = exports.get(&format!("{dataset}/{invoice}")) {
+                        etags.insert(dataset.to_owned(), export.etag.clone());
+                    }
                 }
-                (invoice, InvoiceLineage { content_sha256: crate::model::hex(&hasher.finalize()) })
+                (invoice, InvoiceLineage { content_sha256: crate::model::hex(&hasher.finalize()), etags })
             })
             .collect();
-        let manifest = Manifest { format: 1, source, datasets, checks, files, lineage };
+        let manifest = Manifest { format: 1, source, datasets, checks, files, lineage, exports };
         let t = self.stages;
         tracing::info!(
             event = "stage_ms",

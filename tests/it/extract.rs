@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::helpers::{Emulator, digest_tree, extract, samples, truth};
+use crate::helpers::{Emulator, V1_ONLY, digest_tree, extract, samples, truth};
 
 fn serve(dir: &Path, name: &str, extra: &[&str]) -> (Emulator, std::path::PathBuf) {
     let log = dir.join(format!("{name}.requests.jsonl"));
@@ -46,7 +46,7 @@ const FAULTS: &str = "429=0.05,500=0.01,503=0.01,reset=0.01,truncate=0.01,expire
 fn an_extraction_under_faults_equals_a_fault_free_one_row_for_row() {
     let dir = tempfile::tempdir().unwrap();
     let (clean, _) = serve(dir.path(), "clean", &[]);
-    let finished = extract(&clean, dir.path(), "", &[], &["--out", dir.path().join("clean").to_str().unwrap()]);
+    let finished = extract(&clean, dir.path(), V1_ONLY, &[], &["--out", dir.path().join("clean").to_str().unwrap()]);
     assert_eq!(finished.code, 0, "{}", finished.stderr);
 
     let (faulty, log) = serve(
@@ -66,7 +66,7 @@ fn an_extraction_under_faults_equals_a_fault_free_one_row_for_row() {
         ],
     );
     let faulty_out = dir.path().join("faulty");
-    let finished = extract(&faulty, dir.path(), "", &[], &["--out", faulty_out.to_str().unwrap()]);
+    let finished = extract(&faulty, dir.path(), V1_ONLY, &[], &["--out", faulty_out.to_str().unwrap()]);
     assert_eq!(finished.code, 0, "{}", finished.stderr);
 
     let clean_tree = digest_tree(&dir.path().join("clean"));
@@ -259,7 +259,7 @@ fn the_raw_archive_holds_every_page_with_its_request_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw");
     let (emulator, log) = serve(dir.path(), "raw", &[]);
-    let finished = extract(&emulator, dir.path(), "", &[], &["--keep-raw", raw.to_str().unwrap()]);
+    let finished = extract(&emulator, dir.path(), V1_ONLY, &[], &["--keep-raw", raw.to_str().unwrap()]);
     assert_eq!(finished.code, 0, "{}", finished.stderr);
     let index: Vec<Value> = std::fs::read_to_string(raw.join("index.jsonl"))
         .unwrap()

@@ -277,12 +277,15 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// Config text that keeps every line-item dataset on the v1 API (tests of v1 paging).
+pub const V1_ONLY: &str = "\n[extract]\napi_version = \"v1\"\n";
+
 /// Writes `pcrecon.toml` in `dir` for an emulator: the `[api]` section, then `extra` (other
 /// sections). Output goes to `dir/out`, the default.
 pub fn write_config(emulator: &Emulator, dir: &Path, extra: &str) -> PathBuf {
     let config = dir.join("pcrecon.toml");
     let text = format!(
-        "[api]\ntenant_id = \"partner-tenant\"\nclient_id = \"pcrecon-app\"\nauthority_url = \"{base}\"\nbase_url = \"{base}\"\nmax_in_flight = 3\n{extra}\n",
+        "[api]\ntenant_id = \"partner-tenant\"\nclient_id = \"pcrecon-app\"\nauthority_url = \"{base}\"\nbase_url = \"{base}\"\ngraph_url = \"{base}/v1.0\"\nmax_in_flight = 3\n{extra}\n",
         base = emulator.base
     );
     std::fs::write(&config, text).unwrap();

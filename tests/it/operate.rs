@@ -11,7 +11,9 @@ use arrow_array::{Array, Decimal128Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
-use crate::helpers::{Emulator, bin, digest_tree, generate, pcrecon, samples, truth, visible_tree, write_config};
+use crate::helpers::{
+    Emulator, V1_ONLY, bin, digest_tree, generate, pcrecon, samples, truth, visible_tree, write_config,
+};
 
 fn run(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> crate::helpers::Finished {
     let mut args = vec!["run", "--config", config.to_str().unwrap()];
@@ -78,7 +80,7 @@ fn a_second_run_carries_billed_invoices_and_fetches_unbilled_data_again() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("requests.jsonl");
     let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--request-log", log.to_str().unwrap()]);
-    let config = write_config(&emulator, dir.path(), "");
+    let config = write_config(&emulator, dir.path(), V1_ONLY);
     let out = dir.path().join("out");
     let first = run(&config, &[], &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -123,7 +125,7 @@ fn a_run_killed_at_any_point_resumes_to_the_bytes_of_an_uninterrupted_run() {
     let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--page-size", "40"]);
     let clean_dir = dir.path().join("clean");
     std::fs::create_dir_all(&clean_dir).unwrap();
-    let clean_config = write_config(&emulator, &clean_dir, "");
+    let clean_config = write_config(&emulator, &clean_dir, V1_ONLY);
     assert_eq!(run(&clean_config, &[], &[]).code, 0);
     let reference = data(&latest(&clean_dir.join("out")));
 
@@ -132,7 +134,7 @@ fn a_run_killed_at_any_point_resumes_to_the_bytes_of_an_uninterrupted_run() {
     for point in points {
         let case = dir.path().join(point.replace(':', "-"));
         std::fs::create_dir_all(&case).unwrap();
-        let config = write_config(&emulator, &case, "");
+        let config = write_config(&emulator, &case, V1_ONLY);
         let out = case.join("out");
         let crashed = run(&config, &[], &[("PCRECON_ABORT_AT", point)]);
         assert_eq!(crashed.code, -1, "{point}: the run was aborted: {}", crashed.stderr);

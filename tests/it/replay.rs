@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::helpers::{Emulator, digest_tree, pcrecon, samples, write_config};
+use crate::helpers::{Emulator, V1_ONLY, digest_tree, pcrecon, samples, write_config};
 
 fn data(out: &Path) -> BTreeMap<String, String> {
     let id = std::fs::read_to_string(out.join("LATEST")).unwrap();
@@ -26,7 +26,7 @@ fn a_snapshot_rebuilt_from_its_raw_archive_is_byte_identical() {
             "--faults",
             "expired_continuation=0.2,500=0.05",
         ]);
-        let config = write_config(&emulator, dir.path(), "");
+        let config = write_config(&emulator, dir.path(), V1_ONLY);
         let run = pcrecon(&["run", "--config", config.to_str().unwrap(), "--keep-raw", raw.to_str().unwrap()], &[]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         config

@@ -336,7 +336,9 @@ fn a_value_too_large_for_its_column_fails_the_run_or_goes_to_rejects() {
 
     let emulator = Emulator::start(&["--world", world.to_str().unwrap(), "--page-size", "2"]);
     let run = |rejects: bool| {
-        let extra = format!("[output]\nrejects = {rejects}\n[extract]\ndatasets = [\"billed_consumption_line_items\"]");
+        let extra = format!(
+            "[output]\nrejects = {rejects}\n[extract]\napi_version = \"v1\"\ndatasets = [\"billed_consumption_line_items\"]"
+        );
         let config = write_config(&emulator, dir.path(), &extra);
         pcrecon(&["run", "--config", config.to_str().unwrap()], &[])
     };

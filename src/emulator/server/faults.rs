@@ -26,11 +26,21 @@ pub enum Fault {
     ExpiredToken,
     /// The page's `links.next.uri` is malformed as in the documentation's example.
     MalformedNext,
+    /// A v2 export operation takes four more polls to finish.
+    SlowOperation,
+    /// A v2 operation or manifest has expired (410): a new export is needed.
+    ExpiredOperation,
+    /// A file download is refused (403 AuthenticationFailed) as if the signature had expired.
+    SasExpiry,
+    /// A file download fails with 500.
+    BlobError,
+    /// A file arrives whole by HTTP but its gzip stream stops three fifths of the way.
+    TruncatedBlob,
 }
 
 impl Fault {
     /// Every fault, in the order draws consider them.
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 14] = [
         Fault::TooManyRequests,
         Fault::InternalError,
         Fault::Unavailable,
@@ -40,6 +50,11 @@ impl Fault {
         Fault::ExpiredContinuation,
         Fault::ExpiredToken,
         Fault::MalformedNext,
+        Fault::SlowOperation,
+        Fault::ExpiredOperation,
+        Fault::SasExpiry,
+        Fault::BlobError,
+        Fault::TruncatedBlob,
     ];
 
     /// The name used in `--faults` and in the request log.
@@ -54,6 +69,11 @@ impl Fault {
             Fault::ExpiredContinuation => "expired_continuation",
             Fault::ExpiredToken => "expired_token",
             Fault::MalformedNext => "malformed_next",
+            Fault::SlowOperation => "slow_operation",
+            Fault::ExpiredOperation => "expired_operation",
+            Fault::SasExpiry => "sas_expiry",
+            Fault::BlobError => "blob_error",
+            Fault::TruncatedBlob => "truncated_blob",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! bearer-token checks, the optional per-minute rate limit, and one request-log line.
 
 mod faults;
+mod graph;
 mod log;
 mod respond;
 mod routes;
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 
 pub use faults::{Fault, FaultSpec};
+pub use graph::ExportSettings;
 pub use store::Store;
 
 use crate::emulator::world::dice::Dice;
@@ -72,6 +74,8 @@ pub struct ServeSettings {
     pub rate_limit_per_minute: u32,
     /// Refuse app-only tokens (403) on the endpoints that need App+User (spec §1.2).
     pub require_app_user: bool,
+    /// The v2 export (spec §12).
+    pub export: ExportSettings,
 }
 
 /// Why the server could not run.
@@ -114,6 +118,7 @@ pub struct App {
     log: Option<RequestLog>,
     rate_window: Mutex<VecDeque<Instant>>,
     requests: AtomicUsize,
+    exports: graph::Exports,
 }
 
 /// A bound, not yet running server.
@@ -142,6 +147,7 @@ impl Server {
             log,
             rate_window: Mutex::new(VecDeque::new()),
             requests: AtomicUsize::new(0),
+            exports: graph::Exports::default(),
             store,
             settings,
         };
@@ -252,15 +258,24 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
         .map(str::to_owned);
     let continuation = headers.get("ms-continuationtoken").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let is_api = path.starts_with("/v1/") || path == "/v1";
+    let is_graph = path.starts_with("/v1.0/") || path.starts_with("/beta/");
+    let is_blob = path.starts_with("/blob/");
 
-    let mut line = LogLine::new(&method, &path_and_query, bearer.is_some(), in_flight, &headers);
-    let fault = if is_api {
+    // A shared-access signature is a credential: the log keeps the path only.
+    let logged = if is_blob { path.clone() } else { path_and_query.clone() };
+    let mut line = LogLine::new(&method, &logged, bearer.is_some(), in_flight, &headers);
+    let fault = if is_api || is_graph || is_blob {
         let mut dice = app.fault_dice.lock().unwrap_or_else(|p| p.into_inner());
         app.settings.faults.draw(&mut dice, |f| match f {
-            Fault::ExpiredContinuation => continuation.is_some(),
-            Fault::ExpiredToken => bearer.is_some(),
-            Fault::MalformedNext => is_paged(&path),
-            _ => true,
+            Fault::ExpiredContinuation => is_api && continuation.is_some(),
+            Fault::ExpiredToken => !is_blob && bearer.is_some(),
+            Fault::MalformedNext => is_api && is_paged(&path),
+            Fault::Truncate => is_api,
+            Fault::TooManyRequests | Fault::InternalError | Fault::Unavailable => !is_blob,
+            Fault::Reset | Fault::Slow => true,
+            Fault::SlowOperation => is_graph && method == "POST",
+            Fault::ExpiredOperation => is_graph && method == "GET",
+            Fault::SasExpiry | Fault::BlobError | Fault::TruncatedBlob => is_blob,
         })
     } else {
         None
@@ -268,7 +283,7 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
     line.fault = fault;
 
     let response = async {
-        if is_api && app.settings.latency_ms > 0 {
+        if (is_api || is_graph || is_blob) && app.settings.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(app.settings.latency_ms)).await;
         }
         if is_api {
@@ -280,6 +295,12 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
                     ));
                 }
                 Some(token) => match app.signer.check_access(token) {
+                    Ok(kind) if kind == "graph" => {
+                        return Ok(respond::unauthorized(
+                            "Access denied: the access token is for another audience (Microsoft Graph)",
+                            &app.store.partner_tenant_id,
+                        ));
+                    }
                     Ok(kind) if app.settings.require_app_user && kind == "app" && needs_app_user(&path) => {
                         return Ok(respond::canonical(
                             StatusCode::FORBIDDEN,
@@ -307,6 +328,23 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
                         ));
                     }
                 },
+            }
+        }
+        if is_graph {
+            let kind = bearer.as_deref().map(|t| app.signer.check_access(t));
+            let refusal = match kind {
+                None => Some("Access token is empty."),
+                Some(Ok(k)) if k == "graph" && fault == Some(Fault::ExpiredToken) => {
+                    Some("Lifetime validation failed, the token is expired.")
+                }
+                Some(Ok(k)) if k == "graph" => None,
+                Some(Ok(_)) => Some("Access token validation failure. Invalid audience."),
+                Some(Err(Refused::Expired)) => Some("Lifetime validation failed, the token is expired."),
+                Some(Err(_)) => Some("Access token validation failure."),
+            };
+            if let Some(message) = refusal {
+                let body = serde_json::json!({ "error": { "code": "InvalidAuthenticationToken", "message": message } });
+                return Ok(respond::json(StatusCode::UNAUTHORIZED, body.to_string()));
             }
         }
         match fault {
@@ -361,6 +399,7 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
             continuation: continuation.clone(),
             malformed_next: fault == Some(Fault::MalformedNext),
             expire_continuation: fault == Some(Fault::ExpiredContinuation),
+            fault,
         };
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ctx);

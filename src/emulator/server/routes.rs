@@ -36,6 +36,8 @@ pub struct RequestCtx {
     pub malformed_next: bool,
     /// Refuse this request's continuation token as expired.
     pub expire_continuation: bool,
+    /// The fault drawn for this request, for the endpoints that play it out themselves.
+    pub fault: Option<super::Fault>,
 }
 
 impl RequestCtx {
@@ -104,6 +106,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/customers/{id}/subscriptions/{sub}", get(subscription))
         .route("/v1/customers/{id}/entitlements", get(entitlements))
         .route("/_emulator/{file}", get(world_file))
+        .route("/{version}/reports/partners/billing/{kind}/{state}/export", post(super::graph::export))
+        .route("/{version}/reports/partners/billing/operations/{id}", get(super::graph::operation))
+        .route("/{version}/reports/partners/billing/manifests/{id}", get(super::graph::manifest))
+        .route("/blob/{*path}", get(super::graph::blob))
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
         .fallback(|| async { not_found("the resource") })
@@ -516,7 +522,10 @@ fn grant(app: &App, fields: &[(String, String)]) -> Result<(&'static str, bool),
             if app.settings.client_secret.as_deref().is_some_and(|pinned| pinned != secret) {
                 return Err(token_error("invalid_client", "AADSTS7000215: Invalid client secret provided."));
             }
-            Ok(("app", false))
+            // A Microsoft Graph scope gets a token for Graph (the v2 export), which the
+            // Partner Center endpoints refuse, as Graph refuses theirs.
+            let graph = get("scope").is_some_and(|s| s.contains("graph.microsoft.com"));
+            Ok((if graph { "graph" } else { "app" }, false))
         }
         // The redemption of the partner-consent code (secure application model): a user token and
         // the refresh token that later runs use.

@@ -54,6 +54,33 @@ impl LineFile {
         self.len() == 0
     }
 
+    /// Records `from..to` as they are in the file (JSON lines).
+    pub fn raw_lines(&self, from: usize, to: usize) -> std::io::Result<Vec<u8>> {
+        let to = to.min(self.len());
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0u8; usize::try_from(self.bounds[to] - self.bounds[from]).unwrap_or(0)];
+        self.file.read_exact_at(&mut buf, self.bounds[from])?;
+        Ok(buf)
+    }
+
+    /// SHA-256 of the whole file, read in chunks.
+    pub fn digest(&self) -> std::io::Result<Vec<u8>> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut chunk = vec![0u8; 8 << 20];
+        let mut position = 0u64;
+        loop {
+            let n = self.file.read_at(&mut chunk, position)?;
+            if n == 0 {
+                return Ok(hasher.finalize().to_vec());
+            }
+            hasher.update(&chunk[..n]);
+            position += n as u64;
+        }
+    }
+
     /// Records `from..to` as the inside of a JSON array (`a,b,c`).
     pub fn items(&self, from: usize, to: usize) -> std::io::Result<Vec<u8>> {
         let to = to.min(self.len());

@@ -83,6 +83,11 @@ impl Signer {
         Ok(kind)
     }
 
+    /// The signature of a shared-access token for a blob folder (`root`) expiring at `expiry`.
+    pub fn sas(&self, root: &str, expiry: &str) -> String {
+        self.mac(&format!("sas|{root}|{expiry}"))
+    }
+
     /// A refresh token (App+User flow).
     pub fn refresh_token(&self) -> String {
         let payload = format!("refresh.{}", now_ms());
