@@ -53,9 +53,13 @@ tenant_id = "bench-partner"
 client_id = "bench"
 authority_url = "$BASE"
 base_url = "$BASE"
+graph_url = "$BASE/v1.0"
 max_in_flight = 4
 [output]
 dir = "$1"
+# The v1 line-item calls: the measured path is the one the table has always measured.
+[extract]
+api_version = "v1"
 EOF
 }
 # measure NAME COMMAND…: wall, CPU and peak RSS into NAME.time; JSON logs into NAME.log.

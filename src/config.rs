@@ -629,6 +629,44 @@ mod tests {
         assert_eq!(s.api.client_secret.expose_secret(), "s3cret");
         assert_eq!(s.extract.datasets.len(), DATASETS.len());
         assert_eq!(s.output_dir, dir.path().join("out"));
+        assert_eq!(s.extract.v2.graph_url.as_str(), "https://graph.microsoft.com/v1.0");
+        assert_eq!((s.extract.v2.recon_from.as_str(), s.extract.v2.usage_from.as_str()), ("2024-02", "2022-09"));
+        assert!(s.extract.api_version.values().all(|v| *v == ApiVersion::Auto));
+    }
+
+    #[test]
+    fn the_api_of_each_dataset_follows_its_setting_and_the_cut_over() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s", 0o600);
+        let load = |extract: &str| {
+            let text = format!(
+                "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n[extract]\n{extract}\n"
+            );
+            Settings::load(&write(dir.path(), "c.toml", &text, 0o644))
+        };
+        let auto = load("").unwrap().extract;
+        assert!(!auto.uses_v2("billed_recon_line_items", Some("2024-01")), "before the recon cut-over");
+        assert!(auto.uses_v2("billed_recon_line_items", Some("2024-02")));
+        assert!(auto.uses_v2("billed_consumption_line_items", Some("2023-05")), "usage moved earlier");
+        assert!(!auto.uses_v2("billed_consumption_line_items", Some("2022-08")));
+        assert!(auto.uses_v2("unbilled_recon_line_items", None), "unbilled data is v2's");
+        assert!(auto.uses_v2("billed_recon_line_items", None), "an unknown period is a recent one");
+        assert!(!auto.uses_v2("legacy_office_line_items", None));
+        let mixed = load("api_version = { billed_consumption_line_items = \"v1\", unbilled_recon_line_items = \"v2\" }\n[extract.v2]\nrecon_from = \"2025-06\"").unwrap().extract;
+        assert!(!mixed.uses_v2("billed_consumption_line_items", Some("2026-01")));
+        assert!(!mixed.uses_v2("billed_recon_line_items", Some("2025-05")));
+        assert!(mixed.uses_v2("billed_recon_line_items", Some("2025-06")));
+        let v1 = load("api_version = \"v1\"").unwrap().extract;
+        assert!(V2_DATASETS.iter().all(|d| !v1.uses_v2(d, None)));
+        for (bad, says) in [
+            ("api_version = \"v3\"", "not \"auto\""),
+            ("api_version = { invoices = \"v2\" }", "only billed_recon_line_items"),
+            ("[extract.v2]\nrecon_from = \"2024-13\"", "not a month"),
+            ("[extract.v2]\nattribute_set = \"all\"", "\"full\" or \"basic\""),
+        ] {
+            let error = load(bad).unwrap_err().to_string();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -472,10 +472,12 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let normalizer = normalizer(&settings)?;
     let previous = previous_manifest(&out);
     let root = staging.clone();
-    let source: BTreeMap<String, String> =
-        [("api".to_owned(), "Partner Center REST v1".to_owned()), ("schemas".to_owned(), "schemas/".to_owned())]
-            .into_iter()
-            .collect();
+    let source: BTreeMap<String, String> = [
+        ("api".to_owned(), "Partner Center REST v1; Microsoft Graph reconciliation export v2 (see exports)".to_owned()),
+        ("schemas".to_owned(), "schemas/".to_owned()),
+    ]
+    .into_iter()
+    .collect();
     let started_at = chrono::Utc::now();
     let progress = options.progress.clone();
     let seen = progress.clone();
@@ -697,24 +699,25 @@ impl DryRun {
             self.out.display(),
             self.discovery_requests
         );
-        let mut per: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+        let mut per: BTreeMap<(&str, &str, &str), (u64, u64)> = BTreeMap::new();
         for s in &self.sequences {
-            let e = per.entry((s.dataset, s.action)).or_default();
+            let e = per.entry((s.dataset, s.api, s.action)).or_default();
             e.0 += 1;
             e.1 += s.requests;
         }
         let requests: u64 = self.sequences.iter().map(|s| s.requests).sum();
         text.push_str(&format!(
-            "  {} invoices, {} sequences, at least {requests} more requests\n  {:<34} {:<7} {:>9} {:>9}\n",
+            "  {} invoices, {} sequences, at least {requests} more requests\n  {:<34} {:<3} {:<7} {:>9} {:>9}\n",
             self.invoices,
             self.sequences.len(),
             "dataset",
+            "api",
             "action",
             "sequences",
             "requests"
         ));
-        for ((dataset, action), (count, requests)) in per {
-            text.push_str(&format!("  {dataset:<34} {action:<7} {count:>9} {requests:>9}\n"));
+        for ((dataset, api, action), (count, requests)) in per {
+            text.push_str(&format!("  {dataset:<34} {api:<3} {action:<7} {count:>9} {requests:>9}\n"));
         }
         text.push_str("  sequences (dataset, scope, api, action, files):\n");
         for s in &self.sequences {

@@ -24,7 +24,7 @@ use crate::api::paging::{Event, ExportLineage, Page, Paging, PagingError, Sequen
 use crate::config::V2Settings;
 
 /// New exports one sequence may start after expiries before it gives up.
-const MAX_EXPORTS: u32 = 6;
+const MAX_EXPORTS: u32 = 10;
 /// Downloads of one file before a new export is asked for.
 const MAX_DOWNLOADS: u32 = 3;
 /// A page holds about this many bytes of lines.
@@ -122,6 +122,8 @@ pub async fn run(
                 let _ = std::fs::remove_file(&spooled.path);
                 items += sent?;
                 index += 1;
+                // Progress: the bound is on exports that expire one after another.
+                exports = 1;
             }
             Err(BlobFailure::Failed(e)) => return Err(e),
             Err(failure) => {
@@ -320,6 +322,7 @@ async fn download(
                 return Err(BlobFailure::Failed(e.into()));
             }
         };
+        crate::failpoint::hit("blob");
         let checked = tokio::task::block_in_place(|| gunzip(&gz, &lines, blob));
         let _ = std::fs::remove_file(&gz);
         match checked {

@@ -1157,6 +1157,7 @@ pub fn files() -> Vec<(String, String)> {
         }
     }
     files.push(("README.md".into(), doc));
+    files.push(("v2-mapping.md".into(), crate::model::v2::mapping_doc()));
     files
 }
 

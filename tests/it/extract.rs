@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::helpers::{Emulator, V1_ONLY, digest_tree, extract, samples, truth};
+use crate::helpers::{Emulator, V1_ONLY, digest_tree, extract, log_lines, samples, truth};
 
 fn serve(dir: &Path, name: &str, extra: &[&str]) -> (Emulator, std::path::PathBuf) {
     let log = dir.join(format!("{name}.requests.jsonl"));
@@ -17,10 +17,6 @@ fn serve(dir: &Path, name: &str, extra: &[&str]) -> (Emulator, std::path::PathBu
         vec!["--world", world.to_str().unwrap(), "--page-size", "20", "--request-log", log.to_str().unwrap()];
     args.extend_from_slice(extra);
     (Emulator::start(&args), log)
-}
-
-fn log_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn time_of(line: &Value) -> DateTime<Utc> {

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::helpers::{Emulator, samples};
+use crate::helpers::{Emulator, log_lines, samples};
 
 struct Faulty {
     emulator: Emulator,
@@ -20,10 +20,6 @@ fn serve(faults: &str, extra: &[&str]) -> Faulty {
     args.extend_from_slice(extra);
     let emulator = Emulator::start(&args);
     Faulty { emulator, log, _dir: dir }
-}
-
-fn log_lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn last_api_line(path: &std::path::Path) -> Value {

@@ -314,3 +314,36 @@ pub fn extract(emulator: &Emulator, dir: &Path, extra_config: &str, env: &[(&str
     all.extend_from_slice(args);
     pcrecon(&all, env)
 }
+
+/// Runs `pcrecon run --config CONFIG EXTRA` with extra environment.
+pub fn run(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Finished {
+    let mut args = vec!["run", "--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    pcrecon(&args, env)
+}
+
+/// The snapshot `LATEST` names.
+pub fn latest(out: &Path) -> PathBuf {
+    out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim())
+}
+
+/// A snapshot's files without `run.json` (the only file that differs between identical runs).
+pub fn data(snapshot: &Path) -> BTreeMap<String, String> {
+    let mut tree = digest_tree(snapshot);
+    tree.remove("run.json");
+    tree
+}
+
+/// Paths the emulator was asked for, from its request log.
+pub fn requested(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["path"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// The lines of a JSON-lines file (the emulator's request log).
+pub fn log_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}

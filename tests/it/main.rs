@@ -14,4 +14,5 @@ mod operate;
 mod quirks;
 mod replay;
 mod run;
+mod v2;
 mod walk;

@@ -1,9 +1,8 @@
 //! Nightly operations: the lock, incremental runs, resume after a crash at any point,
 //! restatements, `diff` and `verify`.
 
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -12,14 +11,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
 use crate::helpers::{
-    Emulator, V1_ONLY, bin, digest_tree, generate, pcrecon, samples, truth, visible_tree, write_config,
+    Emulator, V1_ONLY, bin, data, digest_tree, generate, latest, pcrecon, requested, run, samples, truth, visible_tree,
+    write_config,
 };
-
-fn run(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> crate::helpers::Finished {
-    let mut args = vec!["run", "--config", config.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    pcrecon(&args, env)
-}
 
 /// Starts `pcrecon run` in the background (to be killed, or to hold the lock).
 fn spawn_run(config: &Path) -> std::process::Child {
@@ -32,28 +26,8 @@ fn spawn_run(config: &Path) -> std::process::Child {
         .unwrap()
 }
 
-fn latest(out: &Path) -> PathBuf {
-    out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim())
-}
-
-/// A snapshot's files without `run.json` (the only file that differs between identical runs).
-fn data(snapshot: &Path) -> BTreeMap<String, String> {
-    let mut tree = digest_tree(snapshot);
-    tree.remove("run.json");
-    tree
-}
-
 fn run_json(snapshot: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(snapshot.join("run.json")).unwrap()).unwrap()
-}
-
-/// Paths the emulator was asked for, from its request log.
-fn requested(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["path"].as_str().unwrap_or("").to_owned())
-        .collect()
 }
 
 /// Every snapshot in view verifies, and `LATEST` (if any) names one of them: nothing partial is
@@ -290,6 +264,25 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
         !fetched.is_empty() && fetched.iter().all(|p| p.starts_with(&format!("/v1/invoices/{invoice}"))),
         "only the restated invoice is fetched again: {fetched:?}"
     );
+    // Its lines came through the v2 export: the restated reconciliation has a new eTag, and
+    // nothing else has.
+    let etags = |snapshot: &Path| {
+        let manifest: Value = serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
+        manifest["lineage"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["etags"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let (before, after) = (etags(&previous), etags(&latest(&out)));
+    assert_eq!(before.len(), after.len());
+    for ((id, then), (_, now)) in before.iter().zip(&after) {
+        let changed = then["billed_recon_line_items"] != now["billed_recon_line_items"];
+        assert_eq!(changed, id == &invoice, "{id}: {then} → {now}");
+        assert_eq!(then["billed_consumption_line_items"], now["billed_consumption_line_items"], "{id}");
+    }
+    assert!(after.iter().any(|(_, e)| e.get("billed_recon_line_items").is_some()), "v2 served the lines");
 
     let diff_out = dir.path().join("diff");
     let diff = pcrecon(&["diff", "--previous", out.to_str().unwrap(), "--out", diff_out.to_str().unwrap()], &[]);

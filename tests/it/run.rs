@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow_array::{Array, Decimal128Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Emulator, bin, dec, digest_tree, pcrecon, samples, truth, visible_tree, write_config};
+use crate::helpers::{Emulator, bin, dec, digest_tree, latest, pcrecon, samples, truth, visible_tree, write_config};
 
 fn demo(out: &Path) -> String {
     demo_with(out, "")
@@ -30,10 +30,6 @@ fn demo_env(out: &Path, faults: &str, env: &[(&str, &str)]) -> String {
     let output = command.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn latest(out: &Path) -> PathBuf {
-    out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim())
 }
 
 fn manifest(snapshot: &Path) -> Value {

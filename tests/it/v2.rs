@@ -1,0 +1,454 @@
+//! The v2 reconciliation export on Microsoft Graph (spec §11-§12): the emulated endpoints walked
+//! by the spec alone against truth.json, and `pcrecon run` routed through them: the same data
+//! files as through v1, under faults, after a kill mid-download, and within its polling deadline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{
+    Emulator, Totals, add, data, generate, http_client, latest, log_lines, pcrecon, run, samples, truth, truth_totals,
+    write_config,
+};
+
+/// A client of the Graph export that knows only the spec.
+struct Graph {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// What one finished export gave.
+struct Exported {
+    location: String,
+    statuses: Vec<String>,
+    operation: Value,
+    manifest: Option<Value>,
+}
+
+impl Graph {
+    async fn connect(emulator: &Emulator) -> Graph {
+        let http = http_client();
+        let response = http
+            .post(format!("{}/partner/oauth2/v2.0/token", emulator.base))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "walker"),
+                ("client_secret", "s"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        Graph { http, base: emulator.base.clone(), token: body["access_token"].as_str().unwrap().to_owned() }
+    }
+
+    async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/v1.0/reports/partners/billing/{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn get(&self, url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let response = self.http.get(url).bearer_auth(&self.token).send().await.unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.bytes().await.unwrap().to_vec())
+    }
+
+    /// POST, then poll the `Location` (honouring `Retry-After`) to a terminal state, then read
+    /// the manifest of a successful export.
+    async fn export(&self, path: &str, body: Value) -> Exported {
+        let response = self.post(path, &body, Some(&self.token)).await;
+        assert_eq!(response.status(), 202, "POST {path} {body}");
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.starts_with(&format!("{}/v1.0/reports/partners/billing/operations/", self.base)));
+        let mut statuses = Vec::new();
+        loop {
+            let (status, headers, bytes) = self.get(&location).await;
+            assert_eq!(status, 200);
+            let operation: Value = serde_json::from_slice(&bytes).unwrap();
+            statuses.push(operation["status"].as_str().unwrap().to_owned());
+            match operation["@odata.type"].as_str().unwrap() {
+                "#microsoft.graph.partners.billing.runningOperation" => {
+                    let wait = headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap();
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                }
+                "#microsoft.graph.partners.billing.exportSuccessOperation" => {
+                    let link = operation["resourceLocation@odata.navigationLink"].as_str().unwrap();
+                    let (status, _, bytes) = self.get(link).await;
+                    assert_eq!(status, 200);
+                    let manifest = Some(serde_json::from_slice(&bytes).unwrap());
+                    return Exported { location, statuses, operation, manifest };
+                }
+                "#microsoft.graph.partners.billing.failedOperation" => {
+                    return Exported { location, statuses, operation, manifest: None };
+                }
+                other => panic!("unknown operation type {other}"),
+            }
+        }
+    }
+
+    /// Every line of every file of a manifest, downloaded with its shared-access signature.
+    async fn lines(&self, manifest: &Value) -> Vec<Value> {
+        let root = manifest["rootDirectory"].as_str().unwrap();
+        let sas = manifest["sasToken"].as_str().unwrap();
+        let blobs = manifest["blobs"].as_array().unwrap();
+        assert_eq!(manifest["blobCount"].as_u64(), Some(blobs.len() as u64));
+        let mut lines = Vec::new();
+        for blob in blobs {
+            let url = format!("{root}/{}?{sas}", blob["name"].as_str().unwrap());
+            let response = self.http.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{url}");
+            let gz = response.bytes().await.unwrap();
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
+            let before = lines.len();
+            lines.extend(
+                text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str::<Value>(l).unwrap()),
+            );
+            assert_eq!(blob["itemCount"].as_u64(), Some((lines.len() - before) as u64), "{}", blob["name"]);
+        }
+        lines
+    }
+}
+
+/// Totals of export lines under the v1 field names truth.json uses.
+fn add_lines(totals: &mut Totals, dataset: &str, lines: &[Value]) {
+    let usage = dataset.ends_with("consumption_line_items");
+    let (currency, fields): (&str, &[(&str, &str)]) = if usage {
+        (
+            "BillingCurrency",
+            &[
+                ("Quantity", "quantity"),
+                ("PricingPreTaxTotal", "pricingPreTaxTotal"),
+                ("BillingPreTaxTotal", "billingPreTaxTotal"),
+            ],
+        )
+    } else {
+        ("currency", &[("subtotal", "subtotal"), ("taxTotal", "taxTotal"), ("totalForCustomer", "totalForCustomer")])
+    };
+    for line in lines {
+        let mut renamed = serde_json::Map::new();
+        for (v2, v1) in fields {
+            renamed.insert((*v1).to_owned(), line[*v2].clone());
+        }
+        let item = Value::Object(renamed);
+        let v1_names: Vec<&str> = fields.iter().map(|(_, v1)| *v1).collect();
+        add(totals, dataset, line[currency].as_str().unwrap(), &item, &v1_names);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulated_export_serves_the_world_by_the_spec() {
+    let world = samples();
+    let truth = truth(&world);
+    let emulator =
+        Emulator::start(&["--world", world.to_str().unwrap(), "--blob-lines", "50", "--export-retry-after", "0"]);
+    let graph = Graph::connect(&emulator).await;
+
+    // Only a Graph token opens the export; a Partner Center token is for another audience.
+    let body = serde_json::json!({ "invoiceId": "G018242900", "attributeSet": "full" });
+    assert_eq!(graph.post("usage/billed/export", &body, None).await.status(), 401);
+    let partner_center = emulator.client().await.token;
+    assert_eq!(graph.post("usage/billed/export", &body, Some(&partner_center)).await.status(), 401);
+    let no_invoice = serde_json::json!({ "attributeSet": "full" });
+    assert_eq!(graph.post("usage/billed/export", &no_invoice, Some(&graph.token)).await.status(), 400);
+
+    let mut totals = Totals::new();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for invoice in truth["invoices"].as_array().unwrap() {
+        let id = invoice["invoice_id"].as_str().unwrap();
+        for (path, dataset) in [
+            ("usage/billed/export", "billed_consumption_line_items"),
+            ("reconciliation/billed/export", "billed_recon_line_items"),
+        ] {
+            let exported = graph.export(path, serde_json::json!({ "invoiceId": id, "attributeSet": "full" })).await;
+            if invoice["commerce"] == "legacy" {
+                // v2 does not serve legacy invoices: the operation fails with code 5000.
+                assert_eq!(exported.operation["status"], "failed");
+                assert_eq!(exported.operation["error"]["code"], "5000");
+                assert!(exported.operation["error"]["message"].as_str().unwrap().contains(id));
+                continue;
+            }
+            assert_eq!(exported.statuses, ["notStarted", "running", "succeeded"], "{id}");
+            let manifest = exported.manifest.unwrap();
+            for key in [
+                "id",
+                "schemaVersion",
+                "dataFormat",
+                "createdDateTime",
+                "eTag",
+                "partnerTenantId",
+                "rootDirectory",
+                "sasToken",
+                "partitionType",
+            ] {
+                assert!(manifest.get(key).is_some(), "manifest lacks {key}");
+            }
+            assert_eq!(manifest["partnerTenantId"], truth["partner_tenant_id"]);
+            let lines = graph.lines(&manifest).await;
+            assert_eq!(lines.len() as u64, invoice["lines"][dataset].as_u64().unwrap_or(0), "{id} {dataset}");
+            *counts.entry(dataset.to_owned()).or_default() += lines.len() as u64;
+            add_lines(&mut totals, dataset, &lines);
+            // The same request for the same data is the same operation, with the same eTag.
+            let again = graph.export(path, serde_json::json!({ "invoiceId": id, "attributeSet": "full" })).await;
+            assert_eq!(again.location, exported.location);
+            assert_eq!(again.manifest.unwrap()["eTag"], manifest["eTag"]);
+        }
+    }
+    for unbilled in truth["unbilled"].as_array().unwrap() {
+        let period = if unbilled["period"] == "previous" { "last" } else { "current" };
+        let body = serde_json::json!({ "currencyCode": unbilled["currency"], "billingPeriod": period, "attributeSet": "full" });
+        for (path, dataset) in [
+            ("usage/unbilled/export", "unbilled_consumption_line_items"),
+            ("reconciliation/unbilled/export", "unbilled_recon_line_items"),
+        ] {
+            let manifest = graph.export(path, body.clone()).await.manifest.unwrap();
+            let lines = graph.lines(&manifest).await;
+            assert_eq!(lines.len() as u64, unbilled["lines"][dataset].as_u64().unwrap_or(0), "{body} {dataset}");
+            *counts.entry(dataset.to_owned()).or_default() += lines.len() as u64;
+            add_lines(&mut totals, dataset, &lines);
+        }
+    }
+    let expected = truth_totals(&truth);
+    for dataset in counts.keys() {
+        assert_eq!(counts[dataset], truth["datasets"][dataset].as_u64().unwrap(), "{dataset}");
+        assert_eq!(totals.get(dataset), expected.get(dataset), "{dataset}: control totals equal truth.json");
+    }
+    assert_eq!(counts.len(), 4);
+
+    // The basic attribute set carries only its attributes; usage files speak PascalCase.
+    let basic = graph
+        .export("usage/billed/export", serde_json::json!({ "invoiceId": "G018242900", "attributeSet": "basic" }))
+        .await;
+    let lines = graph.lines(&basic.manifest.unwrap()).await;
+    let keys: BTreeSet<&str> = lines.iter().flat_map(|l| l.as_object().unwrap().keys().map(String::as_str)).collect();
+    assert!(keys.contains("PartnerId") && keys.contains("ResourceURI") && keys.contains("Unit"), "{keys:?}");
+    assert!(!keys.contains("CustomerDomainName") && !keys.contains("MeterName"), "{keys:?}");
+
+    // A signature that was altered is refused, as blob storage does.
+    let manifest = graph.export("usage/billed/export", body).await.manifest.unwrap();
+    let blob = manifest["blobs"][0]["name"].as_str().unwrap();
+    let sas = manifest["sasToken"].as_str().unwrap().replace("sig=", "sig=0");
+    let url = format!("{}/{blob}?{sas}", manifest["rootDirectory"].as_str().unwrap());
+    assert_eq!(graph.http.get(&url).send().await.unwrap().status(), 403);
+}
+
+/// A generated world with quirks, in files of a few lines.
+fn world(dir: &Path) -> std::path::PathBuf {
+    let world = dir.join("world");
+    generate(&world, &["--seed", "21", "--customers", "8", "--months", "2", "--usage-rows-per-month", "1500"]);
+    world
+}
+
+const V2: &str = "[extract]\napi_version = \"v2\"\n";
+
+/// A snapshot's data files and `manifest.json` without its `exports` (which only v2 has).
+fn comparable(out: &Path) -> (BTreeMap<String, String>, Value) {
+    let snapshot = latest(out);
+    let mut files = data(&snapshot);
+    files.remove("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("exports");
+    for lineage in manifest["lineage"].as_object_mut().unwrap().values_mut() {
+        // Content digests are over items as served: v1 and v2 serve them in other spellings.
+        lineage.as_object_mut().unwrap().remove("content_sha256");
+        lineage.as_object_mut().unwrap().remove("etags");
+    }
+    (files, manifest)
+}
+
+fn manifest(out: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(latest(out).join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn one_world_through_v1_and_through_v2_gives_identical_data_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let emulator =
+        Emulator::start(&["--world", world.to_str().unwrap(), "--blob-lines", "97", "--export-retry-after", "0"]);
+    let mut outs = Vec::new();
+    for (name, extra) in [("v1", "[extract]\napi_version = \"v1\"\n"), ("v2", V2)] {
+        let case = dir.path().join(name);
+        std::fs::create_dir_all(&case).unwrap();
+        let finished = run(&write_config(&emulator, &case, extra), &[], &[]);
+        assert!(finished.code == 0 || finished.code == 1, "{name}: {}", finished.stderr);
+        outs.push(case.join("out"));
+    }
+    let (v1, v2) = (comparable(&outs[0]), comparable(&outs[1]));
+    assert!(v1.0.keys().any(|f| f.starts_with("billed_consumption_line_items/")));
+    assert_eq!(v1.0, v2.0, "every data file is byte for byte the same");
+    assert_eq!(v1.1, v2.1, "and so are the manifest's files, totals and checks");
+
+    // v2's lineage names every export it read; v1 has none.
+    assert!(manifest(&outs[0]).get("exports").is_none());
+    let exports = manifest(&outs[1])["exports"].as_object().unwrap().clone();
+    let truth = truth(&world);
+    let new_commerce = truth["invoices"].as_array().unwrap().iter().filter(|i| i["commerce"] == "new").count();
+    let billed = exports.keys().filter(|k| k.starts_with("billed_")).count();
+    assert_eq!(billed, 2 * new_commerce, "{:?}", exports.keys());
+    assert!(exports.keys().any(|k| k.starts_with("unbilled_consumption_line_items/")));
+    let legacy = |k: &&String| k.starts_with("billed_") && k.split('/').nth(1).is_some_and(|s| s.starts_with('D'));
+    assert!(!exports.keys().any(|k| legacy(&k)), "legacy invoices are not exported");
+    for (key, export) in &exports {
+        for field in ["operation_id", "manifest_id", "etag", "attribute_set"] {
+            assert!(!export[field].as_str().unwrap().is_empty(), "{key} {field}");
+        }
+        assert!(export["blobs"].as_array().unwrap().iter().all(|b| b.as_str().unwrap().ends_with(".json.gz")));
+    }
+    let lineage = manifest(&outs[1])["lineage"].as_object().unwrap().clone();
+    assert!(lineage.values().filter(|l| l.get("etags").is_some()).count() == new_commerce);
+}
+
+#[test]
+fn legacy_invoices_stay_on_v1_and_the_plan_shows_each_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let emulator = Emulator::start(&[
+        "--world",
+        samples().to_str().unwrap(),
+        "--export-retry-after",
+        "0",
+        "--request-log",
+        log.to_str().unwrap(),
+    ]);
+    let config = write_config(&emulator, dir.path(), V2);
+    let dry = run(&config, &["--dry-run"], &[]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let plan_line = |dataset: &str, api: &str| {
+        dry.stdout.lines().any(|l| l.trim_start().starts_with(dataset) && l.split_whitespace().any(|w| w == api))
+    };
+    assert!(plan_line("billed_consumption_line_items", "v2"), "{}", dry.stdout);
+    assert!(plan_line("unbilled_recon_line_items", "v2"), "{}", dry.stdout);
+    assert!(plan_line("legacy_office_line_items", "v1"), "{}", dry.stdout);
+    assert!(!plan_line("billed_consumption_line_items", "v1"), "{}", dry.stdout);
+
+    let finished = run(&config, &[], &[]);
+    assert!(finished.code == 0 || finished.code == 1, "{}", finished.stderr);
+    let paths: Vec<String> = log_lines(&log).iter().map(|l| l["path"].as_str().unwrap().to_owned()).collect();
+    assert!(paths.iter().any(|p| p.starts_with("/v1/invoices/D") && p.contains("/lineitems")), "legacy lines via v1");
+    assert!(!paths.iter().any(|p| p.contains("/lineitems") && p.contains("provider=onetime")), "no v1 onetime call");
+    assert!(paths.iter().any(|p| p.ends_with("/usage/billed/export")));
+    let report = manifest(&dir.path().join("out"));
+    assert!(report["datasets"]["legacy_office_line_items"]["rows"].as_u64().unwrap() > 0);
+    assert!(!finished.stderr.contains("sig="), "a shared-access signature reached the logs");
+}
+
+#[test]
+fn v2_faults_give_the_output_of_a_fault_free_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let log = dir.path().join("requests.jsonl");
+    let common = ["--world", world.to_str().unwrap(), "--blob-lines", "60", "--export-retry-after", "0"];
+    let clean = Emulator::start(&common);
+    let faults = "slow_operation=0.3,expired_operation=0.03,sas_expiry=0.05,blob_error=0.08,truncated_blob=0.12,429=0.02,500=0.02,reset=0.01";
+    let mut args = common.to_vec();
+    args.extend([
+        "--faults",
+        faults,
+        "--fault-seed",
+        "5",
+        "--max-retry-after",
+        "1",
+        "--request-log",
+        log.to_str().unwrap(),
+    ]);
+    let faulty = Emulator::start(&args);
+    let mut outs = Vec::new();
+    for (name, emulator) in [("clean", &clean), ("faulty", &faulty)] {
+        let case = dir.path().join(name);
+        std::fs::create_dir_all(&case).unwrap();
+        let finished = run(&write_config(emulator, &case, V2), &[], &[]);
+        assert!(finished.code == 0 || finished.code == 1, "{name}: {}", finished.stderr);
+        assert!(!finished.stderr.contains("sig="), "a shared-access signature reached the logs");
+        if name == "faulty" {
+            for event in ["blob_refetch", "export_renewed"] {
+                assert!(finished.stderr.contains(event), "the run logged no {event}");
+            }
+        }
+        outs.push(case.join("out"));
+    }
+    let met: BTreeSet<String> = log_lines(&log).iter().filter_map(|l| l["fault"].as_str().map(str::to_owned)).collect();
+    for fault in ["slow_operation", "expired_operation", "sas_expiry", "blob_error", "truncated_blob"] {
+        assert!(met.contains(fault), "the run met no {fault}: {met:?}");
+    }
+    let (clean, faulty) = (comparable(&outs[0]), comparable(&outs[1]));
+    assert_eq!(clean.0, faulty.0, "the data files equal a fault-free run's");
+    assert_eq!(clean.1, faulty.1);
+}
+
+#[test]
+fn a_run_killed_mid_download_reruns_to_the_bytes_of_a_clean_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let emulator =
+        Emulator::start(&["--world", world.to_str().unwrap(), "--blob-lines", "40", "--export-retry-after", "0"]);
+    let clean_dir = dir.path().join("clean");
+    std::fs::create_dir_all(&clean_dir).unwrap();
+    assert!(run(&write_config(&emulator, &clean_dir, V2), &[], &[]).code <= 1);
+    let reference = data(&latest(&clean_dir.join("out")));
+    assert!(reference.contains_key("manifest.json"));
+    for point in ["blob:3", "blob:40"] {
+        let case = dir.path().join(point.replace(':', "-"));
+        std::fs::create_dir_all(&case).unwrap();
+        let config = write_config(&emulator, &case, V2);
+        let killed = run(&config, &[], &[("PCRECON_ABORT_AT", point)]);
+        assert_eq!(killed.code, -1, "{point}: the run was aborted: {}", killed.stderr);
+        assert!(!case.join("out/LATEST").exists(), "{point}: nothing was published");
+        let rerun = run(&config, &[], &[]);
+        assert!(rerun.code <= 1, "{point}: {}", rerun.stderr);
+        assert_eq!(
+            data(&latest(&case.join("out"))),
+            reference,
+            "{point}: the rerun equals a clean run, manifest included"
+        );
+        let spool = case.join("out/.cache/spool");
+        assert!(!spool.exists() || std::fs::read_dir(&spool).unwrap().next().is_none(), "no spooled file is left");
+    }
+}
+
+#[test]
+fn polling_honours_retry_after_and_stops_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let emulator = Emulator::start(&[
+        "--world",
+        samples().to_str().unwrap(),
+        "--export-polls",
+        "1000",
+        "--export-retry-after",
+        "1",
+        "--request-log",
+        log.to_str().unwrap(),
+    ]);
+    let extra = "[extract]\napi_version = \"v2\"\ndatasets = [\"billed_consumption_line_items\"]\ninvoice_ids = [\"G018242900\"]\n[extract.v2]\nexport_timeout_secs = 3\n";
+    let started = Instant::now();
+    let finished = pcrecon(&["run", "--config", write_config(&emulator, dir.path(), extra).to_str().unwrap()], &[]);
+    assert_eq!(finished.code, 4, "{}", finished.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let message = finished.stderr.lines().last().unwrap();
+    for part in ["billed_consumption_line_items", "G018242900", "still", "export_timeout_secs"] {
+        assert!(message.contains(part), "{part:?} missing from {message}");
+    }
+    let polls: Vec<chrono::DateTime<chrono::Utc>> = log_lines(&log)
+        .iter()
+        .filter(|l| l["path"].as_str().unwrap().contains("/operations/"))
+        .map(|l| l["time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!((2..=4).contains(&polls.len()), "{} polls in 3 s at Retry-After: 1", polls.len());
+    for pair in polls.windows(2) {
+        assert!(pair[1] - pair[0] >= chrono::Duration::milliseconds(950), "polled before Retry-After");
+    }
+    assert!(!dir.path().join("out/LATEST").exists());
+}
