@@ -1,5 +1,6 @@
-//! The emulator's HTTP server: the Partner Center API (spec §8) and an Entra ID token endpoint
-//! over a world folder, on loopback.
+//! The emulator's HTTP server: the Partner Center API (spec §8), the v2 export on Microsoft
+//! Graph with its blob storage (spec §12, `graph`), and an Entra ID token endpoint over a world
+//! folder, on loopback.
 //!
 //! In: [`ServeSettings`]. Out: a server whose first stdout line is `listening on http://HOST:PORT`.
 //! Every request passes one gate before routing (`handle`): latency, seeded fault injection,
