@@ -35,7 +35,9 @@ pub struct Context {
 
 impl fmt::Display for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "dataset {}, {} {}, page {}", self.dataset, scope_kind(&self.scope), self.scope, self.page)
+        write!(f, "dataset {}, {} {}", self.dataset, scope_kind(&self.scope), self.scope)?;
+        // Page 0: a request that is not a page (the v2 export's operation and manifest).
+        if self.page > 0 { write!(f, ", page {}", self.page) } else { Ok(()) }
     }
 }
 

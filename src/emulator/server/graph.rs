@@ -201,7 +201,8 @@ pub async fn export(
             let currency = field(&request, "currencyCode").unwrap_or("").to_uppercase();
             let period = match field(&request, "billingPeriod").map(str::to_ascii_lowercase).as_deref() {
                 Some("current") => "current",
-                Some("last") => "previous",
+                // `last` as documented; v1's `previous` is taken as the same period.
+                Some("last" | "previous") => "previous",
                 _ => {
                     return graph_error(
                         StatusCode::BAD_REQUEST,
@@ -217,7 +218,8 @@ pub async fn export(
         }
         _ => return graph_error(StatusCode::NOT_FOUND, "BadRequest", "Resource not found for the segment."),
     }
-    let etag = etag_of(&app, &job);
+    // The first export of a file reads all of it for its eTag: off the async workers.
+    let etag = tokio::task::block_in_place(|| etag_of(&app, &job));
     let key = format!("{}|{state}|{}|{}", kind.segment(), data_key(&job), if basic { "basic" } else { "full" });
     let mut guard = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
     let st = &mut *guard;
@@ -443,12 +445,15 @@ pub async fn blob(
     let Some(file) = lines(&app, &job) else {
         return storage_error(StatusCode::NOT_FOUND, "BlobNotFound", "The specified blob does not exist.");
     };
-    let content = match file.raw_lines(*from, *to).map(|raw| export_lines(&raw, job.kind, job.basic)) {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return storage_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e),
-        Err(e) => return storage_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+    let built = tokio::task::block_in_place(|| {
+        let raw = file.raw_lines(*from, *to).map_err(|e| e.to_string())?;
+        let content = export_lines(&raw, job.kind, job.basic)?;
+        Ok::<_, String>(gzip_members(&content, if index % 2 == 1 { 2 } else { 1 }))
+    });
+    let mut body = match built {
+        Ok(body) => body,
+        Err(e) => return storage_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e),
     };
-    let mut body = gzip_members(&content, if index % 2 == 1 { 2 } else { 1 });
     if ctx.fault == Some(Fault::TruncatedBlob) {
         body.truncate(body.len() * 3 / 5);
     }

@@ -524,7 +524,7 @@ fn grant(app: &App, fields: &[(String, String)]) -> Result<(&'static str, bool),
             }
             // A Microsoft Graph scope gets a token for Graph (the v2 export), which the
             // Partner Center endpoints refuse, as Graph refuses theirs.
-            let graph = get("scope").is_some_and(|s| s.contains("graph.microsoft.com"));
+            let graph = ["scope", "resource"].iter().any(|k| get(k).is_some_and(|s| s.contains("graph.microsoft.com")));
             Ok((if graph { "graph" } else { "app" }, false))
         }
         // The redemption of the partner-consent code (secure application model): a user token and
