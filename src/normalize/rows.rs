@@ -1,10 +1,9 @@
 //! A page's items → typed rows of a dataset, following its [`DatasetSchema`]. Errors name the
 //! dataset, scope, page, record and field, so a bad value is found in seconds.
 
-use serde_json::Value;
 use std::borrow::Cow;
 
-use super::decode::{Cell, ColType, Item, decode, from_decimal128, to_decimal128};
+use super::decode::{Cell, ColType, Item, decode, elements, from_decimal128, to_decimal128};
 use crate::model::schema::{DatasetSchema, Implied, Source};
 
 /// Where in the input a value could not be decoded.
@@ -164,16 +163,19 @@ pub fn decode_item(
     record: usize,
 ) -> Result<Vec<Vec<Cell>>, Box<RowError>> {
     let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
-    let value: Value = serde_json::from_slice(text).map_err(|e| fail(format!("not JSON: {e}")))?;
-    let item = Item::new(&value).ok_or_else(|| fail("not a JSON object".into()))?;
+    let item = Item::new(text).map_err(|e| {
+        let object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        fail(if object { format!("not JSON: {e}") } else { "not a JSON object".into() })
+    })?;
     match schema.explode {
         None => Ok(vec![row_of(schema, &item, None, origin, record)?]),
         Some(array) => {
-            let elements = item.path(array).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let elements = item.path(array).and_then(|raw| elements(raw.text())).unwrap_or_default();
             elements
                 .iter()
                 .map(|element| {
-                    let child = Item::new(element).ok_or_else(|| fail(format!("{array} holds a non-object")))?;
+                    let child =
+                        Item::new(element.get().as_bytes()).map_err(|_| fail(format!("{array} holds a non-object")))?;
                     row_of(schema, &child, Some(&item), origin, record)
                 })
                 .collect()
@@ -286,7 +288,7 @@ mod tests {
     #[test]
     fn quirky_items_decode_into_rows_and_bad_values_are_located() {
         let schema = find("billed_recon_line_items").unwrap();
-        let page: Value = serde_json::from_slice(
+        let page: serde_json::Value = serde_json::from_slice(
             &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/quirks/onetime-line-items.json")).unwrap(),
         )
         .unwrap();
