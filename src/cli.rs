@@ -290,6 +290,9 @@ pub struct ServeArgs {
     /// v2 export: lifetime of a manifest's shared-access signature, in seconds.
     #[arg(long, default_value_t = 43200)]
     pub sas_ttl_secs: u64,
+    /// v2 export: new-commerce invoices whose export has no data yet (code 5000), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub export_unavailable: Vec<String>,
 }
 
 impl ServeArgs {
@@ -319,6 +322,7 @@ impl ServeArgs {
                 retry_after_secs: self.export_retry_after,
                 blob_lines: self.blob_lines.max(1),
                 sas_ttl_secs: self.sas_ttl_secs,
+                unavailable: self.export_unavailable.clone(),
             },
         })
     }

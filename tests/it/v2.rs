@@ -482,3 +482,50 @@ fn a_v2_run_is_rebuilt_from_its_raw_archive_byte_for_byte() {
     assert!(replay.code <= 1, "{}", replay.stderr);
     assert_eq!(data(&latest(&dir.path().join("replayed"))), data(&latest(&dir.path().join("out"))));
 }
+
+#[test]
+fn an_export_without_data_falls_back_to_v1_under_auto_and_fails_under_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let invoice = "G018242900";
+    let emulator = Emulator::start(&[
+        "--world",
+        samples().to_str().unwrap(),
+        "--export-retry-after",
+        "0",
+        "--export-unavailable",
+        invoice,
+        "--request-log",
+        log.to_str().unwrap(),
+    ]);
+    let datasets = "datasets = [\"billed_consumption_line_items\"]";
+    let mut outs = Vec::new();
+    for (name, extra) in
+        [("auto", format!("[extract]\n{datasets}")), ("v1", format!("[extract]\napi_version = \"v1\"\n{datasets}"))]
+    {
+        let case = dir.path().join(name);
+        std::fs::create_dir_all(&case).unwrap();
+        let finished = run(&write_config(&emulator, &case, &extra), &[], &[]);
+        assert!(finished.code <= 1, "{name}: {}", finished.stderr);
+        if name == "auto" {
+            assert!(finished.stderr.contains("export_no_data_v1_fallback"), "{}", finished.stderr);
+        }
+        outs.push(case.join("out"));
+    }
+    let paths: Vec<String> = log_lines(&log).iter().map(|l| l["path"].as_str().unwrap().to_owned()).collect();
+    let v1_call = format!("/v1/invoices/{invoice}/lineitems");
+    assert!(paths.iter().any(|p| p.starts_with(&v1_call)), "the invoice's lines came through v1");
+    let (auto, v1) = (comparable(&outs[0]), comparable(&outs[1]));
+    assert_eq!(auto.0, v1.0, "the fallback gives v1's data files");
+    let exports = manifest(&outs[0])["exports"].as_object().unwrap().clone();
+    assert!(!exports.contains_key(&format!("billed_consumption_line_items/{invoice}")));
+    assert!(exports.keys().any(|k| k.starts_with("billed_consumption_line_items/G")), "the others came through v2");
+
+    let case = dir.path().join("v2");
+    std::fs::create_dir_all(&case).unwrap();
+    let forced =
+        run(&write_config(&emulator, &case, &format!("[extract]\napi_version = \"v2\"\n{datasets}")), &[], &[]);
+    assert_eq!(forced.code, 4, "{}", forced.stderr);
+    let last = forced.stderr.lines().last().unwrap();
+    assert!(last.contains("failed with code 5000") && last.contains(invoice), "{last}");
+}

@@ -44,11 +44,19 @@ pub struct ExportSettings {
     pub blob_lines: usize,
     /// Lifetime of a manifest's shared-access signature.
     pub sas_ttl_secs: u64,
+    /// New-commerce invoices whose export has no data yet (code 5000, "try again later").
+    pub unavailable: Vec<String>,
 }
 
 impl Default for ExportSettings {
     fn default() -> Self {
-        ExportSettings { polls: 2, retry_after_secs: 1, blob_lines: 5000, sas_ttl_secs: 12 * 3600 }
+        ExportSettings {
+            polls: 2,
+            retry_after_secs: 1,
+            blob_lines: 5000,
+            sas_ttl_secs: 12 * 3600,
+            unavailable: Vec::new(),
+        }
     }
 }
 
@@ -182,7 +190,10 @@ pub async fn export(
                 return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "invoiceId is required.");
             };
             match app.store.invoice(id) {
-                Some(inv) if inv.legacy => {
+                Some(inv)
+                    if inv.legacy
+                        || app.settings.export.unavailable.iter().any(|u| u.eq_ignore_ascii_case(&inv.id)) =>
+                {
                     job.no_data = Some(format!(
                         "No reconciliation data available currently for Invoice {}. Please try again later.",
                         inv.id
