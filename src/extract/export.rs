@@ -136,12 +136,15 @@ pub async fn run(
                 let fresh = ready_export(client, seq, v2, &mut exports).await?;
                 let same_data =
                     fresh.manifest.etag == ready.manifest.etag && fresh.manifest.blobs == ready.manifest.blobs;
-                if !same_data && pages > 0 {
-                    attempt += 1;
-                    let reason = format!("the export changed (eTag {} → {})", ready.manifest.etag, fresh.manifest.etag);
-                    tx.send(Event::Restart { dataset: seq.dataset, scope: seq.scope.clone(), attempt, reason })
-                        .await
-                        .map_err(|_| PagingError::Closed)?;
+                if !same_data {
+                    if pages > 0 {
+                        attempt += 1;
+                        let reason =
+                            format!("the export changed (eTag {} → {})", ready.manifest.etag, fresh.manifest.etag);
+                        tx.send(Event::Restart { dataset: seq.dataset, scope: seq.scope.clone(), attempt, reason })
+                            .await
+                            .map_err(|_| PagingError::Closed)?;
+                    }
                     (pages, items, index) = (0, 0, 0);
                 }
                 ready = fresh;
@@ -213,6 +216,9 @@ async fn request_export(client: &Client, seq: &Sequence, v2: &V2Settings) -> Res
     let accepted = client.get(&call).await?;
     let location = header(&accepted, "location")
         .ok_or_else(|| failure(seq, format!("request was answered {} without a Location header", accepted.status)))?;
+    // A relative `Location` is resolved against the export's own URL.
+    let location =
+        url::Url::parse(&seq.first).and_then(|first| first.join(&location)).map_or(location, |u| u.to_string());
     let deadline = Instant::now() + v2.export_timeout;
     tracing::debug!(event = "export_requested", dataset = seq.dataset, scope = %seq.scope, operation = %location);
     let mut polls = 0u32;
