@@ -194,27 +194,21 @@ fn billing_month(inv: &InvoiceHead) -> Option<String> {
     Some(previous.format("%Y-%m").to_string())
 }
 
-/// The v2 export request for a line-item dataset (spec §12.1): its URL and JSON body.
-fn export_sequence(
-    settings: &ExtractSettings,
-    dataset: &'static str,
-    scope: String,
-    body: serde_json::Value,
-) -> Sequence {
-    let (kind, billed) =
-        crate::model::v2::ExportKind::of_dataset(dataset).unwrap_or((crate::model::v2::ExportKind::Usage, true));
+/// The v2 export request standing for a v1 line-item sequence (spec §12.1), if v2 serves its dataset.
+fn export_sequence(settings: &ExtractSettings, v1: &Sequence, body: serde_json::Value) -> Option<Sequence> {
+    let (kind, billed) = crate::model::v2::ExportKind::of_dataset(v1.dataset)?;
     let root = settings.v2.graph_url.as_str().trim_end_matches('/');
     let state = if billed { "billed" } else { "unbilled" };
     let mut body = body;
     body["attributeSet"] = settings.v2.attribute_set.into();
-    Sequence {
-        dataset,
-        scope,
+    Some(Sequence {
+        dataset: v1.dataset,
+        scope: v1.scope.clone(),
         first: format!("{root}/reports/partners/billing/{}/{state}/export", kind.segment()),
         paging: Paging::Lines,
         token: TokenKind::Graph,
         export: Some(body.to_string()),
-    }
+    })
 }
 
 /// A line-item sequence through the API that serves it: the v2 export when `settings` route the
@@ -225,10 +219,8 @@ fn routed(
     period: Option<&str>,
     body: serde_json::Value,
 ) -> (Sequence, Option<Sequence>) {
-    if !settings.uses_v2(v1.dataset, period) {
-        return (v1, None);
-    }
-    let v2 = export_sequence(settings, v1.dataset, v1.scope.clone(), body);
+    let v2 = settings.uses_v2(v1.dataset, period).then(|| export_sequence(settings, &v1, body)).flatten();
+    let Some(v2) = v2 else { return (v1, None) };
     let auto = settings.api_version.get(v1.dataset) == Some(&crate::config::ApiVersion::Auto);
     (v2, auto.then_some(v1))
 }

@@ -382,8 +382,11 @@ pub async fn manifest(
     if ctx.fault == Some(Fault::ExpiredOperation) {
         op.expired = true;
     }
-    if op.expired || op.polls <= op.needed || op.job.no_data.is_some() {
+    if op.expired {
         return gone();
+    }
+    if op.polls <= op.needed || op.job.no_data.is_some() {
+        return graph_error(StatusCode::NOT_FOUND, "NotFound", "The manifest is not ready.");
     }
     let root = root_path(&app, op);
     st.roots.insert(root.clone(), op_id.clone());
