@@ -139,8 +139,14 @@ pub async fn run(
                 if !same_data {
                     if pages > 0 {
                         attempt += 1;
-                        let reason =
-                            format!("the export changed (eTag {} → {})", ready.manifest.etag, fresh.manifest.etag);
+                        let reason = format!(
+                            "the export changed (eTag {} → {}, {} → {} files)",
+                            ready.manifest.etag,
+                            fresh.manifest.etag,
+                            ready.manifest.blobs.len(),
+                            fresh.manifest.blobs.len()
+                        );
+                        tracing::info!(event = "export_restart", dataset = seq.dataset, scope = %seq.scope, attempt, %reason);
                         tx.send(Event::Restart { dataset: seq.dataset, scope: seq.scope.clone(), attempt, reason })
                             .await
                             .map_err(|_| PagingError::Closed)?;

@@ -529,3 +529,33 @@ fn an_export_without_data_falls_back_to_v1_under_auto_and_fails_under_v2() {
     let last = forced.stderr.lines().last().unwrap();
     assert!(last.contains("failed with code 5000") && last.contains(invoice), "{last}");
 }
+
+#[test]
+fn a_renewed_export_with_other_files_restarts_its_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = samples();
+    let common = ["--world", world.to_str().unwrap(), "--blob-lines", "30", "--export-retry-after", "0"];
+    let clean = Emulator::start(&common);
+    // An expired signature comes with an expired operation: the next export has other files.
+    let mut args = common.to_vec();
+    args.extend(["--faults", "sas_expiry=0.1", "--fault-seed", "9"]);
+    let faulty = Emulator::start(&args);
+    let extra = format!("{V2}datasets = [\"billed_consumption_line_items\"]\n");
+    let mut outs = Vec::new();
+    for (name, emulator) in [("clean", &clean), ("faulty", &faulty)] {
+        let case = dir.path().join(name);
+        std::fs::create_dir_all(&case).unwrap();
+        let finished = run(&write_config(emulator, &case, &extra), &[], &[]);
+        assert!(finished.code <= 1, "{name}: {}", finished.stderr);
+        if name == "faulty" {
+            assert!(finished.stderr.contains("export_restart"), "no sequence started over");
+        }
+        outs.push(case.join("out"));
+    }
+    let (clean, faulty) = (comparable(&outs[0]), comparable(&outs[1]));
+    assert_eq!(clean.0, faulty.0, "lines sent before the restart were dropped, none twice");
+    assert_eq!(clean.1, faulty.1);
+    let renewed = manifest(&outs[1])["exports"].as_object().unwrap().clone();
+    let first = manifest(&outs[0])["exports"].as_object().unwrap().clone();
+    assert!(renewed.iter().any(|(k, e)| e["blobs"] != first[k]["blobs"]), "the lineage names the files used");
+}

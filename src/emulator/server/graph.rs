@@ -77,6 +77,8 @@ struct Job {
 struct Operation {
     job: Job,
     etag: String,
+    /// How many operations for the same request expired before this one.
+    generation: u32,
     polls: u32,
     needed: u32,
     expired: bool,
@@ -234,11 +236,12 @@ pub async fn export(
     let key = format!("{}|{state}|{}|{}", kind.segment(), data_key(&job), if basic { "basic" } else { "full" });
     let mut guard = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
     let st = &mut *guard;
-    let generation = *st.generations.entry(key.clone()).or_insert(0);
+    let mut generation = *st.generations.entry(key.clone()).or_insert(0);
     let mut operation_id = id_of(&["operation", &key, &etag, &generation.to_string()]);
     if st.operations.get(&operation_id).is_some_and(|op| op.expired) {
-        st.generations.insert(key.clone(), generation + 1);
-        operation_id = id_of(&["operation", &key, &etag, &(generation + 1).to_string()]);
+        generation += 1;
+        st.generations.insert(key.clone(), generation);
+        operation_id = id_of(&["operation", &key, &etag, &generation.to_string()]);
     }
     if !st.operations.contains_key(&operation_id) {
         let slow = ctx.fault == Some(Fault::SlowOperation);
@@ -249,6 +252,7 @@ pub async fn export(
             Operation {
                 job,
                 etag,
+                generation,
                 polls: 0,
                 needed: app.settings.export.polls + if slow { 4 } else { 0 },
                 expired: false,
@@ -332,13 +336,16 @@ pub async fn operation(
     r
 }
 
-/// The files of a job: (name, first line, end line).
-fn blobs_of(app: &App, job: &Job, etag: &str) -> Vec<(String, usize, usize)> {
+/// The files of an operation: (name, first line, end line). A new operation after an expiry
+/// writes its files under new names, as a new export does.
+fn blobs_of(app: &App, op: &Operation) -> Vec<(String, usize, usize)> {
+    let (job, etag) = (&op.job, &op.etag);
     let total = lines(app, job).map_or(0, LineFile::len);
     let per = app.settings.export.blob_lines.max(1);
     (0..total.div_ceil(per))
         .map(|i| {
-            let tag = id_of(&["blob", etag, &i.to_string(), if job.basic { "basic" } else { "full" }]);
+            let set = if job.basic { "basic" } else { "full" };
+            let tag = id_of(&["blob", etag, &i.to_string(), set, &op.generation.to_string()]);
             (format!("part-{i:05}-{tag}.c000.json.gz"), i * per, ((i + 1) * per).min(total))
         })
         .collect()
@@ -391,7 +398,7 @@ pub async fn manifest(
     let root = root_path(&app, op);
     st.roots.insert(root.clone(), op_id.clone());
     let op = &st.operations[&op_id];
-    let blobs = blobs_of(&app, &op.job, &op.etag);
+    let blobs = blobs_of(&app, op);
     let expiry =
         chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(app.settings.export.sas_ttl_secs).unwrap_or(0));
     let se = expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -430,6 +437,15 @@ pub async fn blob(
     let (se, sig) = (ctx.get("se").unwrap_or(""), ctx.get("sig").unwrap_or(""));
     let valid = app.signer.sas(root, se) == sig;
     let unexpired = chrono::DateTime::parse_from_rfc3339(se).is_ok_and(|t| t > chrono::Utc::now());
+    if ctx.fault == Some(Fault::SasExpiry) {
+        // A signature that expires is as old as its export: the operation has expired too.
+        let mut st = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = st.roots.get(root).cloned()
+            && let Some(op) = st.operations.get_mut(&id)
+        {
+            op.expired = true;
+        }
+    }
     if !valid || !unexpired || ctx.fault == Some(Fault::SasExpiry) {
         let message = if valid {
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.\nSigned expiry time has passed."
@@ -445,14 +461,16 @@ pub async fn blob(
             "The server encountered an internal error. Please retry the request.",
         );
     }
-    let job_and_tag = {
+    let found = {
         let st = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.roots.get(root).and_then(|id| st.operations.get(id)).map(|op| (op.job.clone(), op.etag.clone()))
+        st.roots
+            .get(root)
+            .and_then(|id| st.operations.get(id))
+            .map(|op| (op.job.clone(), op.etag.clone(), blobs_of(&app, op)))
     };
-    let Some((job, etag)) = job_and_tag else {
+    let Some((job, etag, blobs)) = found else {
         return storage_error(StatusCode::NOT_FOUND, "ContainerNotFound", "The specified container does not exist.");
     };
-    let blobs = blobs_of(&app, &job, &etag);
     let Some((index, (_, from, to))) = blobs.iter().enumerate().find(|(_, (n, _, _))| n == name) else {
         return storage_error(StatusCode::NOT_FOUND, "BlobNotFound", "The specified blob does not exist.");
     };
