@@ -91,8 +91,7 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| {
             let (parquet, csv) = (dir.path().join("part.parquet"), dir.path().join("part.csv"));
             let mut writer = PartWriter::create(schema, &parquet, &csv, false).unwrap();
-            let mut page = rows.clone();
-            writer.push_all(&mut page).unwrap();
+            writer.push_all(rows.clone()).unwrap();
             writer.finish().unwrap()
         })
     });

@@ -13,6 +13,11 @@ use pcrecon::pipeline::{self, RunError};
 use pcrecon::progress::Progress;
 use std::sync::Arc;
 
+/// Rows are allocated on the decoding threads and freed on the encoding ones: mimalloc's
+/// thread-local heaps take such frees without the lock contention of the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a command that finished with findings (see `cli::EXIT_CODES`).
 const EXIT_FINDINGS: u8 = 1;
 /// Exit code for a usage or configuration error.

@@ -1,9 +1,17 @@
 //! The rows of one dataset for one file pair (Parquet + CSV): computes each row's `row_key`,
 //! the control totals per currency, and the billing month its rows belong to.
+//!
+//! Each file is encoded on its own thread (a lane), behind the caller: the caller hands over
+//! a page of rows and goes on with the next page while both files encode it. A lane holds at
+//! most [`LANE_PAGES`] pages, so memory stays bounded however many rows the file gets.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -28,11 +36,93 @@ pub struct PartReport {
     pub month: Option<String>,
 }
 
+/// Pages a lane holds before the caller waits for it.
+pub const LANE_PAGES: usize = 2;
+
+/// Rows handed to single-row [`PartWriter::push`] are sent to the lanes this many at a time.
+const PUSH_CHUNK: usize = 4096;
+
+/// Rows shared by the two lanes of a file pair.
+type Rows = Arc<Vec<Vec<Cell>>>;
+
+/// What a lane is told.
+enum LaneJob {
+    /// Encode these rows.
+    Rows(Rows),
+    /// Complete the file. A lane whose channel closes without this abandons its file.
+    Finish,
+}
+
+/// One output file, encoded on its own thread.
+struct Lane {
+    path: PathBuf,
+    jobs: Option<SyncSender<LaneJob>>,
+    thread: Option<JoinHandle<io::Result<FileReport>>>,
+}
+
+impl Lane {
+    fn spawn(writer: Writer, path: &Path) -> io::Result<Lane> {
+        let (jobs, queue) = sync_channel(LANE_PAGES);
+        let thread = std::thread::Builder::new().name("pcrecon-encode".into()).spawn(move || encode(writer, queue))?;
+        Ok(Lane { path: path.to_path_buf(), jobs: Some(jobs), thread: Some(thread) })
+    }
+
+    /// Queues rows; an error here is the lane's own, which ended it.
+    fn send(&mut self, rows: &Rows) -> io::Result<()> {
+        let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send(LaneJob::Rows(rows.clone())).is_ok());
+        if sent { Ok(()) } else { Err(self.join().err().unwrap_or_else(|| io::Error::other("the encoder stopped"))) }
+    }
+
+    fn join(&mut self) -> io::Result<FileReport> {
+        self.jobs = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other(format!("the encoder of {} panicked", self.path.display()))),
+            None => Err(io::Error::other(format!("{} is already closed", self.path.display()))),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<FileReport> {
+        if let Some(jobs) = &self.jobs {
+            // A lane that already ended reports why when joined.
+            let _ = jobs.send(LaneJob::Finish);
+        }
+        self.join()
+    }
+}
+
+impl Drop for Lane {
+    /// An unfinished lane abandons its file.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.join();
+        }
+    }
+}
+
+/// A lane's thread: encodes what it is sent, then finishes or abandons the file.
+fn encode(mut writer: Writer, queue: Receiver<LaneJob>) -> io::Result<FileReport> {
+    for job in queue.iter() {
+        match job {
+            LaneJob::Rows(rows) => {
+                if let Err(e) = rows.iter().try_for_each(|row| writer.push(row)) {
+                    writer.abandon();
+                    return Err(e);
+                }
+            }
+            LaneJob::Finish => return writer.finish(),
+        }
+    }
+    writer.abandon();
+    Err(io::Error::other("abandoned"))
+}
+
 /// Writes rows of one dataset to a Parquet and a CSV file.
 pub struct PartWriter<'s> {
     schema: &'s DatasetSchema,
-    parquet: Writer,
-    csv: Writer,
+    parquet: Lane,
+    csv: Lane,
+    pending: Vec<Vec<Cell>>,
     keys: Vec<usize>,
     row_key: Option<usize>,
     seen: HashMap<[u8; 16], u32>,
@@ -75,8 +165,9 @@ impl<'s> PartWriter<'s> {
         };
         Ok(PartWriter {
             schema,
-            parquet: Writer::parquet(parquet, schema)?,
-            csv: Writer::csv(csv, schema, bom)?,
+            parquet: Lane::spawn(Writer::parquet(parquet, schema)?, parquet)?,
+            csv: Lane::spawn(Writer::csv(csv, schema, bom)?, csv)?,
+            pending: Vec::new(),
             keys: schema.keys.iter().filter_map(|k| index(k)).collect(),
             row_key: schema.columns.iter().position(|c| c.source == Source::RowKey),
             seen: HashMap::new(),
@@ -102,10 +193,14 @@ impl<'s> PartWriter<'s> {
         }
         if !self.totals_at.is_empty() {
             let currency = match self.currency.map(|i| &row[i]) {
-                Some(Cell::Str(c)) => c.to_uppercase(),
-                _ => "-".to_owned(),
+                Some(Cell::Str(c)) if c.bytes().any(|b| b.is_ascii_lowercase()) => Cow::Owned(c.to_uppercase()),
+                Some(Cell::Str(c)) => Cow::Borrowed(c.as_str()),
+                _ => Cow::Borrowed("-"),
             };
-            let sums = self.totals.entry(currency).or_insert_with(|| vec![0; self.totals_at.len()]);
+            if !self.totals.contains_key(currency.as_ref()) {
+                self.totals.insert(currency.to_string(), vec![0; self.totals_at.len()]);
+            }
+            let Some(sums) = self.totals.get_mut(currency.as_ref()) else { return };
             for (sum, &i) in sums.iter_mut().zip(&self.totals_at) {
                 if let Cell::Dec(v) = row[i] {
                     *sum += v;
@@ -118,15 +213,18 @@ impl<'s> PartWriter<'s> {
     pub fn push(&mut self, mut row: Vec<Cell>) -> io::Result<()> {
         let digest = self.row_key.map(|_| key_digest(self.schema, &self.keys, &row));
         self.account(&mut row, digest);
-        self.parquet.push(&row)?;
-        self.csv.push(&row)?;
+        self.pending.push(row);
         self.rows += 1;
+        if self.pending.len() >= PUSH_CHUNK {
+            let pending = std::mem::take(&mut self.pending);
+            self.send(pending)?;
+        }
         Ok(())
     }
 
     /// Writes a page of rows in order, as [`PartWriter::push`] would one by one: key digests are
-    /// computed on every core, and the Parquet and CSV files are encoded side by side.
-    pub fn push_all(&mut self, rows: &mut [Vec<Cell>]) -> io::Result<()> {
+    /// computed on every core, and both files encode the page on their own threads.
+    pub fn push_all(&mut self, mut rows: Vec<Vec<Cell>>) -> io::Result<()> {
         let digests: Vec<Option<[u8; 16]>> = match self.row_key {
             Some(_) => {
                 let (schema, keys) = (self.schema, &self.keys);
@@ -137,26 +235,32 @@ impl<'s> PartWriter<'s> {
         for (row, digest) in rows.iter_mut().zip(digests) {
             self.account(row, digest);
         }
-        let (parquet, csv) = (&mut self.parquet, &mut self.csv);
-        let (a, b) = rayon::join(
-            || rows.iter().try_for_each(|row| parquet.push(row)),
-            || rows.iter().try_for_each(|row| csv.push(row)),
-        );
-        a?;
-        b?;
         self.rows += rows.len() as u64;
-        Ok(())
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.send(pending)?;
+        }
+        self.send(rows)
+    }
+
+    fn send(&mut self, rows: Vec<Vec<Cell>>) -> io::Result<()> {
+        let rows = Arc::new(rows);
+        self.parquet.send(&rows)?;
+        self.csv.send(&rows)
     }
 
     /// Completes both files.
-    pub fn finish(self) -> io::Result<PartReport> {
+    pub fn finish(mut self) -> io::Result<PartReport> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.send(pending)?;
+        }
         let files = vec![self.parquet.finish()?, self.csv.finish()?];
         Ok(PartReport { files, rows: self.rows, totals: self.totals, month: self.month })
     }
 
     /// Drops both files (a restarted sequence).
     pub fn abandon(self) {
-        self.parquet.abandon();
-        self.csv.abandon();
+        drop(self);
     }
 }

@@ -382,8 +382,7 @@ impl Snapshot {
             self.open.insert(key.clone(), writer);
         }
         if let Some(writer) = self.open.get_mut(&key) {
-            writer.push_all(&mut self.rows).map_err(io_at(&self.root))?;
-            self.rows.clear();
+            writer.push_all(std::mem::take(&mut self.rows)).map_err(io_at(&self.root))?;
         }
         self.stages.write += matched_at.elapsed();
         Ok(())

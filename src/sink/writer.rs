@@ -23,7 +23,7 @@ use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use crate::model::schema::{Cell, ColType, DatasetSchema};
-use crate::normalize::rows::{cell_text, push_fixed_point};
+use crate::normalize::rows::{push_cell_text, push_fixed_point};
 
 /// What a finished file is.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -240,6 +240,7 @@ impl Writer {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(io::Error::other)?))
             .set_max_row_group_row_count(Some(128 * 1024))
+            .set_dictionary_page_size_limit(256 * 1024)
             .set_created_by(concat!("pcrecon ", env!("CARGO_PKG_VERSION")).to_owned())
             .build();
         let writer = ArrowWriter::try_new(open(path)?, arrow.clone(), Some(props)).map_err(io::Error::other)?;
@@ -303,7 +304,9 @@ impl Writer {
                         (Cell::Str(text), ColType::Utf8 | ColType::Json) => {
                             push_field(&mut c.line, &guard_formula(text))
                         }
-                        _ => push_field(&mut c.line, &cell_text(cell, *ty)),
+                        // Numbers, dates and timestamps never need quoting either.
+                        (Cell::Str(text), _) => push_field(&mut c.line, text),
+                        _ => push_cell_text(&mut c.line, cell, *ty),
                     }
                 }
                 c.line.push_str("\r\n");
