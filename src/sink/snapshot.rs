@@ -261,16 +261,25 @@ impl Snapshot {
     pub fn handle(&mut self, event: &Event) -> Result<(), SinkError> {
         match event {
             Event::Page(page) => {
-                // Every core digests the items: for the lineage and to spot an item served twice.
-                let started = std::time::Instant::now();
-                self.item_digests = page.items.par_iter().map(|span| short_digest(&page.body[span.clone()])).collect();
+                // Every item is digested, for the lineage and to spot an item served twice: by the
+                // first dataset decoding the page (while the item is in cache), or here.
+                let mut schemas = registry().iter().filter(|s| s.source_dataset() == page.dataset);
+                let first = if page.dataset == "documents" { None } else { schemas.next() };
+                match first {
+                    Some(schema) => self.take_page(schema, page, true)?,
+                    None => {
+                        let started = std::time::Instant::now();
+                        self.item_digests =
+                            page.items.par_iter().map(|span| short_digest(&page.body[span.clone()])).collect();
+                        self.stages.digest += started.elapsed();
+                    }
+                }
                 if invoice_scoped(page.dataset) {
                     let hasher = self.content.entry((page.dataset, page.scope.to_uppercase())).or_default();
                     for digest in &self.item_digests {
                         hasher.update(digest);
                     }
                 }
-                self.stages.digest += started.elapsed();
                 if page.dataset == "documents" {
                     let path = self.root.join("documents").join(format!("{}.pdf", scope_name(&page.scope)));
                     if let Some(parent) = path.parent() {
@@ -287,8 +296,8 @@ impl Snapshot {
                     self.documents.insert(page.scope.clone(), report);
                     return Ok(());
                 }
-                for schema in registry().iter().filter(|s| s.source_dataset() == page.dataset) {
-                    self.take_page(schema, page)?;
+                for schema in schemas {
+                    self.take_page(schema, page, false)?;
                 }
             }
             Event::Restart { dataset, scope, .. } => {
@@ -328,8 +337,14 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Decodes a page into one dataset's rows and routes them to its file or its buffer.
-    fn take_page(&mut self, schema: &'static DatasetSchema, page: &crate::api::paging::Page) -> Result<(), SinkError> {
+    /// Decodes a page into one dataset's rows and routes them to its file or its buffer; with
+    /// `digest`, also digests its items into `item_digests`.
+    fn take_page(
+        &mut self,
+        schema: &'static DatasetSchema,
+        page: &crate::api::paging::Page,
+        digest: bool,
+    ) -> Result<(), SinkError> {
         let origin = Origin { scope: &page.scope, page: page.number };
         let started = std::time::Instant::now();
         // Items decode on every core; collecting keeps them in page order.
@@ -337,11 +352,18 @@ impl Snapshot {
             .items
             .par_iter()
             .enumerate()
-            .map(|(record, span)| decode_item(schema, &page.body[span.clone()], origin, record))
+            .map(|(record, span)| {
+                let text = &page.body[span.clone()];
+                (digest.then(|| short_digest(text)), decode_item(schema, text, origin, record))
+            })
             .collect();
         self.rows.clear();
         self.row_items.clear();
-        for (index, (result, span)) in decoded.into_iter().zip(&page.items).enumerate() {
+        if digest {
+            self.item_digests.clear();
+        }
+        for (index, ((item_digest, result), span)) in decoded.into_iter().zip(&page.items).enumerate() {
+            self.item_digests.extend(item_digest);
             match result {
                 Ok(rows) => {
                     self.row_items.extend(std::iter::repeat_n(index, rows.len()));
@@ -424,18 +446,22 @@ impl Snapshot {
             _ => Metered::None,
         };
         let lines = self.lines.entry(key).or_default();
-        for ((row, m), item) in self.rows.iter_mut().zip(&matches).zip(&self.row_items) {
+        for ((row, mut m), item) in self.rows.iter_mut().zip(matches).zip(&self.row_items) {
             let position = lines.position;
             lines.position += 1;
             *lines.statuses.entry(m.status).or_default() += 1;
+            let exceptional = m.is_exception();
+            let duplicate = !lines.seen.insert(self.item_digests[*item]);
+            let entitlement = if exceptional || duplicate { m.entitlement.clone() } else { None };
             for (i, column) in schema.columns.iter().enumerate() {
                 let Source::Match(which) = column.source else { continue };
+                // Each match column appears once: its value moves into the row.
                 let value = match which {
                     MatchColumn::Status => Some(m.status.to_owned()),
                     MatchColumn::Rule => Some(m.rule.to_owned()),
-                    MatchColumn::Order => m.order.clone(),
-                    MatchColumn::Subscription => m.subscription.clone(),
-                    MatchColumn::Entitlement => m.entitlement.clone(),
+                    MatchColumn::Order => m.order.take(),
+                    MatchColumn::Subscription => m.subscription.take(),
+                    MatchColumn::Entitlement => m.entitlement.take(),
                 };
                 row[i] = value.map_or(Cell::Null, Cell::Str);
             }
@@ -453,14 +479,14 @@ impl Snapshot {
                     text(schema, row, "customer_id"),
                     text(schema, row, "order_id"),
                     subscription,
-                    m.entitlement.clone().map_or(Cell::Null, Cell::Str),
+                    entitlement.clone().map_or(Cell::Null, Cell::Str),
                     failed.map_or(Cell::Null, Cell::Str),
                 ]
             };
-            if m.is_exception() {
-                exceptions.push(exception(m.status, m.rule, m.failed_key.clone()));
+            if exceptional {
+                exceptions.push(exception(m.status, m.rule, m.failed_key.take()));
             }
-            if !lines.seen.insert(self.item_digests[*item]) {
+            if duplicate {
                 exceptions.push(exception("duplicate_line", "item", None));
                 continue;
             }
