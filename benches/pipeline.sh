@@ -65,6 +65,7 @@ EOF
 # measure NAME COMMAND…: wall, CPU and peak RSS into NAME.time; JSON logs into NAME.log.
 measure() {
     local name=$1; shift
+    sync # the previous stage's output is written back before this one starts
     PCRECON_CLIENT_SECRET=bench PCRECON_LOG=info /usr/bin/time -f '%e %U %S %M' -o "$name.time" "$@" >"$name.out" 2>"$name.log"
 }
 
@@ -77,6 +78,7 @@ echo "2/4 --from-raw…" >&2
 write_config out-replay
 measure replay "$BIN" run --config pcrecon.toml --from-raw raw
 echo "3/4 DuckDB…" >&2
+sync
 /usr/bin/time -f '%e %U %S %M' -o duckdb.time venv/bin/python "$ROOT/benches/duckdb_convert.py" raw duckdb.parquet >duckdb.out
 echo "4/4 end to end with --latency-ms $LATENCY_MS…" >&2
 start_emulator --latency-ms "$LATENCY_MS"
