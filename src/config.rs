@@ -225,6 +225,9 @@ pub const V2_DATASETS: [&str; 4] = [
     "unbilled_consumption_line_items",
 ];
 
+/// Microsoft Graph's root, where the v2 export is requested.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
 /// How the v2 export is used.
 #[derive(Debug, Clone)]
 pub struct V2Settings {
@@ -511,14 +514,12 @@ impl Settings {
             )));
         }
         let raw_v2 = raw.extract.v2.unwrap_or_default();
+        let graph_url = checked_url("api.graph_url", raw.api.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL))?;
+        let defaults = V2Settings::defaults(graph_url);
         let v2 = V2Settings {
-            graph_url: checked_url(
-                "api.graph_url",
-                raw.api.graph_url.as_deref().unwrap_or("https://graph.microsoft.com/v1.0"),
-            )?,
-            recon_from: month("extract.v2.recon_from", raw_v2.recon_from, "2024-02")?,
-            usage_from: month("extract.v2.usage_from", raw_v2.usage_from, "2022-09")?,
-            attribute_set: match raw_v2.attribute_set.as_deref().unwrap_or("full") {
+            recon_from: month("extract.v2.recon_from", raw_v2.recon_from, &defaults.recon_from)?,
+            usage_from: month("extract.v2.usage_from", raw_v2.usage_from, &defaults.usage_from)?,
+            attribute_set: match raw_v2.attribute_set.as_deref().unwrap_or(defaults.attribute_set) {
                 "full" => "full",
                 "basic" => "basic",
                 other => {
@@ -527,7 +528,10 @@ impl Settings {
                     )));
                 }
             },
-            export_timeout: Duration::from_secs(raw_v2.export_timeout_secs.unwrap_or(3600).max(1)),
+            export_timeout: raw_v2
+                .export_timeout_secs
+                .map_or(defaults.export_timeout, |s| Duration::from_secs(s.max(1))),
+            ..defaults
         };
         let tenant_id = raw.api.tenant_id.trim().to_owned();
         if tenant_id.is_empty() || raw.api.client_id.trim().is_empty() {

@@ -368,8 +368,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
             let context = Context { dataset: seq.dataset, scope: seq.scope.clone(), page: number };
             let mut refetch = 0;
             let (response, items, next) = loop {
-                let call =
-                    Call { url: &url, headers: &headers, accept, token: seq.token, context: &context, json: None };
+                let call = Call { headers: &headers, accept, ..Call::get(&url, seq.token, &context) };
                 let response = match client.get(&call).await {
                     Ok(r) => r,
                     // A continuation token refused or expired mid-sequence: start again from page 1.

@@ -160,14 +160,19 @@ pub async fn run(
     if pages == 0 {
         // An export without lines still completes its sequence with one empty page, as v1 does.
         pages = 1;
-        let page = page(seq, attempt, 1, String::new(), format!("{}/", ready.manifest.root_directory), Vec::new());
+        let nowhere = Arrival {
+            request_id: String::new(),
+            url: format!("{}/", ready.manifest.root_directory),
+            fetched_at: chrono::Utc::now(),
+        };
+        let page = page(seq, attempt, 1, &nowhere, Vec::new());
         tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
     }
     let lineage = ExportLineage {
         operation_id: ready.operation_id,
         manifest_id: ready.manifest.id,
         etag: ready.manifest.etag,
-        attribute_set: attribute_set(seq),
+        attribute_set: v2.attribute_set.to_owned(),
         blobs: ready.manifest.blobs.into_iter().map(|b| b.name).collect(),
     };
     let done = Event::Done {
@@ -180,11 +185,6 @@ pub async fn run(
     };
     tx.send(done).await.map_err(|_| PagingError::Closed)?;
     Ok(items)
-}
-
-fn attribute_set(seq: &Sequence) -> String {
-    let body: serde_json::Value = seq.export.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
-    body.get("attributeSet").and_then(|v| v.as_str()).unwrap_or("full").to_owned()
 }
 
 fn context(seq: &Sequence, page: u32) -> Context {
@@ -297,12 +297,17 @@ fn header(response: &Response, name: &str) -> Option<String> {
     response.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// A file's lines, decompressed into the spool folder.
-struct Spooled {
-    path: PathBuf,
+/// Where a file came from: its request, its URL without the signature, when it arrived.
+struct Arrival {
     request_id: String,
     url: String,
     fetched_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A file's lines, decompressed into the spool folder.
+struct Spooled {
+    path: PathBuf,
+    arrival: Arrival,
 }
 
 /// Downloads one file until all of it has arrived, and decompresses it into the spool folder.
@@ -339,12 +344,8 @@ async fn download(
         let _ = std::fs::remove_file(&gz);
         match checked {
             Ok(()) => {
-                return Ok(Spooled {
-                    path: lines,
-                    request_id: response.request_id,
-                    url: shown,
-                    fetched_at: response.fetched_at,
-                });
+                let arrival = Arrival { request_id: response.request_id, url: shown, fetched_at: response.fetched_at };
+                return Ok(Spooled { path: lines, arrival });
             }
             Err(reason) => {
                 tracing::warn!(event = "blob_refetch", dataset = seq.dataset, scope = %seq.scope, blob = %blob.name, %reason);
@@ -391,16 +392,16 @@ fn gunzip(gz: &Path, out: &Path, blob: &BlobEntry) -> Result<(), String> {
     }
 }
 
-fn page(seq: &Sequence, attempt: u32, number: u32, request_id: String, url: String, body: Vec<u8>) -> Page {
+fn page(seq: &Sequence, attempt: u32, number: u32, arrival: &Arrival, body: Vec<u8>) -> Page {
     let items = line_spans(&body);
     Page {
         dataset: seq.dataset,
         scope: seq.scope.clone(),
         attempt,
         number,
-        request_id,
-        url,
-        fetched_at: chrono::Utc::now(),
+        request_id: arrival.request_id.clone(),
+        url: arrival.url.clone(),
+        fetched_at: arrival.fetched_at,
         body: bytes::Bytes::from(body),
         items,
         paging: Paging::Lines,
@@ -433,8 +434,7 @@ async fn send_lines(
             return Ok(items);
         }
         *pages += 1;
-        let mut page = page(seq, attempt, *pages, spooled.request_id.clone(), spooled.url.clone(), body);
-        page.fetched_at = spooled.fetched_at;
+        let page = page(seq, attempt, *pages, &spooled.arrival, body);
         items += page.items.len() as u64;
         tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
     }

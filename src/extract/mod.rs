@@ -560,18 +560,14 @@ async fn one_sequence(
     cache: Option<&PageCache>,
     tx: &mpsc::Sender<Event>,
 ) -> Result<Origin, PagingError> {
-    match fetch_or_replay(fetching, planned, cache, tx).await {
-        Err(PagingError::Export { no_data: true, detail, .. }) if planned.fallback.is_some() => {
+    match (fetch_or_replay(fetching, planned, cache, tx).await, &planned.fallback) {
+        (Err(PagingError::Export { no_data: true, detail, .. }), Some(fallback)) => {
             let seq = &planned.seq;
             tracing::warn!(event = "export_no_data_v1_fallback", dataset = seq.dataset, scope = %seq.scope, %detail);
-            let v1 = Planned {
-                seq: planned.fallback.clone().unwrap_or_else(|| seq.clone()),
-                fallback: None,
-                ..planned.clone()
-            };
+            let v1 = Planned { seq: fallback.clone(), fallback: None, ..planned.clone() };
             Box::pin(fetch_or_replay(fetching, &v1, cache, tx)).await
         }
-        other => other,
+        (result, _) => result,
     }
 }
 

@@ -216,8 +216,7 @@ impl<'s> PartWriter<'s> {
         self.pending.push(row);
         self.rows += 1;
         if self.pending.len() >= PUSH_CHUNK {
-            let pending = std::mem::take(&mut self.pending);
-            self.send(pending)?;
+            self.flush_pending()?;
         }
         Ok(())
     }
@@ -236,11 +235,17 @@ impl<'s> PartWriter<'s> {
             self.account(row, digest);
         }
         self.rows += rows.len() as u64;
-        if !self.pending.is_empty() {
-            let pending = std::mem::take(&mut self.pending);
-            self.send(pending)?;
-        }
+        self.flush_pending()?;
         self.send(rows)
+    }
+
+    /// Sends the rows [`PartWriter::push`] gathered, if any.
+    fn flush_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.send(pending)
     }
 
     fn send(&mut self, rows: Vec<Vec<Cell>>) -> io::Result<()> {
@@ -251,10 +256,7 @@ impl<'s> PartWriter<'s> {
 
     /// Completes both files.
     pub fn finish(mut self) -> io::Result<PartReport> {
-        if !self.pending.is_empty() {
-            let pending = std::mem::take(&mut self.pending);
-            self.send(pending)?;
-        }
+        self.flush_pending()?;
         let files = vec![self.parquet.finish()?, self.csv.finish()?];
         Ok(PartReport { files, rows: self.rows, totals: self.totals, month: self.month })
     }

@@ -110,6 +110,11 @@ fn short_digest(item: &[u8]) -> [u8; 16] {
     short
 }
 
+/// The key of a sequence in the manifest's `exports`: `dataset/scope`.
+fn export_key(dataset: &str, scope: &str) -> String {
+    format!("{dataset}/{scope}")
+}
+
 /// Datasets whose scope is one invoice.
 fn invoice_scoped(dataset: &str) -> bool {
     matches!(dataset, "invoices" | "documents") || dataset.starts_with("billed_") || dataset.starts_with("legacy_")
@@ -264,8 +269,7 @@ impl Snapshot {
                 // Every item is digested, for the lineage and to spot an item served twice: by the
                 // first dataset decoding the page (while the item is in cache), or here.
                 let mut schemas = registry().iter().filter(|s| s.source_dataset() == page.dataset);
-                let first = if page.dataset == "documents" { None } else { schemas.next() };
-                match first {
+                match schemas.next() {
                     Some(schema) => self.take_page(schema, page, true)?,
                     None => {
                         let started = std::time::Instant::now();
@@ -302,7 +306,7 @@ impl Snapshot {
             }
             Event::Restart { dataset, scope, .. } => {
                 self.content.remove(&(*dataset, scope.to_uppercase()));
-                self.exports.remove(&format!("{dataset}/{scope}"));
+                self.exports.remove(&export_key(dataset, scope));
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
                     for computed in ["rejects", "match_exceptions"] {
                         if let Some(rows) = self.dims.get_mut(computed) {
@@ -319,9 +323,10 @@ impl Snapshot {
                 }
             }
             Event::Done { dataset, scope, export, .. } => {
+                let key = export_key(dataset, scope);
                 match export {
-                    Some(lineage) => self.exports.insert(format!("{dataset}/{scope}"), (**lineage).clone()),
-                    None => self.exports.remove(&format!("{dataset}/{scope}")),
+                    Some(lineage) => self.exports.insert(key, (**lineage).clone()),
+                    None => self.exports.remove(&key),
                 };
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
                     if let Some(lines) = self.lines.get_mut(&(schema.name, scope.clone())) {

@@ -322,6 +322,43 @@ pub fn run(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Finished {
     pcrecon(&args, env)
 }
 
+/// Writes a config for an emulator in the folder `dir/name` and runs `pcrecon run` there; returns
+/// the finished process and its output folder.
+pub fn run_case(emulator: &Emulator, dir: &Path, name: &str, extra: &str, env: &[(&str, &str)]) -> (Finished, PathBuf) {
+    let case = dir.join(name);
+    std::fs::create_dir_all(&case).unwrap();
+    let finished = run(&write_config(emulator, &case, extra), &[], env);
+    (finished, case.join("out"))
+}
+
+/// A run that kept its raw pages, and the replay of them.
+pub struct Replayed {
+    /// The config both used (the replay's output goes to `dir/replayed`).
+    pub config: PathBuf,
+    /// The archive.
+    pub raw: PathBuf,
+    /// The run against the emulator.
+    pub first: Finished,
+    /// `pcrecon run --from-raw`, once the emulator was gone.
+    pub replay: Finished,
+}
+
+/// Runs `pcrecon run --keep-raw dir/raw` against an emulator started with `args`, then stops the
+/// emulator (a replay that called the API would fail) and replays the archive into `dir/replayed`.
+pub fn run_then_replay(dir: &Path, args: &[&str], extra: &str) -> Replayed {
+    let raw = dir.join("raw");
+    let (config, first) = {
+        let emulator = Emulator::start(args);
+        let config = write_config(&emulator, dir, extra);
+        let first = run(&config, &["--keep-raw", raw.to_str().unwrap()], &[]);
+        (config, first)
+    };
+    let text = std::fs::read_to_string(&config).unwrap().replace("[api]", "[output]\ndir = \"replayed\"\n[api]");
+    std::fs::write(&config, text).unwrap();
+    let replay = run(&config, &["--from-raw", raw.to_str().unwrap()], &[]);
+    Replayed { config, raw, first, replay }
+}
+
 /// The snapshot `LATEST` names.
 pub fn latest(out: &Path) -> PathBuf {
     out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim())

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{
-    Emulator, Totals, add, data, generate, http_client, latest, log_lines, pcrecon, run, samples, truth, truth_totals,
-    write_config,
+    Emulator, Replayed, Totals, V1_ONLY, add, data, generate, http_client, latest, log_lines, run, run_case,
+    run_then_replay, samples, truth, truth_totals, write_config,
 };
 
 /// A client of the Graph export that knows only the spec.
@@ -255,10 +255,9 @@ const V2: &str = "[extract]\napi_version = \"v2\"\n";
 
 /// A snapshot's data files and `manifest.json` without its `exports` (which only v2 has).
 fn comparable(out: &Path) -> (BTreeMap<String, String>, Value) {
-    let snapshot = latest(out);
-    let mut files = data(&snapshot);
+    let mut files = data(&latest(out));
     files.remove("manifest.json");
-    let mut manifest: Value = serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
+    let mut manifest = manifest(out);
     manifest.as_object_mut().unwrap().remove("exports");
     for lineage in manifest["lineage"].as_object_mut().unwrap().values_mut() {
         // Content digests are over items as served: v1 and v2 serve them in other spellings.
@@ -279,12 +278,10 @@ fn one_world_through_v1_and_through_v2_gives_identical_data_files() {
     let emulator =
         Emulator::start(&["--world", world.to_str().unwrap(), "--blob-lines", "97", "--export-retry-after", "0"]);
     let mut outs = Vec::new();
-    for (name, extra) in [("v1", "[extract]\napi_version = \"v1\"\n"), ("v2", V2)] {
-        let case = dir.path().join(name);
-        std::fs::create_dir_all(&case).unwrap();
-        let finished = run(&write_config(&emulator, &case, extra), &[], &[]);
+    for (name, extra) in [("v1", V1_ONLY), ("v2", V2)] {
+        let (finished, out) = run_case(&emulator, dir.path(), name, extra, &[]);
         assert!(finished.code == 0 || finished.code == 1, "{name}: {}", finished.stderr);
-        outs.push(case.join("out"));
+        outs.push(out);
     }
     let (v1, v2) = (comparable(&outs[0]), comparable(&outs[1]));
     assert!(v1.0.keys().any(|f| f.starts_with("billed_consumption_line_items/")));
@@ -367,9 +364,7 @@ fn v2_faults_give_the_output_of_a_fault_free_run() {
     let faulty = Emulator::start(&args);
     let mut outs = Vec::new();
     for (name, emulator) in [("clean", &clean), ("faulty", &faulty)] {
-        let case = dir.path().join(name);
-        std::fs::create_dir_all(&case).unwrap();
-        let finished = run(&write_config(emulator, &case, V2), &[], &[]);
+        let (finished, out) = run_case(emulator, dir.path(), name, V2, &[]);
         assert!(finished.code == 0 || finished.code == 1, "{name}: {}", finished.stderr);
         assert!(!finished.stderr.contains("sig="), "a shared-access signature reached the logs");
         if name == "faulty" {
@@ -377,7 +372,7 @@ fn v2_faults_give_the_output_of_a_fault_free_run() {
                 assert!(finished.stderr.contains(event), "the run logged no {event}");
             }
         }
-        outs.push(case.join("out"));
+        outs.push(out);
     }
     let met: BTreeSet<String> = log_lines(&log).iter().filter_map(|l| l["fault"].as_str().map(str::to_owned)).collect();
     for fault in ["slow_operation", "expired_operation", "sas_expiry", "blob_error", "truncated_blob"] {
@@ -394,10 +389,9 @@ fn a_run_killed_mid_download_reruns_to_the_bytes_of_a_clean_run() {
     let world = world(dir.path());
     let emulator =
         Emulator::start(&["--world", world.to_str().unwrap(), "--blob-lines", "40", "--export-retry-after", "0"]);
-    let clean_dir = dir.path().join("clean");
-    std::fs::create_dir_all(&clean_dir).unwrap();
-    assert!(run(&write_config(&emulator, &clean_dir, V2), &[], &[]).code <= 1);
-    let reference = data(&latest(&clean_dir.join("out")));
+    let (clean, clean_out) = run_case(&emulator, dir.path(), "clean", V2, &[]);
+    assert!(clean.code <= 1, "{}", clean.stderr);
+    let reference = data(&latest(&clean_out));
     assert!(reference.contains_key("manifest.json"));
     for point in ["blob:3", "blob:40"] {
         let case = dir.path().join(point.replace(':', "-"));
@@ -434,7 +428,7 @@ fn polling_honours_retry_after_and_stops_at_its_deadline() {
     ]);
     let extra = "[extract]\napi_version = \"v2\"\ndatasets = [\"billed_consumption_line_items\"]\ninvoice_ids = [\"G018242900\"]\n[extract.v2]\nexport_timeout_secs = 3\n";
     let started = Instant::now();
-    let finished = pcrecon(&["run", "--config", write_config(&emulator, dir.path(), extra).to_str().unwrap()], &[]);
+    let finished = run(&write_config(&emulator, dir.path(), extra), &[], &[]);
     assert_eq!(finished.code, 4, "{}", finished.stderr);
     assert!(started.elapsed() < Duration::from_secs(30));
     let message = finished.stderr.lines().last().unwrap();
@@ -456,29 +450,21 @@ fn polling_honours_retry_after_and_stops_at_its_deadline() {
 #[test]
 fn a_v2_run_is_rebuilt_from_its_raw_archive_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    let config = {
-        let emulator = Emulator::start(&[
-            "--world",
-            samples().to_str().unwrap(),
-            "--blob-lines",
-            "30",
-            "--export-retry-after",
-            "0",
-            "--faults",
-            "truncated_blob=0.1,sas_expiry=0.05",
-        ]);
-        let config = write_config(&emulator, dir.path(), V2);
-        let finished = run(&config, &["--keep-raw", raw.to_str().unwrap()], &[]);
-        assert!(finished.code <= 1, "{}", finished.stderr);
-        config
-    };
+    let world = samples();
+    let args = [
+        "--world",
+        world.to_str().unwrap(),
+        "--blob-lines",
+        "30",
+        "--export-retry-after",
+        "0",
+        "--faults",
+        "truncated_blob=0.1,sas_expiry=0.05",
+    ];
+    let Replayed { raw, first, replay, .. } = run_then_replay(dir.path(), &args, V2);
+    assert!(first.code <= 1, "{}", first.stderr);
     let index = std::fs::read_to_string(raw.join("index.jsonl")).unwrap();
     assert!(index.contains("\"paging\":\"lines\"") && index.contains("\"etag\""), "pages and exports are archived");
-    // The emulator is gone: a replay that called the API would fail.
-    let text = std::fs::read_to_string(&config).unwrap().replace("[api]", "[output]\ndir = \"replayed\"\n[api]");
-    std::fs::write(&config, text).unwrap();
-    let replay = pcrecon(&["run", "--config", config.to_str().unwrap(), "--from-raw", raw.to_str().unwrap()], &[]);
     assert!(replay.code <= 1, "{}", replay.stderr);
     assert_eq!(data(&latest(&dir.path().join("replayed"))), data(&latest(&dir.path().join("out"))));
 }
@@ -503,14 +489,12 @@ fn an_export_without_data_falls_back_to_v1_under_auto_and_fails_under_v2() {
     for (name, extra) in
         [("auto", format!("[extract]\n{datasets}")), ("v1", format!("[extract]\napi_version = \"v1\"\n{datasets}"))]
     {
-        let case = dir.path().join(name);
-        std::fs::create_dir_all(&case).unwrap();
-        let finished = run(&write_config(&emulator, &case, &extra), &[], &[]);
+        let (finished, out) = run_case(&emulator, dir.path(), name, &extra, &[]);
         assert!(finished.code <= 1, "{name}: {}", finished.stderr);
         if name == "auto" {
             assert!(finished.stderr.contains("export_no_data_v1_fallback"), "{}", finished.stderr);
         }
-        outs.push(case.join("out"));
+        outs.push(out);
     }
     let paths: Vec<String> = log_lines(&log).iter().map(|l| l["path"].as_str().unwrap().to_owned()).collect();
     let v1_call = format!("/v1/invoices/{invoice}/lineitems");
@@ -521,10 +505,7 @@ fn an_export_without_data_falls_back_to_v1_under_auto_and_fails_under_v2() {
     assert!(!exports.contains_key(&format!("billed_consumption_line_items/{invoice}")));
     assert!(exports.keys().any(|k| k.starts_with("billed_consumption_line_items/G")), "the others came through v2");
 
-    let case = dir.path().join("v2");
-    std::fs::create_dir_all(&case).unwrap();
-    let forced =
-        run(&write_config(&emulator, &case, &format!("[extract]\napi_version = \"v2\"\n{datasets}")), &[], &[]);
+    let (forced, _) = run_case(&emulator, dir.path(), "v2", &format!("{V2}{datasets}"), &[]);
     assert_eq!(forced.code, 4, "{}", forced.stderr);
     let last = forced.stderr.lines().last().unwrap();
     assert!(last.contains("failed with code 5000") && last.contains(invoice), "{last}");
@@ -543,14 +524,12 @@ fn a_renewed_export_with_other_files_restarts_its_sequence() {
     let extra = format!("{V2}datasets = [\"billed_consumption_line_items\"]\n");
     let mut outs = Vec::new();
     for (name, emulator) in [("clean", &clean), ("faulty", &faulty)] {
-        let case = dir.path().join(name);
-        std::fs::create_dir_all(&case).unwrap();
-        let finished = run(&write_config(emulator, &case, &extra), &[], &[]);
+        let (finished, out) = run_case(emulator, dir.path(), name, &extra, &[]);
         assert!(finished.code <= 1, "{name}: {}", finished.stderr);
         if name == "faulty" {
             assert!(finished.stderr.contains("export_restart"), "no sequence started over");
         }
-        outs.push(case.join("out"));
+        outs.push(out);
     }
     let (clean, faulty) = (comparable(&outs[0]), comparable(&outs[1]));
     assert_eq!(clean.0, faulty.0, "lines sent before the restart were dropped, none twice");

@@ -74,6 +74,13 @@ struct Job {
     billing_month: String,
 }
 
+impl Job {
+    /// The attribute set's name (`full` or `basic`).
+    fn attribute_set(&self) -> &'static str {
+        if self.basic { "basic" } else { "full" }
+    }
+}
+
 struct Operation {
     job: Job,
     etag: String,
@@ -84,6 +91,19 @@ struct Operation {
     expired: bool,
     created: String,
     manifest_id: String,
+}
+
+impl Operation {
+    /// Whether the operation has expired, marking it so when this request draws the fault.
+    fn expired_by(&mut self, fault: Option<Fault>) -> bool {
+        self.expired |= fault == Some(Fault::ExpiredOperation);
+        self.expired
+    }
+}
+
+/// Graph's timestamps: seven fractional digits.
+fn graph_time() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f0").to_string()
 }
 
 /// Exports requested from this server.
@@ -233,7 +253,7 @@ pub async fn export(
     }
     // The first export of a file reads all of it for its eTag: off the async workers.
     let etag = tokio::task::block_in_place(|| etag_of(&app, &job));
-    let key = format!("{}|{state}|{}|{}", kind.segment(), data_key(&job), if basic { "basic" } else { "full" });
+    let key = format!("{}|{state}|{}|{}", kind.segment(), data_key(&job), job.attribute_set());
     let mut guard = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
     let st = &mut *guard;
     let mut generation = *st.generations.entry(key.clone()).or_insert(0);
@@ -256,7 +276,7 @@ pub async fn export(
                 polls: 0,
                 needed: app.settings.export.polls + if slow { 4 } else { 0 },
                 expired: false,
-                created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f0").to_string(),
+                created: graph_time(),
                 manifest_id,
             },
         );
@@ -298,14 +318,11 @@ pub async fn operation(
     let Some(op) = guard.operations.get_mut(&id) else {
         return graph_error(StatusCode::NOT_FOUND, "NotFound", "The operation was not found.");
     };
-    if ctx.fault == Some(Fault::ExpiredOperation) {
-        op.expired = true;
-    }
-    if op.expired {
+    if op.expired_by(ctx.fault) {
         return gone();
     }
     op.polls += 1;
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f0").to_string();
+    let now = graph_time();
     let ns = "#microsoft.graph.partners.billing";
     let mut body = serde_json::json!({
         "@odata.context": format!("{}/{version}/$metadata#reports/partners/billing/operations/$entity", origin(&headers)),
@@ -344,8 +361,7 @@ fn blobs_of(app: &App, op: &Operation) -> Vec<(String, usize, usize)> {
     let per = app.settings.export.blob_lines.max(1);
     (0..total.div_ceil(per))
         .map(|i| {
-            let set = if job.basic { "basic" } else { "full" };
-            let tag = id_of(&["blob", etag, &i.to_string(), set, &op.generation.to_string()]);
+            let tag = id_of(&["blob", etag, &i.to_string(), job.attribute_set(), &op.generation.to_string()]);
             (format!("part-{i:05}-{tag}.c000.json.gz"), i * per, ((i + 1) * per).min(total))
         })
         .collect()
@@ -353,7 +369,7 @@ fn blobs_of(app: &App, op: &Operation) -> Vec<(String, usize, usize)> {
 
 fn root_path(app: &App, op: &Operation) -> String {
     let tenant = &app.store.partner_tenant_id;
-    let fragment = if op.job.basic { "basic" } else { "full" };
+    let fragment = op.job.attribute_set();
     let version = op.etag.trim_matches('"').trim_start_matches("0x");
     let container = match (op.job.kind, op.job.invoice.is_some()) {
         (ExportKind::Usage, true) => "billedusagefastpath",
@@ -386,10 +402,7 @@ pub async fn manifest(
     let Some(op) = st.operations.get_mut(&op_id) else {
         return graph_error(StatusCode::NOT_FOUND, "NotFound", "The manifest was not found.");
     };
-    if ctx.fault == Some(Fault::ExpiredOperation) {
-        op.expired = true;
-    }
-    if op.expired {
+    if op.expired_by(ctx.fault) {
         return gone();
     }
     if op.polls <= op.needed || op.job.no_data.is_some() {

@@ -83,14 +83,7 @@ impl LineFile {
 
     /// Records `from..to` as the inside of a JSON array (`a,b,c`).
     pub fn items(&self, from: usize, to: usize) -> std::io::Result<Vec<u8>> {
-        let to = to.min(self.len());
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        let start = self.bounds[from];
-        let end = self.bounds[to];
-        let mut buf = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
-        self.file.read_exact_at(&mut buf, start)?;
+        let mut buf = self.raw_lines(from, to)?;
         while buf.last() == Some(&b'\n') {
             buf.pop();
         }
