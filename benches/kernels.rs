@@ -40,7 +40,7 @@ fn usage_items() -> Vec<Vec<u8>> {
 fn decode_all(items: &[Vec<u8>]) -> Vec<Vec<Cell>> {
     let schema = registry().iter().find(|s| s.name == DATASET).unwrap();
     let origin = Origin { scope: "bench", page: 1 };
-    items.iter().enumerate().flat_map(|(i, item)| decode_item(schema, item, origin, i).unwrap()).collect()
+    items.iter().enumerate().flat_map(|(i, item)| decode_item(schema, item, origin, i, None).unwrap().rows).collect()
 }
 
 /// The match index of the sample world's master data.
@@ -56,7 +56,7 @@ fn index() -> MatchIndex {
                 .split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty())
                 .enumerate()
-                .flat_map(|(i, item)| decode_item(schema, item, origin, i).unwrap())
+                .flat_map(|(i, item)| decode_item(schema, item, origin, i, None).unwrap().rows)
                 .collect();
             index.add(schema, &rows);
         }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::emulator::server::{ExportSettings, FaultSpec, ServeSettings};
 use crate::emulator::world::dice::Ppm;
+use crate::emulator::world::documents::NoteRates;
 use crate::emulator::world::{AnomalyRates, WorldSpec};
 
 /// The exit codes, as `--help` lists them (and the README).
@@ -72,10 +73,12 @@ pub struct RunArgs {
     /// Also archive every raw page (gzip) with its request metadata into this folder.
     #[arg(long)]
     pub keep_raw: Option<PathBuf>,
-    /// Exit with 1 (after publishing) on tie-out mismatches, on any exception (mismatch, match
-    /// exception, rejected record), or never.
-    #[arg(long, value_enum, default_value_t = FailOn::Never)]
-    pub fail_on: FailOn,
+    /// Exit with 1 (after publishing) on tie-out mismatches, on sequences the v2 export could not
+    /// serve yet (`not_ready`), on any finding (`exception`: a mismatch, a match exception, a
+    /// sequence not ready), or never; several may be given, comma-separated. Rejected records
+    /// always exit with 1.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "never")]
+    pub fail_on: Vec<FailOn>,
     /// Fetch billed invoices again even when an earlier run published them unchanged.
     #[arg(long)]
     pub refresh: bool,
@@ -111,7 +114,10 @@ pub struct DiffArgs {
 pub enum FailOn {
     /// A tie-out mismatch.
     Mismatch,
-    /// A mismatch, a match exception or a rejected record.
+    /// A sequence the v2 export could not serve yet (`not_ready` in `reconciliation`).
+    #[value(name = "not_ready")]
+    NotReady,
+    /// A mismatch, a match exception or a sequence not ready.
     Exception,
     /// Only rejected records (which mean data was left out).
     Never,
@@ -182,6 +188,11 @@ pub struct WorldArgs {
     /// it corrects a billed month [default: 0].
     #[arg(long)]
     pub revision: Option<u32>,
+    /// Rates per new-commerce invoice of the documents that amend it, `kind=probability,…` over
+    /// the defaults (`credit_note=0.15,adjustment_note=0.1,void_note=0.05`; a void note comes with
+    /// a rebill), or `none`. The first month always has one of each kind whose rate is above zero.
+    #[arg(long)]
+    pub documents: Option<String>,
 }
 
 impl WorldArgs {
@@ -195,6 +206,7 @@ impl WorldArgs {
             || self.anomalies.is_some()
             || self.quirk_rate.is_some()
             || self.revision.is_some()
+            || self.documents.is_some()
     }
 
     /// Validates the arguments into a world spec.
@@ -208,6 +220,7 @@ impl WorldArgs {
             anomalies: AnomalyRates::parse(self.anomalies.as_deref().unwrap_or(""))?,
             quirk_rate: Ppm::parse(self.quirk_rate.as_deref().unwrap_or("0.05"))?,
             revision: self.revision.unwrap_or(0),
+            notes: NoteRates::parse(self.documents.as_deref().unwrap_or(""))?,
         })
     }
 }
@@ -228,7 +241,7 @@ pub struct GenerateArgs {
 pub struct ServeArgs {
     /// Serve this world folder. Without it, a world is generated from the generator flags (and
     /// cached); with neither, the bundled `samples/world` is served.
-    #[arg(long, conflicts_with_all = ["seed", "customers", "months", "usage_rows_per_month", "as_of", "anomalies", "quirk_rate"])]
+    #[arg(long, conflicts_with_all = ["seed", "customers", "months", "usage_rows_per_month", "as_of", "anomalies", "quirk_rate", "documents"])]
     pub world: Option<PathBuf>,
     /// Generator flags, used when no --world is given.
     #[command(flatten)]
@@ -278,6 +291,11 @@ pub struct ServeArgs {
     /// summaries, statements, entitlements.
     #[arg(long)]
     pub require_app_user: bool,
+    /// Refuse, as Partner Center does since April 2025 and March 2026, the v1 new-commerce line
+    /// items it moved to the v2 export: billed reconciliation of periods from February 2024,
+    /// billed daily rated usage from September 2022, and all unbilled line items (410 Gone).
+    #[arg(long)]
+    pub v1_retired: bool,
     /// v2 export: polls an operation answers "not ready" before it succeeds.
     #[arg(long, default_value_t = 2)]
     pub export_polls: u32,
@@ -293,6 +311,24 @@ pub struct ServeArgs {
     /// v2 export: new-commerce invoices whose export has no data yet (code 5000), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub export_unavailable: Vec<String>,
+    /// v2 export: what the manifest says of each file: `ga` (name and partitionValue only, as
+    /// Microsoft's GA resource) or `with-counts` (also itemCount and sizeInBytes, as the sample
+    /// model).
+    #[arg(long, default_value = "ga", value_name = "ga|with-counts")]
+    pub export_manifest: crate::emulator::server::ManifestCounts,
+    /// v2 export: where a successful operation puts its manifest: `linked`
+    /// (resourceLocation@odata.navigationLink) or `embedded` (the object under resourceLocation).
+    #[arg(long, default_value = "linked", value_name = "linked|embedded")]
+    pub export_manifest_location: crate::emulator::server::ManifestLocation,
+    /// v2 export: the status of a successful operation: `succeeded` (the documentation's
+    /// example) or `completed` (the resource's enumeration).
+    #[arg(long, default_value = "succeeded", value_name = "succeeded|completed")]
+    pub export_operation_status: crate::emulator::server::SuccessStatus,
+    /// Refuse App+User tokens without an MFA claim (401, error 900421), as Partner Center does
+    /// from April 2026. Refresh tokens carry the claim when the authorization code they were
+    /// redeemed from starts with `mfa-` (an interactive sign-in that passed MFA).
+    #[arg(long)]
+    pub require_mfa: bool,
 }
 
 impl ServeArgs {
@@ -317,12 +353,17 @@ impl ServeArgs {
             continuation_ttl_secs: self.continuation_ttl_secs,
             rate_limit_per_minute: self.rate_limit_per_minute,
             require_app_user: self.require_app_user,
+            v1_retired: self.v1_retired,
+            require_mfa: self.require_mfa,
             export: ExportSettings {
                 polls: self.export_polls,
                 retry_after_secs: self.export_retry_after,
                 blob_lines: self.blob_lines.max(1),
                 sas_ttl_secs: self.sas_ttl_secs,
                 unavailable: self.export_unavailable.clone(),
+                manifest_counts: self.export_manifest,
+                manifest_location: self.export_manifest_location,
+                success_status: self.export_operation_status,
             },
         })
     }

@@ -16,6 +16,7 @@
 //! dir = "out"
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
 //! rejects = false                                          # true: bad records go to `rejects`, the run goes on
+//! keep_unknown_fields = false                              # true: members no column reads kept as JSON
 //! keep_snapshots = 10                                      # published snapshots kept (the newest two always)
 //! keep_days = 90                                           # optional: also remove snapshots older than this
 //! resume_within_hours = 12                                 # a killed run restarted within this resumes
@@ -161,6 +162,7 @@ struct RawOutput {
     dir: Option<PathBuf>,
     csv_bom: Option<bool>,
     rejects: Option<bool>,
+    keep_unknown_fields: Option<bool>,
     keep_snapshots: Option<usize>,
     keep_days: Option<u32>,
     resume_within_hours: Option<u64>,
@@ -355,6 +357,8 @@ pub struct Settings {
     pub csv_bom: bool,
     /// Keep going past undecodable records, writing them to `rejects` (else the run fails).
     pub rejects: bool,
+    /// Keep the members no column reads in each dataset's `unknown_fields` column.
+    pub keep_unknown_fields: bool,
     /// Extraction scope.
     pub extract: ExtractSettings,
     /// Reporting-currency conversion (none: the conversion columns stay empty).
@@ -559,6 +563,7 @@ impl Settings {
             output_dir: resolve(&raw.output.dir.unwrap_or_else(|| PathBuf::from("out"))),
             csv_bom: raw.output.csv_bom.unwrap_or(false),
             rejects: raw.output.rejects.unwrap_or(false),
+            keep_unknown_fields: raw.output.keep_unknown_fields.unwrap_or(false),
             retention: Retention {
                 keep_snapshots: raw.output.keep_snapshots.unwrap_or(10).max(2),
                 keep_days: raw.output.keep_days,

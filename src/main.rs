@@ -62,7 +62,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
         }
         Command::Schemas { out } => {
             std::fs::create_dir_all(&out).map_err(|e| (EXIT_IO, format!("cannot create {}: {e}", out.display())))?;
-            for (name, text) in pcrecon::model::schema::files() {
+            for (name, text) in pcrecon::model::schema_files() {
                 let path = out.join(name);
                 std::fs::write(&path, text).map_err(|e| (EXIT_IO, format!("cannot write {}: {e}", path.display())))?;
             }
@@ -83,7 +83,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
             };
             let summary = pipeline::run(&settings, &options).map_err(failed)?;
             print!("{}", summary.render());
-            exit_for(&summary, args.fail_on)
+            exit_for(&summary, &args.fail_on)
         }
         Command::Diff(args) => {
             let (a, b) = match (&args.previous, &args.a, &args.b) {
@@ -147,22 +147,39 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
     }
 }
 
-/// Exit code 1 after publishing: rejected records always; mismatches and exceptions as asked.
-fn exit_for(summary: &pipeline::RunSummary, fail_on: FailOn) -> Result<(), (u8, String)> {
+/// Exit code 1 after publishing: rejected records always; mismatches, sequences not ready and
+/// match exceptions as asked.
+fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), (u8, String)> {
     let at = summary.snapshot.display();
-    let (mismatches, exceptions, rejected) = (summary.mismatches(), summary.exceptions(), summary.rejected());
+    let rejected = summary.rejected();
     if rejected > 0 {
         return Err((EXIT_FINDINGS, format!("published with {rejected} rejected records: see rejects/ in {at}")));
     }
-    match fail_on {
-        FailOn::Mismatch | FailOn::Exception if mismatches > 0 => {
-            Err((EXIT_FINDINGS, format!("published with {mismatches} tie-out mismatches: see reconciliation/ in {at}")))
-        }
-        FailOn::Exception if exceptions > 0 => {
-            Err((EXIT_FINDINGS, format!("published with {exceptions} match exceptions: see match_exceptions/ in {at}")))
-        }
-        _ => Ok(()),
+    let asked = |levels: &[FailOn]| fail_on.iter().any(|f| levels.contains(f));
+    let mismatches = summary.mismatches();
+    if mismatches > 0 && asked(&[FailOn::Mismatch, FailOn::Exception]) {
+        return Err((
+            EXIT_FINDINGS,
+            format!("published with {mismatches} tie-out mismatches: see reconciliation/ in {at}"),
+        ));
     }
+    let not_ready = summary.not_ready();
+    if not_ready > 0 && asked(&[FailOn::NotReady, FailOn::Exception]) {
+        return Err((
+            EXIT_FINDINGS,
+            format!(
+                "published without {not_ready} sequences the v2 export could not serve yet: see reconciliation/ (status not_ready) in {at}"
+            ),
+        ));
+    }
+    let exceptions = summary.exceptions();
+    if exceptions > 0 && asked(&[FailOn::Exception]) {
+        return Err((
+            EXIT_FINDINGS,
+            format!("published with {exceptions} match exceptions: see match_exceptions/ in {at}"),
+        ));
+    }
+    Ok(())
 }
 
 fn audit_failed(e: AuditError) -> (u8, String) {

@@ -285,6 +285,11 @@ impl RunSummary {
         self.manifest.checks.get("tie_out").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
     }
 
+    /// Sequences the v2 export could not serve yet.
+    pub fn not_ready(&self) -> u64 {
+        self.manifest.not_ready.len() as u64
+    }
+
     /// Records that went to `rejects`.
     pub fn rejected(&self) -> u64 {
         self.manifest.datasets.get("rejects").map_or(0, |d| d.rows)
@@ -342,6 +347,13 @@ impl RunSummary {
             self.report.throttled,
             self.elapsed.as_millis()
         ));
+        if !self.manifest.not_ready.is_empty() {
+            let list: Vec<&str> = self.manifest.not_ready.keys().map(String::as_str).collect();
+            text.push_str(&format!(
+                "  not ready in the v2 export yet (published without them; a later run fetches them): {}\n",
+                list.join(", ")
+            ));
+        }
         if !self.removed.is_empty() {
             text.push_str(&format!("  retention removed {}\n", self.removed.join(", ")));
         }
@@ -401,7 +413,13 @@ fn sink_options(settings: &Settings) -> Result<SinkOptions, RunError> {
         .map(|(c, v)| crate::normalize::decode::to_decimal128(*v, 10).map(|t| (c.clone(), t)))
         .collect::<Result<_, _>>()
         .map_err(|e| RunError::Config(ConfigError::Invalid(format!("reconcile.tolerance: {}", e.0))))?;
-    Ok(SinkOptions { csv_bom: settings.csv_bom, rejects: settings.rejects, tolerance })
+    Ok(SinkOptions {
+        csv_bom: settings.csv_bom,
+        rejects: settings.rejects,
+        keep_unknown_fields: settings.keep_unknown_fields,
+        v2_basic: settings.extract.v2.attribute_set == "basic",
+        tolerance,
+    })
 }
 
 fn normalizer(settings: &Settings) -> Result<Option<Normalizer>, RunError> {
@@ -543,6 +561,8 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         "restated_invoices": restated,
         "new_invoices": new_invoices,
         "rows": manifest.datasets.iter().map(|(k, v)| (k.clone(), v.rows)).collect::<BTreeMap<_, _>>(),
+        "not_ready": &manifest.not_ready,
+        "schema_drift": &manifest.schema_drift,
     });
     let run_path = staging.join("run.json");
     let text = serde_json::to_vec_pretty(&run).map_err(|e| RunError::Io(e.to_string()))?;
@@ -604,6 +624,9 @@ pub fn demo(
         continuation_ttl_secs: 900,
         rate_limit_per_minute: 0,
         require_app_user: false,
+        // The demo meets Partner Center as it is today: v1 no longer serves recent periods.
+        v1_retired: true,
+        require_mfa: false,
         export: crate::emulator::server::ExportSettings::default(),
     };
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -643,6 +666,7 @@ pub fn demo(
         output_dir: out.to_path_buf(),
         csv_bom: false,
         rejects: false,
+        keep_unknown_fields: false,
         tolerance: BTreeMap::new(),
         retention: crate::config::Retention::default(),
         resume_within: Duration::from_secs(12 * 3600),

@@ -62,7 +62,7 @@ impl Progress {
                 self.items.fetch_add(page.items.len() as u64, Ordering::Relaxed);
                 self.bytes.fetch_add(page.body.len() as u64, Ordering::Relaxed);
             }
-            Event::Done { .. } => {
+            Event::Done { .. } | Event::NotReady { .. } => {
                 self.done.fetch_add(1, Ordering::Relaxed);
             }
             Event::Restart { .. } => {}

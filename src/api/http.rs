@@ -5,7 +5,9 @@
 //! token (fetching it under the same permit) → send → read the whole body → release the permit.
 //! 429 (and 503 with `Retry-After`) set a deadline no request passes; 5xx, 408, resets, timeouts
 //! and truncated bodies back off exponentially with jitter; 401 drops the token and retries with a
-//! new one (a few times at most);
+//! new one (a few times at most), except Partner Center's 401 with error code 900421 (the App+User
+//! token has no MFA claim, spec §17.10), which no new token from the same refresh token can fix
+//! and which fails at once with what the operator has to do;
 //! other 4xx fail at once with the dataset, scope, page and `MS-RequestId` in the error.
 
 use std::fmt;
@@ -81,6 +83,19 @@ pub enum ApiError {
         /// The last failure.
         last: String,
     },
+    /// Partner Center refused an App+User call because the token has no MFA claim (401, error
+    /// code 900421): the refresh token comes from a sign-in without multi-factor authentication.
+    #[error(
+        "{context}: Partner Center requires multi-factor authentication for App+User calls (error code 900421, HTTP 401 for {path}, MS-RequestId {request_id}): the refresh token was issued by a sign-in without MFA; obtain a new refresh token through an interactive sign-in with MFA (the partner consent of the secure application model) and put it in api.refresh_token_file or PCRECON_REFRESH_TOKEN"
+    )]
+    MfaRequired {
+        /// Where.
+        context: Context,
+        /// Path and query.
+        path: String,
+        /// The request id sent.
+        request_id: String,
+    },
     /// No token.
     #[error("{context}: authentication failed: {source}")]
     Auth {
@@ -100,9 +115,13 @@ impl ApiError {
         }
     }
 
-    /// Whether the failure is about credentials (401 after a fresh token, 403, token refused).
+    /// Whether the failure is about credentials (401 after a fresh token, 403, token refused,
+    /// MFA required).
     pub fn is_auth(&self) -> bool {
-        matches!(self, ApiError::Auth { .. } | ApiError::Status { status: 401 | 403, .. })
+        matches!(
+            self,
+            ApiError::Auth { .. } | ApiError::MfaRequired { .. } | ApiError::Status { status: 401 | 403, .. }
+        )
     }
 }
 
@@ -238,9 +257,24 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
-/// What the error body says, in one line.
+/// The error code Partner Center answers an App+User call whose token lacks an MFA claim.
+const MFA_REQUIRED: &str = "900421";
+
+/// The `code` of a Partner Center error body (a number or a string), if it has one.
+fn error_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = v.get("code")?;
+    Some(code.as_str().map_or_else(|| code.to_string(), str::to_owned))
+}
+
+/// What the error body says, in one line: Partner Center's canonical body, the framework's
+/// `message`, or Graph's `{"error":{"code","message"}}`.
 fn error_detail(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    if let Some(e) = v.get("error").filter(|e| e.is_object()) {
+        let text = |k: &str| e.get(k).and_then(|x| x.as_str()).unwrap_or("");
+        return format!("{}: {}", text("code"), text("message"));
+    }
     let pick = |k: &str| v.get(k).map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned));
     match (pick("code"), pick("description"), pick("message"), pick("errorCode")) {
         (Some(code), Some(description), _, _) => format!("{code}: {description}"),
@@ -485,6 +519,15 @@ impl Client {
                     throttled: true,
                 }
             }
+            // No token redeemed from the same refresh token gains the MFA claim: not retried.
+            401 if error_code(&body).as_deref() == Some(MFA_REQUIRED) => {
+                self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+                Attempt::Fatal(ApiError::MfaRequired {
+                    context: context.clone(),
+                    path: path.to_owned(),
+                    request_id: request_id.to_owned(),
+                })
+            }
             // A refused token is replaced and the call retried with the new one; a fresh token
             // refused again and again means the credentials themselves are not accepted.
             401 if *renewals < MAX_TOKEN_RENEWALS
@@ -541,6 +584,32 @@ mod tests {
         assert_eq!(error_detail(br#"{"code":1000,"description":"Not found"}"#), "1000: Not found");
         assert_eq!(error_detail(br#"{"message":"The request is invalid."}"#), "The request is invalid.");
         assert_eq!(error_detail(b"plain text"), "plain text");
+        let graph = br#"{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-02T10:00:00","request-id":"r","client-request-id":"c"}}}"#;
+        assert_eq!(error_detail(graph), "TooManyRequests: Too many requests.");
+    }
+
+    #[test]
+    fn the_mfa_refusal_is_recognised_by_its_code_and_says_what_to_do() {
+        let body = br#"{"code":900421,"description":"MFA required","errorName":"MfaRequired","isRetryable":false}"#;
+        assert_eq!(error_code(body).as_deref(), Some(MFA_REQUIRED));
+        assert_eq!(error_code(br#"{"code":"900421","description":"MFA required"}"#).as_deref(), Some(MFA_REQUIRED));
+        assert_eq!(error_code(br#"{"code":"400","description":"expired"}"#).as_deref(), Some("400"));
+        let e = ApiError::MfaRequired {
+            context: Context { dataset: "invoices", scope: "G000123".into(), page: 1 },
+            path: "/v1/invoices/G000123".into(),
+            request_id: "r-1".into(),
+        };
+        assert!(e.is_auth());
+        let text = e.to_string();
+        for part in [
+            "multi-factor authentication",
+            "900421",
+            "interactive sign-in",
+            "refresh_token_file",
+            "PCRECON_REFRESH_TOKEN",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from {text}");
+        }
     }
 
     #[test]

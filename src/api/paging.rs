@@ -133,6 +133,17 @@ pub enum Event {
         /// The v2 export that served it.
         export: Option<Box<ExportLineage>>,
     },
+    /// The sequence has no data yet, and no other API serves it: the v2 export kept answering
+    /// "no data available" (code 5000) until its deadline, for a period v1 no longer serves. It
+    /// ends the sequence without pages; the run reports it and publishes the rest.
+    NotReady {
+        /// Dataset.
+        dataset: &'static str,
+        /// Scope.
+        scope: String,
+        /// What the export said, and for how long.
+        detail: String,
+    },
 }
 
 /// Why a sequence failed.

@@ -322,7 +322,8 @@ impl Recorder {
                     fetched_at: page.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 });
             }
-            Event::Restart { .. } => self.marker.pages.clear(),
+            // A sequence that is not ready is never complete: the next run asks again.
+            Event::Restart { .. } | Event::NotReady { .. } => self.marker.pages.clear(),
             Event::Done { items, export, .. } => {
                 self.marker.items = *items;
                 self.marker.export = export.as_deref().cloned();

@@ -24,6 +24,8 @@ pub struct DumpReport {
     pub sequences: BTreeMap<&'static str, u64>,
     /// Restarted sequences.
     pub restarts: u64,
+    /// Sequences the v2 export could not serve yet (`dataset/scope`): no file is written for them.
+    pub not_ready: Vec<String>,
 }
 
 /// Why the dump failed.
@@ -80,6 +82,13 @@ pub fn consume(
                     File::create(&path).map_err(io(&path))?;
                 }
                 report.restarts += 1;
+            }
+            Event::NotReady { dataset, scope, .. } => {
+                let path = file_of(staging, dataset, scope);
+                if path.exists() {
+                    fs::remove_file(&path).map_err(io(&path))?;
+                }
+                report.not_ready.push(format!("{dataset}/{scope}"));
             }
             Event::Done { dataset, scope, items, .. } => {
                 let path = file_of(staging, dataset, scope);

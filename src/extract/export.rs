@@ -3,9 +3,12 @@
 //! deadline), read the manifest, then download every file, gunzip it and cut its JSON lines into
 //! the same [`Event`]s the v1 pager sends.
 //!
-//! A file is used only once all of it has arrived: it is downloaded into a spool folder, and
-//! decompressed there whole (every gzip member, every CRC), and its line count checked against the
-//! manifest, before its first line goes downstream. A file that fails is downloaded again; an
+//! A file is used only once all of it has arrived: it is downloaded into a spool folder and
+//! decompressed there whole (every gzip member, every CRC), and every non-blank line checked to be
+//! one JSON object (`{…}`), before its first line goes downstream. The GA manifest gives no
+//! per-file counts (spec §17.6), only `blobCount`, which is checked against the files it lists;
+//! where a manifest does give a file's `itemCount` or `sizeInBytes` (Microsoft's sample model, the
+//! older beta), those are checked too. A file that fails is downloaded again; an
 //! expired operation (410) or an expired shared-access signature starts a new export. When the new
 //! export describes other data (another eTag or other files) after lines were already sent, the
 //! consumer is told to drop them ([`Event::Restart`]) and the sequence starts over.
@@ -357,8 +360,50 @@ async fn download(
     Err(BlobFailure::Incomplete(format!("{}: {last}", blob.name)))
 }
 
-/// Decompresses every gzip member of `gz` into `out` and checks the file against its manifest
-/// entry: its size, and its number of lines.
+/// One JSON object per line: the first and last non-blank bytes of every non-blank line are `{`
+/// and `}`. A file cut at a line end passes the gzip checks when the cut falls between members;
+/// a line cut anywhere else does not pass this one.
+#[derive(Default)]
+struct LineSyntax {
+    /// Lines seen with content.
+    lines: u64,
+    /// First and last non-blank bytes of the line being read.
+    first: Option<u8>,
+    last: u8,
+}
+
+impl LineSyntax {
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        for &b in bytes {
+            if b == b'\n' {
+                self.end_line()?;
+            } else if !b.is_ascii_whitespace() {
+                self.first.get_or_insert(b);
+                self.last = b;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> Result<(), String> {
+        if let Some(first) = self.first.take() {
+            self.lines += 1;
+            if first != b'{' || self.last != b'}' {
+                return Err(format!("line {} is not one JSON object", self.lines));
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of lines, once the input has ended.
+    fn finish(mut self) -> Result<u64, String> {
+        self.end_line()?;
+        Ok(self.lines)
+    }
+}
+
+/// Decompresses every gzip member of `gz` into `out` and checks the file: its gzip members and
+/// CRCs, the syntax of its lines, and its size and number of lines where the manifest gives them.
 fn gunzip(gz: &Path, out: &Path, blob: &BlobEntry) -> Result<(), String> {
     let size = std::fs::metadata(gz).map_err(|e| e.to_string())?.len();
     if let Some(expected) = blob.size_in_bytes.filter(|s| *s != size) {
@@ -368,23 +413,16 @@ fn gunzip(gz: &Path, out: &Path, blob: &BlobEntry) -> Result<(), String> {
     let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, input));
     let mut writer = BufWriter::with_capacity(1 << 16, File::create(out).map_err(|e| e.to_string())?);
     let mut buf = vec![0u8; 1 << 16];
-    let (mut lines, mut in_line) = (0u64, false);
+    let mut syntax = LineSyntax::default();
     loop {
         let n = decoder.read(&mut buf).map_err(|e| format!("the gzip stream is incomplete or corrupt: {e}"))?;
         if n == 0 {
             break;
         }
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                lines += u64::from(in_line);
-                in_line = false;
-            } else if !b.is_ascii_whitespace() {
-                in_line = true;
-            }
-        }
+        syntax.feed(&buf[..n])?;
         writer.write_all(&buf[..n]).map_err(|e| e.to_string())?;
     }
-    lines += u64::from(in_line);
+    let lines = syntax.finish()?;
     writer.flush().map_err(|e| e.to_string())?;
     match blob.item_count {
         Some(expected) if expected != lines => Err(format!("{lines} lines arrived of {expected}")),
@@ -479,6 +517,25 @@ mod tests {
         assert!(gunzip(&input, &out, &entry(None)).unwrap_err().contains("incomplete or corrupt"));
         let sized = BlobEntry { size_in_bytes: Some(whole.len() as u64), ..entry(None) };
         assert!(gunzip(&input, &out, &sized).unwrap_err().contains("bytes arrived of"));
+    }
+
+    #[test]
+    fn a_file_whose_lines_are_not_json_objects_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("b.gz"), dir.path().join("b.jsonl"));
+        // The GA manifest has no counts: only the lines themselves can tell a cut file.
+        let check = |content: &[u8]| {
+            std::fs::write(&input, gz(&[content])).unwrap();
+            gunzip(&input, &out, &entry(None))
+        };
+        assert!(check(b"{\"a\":1}\r\n  {\"a\":2}  \n\n{\"a\":3}").is_ok(), "blank lines and spaces are fine");
+        assert!(check(b"").is_ok(), "an empty file has no lines");
+        assert_eq!(check(b"{\"a\":1}\n{\"a\":").unwrap_err(), "line 2 is not one JSON object");
+        assert_eq!(check(b"{\"a\":1}\n\"a\":2}\n").unwrap_err(), "line 2 is not one JSON object");
+        assert_eq!(check(b"[1,2]\n").unwrap_err(), "line 1 is not one JSON object");
+        // Two members split at a line end decompress into whole lines.
+        std::fs::write(&input, gz(&[b"{\"a\":1}\n{\"a\"", b":2}\n"])).unwrap();
+        assert!(gunzip(&input, &out, &entry(None)).is_ok());
     }
 
     #[test]

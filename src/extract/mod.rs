@@ -59,7 +59,7 @@ pub struct Planned {
     /// The invoice's billing month (`YYYY-MM`), where the invoice list tells it.
     pub month: Option<String>,
     /// The v1 sequence that stands in when the v2 export of `seq`, chosen by `auto`, has no data
-    /// (operation failed with code 5000).
+    /// (operation failed with code 5000): only where v1 still serves the period.
     pub fallback: Option<Sequence>,
 }
 
@@ -149,7 +149,7 @@ async fn collect(
             match &event {
                 Event::Page(page) => items.extend(page.items.iter().map(|r| page.body.slice(r.clone()))),
                 Event::Restart { .. } => items.clear(),
-                Event::Done { .. } => {}
+                Event::Done { .. } | Event::NotReady { .. } => {}
             }
             if let Some(tx) = tx {
                 tx.send(event).await.map_err(|_| PagingError::Closed)?;
@@ -211,8 +211,23 @@ fn export_sequence(settings: &ExtractSettings, v1: &Sequence, body: serde_json::
     })
 }
 
+/// Whether Partner Center's v1 still serves a new-commerce line-item dataset for a billing
+/// period (`YYYY-MM`; unbilled data has none). Microsoft retired, on 21 April 2025, v1 billed
+/// reconciliation from the February 2024 period on and v1 billed daily rated usage from the
+/// September 2022 period on, and all of v1 unbilled daily rated usage; v1 unbilled
+/// reconciliation on 15 March 2026 (spec §11, §17.9).
+fn v1_serves(dataset: &str, period: Option<&str>) -> bool {
+    let before = |month: &str| period.is_some_and(|p| p < month);
+    match dataset {
+        "billed_recon_line_items" => before("2024-02"),
+        "billed_consumption_line_items" => before("2022-09"),
+        _ => false,
+    }
+}
+
 /// A line-item sequence through the API that serves it: the v2 export when `settings` route the
-/// dataset there (with the v1 sequence as fallback under `auto`), else `v1` itself.
+/// dataset there (with the v1 sequence as fallback under `auto`, where v1 still serves the
+/// period), else `v1` itself.
 fn routed(
     settings: &ExtractSettings,
     v1: Sequence,
@@ -222,7 +237,8 @@ fn routed(
     let v2 = settings.uses_v2(v1.dataset, period).then(|| export_sequence(settings, &v1, body)).flatten();
     let Some(v2) = v2 else { return (v1, None) };
     let auto = settings.api_version.get(v1.dataset) == Some(&crate::config::ApiVersion::Auto);
-    (v2, auto.then_some(v1))
+    let fallback = auto && v1_serves(v1.dataset, period);
+    (v2, fallback.then_some(v1))
 }
 
 /// The sequences of one invoice: the invoice itself, its statement, and its line items, each
@@ -552,24 +568,51 @@ impl Fetching<'_> {
     }
 }
 
-/// Replays a sequence from the cache when it may, else fetches it (falling back to v1 where the
-/// v2 export has no data for it), recording it in the cache.
+/// Replays a sequence from the cache when it may, else fetches it, recording it in the cache.
+/// A v2 export without data (code 5000) falls back to v1 where v1 still serves the period; else
+/// it is most likely not ready yet (spec §17.9): it is asked for again, backing off, until
+/// `export_timeout_secs` after the first request, and then reported as not ready.
 async fn one_sequence(
     fetching: &Fetching<'_>,
     planned: &Planned,
     cache: Option<&PageCache>,
     tx: &mpsc::Sender<Event>,
 ) -> Result<Origin, PagingError> {
-    match (fetch_or_replay(fetching, planned, cache, tx).await, &planned.fallback) {
-        (Err(PagingError::Export { no_data: true, detail, .. }), Some(fallback)) => {
-            let seq = &planned.seq;
-            tracing::warn!(event = "export_no_data_v1_fallback", dataset = seq.dataset, scope = %seq.scope, %detail);
-            let v1 = Planned { seq: fallback.clone(), fallback: None, ..planned.clone() };
-            Box::pin(fetch_or_replay(fetching, &v1, cache, tx)).await
+    let seq = &planned.seq;
+    let deadline = std::time::Instant::now() + fetching.v2.export_timeout;
+    let mut wait = std::time::Duration::from_secs(1);
+    let mut asked = 1u32;
+    loop {
+        match (fetch_or_replay(fetching, planned, cache, tx).await, &planned.fallback) {
+            (Err(PagingError::Export { no_data: true, detail, .. }), Some(fallback)) => {
+                tracing::warn!(event = "export_no_data_v1_fallback", dataset = seq.dataset, scope = %seq.scope, %detail);
+                let v1 = Planned { seq: fallback.clone(), fallback: None, ..planned.clone() };
+                return Box::pin(fetch_or_replay(fetching, &v1, cache, tx)).await;
+            }
+            (Err(PagingError::Export { no_data: true, detail, .. }), None) => {
+                if std::time::Instant::now() + wait <= deadline {
+                    tracing::info!(event = "export_not_ready_retry", dataset = seq.dataset, scope = %seq.scope, wait_ms = wait.as_millis() as u64, %detail);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_NOT_READY_WAIT);
+                    asked += 1;
+                    continue;
+                }
+                let detail = format!(
+                    "{detail}; still so at the end of extract.v2.export_timeout_secs ({} s), and v1 no longer serves this period",
+                    fetching.v2.export_timeout.as_secs()
+                );
+                tracing::warn!(event = "export_not_ready", dataset = seq.dataset, scope = %seq.scope, requests = asked, %detail);
+                let event = Event::NotReady { dataset: seq.dataset, scope: seq.scope.clone(), detail };
+                tx.send(event).await.map_err(|_| PagingError::Closed)?;
+                return Ok(Origin::Fetched);
+            }
+            (result, _) => return result,
         }
-        (result, _) => result,
     }
 }
+
+/// Longest pause between two requests for an export that is not ready.
+const MAX_NOT_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 async fn fetch_or_replay(
     fetching: &Fetching<'_>,

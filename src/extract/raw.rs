@@ -57,6 +57,29 @@ struct IndexLine<'a> {
     export: Option<&'a ExportLineage>,
 }
 
+impl<'a> IndexLine<'a> {
+    /// A line that marks a sequence (a restart, or an export not ready) with why.
+    fn marker(event: &'static str, dataset: &'a str, scope: &'a str, attempt: u32, reason: &'a str) -> Self {
+        IndexLine {
+            event,
+            dataset,
+            scope,
+            attempt,
+            page: None,
+            request_id: None,
+            url: None,
+            fetched_at: None,
+            bytes: None,
+            sha256: None,
+            items: None,
+            file: None,
+            reason: Some(reason),
+            paging: None,
+            export: None,
+        }
+    }
+}
+
 /// Writes the archive.
 pub struct RawArchive {
     dir: PathBuf,
@@ -104,23 +127,12 @@ impl RawArchive {
                     export: None,
                 })
             }
-            Event::Restart { dataset, scope, attempt, reason } => serde_json::to_string(&IndexLine {
-                event: "restart",
-                dataset,
-                scope,
-                attempt: *attempt,
-                page: None,
-                request_id: None,
-                url: None,
-                fetched_at: None,
-                bytes: None,
-                sha256: None,
-                items: None,
-                file: None,
-                reason: Some(reason),
-                paging: None,
-                export: None,
-            }),
+            Event::Restart { dataset, scope, attempt, reason } => {
+                serde_json::to_string(&IndexLine::marker("restart", dataset, scope, *attempt, reason))
+            }
+            Event::NotReady { dataset, scope, detail } => {
+                serde_json::to_string(&IndexLine::marker("not_ready", dataset, scope, 1, detail))
+            }
             Event::Done { dataset, scope, attempt, pages, items, export } => serde_json::to_string(&IndexLine {
                 event: "done",
                 dataset,
@@ -256,6 +268,10 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
                 attempt: entry.attempt,
                 reason: entry.reason.unwrap_or_default(),
             },
+            "not_ready" => {
+                replayed.sequences += 1;
+                Event::NotReady { dataset, scope: entry.scope, detail: entry.reason.unwrap_or_default() }
+            }
             "done" => {
                 replayed.sequences += 1;
                 Event::Done {

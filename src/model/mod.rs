@@ -4,9 +4,18 @@
 //! In: nothing (pure types). Out: [`money::Currency`] and rounding rules. What this module does
 //! not do: talk HTTP, convert between currencies with a rate table, or decide output columns.
 
+pub mod document;
 pub mod money;
 pub mod schema;
 pub mod v2;
+
+/// Every file of `schemas/` (`pcrecon schemas --out schemas`): the datasets and the v1 ↔ v2
+/// attribute mapping.
+pub fn schema_files() -> Vec<(String, String)> {
+    let mut files = schema::files();
+    files.push(("v2-mapping.md".into(), v2::mapping_doc()));
+    files
+}
 
 /// Lower-case hexadecimal of some bytes (digests, ids).
 pub fn hex(bytes: &[u8]) -> String {

@@ -105,6 +105,9 @@ pub enum Source {
     Fx(FxColumn),
     /// Decided by matching (see `matching`).
     Match(MatchColumn),
+    /// The item's members that no column reads, as one JSON object (sorted by name), kept only
+    /// with `[output] keep_unknown_fields = true`; counted and reported either way.
+    Unread,
     /// A pricing-currency price in the billing currency: `price × rate`, truncated to the
     /// billing currency's minor units, as Partner Center's licence rule does (spec §9.4).
     BillingPrice {
@@ -357,7 +360,7 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
         f("customerCountry", S),
         f("invoiceNumber", S),
         f("mpnId", S),
-        f("resellerMpnId", S),
+        named("reseller_mpn_id", &["resellerMpnId", "tier2MpnId"], S),
         f("orderId", S),
         f("orderDate", TS),
         f("productId", S),
@@ -397,6 +400,8 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
         f("reservationOrderId", S),
         f("creditReasonCode", S),
         f("promotionId", S),
+        // Only the v2 export's files carry it (spec §17.5); v1 rows leave it empty.
+        f("productCategory", S),
         implied("invoiceLineItemType", Implied::Text("billing_line_items"), S),
         implied("billingProvider", Implied::Text("one_time"), S),
         billing_price("unit_price", "currency"),
@@ -405,7 +410,7 @@ fn recon(name: &'static str, description: &'static str, api: &'static str) -> Da
     ];
     DatasetSchema {
         name,
-        version: 1,
+        version: 2,
         description,
         grain: "one charge",
         api,
@@ -615,11 +620,21 @@ pub const LINE_ITEMS: [&str; 7] = [
     "legacy_azure_usage_line_items",
 ];
 
+/// Adds `unknown_fields` to a dataset read from API items (not to the rows of exploded arrays).
+fn with_unread(mut schema: DatasetSchema) -> DatasetSchema {
+    if schema.explode.is_none() {
+        schema.columns.push(Column { name: "unknown_fields".into(), source: Source::Unread, ty: J, nullable: true });
+        schema.version += 1;
+    }
+    schema
+}
+
 /// Every output dataset, in a fixed order, with the match columns of line items and the
 /// reporting-currency columns of those that carry amounts.
 pub fn all() -> Vec<DatasetSchema> {
     base()
         .into_iter()
+        .map(with_unread)
         .map(|s| if LINE_ITEMS.contains(&s.name) { with_match(s) } else { s })
         .map(|s| {
             let recon =
@@ -685,10 +700,10 @@ pub fn match_exceptions() -> DatasetSchema {
 pub fn reconciliation() -> DatasetSchema {
     let mut s = dimension(
         "reconciliation",
-        "Each invoice's stated total against the sum of its distinct lines by Partner Center's rules, its metered charges against its daily rated usage, and each currency's summary balance against its invoices",
-        "one invoice (kind invoice, usage) or one billing currency (kind summary)",
+        "Each document's stated total against the sum of its distinct lines by Partner Center's rules, each invoice with the notes amending it, its metered charges against its daily rated usage, each currency's summary balance against its documents, and each sequence the v2 export could not serve yet",
+        "one document (kind invoice, credit_note, adjustment_note, void_note), one invoice with its notes (kind net), one invoice's usage (kind usage), one billing currency (kind summary), or one sequence not ready (kind export)",
         "computed",
-        vec!["invoice_id", "currency"],
+        vec!["invoice_id", "currency", "kind"],
         vec![computed("invoice_id", S), computed("currency", S)],
     );
     // Usage rows carry the unrounded daily-rated-usage sums, hence the usage scale.
@@ -699,6 +714,10 @@ pub fn reconciliation() -> DatasetSchema {
     s.columns.push(computed("status", S));
     s.columns.push(computed("classification", S));
     s.columns.push(computed("kind", S));
+    for c in ["document_type", "amends_of", "related_documents", "detail"] {
+        s.columns.push(computed(c, S));
+    }
+    s.version = 2;
     // No control totals: its rows are of different kinds (invoice, usage, summary) whose sums
     // would mean nothing.
     s.from = "-";
@@ -830,7 +849,7 @@ fn base() -> Vec<DatasetSchema> {
     vec![
         DatasetSchema {
             name: "invoices",
-            version: 1,
+            version: 2,
             description: "Invoices and credit documents, as GET /v1/invoices/{id} returns them",
             grain: "one invoice",
             api: "GET /v1/invoices/{id}",
@@ -844,8 +863,9 @@ fn base() -> Vec<DatasetSchema> {
             columns: vec![
                 required(f("id", S)),
                 f("invoiceDate", TS),
-                f("billingPeriodStartDate", D),
-                f("billingPeriodEndDate", D),
+                // Instants, as sent: Microsoft's own example carries a time of day.
+                f("billingPeriodStartDate", TS),
+                f("billingPeriodEndDate", TS),
                 f("totalCharges", AMOUNT),
                 f("paidAmount", AMOUNT),
                 f("currencyCode", S),
@@ -853,6 +873,7 @@ fn base() -> Vec<DatasetSchema> {
                 f("documentType", S),
                 f("invoiceType", S),
                 f("amendsOf", S),
+                f("status", S),
                 f("pdfDownloadLink", S),
                 f("invoiceDetails", J),
                 f("amendments", J),
@@ -1003,6 +1024,8 @@ fn base() -> Vec<DatasetSchema> {
                 f("relationshipToPartner", S),
                 f("commerceId", S),
                 f("allowDelegatedAccess", B),
+                f("billingProfile", J),
+                f("customDomains", J),
             ],
         ),
         dimension(
@@ -1019,6 +1042,7 @@ fn base() -> Vec<DatasetSchema> {
                 f("billingCycle", S),
                 f("transactionType", S),
                 f("currencyCode", S),
+                f("currencySymbol", S),
                 f("creationDate", TS),
                 f("status", S),
             ],
@@ -1070,7 +1094,8 @@ fn base() -> Vec<DatasetSchema> {
                 f("parentSubscriptionId", S),
                 f("creationDate", TS),
                 f("effectiveStartDate", TS),
-                f("commitmentEndDate", D),
+                // An instant: Microsoft's examples give it a time of day, and 9999 for none.
+                f("commitmentEndDate", TSU),
                 f("commitmentEndDateTime", TSU),
                 f("cancellationAllowedUntilDate", TSU),
                 f("billingCycleEndDate", TSU),
@@ -1086,6 +1111,13 @@ fn base() -> Vec<DatasetSchema> {
                 f("partnerId", S),
                 f("publisherName", S),
                 f("promotionId", S),
+                f("hasPurchasableAddons", B),
+                f("isMicrosoftProduct", B),
+                f("attentionNeeded", B),
+                f("actionTaken", B),
+                f("refundableQuantity", J),
+                f("refundOptions", J),
+                f("actions", J),
             ],
         ),
         dimension(
@@ -1107,12 +1139,16 @@ fn base() -> Vec<DatasetSchema> {
                 f("expiryDate", TSU),
                 named("reservation_order_id", &["entitledArtifacts.0.resourceId"], S),
                 f("entitledArtifacts", J),
+                f("includedEntitlements", J),
+                f("dynamicAttributes", J),
+                f("quantityDetails", J),
             ],
         ),
     ]
 }
 
-/// The files of `schemas/`: one `<dataset>.json` per dataset and a `README.md` column reference.
+/// The dataset files of `schemas/`: one `<dataset>.json` per dataset and a `README.md` column
+/// reference (with `v2-mapping.md`, [`crate::model::schema_files`] gives the whole folder).
 pub fn files() -> Vec<(String, String)> {
     let mut files = Vec::new();
     let mut doc = String::from(
@@ -1148,6 +1184,7 @@ pub fn files() -> Vec<(String, String)> {
                 Source::Fx(FxColumn::Rounded(a)) => format!("`{a}` × `fx_rate`, rounded to the reporting currency"),
                 Source::Fx(_) => "currency normalisation".into(),
                 Source::Match(_) => "matching".into(),
+                Source::Unread => "members no column reads, as JSON (`keep_unknown_fields`)".into(),
                 Source::BillingPrice { price, rate, .. } => {
                     format!("`{price}` × `{rate}`, truncated to the billing currency's minor units")
                 }
@@ -1157,7 +1194,6 @@ pub fn files() -> Vec<(String, String)> {
         }
     }
     files.push(("README.md".into(), doc));
-    files.push(("v2-mapping.md".into(), crate::model::v2::mapping_doc()));
     files
 }
 

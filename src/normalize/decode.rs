@@ -188,6 +188,13 @@ impl<'a> Item<'a> {
         member.others.iter().find(|(other, _)| other.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
     }
 
+    /// Every member, as named in the item, with its raw value (in no particular order).
+    pub fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> + '_ {
+        self.members.values().flat_map(|m| {
+            std::iter::once((m.name.as_ref(), m.value)).chain(m.others.iter().map(|(n, v)| (n.as_ref(), *v)))
+        })
+    }
+
     /// The first of `names` (in any case) that is present.
     pub fn get(&self, names: &[&str]) -> Option<Raw<'a>> {
         names.iter().find_map(|n| self.raw(n)).map(|v| Raw::new(v.get()))
@@ -293,6 +300,14 @@ pub fn parse_datetime(text: &str) -> Result<Option<NaiveDateTime>, DecodeError> 
     }
     if let Ok(day) = NaiveDate::from_str(text) {
         return Ok(day.and_hms_opt(0, 0, 0));
+    }
+    // Microsoft's own subscription example writes `2015-11-25T06: 41: 12Z`: spaces inside an
+    // otherwise valid instant change nothing about it.
+    if text.contains(' ') {
+        let packed: String = text.chars().filter(|c| *c != ' ').collect();
+        if let Ok(Some(at)) = parse_datetime(&packed) {
+            return Ok(Some(at));
+        }
     }
     err(format!("{text:?} is not a date-time"))
 }
@@ -433,7 +448,8 @@ mod tests {
         assert!(day("2025-01-01T10:00:00Z").is_err());
         let raw_ts = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::Timestamp);
         assert!(raw_ts("9999-12-14T00:00:00Z").is_err(), "beyond the nanosecond range is an error, not a wrap");
-        assert!(raw_ts("2015-11-25T06: 41: 12Z").is_err());
+        assert_eq!(raw_ts("2015-11-25T06: 41: 12Z").unwrap(), ts("2015-11-25T06:41:12Z"), "Microsoft's own example");
+        assert!(raw_ts("2015-11-25T06:41:1x").is_err());
         let micros = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::TimestampMicros);
         assert_eq!(micros("9999-12-31T23:59:59Z").unwrap(), Cell::Timestamp(253_402_300_799_000_000));
         assert!(micros("2021-05-20T18:48:30.6168285Z").is_err(), "a 100 ns digit does not fit microseconds");

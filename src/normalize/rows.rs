@@ -2,6 +2,9 @@
 //! dataset, scope, page, record and field, so a bad value is found in seconds.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde_json::value::RawValue;
 
 use super::decode::{Cell, ColType, Item, decode, elements, from_decimal128, to_decimal128};
 use crate::model::schema::{DatasetSchema, Implied, Source};
@@ -92,7 +95,7 @@ fn row_of(
                 row.push(Cell::Str(origin.scope.to_owned()));
                 continue;
             }
-            Source::RowKey | Source::Fx(_) | Source::Match(_) => {
+            Source::RowKey | Source::Fx(_) | Source::Match(_) | Source::Unread => {
                 row.push(Cell::Null);
                 continue;
             }
@@ -113,21 +116,47 @@ fn row_of(
     Ok(row)
 }
 
-/// A fraction from its field, or from a percentage field divided by 100. A percentage decoded two
-/// scale steps lower has the unscaled value of its fraction, so the division is exact; a
-/// percentage with more digits than that does not fit the column and fails like any value.
+/// A fraction from its field, or from a percentage field divided by 100, exactly. The v2 export
+/// writes its percentages as whole numbers (15 for 15 %); a percentage with a fraction (0.15) is
+/// most likely a fraction under a percentage's name, and an error rather than a silent 0.0015.
+/// Either way the result must be a rate between 0 and 1.
 fn percent_cell(
     item: &Item<'_>,
     field: &'static str,
     percent: &'static str,
     ty: ColType,
 ) -> Result<Cell, (&'static str, String)> {
+    let ColType::Decimal { scale } = ty else {
+        return decode(item.path(field), ty).map_err(|e| (field, e.0));
+    };
+    let one = 10i128.pow(scale);
+    let in_range = |cell: Cell, name: &'static str, shown: &dyn std::fmt::Display| match cell {
+        Cell::Dec(v) if !(0..=one).contains(&v) => {
+            Err((name, format!("{shown} is not a rate between 0 and 1 (0 % to 100 %)")))
+        }
+        cell => Ok(cell),
+    };
     let cell = decode(item.path(field), ty).map_err(|e| (field, e.0))?;
-    let ColType::Decimal { scale } = ty else { return Ok(cell) };
-    if cell != Cell::Null || scale < 2 {
-        return Ok(cell);
+    if cell != Cell::Null {
+        let raw = item.path(field).map(|r| r.text().to_owned()).unwrap_or_default();
+        return in_range(cell, field, &raw);
     }
-    decode(item.path(percent), ColType::Decimal { scale: scale - 2 }).map_err(|e| (percent, e.0))
+    let Some(raw) = item.path(percent) else { return Ok(Cell::Null) };
+    let whole = decode(Some(raw), ColType::Decimal { scale: 0 });
+    match (whole, scale >= 2) {
+        (Ok(Cell::Null), _) => Ok(Cell::Null),
+        (Ok(_), true) => {
+            let cell = decode(Some(raw), ColType::Decimal { scale: scale - 2 }).map_err(|e| (percent, e.0))?;
+            in_range(cell, percent, &raw.text())
+        }
+        _ => Err((
+            percent,
+            format!(
+                "{} is not a whole percentage: the export writes percentages as whole numbers (15 for 15 %)",
+                raw.text()
+            ),
+        )),
+    }
 }
 
 /// `price × rate` truncated to the billing currency's minor units, from cells already decoded.
@@ -155,20 +184,124 @@ fn billing_price(
     to_decimal128(currency.truncate_minor(product), scale).map(Cell::Dec).map_err(|e| e.0)
 }
 
-/// Decodes one item (JSON text) into its rows (one, or one per element of an exploded array).
+/// The top-level members the datasets built from one extracted dataset read: what the API sends
+/// beyond them is schema drift, reported rather than dropped in silence.
+#[derive(Debug, Clone, Default)]
+pub struct KnownFields {
+    /// Lower-cased member names.
+    names: HashSet<String>,
+    /// Keep the unread members in the `unknown_fields` column.
+    pub keep: bool,
+}
+
+impl KnownFields {
+    /// What the datasets built from `dataset`'s pages read. `attributes` (`objectType`) and
+    /// `links` are the envelope of every resource, not data.
+    pub fn of(dataset: &str, keep: bool) -> KnownFields {
+        let mut names: HashSet<String> = ["attributes", "links"].into_iter().map(str::to_owned).collect();
+        for schema in crate::model::schema::registry().iter().filter(|s| s.source_dataset() == dataset) {
+            if let Some(array) = schema.explode {
+                names.insert(array.to_ascii_lowercase());
+                continue;
+            }
+            for column in &schema.columns {
+                let paths: Vec<&str> = match &column.source {
+                    Source::Field(paths) => paths.clone(),
+                    Source::Percent { field, percent } => vec![field, percent],
+                    Source::Implied { field, .. } => vec![field],
+                    _ => Vec::new(),
+                };
+                for path in paths {
+                    if let Some(first) = path.split('.').next() {
+                        names.insert(first.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        KnownFields { names, keep }
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        self.names.contains(&name.to_ascii_lowercase())
+    }
+}
+
+/// What to look for in an item besides its columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks<'a> {
+    /// The members its datasets read.
+    pub known: &'a KnownFields,
+    /// Attributes its source promises to carry (a v2 export's attribute set), each to be present.
+    pub promised: &'a [&'static str],
+}
+
+/// One item's rows, the names of its members no column reads (sorted), and the promised
+/// attributes it lacks, when asked.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// One row, or one per element of an exploded array.
+    pub rows: Vec<Vec<Cell>>,
+    /// Members no column reads.
+    pub unknown: Vec<String>,
+    /// Promised attributes the item lacks.
+    pub missing: Vec<&'static str>,
+}
+
+/// Decodes one item (JSON text) into its rows (one, or one per element of an exploded array);
+/// with `checks`, also finds the members no column reads (kept in `unknown_fields` when they say
+/// so) and the promised attributes the item lacks.
 pub fn decode_item(
     schema: &DatasetSchema,
     text: &[u8],
     origin: Origin<'_>,
     record: usize,
-) -> Result<Vec<Vec<Cell>>, Box<RowError>> {
+    checks: Option<Checks<'_>>,
+) -> Result<Decoded, Box<RowError>> {
+    let known = checks.map(|c| c.known);
     let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
     let item = Item::new(text).map_err(|e| {
         let object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         fail(if object { format!("not JSON: {e}") } else { "not a JSON object".into() })
     })?;
+    let mut unread: Vec<(&str, &RawValue)> = match known {
+        Some(known) => item.members().filter(|(name, _)| !known.knows(name)).collect(),
+        None => Vec::new(),
+    };
+    unread.sort_by(|a, b| a.0.cmp(b.0));
+    let unknown: Vec<String> = unread.iter().map(|(name, _)| (*name).to_owned()).collect();
+    let missing: Vec<&'static str> =
+        checks.map_or(&[][..], |c| c.promised).iter().copied().filter(|a| item.get(&[a]).is_none()).collect();
+    let rows = rows_of(schema, &item, origin, record)?;
+    let unread_at = schema.columns.iter().position(|c| c.source == Source::Unread);
+    let Some(at) = known.filter(|k| k.keep && !unread.is_empty()).and(unread_at) else {
+        return Ok(Decoded { rows, unknown, missing });
+    };
+    let mut json = String::from("{");
+    for (i, (name, value)) in unread.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&serde_json::to_string(name).unwrap_or_default());
+        json.push(':');
+        json.push_str(value.get().trim());
+    }
+    json.push('}');
+    let mut rows = rows;
+    for row in &mut rows {
+        row[at] = Cell::Str(json.clone());
+    }
+    Ok(Decoded { rows, unknown, missing })
+}
+
+fn rows_of(
+    schema: &DatasetSchema,
+    item: &Item<'_>,
+    origin: Origin<'_>,
+    record: usize,
+) -> Result<Vec<Vec<Cell>>, Box<RowError>> {
+    let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
     match schema.explode {
-        None => Ok(vec![row_of(schema, &item, None, origin, record)?]),
+        None => Ok(vec![row_of(schema, item, None, origin, record)?]),
         Some(array) => {
             let elements = item.path(array).and_then(|raw| elements(raw.text())).unwrap_or_default();
             elements
@@ -176,7 +309,7 @@ pub fn decode_item(
                 .map(|element| {
                     let child =
                         Item::new(element.get().as_bytes()).map_err(|_| fail(format!("{array} holds a non-object")))?;
-                    row_of(schema, &child, Some(&item), origin, record)
+                    row_of(schema, &child, Some(item), origin, record)
                 })
                 .collect()
         }
@@ -192,7 +325,7 @@ pub fn decode_page<'a>(
     out: &mut Vec<Vec<Cell>>,
 ) -> Result<(), Box<RowError>> {
     for (record, text) in items.enumerate() {
-        out.extend(decode_item(schema, text, origin, record)?);
+        out.extend(decode_item(schema, text, origin, record, None)?.rows);
     }
     Ok(())
 }
@@ -402,6 +535,52 @@ mod tests {
         let text = |c: &str| cell_text(&rows[0][schema.column(c).unwrap()], ColType::Decimal { scale: 10 });
         assert_eq!(text("unit_price_billing"), "14.2500000000", "16 × 0.8912 = 14.2592 → 14.25");
         assert_eq!(text("effective_unit_price_billing"), "0.1600000000", "0.16357… → 0.16");
+    }
+
+    #[test]
+    fn v2_percentages_become_fractions_only_when_whole_and_rates_stay_between_0_and_1() {
+        let schema = find("billed_consumption_line_items").unwrap();
+        let pec = schema.column("rate_of_partner_earned_credit").unwrap();
+        let credit = schema.column("rate_of_credit").unwrap();
+        let decode_one = |item: &str| {
+            let mut rows = Vec::new();
+            decode_page(&schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 2 }, &mut rows)
+                .map(|()| rows.remove(0))
+        };
+        let row = decode_one(r#"{"PartnerEarnedCreditPercentage":15,"CreditPercentage":"100"}"#).unwrap();
+        assert_eq!(cell_text(&row[pec], ColType::Decimal { scale: 10 }), "0.1500000000");
+        assert_eq!(cell_text(&row[credit], ColType::Decimal { scale: 10 }), "1.0000000000");
+        let row = decode_one(r#"{"rateOfPartnerEarnedCredit":0.15,"PartnerEarnedCreditPercentage":15}"#).unwrap();
+        assert_eq!(cell_text(&row[pec], ColType::Decimal { scale: 10 }), "0.1500000000", "the fraction wins");
+        for (item, field, says) in [
+            (r#"{"PartnerEarnedCreditPercentage":0.15}"#, "partnerEarnedCreditPercentage", "not a whole percentage"),
+            (r#"{"CreditPercentage":150}"#, "creditPercentage", "not a rate between 0 and 1"),
+            (r#"{"rateOfCredit":15}"#, "rateOfCredit", "not a rate between 0 and 1"),
+            (r#"{"rateOfPartnerEarnedCredit":-0.1}"#, "rateOfPartnerEarnedCredit", "not a rate between 0 and 1"),
+        ] {
+            let error = decode_one(item).unwrap_err();
+            assert_eq!(error.field, field, "{item}");
+            assert!(error.reason.contains(says), "{item}: {}", error.reason);
+            assert_eq!((error.page, error.record), (2, 0));
+        }
+    }
+
+    #[test]
+    fn unread_members_are_found_and_kept_only_when_asked() {
+        let schema = find("subscriptions").unwrap();
+        let item = br#"{"id":"s1","offerId":"o","newField":{"a":1},"attributes":{"objectType":"Subscription"},"AnotherOne":2}"#;
+        let origin = Origin { scope: "c1", page: 1 };
+        let known = KnownFields::of("subscriptions", false);
+        let checks = |known| Some(Checks { known, promised: &["OfferId", "Missing"] });
+        let decoded = decode_item(&schema, item, origin, 0, checks(&known)).unwrap();
+        assert_eq!(decoded.missing, ["Missing"], "a promised attribute is looked for in any case");
+        assert_eq!(decoded.unknown, ["AnotherOne", "newField"]);
+        let at = schema.column("unknown_fields").unwrap();
+        assert_eq!(decoded.rows[0][at], Cell::Null);
+        let keep = KnownFields::of("subscriptions", true);
+        let kept = decode_item(&schema, item, origin, 0, checks(&keep)).unwrap();
+        assert_eq!(kept.rows[0][at], Cell::Str(r#"{"AnotherOne":2,"newField":{"a":1}}"#.into()));
+        assert!(decode_item(&schema, item, origin, 0, None).unwrap().unknown.is_empty());
     }
 
     #[test]

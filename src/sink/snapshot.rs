@@ -7,7 +7,7 @@
 //! end, when every invoice's billing period is known. The small dimensions are buffered and
 //! written in scope order. Identical input gives byte-identical data files and manifest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -18,9 +18,10 @@ use super::writer::FileReport;
 use crate::api::paging::{Event, ExportLineage};
 use crate::extract::raw::scope_name;
 use crate::matching::{Match, MatchIndex};
+use crate::model::document::{DocumentKind, is_void_status};
 use crate::model::schema::{Cell, DatasetSchema, LINE_ITEMS, MatchColumn, Partition, Source, registry};
 use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
-use crate::normalize::rows::{Origin, RowError, decode_item, fixed_point};
+use crate::normalize::rows::{Checks, KnownFields, Origin, RowError, decode_item, fixed_point};
 use rayon::prelude::*;
 use sha2::Digest;
 
@@ -56,6 +57,43 @@ pub struct SinkOptions {
     pub csv_bom: bool,
     /// Keep going past records that cannot be decoded, writing them to `rejects` with the reason.
     pub rejects: bool,
+    /// Keep the members no column reads in each dataset's `unknown_fields` column.
+    pub keep_unknown_fields: bool,
+    /// The v2 export was asked for its `basic` attribute set (else `full`).
+    pub v2_basic: bool,
+}
+
+/// The attributes a v2 export line of a dataset must carry: the documented list of its
+/// attribute set. Only daily rated usage has a published list; reconciliation promises nothing.
+fn promised_attributes(dataset: &str, basic: bool) -> Vec<&'static str> {
+    match crate::model::v2::ExportKind::of_dataset(dataset) {
+        Some((crate::model::v2::ExportKind::Usage, _)) => {
+            crate::model::v2::USAGE.iter().filter(|a| a.basic || !basic).map(|a| a.name).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What the API sent that the datasets' columns did not expect, per extracted dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Drift {
+    /// Items carrying each member no column reads, by the member's name as sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown: BTreeMap<String, u64>,
+    /// v2 export lines lacking each attribute their attribute set promises.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing: BTreeMap<String, u64>,
+}
+
+impl Drift {
+    fn add(&mut self, other: &Drift) {
+        for (field, n) in &other.unknown {
+            *self.unknown.entry(field.clone()).or_default() += n;
+        }
+        for (field, n) in &other.missing {
+            *self.missing.entry(field.clone()).or_default() += n;
+        }
+    }
 }
 
 /// One dataset in the manifest.
@@ -88,6 +126,14 @@ pub struct Manifest {
     /// Per `dataset/scope` served by the v2 export: its operation, manifest, eTag and files.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exports: BTreeMap<String, ExportLineage>,
+    /// Per `dataset/scope` the v2 export could not serve yet: what it said. Such a sequence has
+    /// no file in the snapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_ready: BTreeMap<String, String>,
+    /// Per extracted dataset, what the API sent beyond the columns (`unknown`), and what v2
+    /// lines lacked of their attribute set (`missing`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schema_drift: BTreeMap<String, Drift>,
 }
 
 /// Where one invoice's content came from.
@@ -140,6 +186,12 @@ pub struct Snapshot {
     /// SHA-256 of the items of each invoice-scoped sequence so far.
     content: HashMap<(&'static str, String), sha2::Sha256>,
     exports: BTreeMap<String, ExportLineage>,
+    /// Sequences the v2 export could not serve yet, and why.
+    not_ready: BTreeMap<(&'static str, String), String>,
+    /// What each extracted dataset's columns read.
+    known: HashMap<&'static str, KnownFields>,
+    /// Schema drift per sequence (dropped when it restarts).
+    drift: HashMap<(&'static str, String), Drift>,
     /// Time spent in each stage, as this thread sees it (parallel stages count their wall time).
     stages: StageTimes,
 }
@@ -204,6 +256,94 @@ fn classify(difference: i128, lines: u64, tolerance: i128) -> (&'static str, &'s
     }
 }
 
+/// One document of the invoice list, as the tie-out reads it from the `invoices` rows.
+struct Document {
+    id: String,
+    currency: String,
+    /// `totalCharges` and `paidAmount`, unscaled at the amount scale.
+    stated: i128,
+    paid: i128,
+    kind: DocumentKind,
+    /// `documentType` as sent.
+    document_type: Option<String>,
+    amends_of: Option<String>,
+    /// Ids its `amendments` list.
+    amendments: Vec<String>,
+    /// Its `status` says void.
+    void: bool,
+}
+
+/// The documents of the run, in scope order.
+fn documents(invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> Vec<Document> {
+    let Some(schema) = schema_named("invoices") else { return Vec::new() };
+    let at = |name: &str| schema.column(name);
+    let (Some(id), Some(ccy), Some(total), Some(paid), Some(kind), Some(amends), Some(status), Some(amendments)) = (
+        at("id"),
+        at("currency_code"),
+        at("total_charges"),
+        at("paid_amount"),
+        at("document_type"),
+        at("amends_of"),
+        at("status"),
+        at("amendments"),
+    ) else {
+        return Vec::new();
+    };
+    let text = |cell: &Cell| match cell {
+        Cell::Str(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let amount = |cell: &Cell| if let Cell::Dec(v) = cell { *v } else { 0 };
+    invoices
+        .values()
+        .flatten()
+        .filter_map(|row| {
+            let Cell::Str(identifier) = &row[id] else { return None };
+            let document_type = text(&row[kind]);
+            let listed: Vec<String> = text(&row[amendments])
+                .and_then(|json| serde_json::from_str::<Vec<serde_json::Value>>(&json).ok())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|a| a.get("id").and_then(|v| v.as_str()).map(str::to_owned))
+                .collect();
+            Some(Document {
+                id: identifier.clone(),
+                currency: text(&row[ccy]).unwrap_or_default().to_uppercase(),
+                stated: amount(&row[total]),
+                paid: amount(&row[paid]),
+                kind: DocumentKind::from_wire(document_type.as_deref()),
+                document_type,
+                amends_of: text(&row[amends]),
+                amendments: listed,
+                void: is_void_status(text(&row[status]).as_deref()),
+            })
+        })
+        .collect()
+}
+
+/// The first columns of a `reconciliation` row: amounts at the amount scale, shown at the usage
+/// scale the column keeps.
+fn tie_out_row(
+    id: &str,
+    currency: &str,
+    stated: i128,
+    sum: i128,
+    count: u64,
+    status: &str,
+    classification: &str,
+) -> Vec<Cell> {
+    vec![
+        Cell::Str(id.to_owned()),
+        Cell::Str(currency.to_owned()),
+        Cell::Dec(stated * TO_USAGE_SCALE),
+        Cell::Dec(sum * TO_USAGE_SCALE),
+        Cell::Dec((stated - sum) * TO_USAGE_SCALE),
+        Cell::Int(count as i64),
+        Cell::Str(status.into()),
+        Cell::Str(classification.into()),
+    ]
+}
+
 /// The column whose distinct-line sum is an invoice's total, by dataset (spec §10.4).
 fn invoice_total_column(dataset: &str) -> Option<&'static str> {
     match dataset {
@@ -251,6 +391,9 @@ impl Snapshot {
             lines: HashMap::new(),
             content: HashMap::new(),
             exports: BTreeMap::new(),
+            not_ready: BTreeMap::new(),
+            known: HashMap::new(),
+            drift: HashMap::new(),
             stages: StageTimes::default(),
         }
     }
@@ -305,6 +448,7 @@ impl Snapshot {
                 }
             }
             Event::Restart { dataset, scope, .. } => {
+                self.drift.remove(&(*dataset, scope.clone()));
                 self.content.remove(&(*dataset, scope.to_uppercase()));
                 self.exports.remove(&export_key(dataset, scope));
                 for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
@@ -321,6 +465,9 @@ impl Snapshot {
                         d.remove(scope);
                     }
                 }
+            }
+            Event::NotReady { dataset, scope, detail } => {
+                self.not_ready.insert((*dataset, scope.clone()), detail.clone());
             }
             Event::Done { dataset, scope, export, .. } => {
                 let key = export_key(dataset, scope);
@@ -352,6 +499,14 @@ impl Snapshot {
     ) -> Result<(), SinkError> {
         let origin = Origin { scope: &page.scope, page: page.number };
         let started = std::time::Instant::now();
+        // Unread members are looked for once per item: in the first dataset that decodes the page.
+        let keep = self.options.keep_unknown_fields;
+        let known = &*self.known.entry(page.dataset).or_insert_with(|| KnownFields::of(page.dataset, keep));
+        let promised = match page.paging {
+            crate::api::paging::Paging::Lines => promised_attributes(page.dataset, self.options.v2_basic),
+            _ => Vec::new(),
+        };
+        let checks = digest.then_some(Checks { known, promised: &promised });
         // Items decode on every core; collecting keeps them in page order.
         let decoded: Vec<_> = page
             .items
@@ -359,7 +514,7 @@ impl Snapshot {
             .enumerate()
             .map(|(record, span)| {
                 let text = &page.body[span.clone()];
-                (digest.then(|| short_digest(text)), decode_item(schema, text, origin, record))
+                (digest.then(|| short_digest(text)), decode_item(schema, text, origin, record, checks))
             })
             .collect();
         self.rows.clear();
@@ -370,9 +525,23 @@ impl Snapshot {
         for (index, ((item_digest, result), span)) in decoded.into_iter().zip(&page.items).enumerate() {
             self.item_digests.extend(item_digest);
             match result {
-                Ok(rows) => {
-                    self.row_items.extend(std::iter::repeat_n(index, rows.len()));
-                    self.rows.extend(rows);
+                Ok(decoded) => {
+                    self.row_items.extend(std::iter::repeat_n(index, decoded.rows.len()));
+                    self.rows.extend(decoded.rows);
+                    for field in decoded.unknown {
+                        let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
+                        if !seen.unknown.contains_key(&field) {
+                            tracing::warn!(event = "unknown_field", dataset = page.dataset, scope = %page.scope, field = %field, page = page.number, record = index);
+                        }
+                        *seen.unknown.entry(field).or_default() += 1;
+                    }
+                    for attribute in decoded.missing {
+                        let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
+                        if !seen.missing.contains_key(attribute) {
+                            tracing::warn!(event = "missing_attribute", dataset = page.dataset, scope = %page.scope, attribute, page = page.number, record = index);
+                        }
+                        *seen.missing.entry(attribute.to_owned()).or_default() += 1;
+                    }
                 }
                 Err(e) if self.options.rejects => self.reject(&e, &page.body[span.clone()]),
                 Err(e) => return Err(e.into()),
@@ -528,52 +697,159 @@ impl Snapshot {
         }
     }
 
-    /// One tie-out row per invoice: its stated total against Σ of its distinct lines.
+    /// The tie-out rows of the run's documents: one per document against its own distinct
+    /// lines; one per invoice with notes, the invoice and its notes together (`net`); one per
+    /// invoice's usage; one per currency's summary; one per sequence the v2 export could not
+    /// serve yet (`export`).
     fn tie_out(&self, invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> BTreeMap<String, Vec<Vec<Cell>>> {
         let mut out = BTreeMap::new();
-        let Some(schema) = schema_named("invoices") else { return out };
-        let (Some(id_at), Some(ccy_at), Some(total_at)) =
-            (schema.column("id"), schema.column("currency_code"), schema.column("total_charges"))
-        else {
-            return out;
-        };
-        for row in invoices.values().flatten() {
-            let (Cell::Str(id), Cell::Dec(stated)) = (&row[id_at], &row[total_at]) else { continue };
-            let currency = match &row[ccy_at] {
-                Cell::Str(c) => c.to_uppercase(),
-                _ => String::new(),
+        let docs = documents(invoices);
+        let tolerance = |currency: &str| self.options.tolerance.get(currency).copied().unwrap_or(0);
+        let own: BTreeMap<String, (i128, u64)> =
+            docs.iter().map(|d| (d.id.to_uppercase(), self.lines_of(&d.id))).collect();
+        let voided: BTreeSet<String> = docs
+            .iter()
+            .filter(|d| d.kind == DocumentKind::VoidNote)
+            .filter_map(|d| d.amends_of.as_ref().map(|a| a.to_uppercase()))
+            .chain(docs.iter().filter(|d| d.void).map(|d| d.id.to_uppercase()))
+            .collect();
+        for doc in &docs {
+            let key = doc.id.to_uppercase();
+            let (sum, count) = own.get(&key).copied().unwrap_or_default();
+            let difference = doc.stated - sum;
+            let not_ready = self.not_ready_of(&doc.id, "billed_recon_line_items");
+            let (status, classification) = if voided.contains(&key) {
+                ("void", "voided")
+            } else if not_ready.is_some() {
+                ("not_ready", "export_not_ready")
+            } else {
+                classify(difference, count, tolerance(&doc.currency))
             };
-            let mut sum = 0i128;
-            let mut count = 0u64;
-            for ((dataset, scope), lines) in &self.lines {
-                if invoice_total_column(dataset).is_some() && scope.eq_ignore_ascii_case(id) {
-                    sum += lines.total.as_ref().map_or(0, |t| t.1);
-                    count += lines.counted;
-                }
+            let mut row = tie_out_row(&doc.id, &doc.currency, doc.stated, sum, count, status, classification);
+            row.extend([
+                Cell::Str(doc.kind.tie_out_kind().into()),
+                doc.document_type.clone().map_or(Cell::Null, Cell::Str),
+                doc.amends_of.clone().map_or(Cell::Null, Cell::Str),
+                Cell::Null,
+                not_ready.map_or(Cell::Null, |d| Cell::Str(d.to_owned())),
+            ]);
+            out.insert(doc.id.clone(), vec![row]);
+            if !doc.kind.is_note()
+                && let Some(row) = self.usage_tie_out(&doc.id, &doc.currency)
+            {
+                out.insert(format!("{}~usage", doc.id), vec![row]);
             }
-            let difference = stated - sum;
-            let tolerance = self.options.tolerance.get(&currency).copied().unwrap_or(0);
-            let (status, classification) = classify(difference, count, tolerance);
-            if let Some(row) = self.usage_tie_out(id, &currency) {
-                out.insert(format!("{id}~usage"), vec![row]);
-            }
-            out.insert(
-                id.clone(),
-                vec![vec![
-                    Cell::Str(id.clone()),
-                    Cell::Str(currency),
-                    Cell::Dec(stated * TO_USAGE_SCALE),
-                    Cell::Dec(sum * TO_USAGE_SCALE),
-                    Cell::Dec(difference * TO_USAGE_SCALE),
-                    Cell::Int(count as i64),
-                    Cell::Str(status.into()),
-                    Cell::Str(classification.into()),
-                    Cell::Str("invoice".into()),
-                ]],
-            );
         }
-        out.extend(self.summary_tie_out(invoices));
+        // An invoice with the notes that amend it (named by the notes, or by its `amendments`).
+        for doc in docs.iter().filter(|d| !d.kind.is_note()) {
+            let notes: Vec<&Document> = docs
+                .iter()
+                .filter(|n| n.kind.is_note() && !n.id.eq_ignore_ascii_case(&doc.id))
+                .filter(|n| {
+                    n.amends_of.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&doc.id))
+                        || doc.amendments.iter().any(|a| a.eq_ignore_ascii_case(&n.id))
+                })
+                .collect();
+            if notes.is_empty() {
+                continue;
+            }
+            let (mut stated, mut sum, mut count) = (doc.stated, 0i128, 0u64);
+            let (own_sum, own_count) = own.get(&doc.id.to_uppercase()).copied().unwrap_or_default();
+            sum += own_sum;
+            count += own_count;
+            for note in &notes {
+                stated += note.stated;
+                let (s, c) = own.get(&note.id.to_uppercase()).copied().unwrap_or_default();
+                sum += s;
+                count += c;
+            }
+            let (status, classification) = if voided.contains(&doc.id.to_uppercase()) {
+                ("void", "voided")
+            } else {
+                match classify(stated - sum, count, tolerance(&doc.currency)) {
+                    ("ok", _) => ("ok", "net_of_notes"),
+                    other => other,
+                }
+            };
+            let related: Vec<&str> = notes.iter().map(|n| n.id.as_str()).collect();
+            let mut row = tie_out_row(&doc.id, &doc.currency, stated, sum, count, status, classification);
+            row.extend([
+                Cell::Str("net".into()),
+                doc.document_type.clone().map_or(Cell::Null, Cell::Str),
+                Cell::Null,
+                Cell::Str(related.join(",")),
+                Cell::Null,
+            ]);
+            out.insert(format!("{}~net", doc.id), vec![row]);
+        }
+        // Each currency's summary: its unpaid balance against Σ (total + paid) of its documents
+        // (a payment is negative, spec §17.1), notes and voided invoices included: they net.
+        if let Some((summaries, schema)) = self.dims.get("invoice_summaries").zip(schema_named("invoice_summaries"))
+            && let (Some(ccy), Some(balance)) = (schema.column("currency_code"), schema.column("balance_amount"))
+        {
+            let mut owed: BTreeMap<String, (i128, u64)> = BTreeMap::new();
+            for doc in &docs {
+                let entry = owed.entry(doc.currency.clone()).or_default();
+                entry.0 += doc.stated + doc.paid;
+                entry.1 += 1;
+            }
+            for row in summaries.values().flatten() {
+                let (Cell::Str(c), Cell::Dec(stated)) = (&row[ccy], &row[balance]) else { continue };
+                let currency = c.to_uppercase();
+                let (sum, count) = owed.get(&currency).copied().unwrap_or_default();
+                let (status, classification) = classify(stated - sum, count, tolerance(&currency));
+                let mut row =
+                    tie_out_row(&format!("summary {currency}"), &currency, *stated, sum, count, status, classification);
+                row.extend([Cell::Str("summary".into()), Cell::Null, Cell::Null, Cell::Null, Cell::Null]);
+                out.insert(format!("~summary/{currency}"), vec![row]);
+            }
+        }
+        for ((dataset, scope), detail) in &self.not_ready {
+            let currency = docs
+                .iter()
+                .find(|d| d.id.eq_ignore_ascii_case(scope))
+                .map_or_else(|| scope.split('/').next().unwrap_or_default().to_uppercase(), |d| d.currency.clone());
+            let mut row = vec![
+                Cell::Str(scope.clone()),
+                Cell::Str(currency),
+                Cell::Null,
+                Cell::Null,
+                Cell::Null,
+                Cell::Int(0),
+                Cell::Str("not_ready".into()),
+                Cell::Str("export_not_ready".into()),
+            ];
+            row.extend([
+                Cell::Str("export".into()),
+                Cell::Null,
+                Cell::Null,
+                Cell::Str((*dataset).to_owned()),
+                Cell::Str(detail.clone()),
+            ]);
+            out.insert(format!("~export/{dataset}/{scope}"), vec![row]);
+        }
         out
+    }
+
+    /// Σ of a document's distinct lines by Partner Center's rule, and their number.
+    fn lines_of(&self, id: &str) -> (i128, u64) {
+        let mut sum = 0i128;
+        let mut count = 0u64;
+        for ((dataset, scope), lines) in &self.lines {
+            if invoice_total_column(dataset).is_some() && scope.eq_ignore_ascii_case(id) {
+                sum += lines.total.as_ref().map_or(0, |t| t.1);
+                count += lines.counted;
+            }
+        }
+        (sum, count)
+    }
+
+    /// Why a dataset of a scope is not ready, if the v2 export said so.
+    fn not_ready_of(&self, scope: &str, dataset: &str) -> Option<&str> {
+        self.not_ready
+            .iter()
+            .find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(scope))
+            .map(|(_, r)| r.as_str())
     }
 
     /// An invoice's metered recon charges (credits aside) against its daily rated usage. The recon
@@ -597,7 +873,11 @@ impl Snapshot {
         let per_line = recon.map_or(0, |l| l.max_rate * 100) + 10i128.pow(22 - minor);
         let bound = per_line * i128::from(u32::try_from(lines).unwrap_or(u32::MAX));
         let difference = used - charged;
+        let not_ready = self
+            .not_ready_of(invoice, "billed_consumption_line_items")
+            .or_else(|| self.not_ready_of(invoice, "billed_recon_line_items"));
         let (status, classification) = match difference {
+            _ if not_ready.is_some() => ("not_ready", "export_not_ready"),
             0 => ("ok", "none"),
             d if (0..=bound).contains(&d) => ("ok", "rounding_residue"),
             _ => ("mismatch", "unexplained"),
@@ -612,55 +892,11 @@ impl Snapshot {
             Cell::Str(status.into()),
             Cell::Str(classification.into()),
             Cell::Str("usage".into()),
+            Cell::Null,
+            Cell::Null,
+            Cell::Null,
+            not_ready.map_or(Cell::Null, |d| Cell::Str(d.to_owned())),
         ])
-    }
-
-    /// One row per currency: the summaries' unpaid balance against Σ (total − paid) of invoices.
-    fn summary_tie_out(&self, invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> BTreeMap<String, Vec<Vec<Cell>>> {
-        let mut out = BTreeMap::new();
-        let (Some(inv), Some(sum_schema), Some(summaries)) =
-            (schema_named("invoices"), schema_named("invoice_summaries"), self.dims.get("invoice_summaries"))
-        else {
-            return out;
-        };
-        let cols = |s: &DatasetSchema, names: [&str; 3]| names.map(|n| s.column(n));
-        let [Some(ccy), Some(total), Some(paid)] = cols(inv, ["currency_code", "total_charges", "paid_amount"]) else {
-            return out;
-        };
-        let [Some(s_ccy), Some(balance), _] = cols(sum_schema, ["currency_code", "balance_amount", "currency_symbol"])
-        else {
-            return out;
-        };
-        let mut open: BTreeMap<String, (i128, u64)> = BTreeMap::new();
-        for row in invoices.values().flatten() {
-            if let (Cell::Str(c), Cell::Dec(t), Cell::Dec(p)) = (&row[ccy], &row[total], &row[paid]) {
-                let entry = open.entry(c.to_uppercase()).or_default();
-                entry.0 += t - p;
-                entry.1 += 1;
-            }
-        }
-        for row in summaries.values().flatten() {
-            let (Cell::Str(c), Cell::Dec(stated)) = (&row[s_ccy], &row[balance]) else { continue };
-            let currency = c.to_uppercase();
-            let (sum, count) = open.get(&currency).copied().unwrap_or_default();
-            let tolerance = self.options.tolerance.get(&currency).copied().unwrap_or(0);
-            let (status, classification) = classify(stated - sum, count, tolerance);
-            out.insert(
-                format!("~summary/{currency}"),
-                vec![vec![
-                    Cell::Str(format!("summary {currency}")),
-                    Cell::Str(currency),
-                    Cell::Dec(stated * TO_USAGE_SCALE),
-                    Cell::Dec(sum * TO_USAGE_SCALE),
-                    Cell::Dec((stated - sum) * TO_USAGE_SCALE),
-                    Cell::Int(count as i64),
-                    Cell::Str(status.into()),
-                    Cell::Str(classification.into()),
-                    Cell::Str("summary".into()),
-                ]],
-            );
-        }
-        out
     }
 
     /// Keeps a record that could not be decoded, with where it was and why.
@@ -863,7 +1099,17 @@ impl Snapshot {
                 (invoice, InvoiceLineage { content_sha256: crate::model::hex(&hasher.finalize()), etags })
             })
             .collect();
-        let manifest = Manifest { format: 1, source, datasets, checks, files, lineage, exports };
+        let not_ready = std::mem::take(&mut self.not_ready)
+            .into_iter()
+            .map(|((dataset, scope), detail)| (export_key(dataset, &scope), detail))
+            .collect();
+        let mut schema_drift: BTreeMap<String, Drift> = BTreeMap::new();
+        for ((dataset, _), drift) in std::mem::take(&mut self.drift) {
+            schema_drift.entry(dataset.to_owned()).or_default().add(&drift);
+        }
+        schema_drift.retain(|_, d| *d != Drift::default());
+        let manifest =
+            Manifest { format: 1, source, datasets, checks, files, lineage, exports, not_ready, schema_drift };
         let t = self.stages;
         tracing::info!(
             event = "stage_ms",

@@ -3,6 +3,7 @@
 // A failing unwrap in a test or its helpers is a failing test, with the panic as its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod documents;
 mod duckdb;
 mod errors;
 mod extract;
@@ -10,6 +11,8 @@ mod faults;
 mod generate;
 mod helpers;
 mod matching;
+mod mfa;
+mod microsoft;
 mod operate;
 mod quirks;
 mod replay;

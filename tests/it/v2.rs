@@ -1,6 +1,8 @@
-//! The v2 reconciliation export on Microsoft Graph (spec §11-§12): the emulated endpoints walked
-//! by the spec alone against truth.json, and `pcrecon run` routed through them: the same data
-//! files as through v1, under faults, after a kill mid-download, and within its polling deadline.
+//! The v2 reconciliation export on Microsoft Graph (spec §11-§12, §17.5-§17.8): the emulated
+//! endpoints walked by the spec alone against truth.json, and `pcrecon run` routed through them:
+//! the same data files as through v1, under faults (answered in Graph's error shape), after a kill
+//! mid-download, within its polling deadline, and whichever documented variant of the operation
+//! and manifest the service answers with.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -84,11 +86,17 @@ impl Graph {
                     tokio::time::sleep(Duration::from_secs(wait)).await;
                 }
                 "#microsoft.graph.partners.billing.exportSuccessOperation" => {
-                    let link = operation["resourceLocation@odata.navigationLink"].as_str().unwrap();
-                    let (status, _, bytes) = self.get(link).await;
-                    assert_eq!(status, 200);
-                    let manifest = Some(serde_json::from_slice(&bytes).unwrap());
-                    return Exported { location, statuses, operation, manifest };
+                    // The manifest is linked, or embedded under `resourceLocation`.
+                    let manifest = match operation["resourceLocation@odata.navigationLink"].as_str() {
+                        Some(link) => {
+                            let (status, _, bytes) = self.get(link).await;
+                            assert_eq!(status, 200);
+                            serde_json::from_slice(&bytes).unwrap()
+                        }
+                        None => operation["resourceLocation"].clone(),
+                    };
+                    assert!(manifest["blobs"].is_array(), "a manifest: {manifest}");
+                    return Exported { location, statuses, operation, manifest: Some(manifest) };
                 }
                 "#microsoft.graph.partners.billing.failedOperation" => {
                     return Exported { location, statuses, operation, manifest: None };
@@ -116,7 +124,11 @@ impl Graph {
             lines.extend(
                 text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str::<Value>(l).unwrap()),
             );
-            assert_eq!(blob["itemCount"].as_u64(), Some((lines.len() - before) as u64), "{}", blob["name"]);
+            // Only a manifest with counts (Microsoft's sample model) says how many lines to expect.
+            if let Some(count) = blob.get("itemCount") {
+                assert_eq!(count.as_u64(), Some((lines.len() - before) as u64), "{}", blob["name"]);
+                assert_eq!(blob["sizeInBytes"].as_u64(), Some(gz.len() as u64), "{}", blob["name"]);
+            }
         }
         lines
     }
@@ -135,7 +147,7 @@ fn add_lines(totals: &mut Totals, dataset: &str, lines: &[Value]) {
             ],
         )
     } else {
-        ("currency", &[("subtotal", "subtotal"), ("taxTotal", "taxTotal"), ("totalForCustomer", "totalForCustomer")])
+        ("Currency", &[("Subtotal", "subtotal"), ("TaxTotal", "taxTotal"), ("Total", "totalForCustomer")])
     };
     for line in lines {
         let mut renamed = serde_json::Map::new();
@@ -196,6 +208,11 @@ async fn the_emulated_export_serves_the_world_by_the_spec() {
                 assert!(manifest.get(key).is_some(), "manifest lacks {key}");
             }
             assert_eq!(manifest["partnerTenantId"], truth["partner_tenant_id"]);
+            // As in GA: each file has its name and partition value, and no count or size.
+            for blob in manifest["blobs"].as_array().unwrap() {
+                let keys: BTreeSet<&str> = blob.as_object().unwrap().keys().map(String::as_str).collect();
+                assert_eq!(keys, BTreeSet::from(["name", "partitionValue"]), "{blob}");
+            }
             let lines = graph.lines(&manifest).await;
             assert_eq!(lines.len() as u64, invoice["lines"][dataset].as_u64().unwrap_or(0), "{id} {dataset}");
             *counts.entry(dataset.to_owned()).or_default() += lines.len() as u64;
@@ -227,14 +244,35 @@ async fn the_emulated_export_serves_the_world_by_the_spec() {
     }
     assert_eq!(counts.len(), 4);
 
-    // The basic attribute set carries only its attributes; usage files speak PascalCase.
+    // The basic attribute set carries only its attributes, as Microsoft's list marks them; the
+    // files speak PascalCase.
     let basic = graph
         .export("usage/billed/export", serde_json::json!({ "invoiceId": "G018242900", "attributeSet": "basic" }))
         .await;
     let lines = graph.lines(&basic.manifest.unwrap()).await;
     let keys: BTreeSet<&str> = lines.iter().flat_map(|l| l.as_object().unwrap().keys().map(String::as_str)).collect();
-    assert!(keys.contains("PartnerId") && keys.contains("ResourceURI") && keys.contains("Unit"), "{keys:?}");
-    assert!(!keys.contains("CustomerDomainName") && !keys.contains("MeterName"), "{keys:?}");
+    for key in ["PartnerId", "ResourceURI", "UnitType", "AdditionalInfo", "BenefitOrderID"] {
+        assert!(keys.contains(key), "basic lacks {key}: {keys:?}");
+    }
+    for key in ["Unit", "CustomerDomainName", "MeterName", "BenefitID"] {
+        assert!(!keys.contains(key), "basic has {key}: {keys:?}");
+    }
+    let recon = graph
+        .export(
+            "reconciliation/billed/export",
+            serde_json::json!({ "invoiceId": "G018242900", "attributeSet": "full" }),
+        )
+        .await;
+    let lines = graph.lines(&recon.manifest.unwrap()).await;
+    assert!(!lines.is_empty());
+    for line in &lines {
+        for key in ["Tier2MpnId", "Total", "Currency", "ProductCategory"] {
+            assert!(line.get(key).is_some(), "a reconciliation line lacks {key}: {line}");
+        }
+        assert!(line.get("totalForCustomer").is_none() && line.get("resellerMpnId").is_none(), "{line}");
+        let category = line["ProductCategory"].as_str().unwrap();
+        assert!(["Azure", "OnlineServices", "Software", "Marketplace"].contains(&category), "{category}");
+    }
 
     // A signature that was altered is refused, as blob storage does.
     let manifest = graph.export("usage/billed/export", body).await.manifest.unwrap();
@@ -253,8 +291,11 @@ fn world(dir: &Path) -> std::path::PathBuf {
 
 const V2: &str = "[extract]\napi_version = \"v2\"\n";
 
+/// File digests by path, and the manifest.
+type Comparable = (BTreeMap<String, String>, Value);
+
 /// A snapshot's data files and `manifest.json` without its `exports` (which only v2 has).
-fn comparable(out: &Path) -> (BTreeMap<String, String>, Value) {
+fn comparable(out: &Path) -> Comparable {
     let mut files = data(&latest(out));
     files.remove("manifest.json");
     let mut manifest = manifest(out);
@@ -271,6 +312,77 @@ fn manifest(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(latest(out).join("manifest.json")).unwrap()).unwrap()
 }
 
+/// The column only v2 reconciliation files fill: v1 line items have no product category.
+const V2_ONLY: &str = "product_category";
+
+/// Whether a snapshot path is a file of a reconciliation dataset (Parquet or CSV).
+fn is_recon_file(path: &str) -> bool {
+    let path = path.strip_prefix("csv/").unwrap_or(path);
+    path.starts_with("billed_recon_line_items/") || path.starts_with("unbilled_recon_line_items/")
+}
+
+/// A reconciliation file's content without [`V2_ONLY`], as a digest, and the values it held.
+fn without_product_category(file: &Path) -> (String, Vec<Option<String>>) {
+    use arrow_array::{Array, StringArray};
+    use sha2::{Digest, Sha256};
+    let mut values = Vec::new();
+    let mut rest = String::new();
+    if file.extension().is_some_and(|e| e == "csv") {
+        let mut reader = csv::Reader::from_path(file).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let at = headers.iter().position(|h| h == V2_ONLY).expect("a product_category column");
+        let keep = |record: &csv::StringRecord| {
+            record.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, v)| v).collect::<Vec<_>>().join("\u{1f}")
+        };
+        rest.push_str(&keep(&headers));
+        for record in reader.records() {
+            let record = record.unwrap();
+            values.push(Some(record[at].to_owned()).filter(|v| !v.is_empty()));
+            rest.push('\n');
+            rest.push_str(&keep(&record));
+        }
+    } else {
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        for batch in reader {
+            let mut batch = batch.unwrap();
+            let at = batch.schema().index_of(V2_ONLY).expect("a product_category column");
+            let column = batch.remove_column(at);
+            let strings = column.as_any().downcast_ref::<StringArray>().unwrap();
+            values.extend((0..strings.len()).map(|i| strings.is_valid(i).then(|| strings.value(i).to_owned())));
+            rest.push_str(&format!("{batch:?}"));
+        }
+    }
+    (format!("{:x}", Sha256::digest(rest.as_bytes())), values)
+}
+
+/// [`comparable`] for comparing a v1 run with a v2 run: every file and every column as they are,
+/// except [`V2_ONLY`] in the reconciliation files (and so those files' bytes and SHA-256 in the
+/// manifest), whose values are returned instead.
+fn comparable_across_apis(out: &Path) -> (Comparable, Vec<Option<String>>) {
+    let (mut files, mut manifest) = comparable(out);
+    let snapshot = latest(out);
+    let mut categories = Vec::new();
+    for (path, digest) in files.iter_mut().filter(|(p, _)| is_recon_file(p)) {
+        let (rest, values) = without_product_category(&snapshot.join(path));
+        *digest = rest;
+        if path.ends_with(".parquet") {
+            categories.extend(values);
+        }
+    }
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if is_recon_file(file["path"].as_str().unwrap()) {
+            let file = file.as_object_mut().unwrap();
+            file.remove("bytes");
+            file.remove("sha256");
+        }
+    }
+    ((files, manifest), categories)
+}
+
 #[test]
 fn one_world_through_v1_and_through_v2_gives_identical_data_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -283,10 +395,20 @@ fn one_world_through_v1_and_through_v2_gives_identical_data_files() {
         assert!(finished.code == 0 || finished.code == 1, "{name}: {}", finished.stderr);
         outs.push(out);
     }
-    let (v1, v2) = (comparable(&outs[0]), comparable(&outs[1]));
+    // The reconciliation files differ in one column only: v2's files carry `ProductCategory`,
+    // which v1 line items do not have. Every other column, every other file, and every control
+    // total and check are the same.
+    let (v1, v1_categories) = comparable_across_apis(&outs[0]);
+    let (v2, v2_categories) = comparable_across_apis(&outs[1]);
     assert!(v1.0.keys().any(|f| f.starts_with("billed_consumption_line_items/")));
-    assert_eq!(v1.0, v2.0, "every data file is byte for byte the same");
+    assert!(v1.0.keys().any(|f| f.starts_with("billed_recon_line_items/")));
+    assert_eq!(v1.0, v2.0, "every data file is the same, byte for byte outside product_category");
     assert_eq!(v1.1, v2.1, "and so are the manifest's files, totals and checks");
+    assert!(v1_categories.iter().all(Option::is_none), "v1 has no product category");
+    assert_eq!(v1_categories.len(), v2_categories.len());
+    let seen: BTreeSet<&str> = v2_categories.iter().map(|c| c.as_deref().expect("every v2 line has one")).collect();
+    assert!(seen.is_subset(&BTreeSet::from(["Azure", "OnlineServices", "Software", "Marketplace"])), "{seen:?}");
+    assert!(seen.contains("OnlineServices") && seen.contains("Azure"), "{seen:?}");
 
     // v2's lineage names every export it read; v1 has none.
     assert!(manifest(&outs[0]).get("exports").is_none());
@@ -378,6 +500,13 @@ fn v2_faults_give_the_output_of_a_fault_free_run() {
     for fault in ["slow_operation", "expired_operation", "sas_expiry", "blob_error", "truncated_blob"] {
         assert!(met.contains(fault), "the run met no {fault}: {met:?}");
     }
+    // Throttling and server errors on Graph routes come in Graph's shape, and are retried as well.
+    let graph_errors = log_lines(&log)
+        .iter()
+        .filter(|l| matches!(l["fault"].as_str(), Some("429" | "500")))
+        .filter(|l| l["path"].as_str().unwrap().starts_with("/v1.0/"))
+        .count();
+    assert!(graph_errors > 0, "the run met no 429 or 500 on a Graph route");
     let (clean, faulty) = (comparable(&outs[0]), comparable(&outs[1]));
     assert_eq!(clean.0, faulty.0, "the data files equal a fault-free run's");
     assert_eq!(clean.1, faulty.1);
@@ -470,25 +599,41 @@ fn a_v2_run_is_rebuilt_from_its_raw_archive_byte_for_byte() {
 }
 
 #[test]
-fn an_export_without_data_falls_back_to_v1_under_auto_and_fails_under_v2() {
+fn an_export_without_data_falls_back_to_v1_only_where_v1_still_serves_the_period() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("requests.jsonl");
-    let invoice = "G018242900";
+    // Billing periods of 2022: v1 still serves their daily rated usage (retired from September
+    // 2022 on), so a code 5000 may fall back to it; `usage_from` routes them to v2 first.
+    let world = dir.path().join("world");
+    generate(
+        &world,
+        &["--seed", "4", "--customers", "4", "--months", "2", "--as-of", "2022-06-05", "--usage-rows-per-month", "200"],
+    );
+    let invoice = truth(&world)["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["commerce"] == "new" && d["lines"]["billed_consumption_line_items"].as_u64() > Some(0))
+        .map(|d| d["invoice_id"].as_str().unwrap().to_owned())
+        .unwrap();
     let emulator = Emulator::start(&[
         "--world",
-        samples().to_str().unwrap(),
+        world.to_str().unwrap(),
+        "--v1-retired",
         "--export-retry-after",
         "0",
         "--export-unavailable",
-        invoice,
+        &invoice,
         "--request-log",
         log.to_str().unwrap(),
     ]);
     let datasets = "datasets = [\"billed_consumption_line_items\"]";
+    let early = "[extract.v2]\nusage_from = \"2022-01\"\nexport_timeout_secs = 1\n";
     let mut outs = Vec::new();
-    for (name, extra) in
-        [("auto", format!("[extract]\n{datasets}")), ("v1", format!("[extract]\napi_version = \"v1\"\n{datasets}"))]
-    {
+    for (name, extra) in [
+        ("auto", format!("[extract]\n{datasets}\n{early}")),
+        ("v1", format!("[extract]\napi_version = \"v1\"\n{datasets}\n")),
+    ] {
         let (finished, out) = run_case(&emulator, dir.path(), name, &extra, &[]);
         assert!(finished.code <= 1, "{name}: {}", finished.stderr);
         if name == "auto" {
@@ -505,10 +650,14 @@ fn an_export_without_data_falls_back_to_v1_under_auto_and_fails_under_v2() {
     assert!(!exports.contains_key(&format!("billed_consumption_line_items/{invoice}")));
     assert!(exports.keys().any(|k| k.starts_with("billed_consumption_line_items/G")), "the others came through v2");
 
-    let (forced, _) = run_case(&emulator, dir.path(), "v2", &format!("{V2}{datasets}"), &[]);
-    assert_eq!(forced.code, 4, "{}", forced.stderr);
-    let last = forced.stderr.lines().last().unwrap();
-    assert!(last.contains("failed with code 5000") && last.contains(invoice), "{last}");
+    // Asked for v2 only, the same answer means "not ready yet": reported, the rest published.
+    let forced_config = format!("{V2}{datasets}\n{early}");
+    let (forced, out) = run_case(&emulator, dir.path(), "v2", &forced_config, &[]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(forced.stderr.contains("export_not_ready") && !forced.stderr.contains("export_no_data_v1_fallback"));
+    let not_ready = manifest(&out)["not_ready"].clone();
+    let detail = not_ready[format!("billed_consumption_line_items/{invoice}")].as_str().unwrap();
+    assert!(detail.contains("failed with code 5000") && detail.contains(&invoice), "{detail}");
 }
 
 #[test]
@@ -537,4 +686,152 @@ fn a_renewed_export_with_other_files_restarts_its_sequence() {
     let renewed = manifest(&outs[1])["exports"].as_object().unwrap().clone();
     let first = manifest(&outs[0])["exports"].as_object().unwrap().clone();
     assert!(renewed.iter().any(|(k, e)| e["blobs"] != first[k]["blobs"]), "the lineage names the files used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_period_takes_current_or_last_and_refuses_others_as_graph_does() {
+    let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--export-retry-after", "0"]);
+    let graph = Graph::connect(&emulator).await;
+    let body =
+        |period: &str| serde_json::json!({ "currencyCode": "USD", "billingPeriod": period, "attributeSet": "full" });
+    for period in ["current", "last"] {
+        assert_eq!(
+            graph.post("usage/unbilled/export", &body(period), Some(&graph.token)).await.status(),
+            202,
+            "{period}"
+        );
+    }
+    // v1's `previous` is not a Graph value; `unknownFutureValue` is the enumeration's sentinel.
+    for (period, says) in [("previous", "current or last"), ("unknownFutureValue", "not supported")] {
+        let response = graph.post("reconciliation/unbilled/export", &body(period), Some(&graph.token)).await;
+        assert_eq!(response.status(), 400, "{period}");
+        let error: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(error["error"]["code"], "BadRequest", "{error}");
+        assert!(error["error"]["message"].as_str().unwrap().contains(says), "{error}");
+        assert!(error["error"]["innerError"]["request-id"].is_string(), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_errors_on_graph_routes_have_graphs_shape_and_partner_centers_keep_theirs() {
+    for (fault, status, code) in
+        [("429", 429, "TooManyRequests"), ("500", 500, "generalException"), ("503", 503, "serviceNotAvailable")]
+    {
+        let spec = format!("{fault}=1");
+        let emulator = Emulator::start(&["--world", samples().to_str().unwrap(), "--faults", &spec]);
+        // Token calls are not faulted: both tokens are at hand.
+        let graph = Graph::connect(&emulator).await;
+        let partner_center = emulator.client().await;
+        let body = serde_json::json!({ "invoiceId": "G018242900", "attributeSet": "full" });
+        let response = graph
+            .http
+            .post(format!("{}/v1.0/reports/partners/billing/usage/billed/export", emulator.base))
+            .bearer_auth(&graph.token)
+            .header("client-request-id", "11111111-2222-4333-8444-555555555555")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{fault}");
+        if status != 500 {
+            assert!(response.headers().get("retry-after").is_some(), "{fault}: Retry-After");
+        }
+        let error: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(error["error"]["code"], code, "{error}");
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty(), "{error}");
+        let inner = &error["error"]["innerError"];
+        assert_eq!(inner["client-request-id"], "11111111-2222-4333-8444-555555555555", "{error}");
+        assert!(inner["request-id"].is_string() && inner["date"].is_string(), "{error}");
+        assert!(error.get("statusCode").is_none(), "no Partner Center body on a Graph route: {error}");
+
+        let v1 = partner_center.get("/v1/invoices", &[]).await;
+        assert_eq!(v1.status, status, "{fault}");
+        let v1 = v1.json();
+        assert!(v1.get("error").is_none(), "Partner Center keeps its own shape: {v1}");
+        if status == 429 {
+            assert_eq!(v1["statusCode"], 429, "{v1}");
+        } else {
+            assert!(v1["code"].is_string() && v1["description"].is_string(), "{v1}");
+        }
+    }
+}
+
+/// Runs the samples world through v2 against an emulator started with `extra` flags; returns the
+/// output folder and the paths the emulator was asked for.
+fn v2_run(dir: &Path, name: &str, extra: &[&str]) -> (std::path::PathBuf, Vec<String>) {
+    let case = dir.join(name);
+    std::fs::create_dir_all(&case).unwrap();
+    let log = case.join("requests.jsonl");
+    let world = samples();
+    let mut args = vec![
+        "--world",
+        world.to_str().unwrap(),
+        "--blob-lines",
+        "25",
+        "--export-retry-after",
+        "0",
+        "--request-log",
+        log.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let emulator = Emulator::start(&args);
+    let finished = run(&write_config(&emulator, &case, V2), &[], &[]);
+    assert!(finished.code <= 1, "{name}: {}", finished.stderr);
+    let paths = log_lines(&log).iter().map(|l| l["path"].as_str().unwrap().to_owned()).collect();
+    (case.join("out"), paths)
+}
+
+#[test]
+fn every_documented_shape_of_operation_and_manifest_gives_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reference, paths) = v2_run(dir.path(), "ga", &[]);
+    assert!(paths.iter().any(|p| p.contains("/manifests/")), "GA links its manifest");
+    let reference = comparable(&reference);
+    for (name, extra) in [
+        // The sample model's counts, checked against what arrives, truncated files among them.
+        ("with-counts", &["--export-manifest", "with-counts", "--faults", "truncated_blob=0.2"][..]),
+        // GA without counts: a truncated file is caught by its gzip stream and its lines.
+        ("ga-truncated", &["--faults", "truncated_blob=0.2", "--fault-seed", "3"][..]),
+        ("embedded", &["--export-manifest-location", "embedded"][..]),
+        ("completed", &["--export-operation-status", "completed"][..]),
+    ] {
+        let (out, paths) = v2_run(dir.path(), name, extra);
+        assert_eq!(comparable(&out), reference, "{name}: the same files as a GA export's");
+        let manifests = paths.iter().filter(|p| p.contains("/manifests/")).count();
+        if name == "embedded" {
+            assert_eq!(manifests, 0, "the manifest came inside the operation");
+        } else {
+            assert!(manifests > 0, "{name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_answers_each_documented_shape_it_is_asked_for() {
+    let world = samples();
+    let emulator = Emulator::start(&[
+        "--world",
+        world.to_str().unwrap(),
+        "--export-retry-after",
+        "0",
+        "--export-manifest",
+        "with-counts",
+        "--export-manifest-location",
+        "embedded",
+        "--export-operation-status",
+        "completed",
+    ]);
+    let graph = Graph::connect(&emulator).await;
+    let exported = graph
+        .export("usage/billed/export", serde_json::json!({ "invoiceId": "G018242900", "attributeSet": "full" }))
+        .await;
+    assert_eq!(exported.statuses.last().map(String::as_str), Some("completed"));
+    assert!(exported.operation.get("resourceLocation@odata.navigationLink").is_none());
+    let manifest = exported.manifest.unwrap();
+    assert_eq!(manifest["eTag"], exported.operation["resourceLocation"]["eTag"]);
+    let blobs = manifest["blobs"].as_array().unwrap();
+    assert!(blobs.iter().all(|b| b["itemCount"].is_u64() && b["sizeInBytes"].is_u64()), "{manifest}");
+    // `lines` checks every count and size against what arrives.
+    assert!(!graph.lines(&manifest).await.is_empty());
 }

@@ -2,16 +2,22 @@
 //!
 //! `POST /{v1.0|beta}/reports/partners/billing/{usage|reconciliation}/{billed|unbilled}/export`
 //! answers 202 with a `Location`; the operation goes `notStarted` → `running` (with
-//! `Retry-After`) → `succeeded`, or `failed` with code 5000 for a legacy or unknown invoice; the
-//! manifest lists gzip JSON-lines files under `rootDirectory`, served by `GET /blob/...` only with
-//! a valid, unexpired shared-access signature.
+//! `Retry-After`) → `succeeded` (or `completed`, the other documented spelling, with
+//! [`SuccessStatus::Completed`]), or `failed` with code 5000 for a legacy or unknown invoice; the
+//! manifest, linked from the operation (`resourceLocation@odata.navigationLink`) or embedded in it
+//! (`resourceLocation`, [`ManifestLocation::Embedded`]), lists gzip JSON-lines files under
+//! `rootDirectory`, served by `GET /blob/...` only with a valid, unexpired shared-access
+//! signature. As in GA, the manifest gives each file's `name` and `partitionValue` only, and
+//! `blobCount`; [`ManifestCounts::WithCounts`] adds the per-file `itemCount` and `sizeInBytes`
+//! of Microsoft's sample model. `billingPeriod` takes `current` or `last`; anything else,
+//! including v1's `previous` and the sentinel `unknownFutureValue`, is a Graph 400.
 //!
-//! The files hold the same line items v1 serves, under the attribute names of spec §12.4
-//! ([`crate::model::v2`]), split into files of `blob_lines` lines; every odd file is written as
-//! two gzip members. Ids are derived from the request and the data's eTag (the SHA-256 of the
-//! line items), so a repeated request for unchanged data gets the same operation, manifest and
-//! files, and a revised world gets a new eTag. An operation that expired (410) is replaced by a
-//! new one at the next request.
+//! The files hold the same line items v1 serves, under the attribute names of the `attributes`
+//! module, split into files of `blob_lines` lines; every odd file is written as two gzip members.
+//! Ids are derived from the request and the data's eTag (the SHA-256 of the line items), so a
+//! repeated request for unchanged data gets the same operation, manifest and files, and a revised
+//! world gets a new eTag. An operation that expired (410) is replaced by a new one at the next
+//! request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,16 +28,90 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use std::io::Write as _;
 
 use super::App;
+use super::attributes::Export;
 use super::faults::Fault;
 use super::respond::json;
 use super::routes::RequestCtx;
 use super::store::LineFile;
-use crate::model::v2::{ExportKind, Scale};
+
+/// What a manifest says about each of its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestCounts {
+    /// As the GA resource: `name` and `partitionValue` only (spec §17.6).
+    #[default]
+    Ga,
+    /// Also `itemCount` and `sizeInBytes`, as Microsoft's sample model has them.
+    WithCounts,
+}
+
+impl std::str::FromStr for ManifestCounts {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ga" => Ok(ManifestCounts::Ga),
+            "with-counts" => Ok(ManifestCounts::WithCounts),
+            other => Err(format!("{other:?} is not a manifest style (ga, with-counts)")),
+        }
+    }
+}
+
+/// Where a successful operation puts its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestLocation {
+    /// A link to it (`resourceLocation@odata.navigationLink`), as the documentation's example.
+    #[default]
+    Linked,
+    /// The manifest object itself under `resourceLocation`, as Graph has been seen to answer.
+    Embedded,
+}
+
+impl std::str::FromStr for ManifestLocation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "linked" => Ok(ManifestLocation::Linked),
+            "embedded" => Ok(ManifestLocation::Embedded),
+            other => Err(format!("{other:?} is not a manifest location (linked, embedded)")),
+        }
+    }
+}
+
+/// The `status` of a successful operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuccessStatus {
+    /// `succeeded`, as the documentation's example.
+    #[default]
+    Succeeded,
+    /// `completed`, as the resource's enumeration lists it.
+    Completed,
+}
+
+impl SuccessStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            SuccessStatus::Succeeded => "succeeded",
+            SuccessStatus::Completed => "completed",
+        }
+    }
+}
+
+impl std::str::FromStr for SuccessStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "succeeded" => Ok(SuccessStatus::Succeeded),
+            "completed" => Ok(SuccessStatus::Completed),
+            other => Err(format!("{other:?} is not an operation status (succeeded, completed)")),
+        }
+    }
+}
 
 /// How the emulated export behaves.
 #[derive(Debug, Clone)]
@@ -46,6 +126,12 @@ pub struct ExportSettings {
     pub sas_ttl_secs: u64,
     /// New-commerce invoices whose export has no data yet (code 5000, "try again later").
     pub unavailable: Vec<String>,
+    /// What the manifest says about each file.
+    pub manifest_counts: ManifestCounts,
+    /// Where a successful operation puts its manifest.
+    pub manifest_location: ManifestLocation,
+    /// The `status` of a successful operation.
+    pub success_status: SuccessStatus,
 }
 
 impl Default for ExportSettings {
@@ -56,6 +142,9 @@ impl Default for ExportSettings {
             blob_lines: 5000,
             sas_ttl_secs: 12 * 3600,
             unavailable: Vec::new(),
+            manifest_counts: ManifestCounts::Ga,
+            manifest_location: ManifestLocation::Linked,
+            success_status: SuccessStatus::Succeeded,
         }
     }
 }
@@ -63,7 +152,7 @@ impl Default for ExportSettings {
 /// What an export is of.
 #[derive(Debug, Clone)]
 struct Job {
-    kind: ExportKind,
+    kind: Export,
     /// Invoice id (billed), or `CCY/period` with the v1 period name (unbilled).
     invoice: Option<String>,
     unbilled: Option<(String, String)>,
@@ -125,9 +214,8 @@ struct Ledger {
     roots: HashMap<String, String>,
 }
 
-fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    json(status, body.to_string())
+fn graph_error(status: StatusCode, code: &str, message: &str, request: &HeaderMap) -> Response {
+    super::respond::graph_error(status, code, message, request)
 }
 
 fn storage_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -154,10 +242,10 @@ fn origin(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn stem(kind: ExportKind) -> &'static str {
+fn stem(kind: Export) -> &'static str {
     match kind {
-        ExportKind::Usage => "usagelineitems",
-        ExportKind::Reconciliation => "billinglineitems",
+        Export::Usage => "usagelineitems",
+        Export::Reconciliation => "billinglineitems",
     }
 }
 
@@ -189,27 +277,28 @@ pub async fn export(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let h = &headers;
     if !matches!(version.as_str(), "v1.0" | "beta") {
-        return graph_error(StatusCode::NOT_FOUND, "BadRequest", "Resource not found for the segment.");
+        return graph_error(StatusCode::NOT_FOUND, "BadRequest", "Resource not found for the segment.", h);
     }
-    let kind = match kind.as_str() {
-        "usage" => ExportKind::Usage,
-        "reconciliation" => ExportKind::Reconciliation,
-        _ => return graph_error(StatusCode::NOT_FOUND, "BadRequest", "Resource not found for the segment."),
+    let Some(kind) = Export::from_segment(&kind) else {
+        return graph_error(StatusCode::NOT_FOUND, "BadRequest", "Resource not found for the segment.", h);
     };
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "The request body is not valid JSON.");
+        return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "The request body is not valid JSON.", h);
     };
     let basic = match field(&request, "attributeSet").map(str::to_ascii_lowercase).as_deref() {
         None | Some("full") => false,
         Some("basic") => true,
-        Some(_) => return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "attributeSet must be full or basic."),
+        Some(_) => {
+            return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "attributeSet must be full or basic.", h);
+        }
     };
     let mut job = Job { kind, invoice: None, unbilled: None, basic, no_data: None, billing_month: String::new() };
     match state.as_str() {
         "billed" => {
             let Some(id) = field(&request, "invoiceId").filter(|i| !i.is_empty()) else {
-                return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "invoiceId is required.");
+                return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "invoiceId is required.", h);
             };
             match app.store.invoice(id) {
                 Some(inv)
@@ -232,24 +321,30 @@ pub async fn export(
         }
         "unbilled" => {
             let currency = field(&request, "currencyCode").unwrap_or("").to_uppercase();
-            let period = match field(&request, "billingPeriod").map(str::to_ascii_lowercase).as_deref() {
-                Some("current") => "current",
-                // `last` as documented; v1's `previous` is taken as the same period.
-                Some("last" | "previous") => "previous",
-                _ => {
+            // The v1 period the world files the lines under.
+            let period = match field(&request, "billingPeriod") {
+                Some(p) if p.eq_ignore_ascii_case("current") => "current",
+                Some(p) if p.eq_ignore_ascii_case("last") => "previous",
+                Some(p) if p.eq_ignore_ascii_case("unknownFutureValue") => {
                     return graph_error(
                         StatusCode::BAD_REQUEST,
                         "BadRequest",
-                        "billingPeriod must be current or last.",
+                        "billingPeriod 'unknownFutureValue' is not supported.",
+                        h,
                     );
                 }
+                Some(p) => {
+                    let message = format!("Invalid billingPeriod '{p}': the value must be current or last.");
+                    return graph_error(StatusCode::BAD_REQUEST, "BadRequest", &message, h);
+                }
+                None => return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "billingPeriod is required.", h),
             };
             if currency.len() != 3 {
-                return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "currencyCode is required.");
+                return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "currencyCode is required.", h);
             }
             job.unbilled = Some((currency, period.to_owned()));
         }
-        _ => return graph_error(StatusCode::NOT_FOUND, "BadRequest", "Resource not found for the segment."),
+        _ => return graph_error(StatusCode::NOT_FOUND, "BadRequest", "Resource not found for the segment.", h),
     }
     // The first export of a file reads all of it for its eTag: off the async workers.
     let etag = tokio::task::block_in_place(|| etag_of(&app, &job));
@@ -303,8 +398,8 @@ fn etag_of(app: &App, job: &Job) -> String {
     etag
 }
 
-fn gone() -> Response {
-    graph_error(StatusCode::GONE, "Gone", "The operation has expired. Request a new export.")
+fn gone(request: &HeaderMap) -> Response {
+    graph_error(StatusCode::GONE, "Gone", "The operation has expired. Request a new export.", request)
 }
 
 /// `GET …/operations/{id}`.
@@ -315,11 +410,12 @@ pub async fn operation(
     headers: HeaderMap,
 ) -> Response {
     let mut guard = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(op) = guard.operations.get_mut(&id) else {
-        return graph_error(StatusCode::NOT_FOUND, "NotFound", "The operation was not found.");
+    let st = &mut *guard;
+    let Some(op) = st.operations.get_mut(&id) else {
+        return graph_error(StatusCode::NOT_FOUND, "NotFound", "The operation was not found.", &headers);
     };
     if op.expired_by(ctx.fault) {
-        return gone();
+        return gone(&headers);
     }
     op.polls += 1;
     let now = graph_time();
@@ -340,10 +436,25 @@ pub async fn operation(
         body["status"] = "failed".into();
         body["error"] = serde_json::json!({ "code": "5000", "message": message });
     } else {
+        let manifest_id = op.manifest_id.clone();
         body["@odata.type"] = format!("{ns}.exportSuccessOperation").into();
-        body["status"] = "succeeded".into();
-        body["resourceLocation@odata.navigationLink"] =
-            format!("{}/{version}/reports/partners/billing/manifests/{}", origin(&headers), op.manifest_id).into();
+        body["status"] = app.settings.export.success_status.as_str().into();
+        match app.settings.export.manifest_location {
+            ManifestLocation::Linked => {
+                body["resourceLocation@odata.navigationLink"] =
+                    format!("{}/{version}/reports/partners/billing/manifests/{manifest_id}", origin(&headers)).into();
+            }
+            ManifestLocation::Embedded => {
+                let manifest = tokio::task::block_in_place(|| manifest_of(&app, st, &id, &headers));
+                match manifest {
+                    Ok(mut manifest) => {
+                        manifest.as_object_mut().map(|m| m.remove("@odata.context"));
+                        body["resourceLocation"] = manifest;
+                    }
+                    Err(e) => return graph_error(StatusCode::INTERNAL_SERVER_ERROR, "generalException", &e, &headers),
+                }
+            }
+        }
     }
     drop(guard);
     let mut r = json(StatusCode::OK, body.to_string());
@@ -367,15 +478,24 @@ fn blobs_of(app: &App, op: &Operation) -> Vec<(String, usize, usize)> {
         .collect()
 }
 
+/// The bytes of file `index` of a job, lines `from..to`: the export's lines, gzip-compressed
+/// (every odd file as two members).
+fn blob_bytes(app: &App, job: &Job, index: usize, from: usize, to: usize) -> Result<Vec<u8>, String> {
+    let file = lines(app, job).ok_or_else(|| "the export's data is gone".to_owned())?;
+    let raw = file.raw_lines(from, to).map_err(|e| e.to_string())?;
+    let content = export_lines(&raw, job.kind, job.basic)?;
+    Ok(gzip_members(&content, if index % 2 == 1 { 2 } else { 1 }))
+}
+
 fn root_path(app: &App, op: &Operation) -> String {
     let tenant = &app.store.partner_tenant_id;
     let fragment = op.job.attribute_set();
     let version = op.etag.trim_matches('"').trim_start_matches("0x");
     let container = match (op.job.kind, op.job.invoice.is_some()) {
-        (ExportKind::Usage, true) => "billedusagefastpath",
-        (ExportKind::Usage, false) => "unbilledusagefastpath",
-        (ExportKind::Reconciliation, true) => "billedreconfastpath",
-        (ExportKind::Reconciliation, false) => "unbilledreconfastpath",
+        (Export::Usage, true) => "billedusagefastpath",
+        (Export::Usage, false) => "unbilledusagefastpath",
+        (Export::Reconciliation, true) => "billedreconfastpath",
+        (Export::Reconciliation, false) => "unbilledreconfastpath",
     };
     let scope = match (&op.job.invoice, &op.job.unbilled) {
         (Some(id), _) => format!("BillingMonth={}/InvoiceId={id}", op.job.billing_month),
@@ -387,6 +507,44 @@ fn root_path(app: &App, op: &Operation) -> String {
     )
 }
 
+/// The manifest of the finished operation `op_id`, with a fresh shared-access signature; its
+/// root directory is registered for downloads.
+fn manifest_of(app: &App, st: &mut Ledger, op_id: &str, headers: &HeaderMap) -> Result<serde_json::Value, String> {
+    let op = st.operations.get(op_id).ok_or_else(|| "the operation is gone".to_owned())?;
+    let root = root_path(app, op);
+    let blobs = blobs_of(app, op);
+    let expiry =
+        chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(app.settings.export.sas_ttl_secs).unwrap_or(0));
+    let se = expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let sas =
+        format!("sv=2023-11-03&sr=d&sp=rl&se={}&sdd=7&sig={}", se.replace(':', "%3A"), app.signer.sas(&root, &se));
+    let mut entries = Vec::with_capacity(blobs.len());
+    for (index, (name, from, to)) in blobs.iter().enumerate() {
+        let mut entry = serde_json::json!({ "name": name, "partitionValue": "default" });
+        if app.settings.export.manifest_counts == ManifestCounts::WithCounts {
+            entry["itemCount"] = (to - from).into();
+            entry["sizeInBytes"] = blob_bytes(app, &op.job, index, *from, *to)?.len().into();
+        }
+        entries.push(entry);
+    }
+    let body = serde_json::json!({
+        "@odata.context": format!("{}/v1.0/$metadata#reports/partners/billing/manifests/$entity", origin(headers)),
+        "id": op.manifest_id,
+        "schemaVersion": "1",
+        "dataFormat": "compressedJSON",
+        "createdDateTime": op.created,
+        "eTag": op.etag,
+        "partnerTenantId": app.store.partner_tenant_id,
+        "rootDirectory": format!("{}{root}", origin(headers)),
+        "sasToken": sas,
+        "partitionType": "Default",
+        "blobCount": entries.len(),
+        "blobs": entries,
+    });
+    st.roots.insert(root, op_id.to_owned());
+    Ok(body)
+}
+
 /// `GET …/manifests/{id}`.
 pub async fn manifest(
     State(app): State<Arc<App>>,
@@ -396,45 +554,23 @@ pub async fn manifest(
 ) -> Response {
     let mut guard = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
     let st = &mut *guard;
+    let not_found = || graph_error(StatusCode::NOT_FOUND, "NotFound", "The manifest was not found.", &headers);
     let Some(op_id) = st.manifests.get(&id).cloned() else {
-        return graph_error(StatusCode::NOT_FOUND, "NotFound", "The manifest was not found.");
+        return not_found();
     };
     let Some(op) = st.operations.get_mut(&op_id) else {
-        return graph_error(StatusCode::NOT_FOUND, "NotFound", "The manifest was not found.");
+        return not_found();
     };
     if op.expired_by(ctx.fault) {
-        return gone();
+        return gone(&headers);
     }
     if op.polls <= op.needed || op.job.no_data.is_some() {
-        return graph_error(StatusCode::NOT_FOUND, "NotFound", "The manifest is not ready.");
+        return graph_error(StatusCode::NOT_FOUND, "NotFound", "The manifest is not ready.", &headers);
     }
-    let root = root_path(&app, op);
-    st.roots.insert(root.clone(), op_id.clone());
-    let op = &st.operations[&op_id];
-    let blobs = blobs_of(&app, op);
-    let expiry =
-        chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(app.settings.export.sas_ttl_secs).unwrap_or(0));
-    let se = expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let sas =
-        format!("sv=2023-11-03&sr=d&sp=rl&se={}&sdd=7&sig={}", se.replace(':', "%3A"), app.signer.sas(&root, &se));
-    let body = serde_json::json!({
-        "@odata.context": format!("{}/v1.0/$metadata#reports/partners/billing/manifests/$entity", origin(&headers)),
-        "id": id,
-        "schemaVersion": "1",
-        "dataFormat": "compressedJSON",
-        "createdDateTime": op.created,
-        "eTag": op.etag,
-        "partnerTenantId": app.store.partner_tenant_id,
-        "rootDirectory": format!("{}{root}", origin(&headers)),
-        "sasToken": sas,
-        "partitionType": "Default",
-        "blobCount": blobs.len(),
-        "blobs": blobs
-            .iter()
-            .map(|(name, from, to)| serde_json::json!({ "name": name, "partitionValue": "default", "itemCount": to - from }))
-            .collect::<Vec<_>>(),
-    });
-    json(StatusCode::OK, body.to_string())
+    match tokio::task::block_in_place(|| manifest_of(&app, st, &op_id, &headers)) {
+        Ok(body) => json(StatusCode::OK, body.to_string()),
+        Err(e) => graph_error(StatusCode::INTERNAL_SERVER_ERROR, "generalException", &e, &headers),
+    }
 }
 
 /// `GET /blob/{root}/{name}?{sas}`.
@@ -487,15 +623,10 @@ pub async fn blob(
     let Some((index, (_, from, to))) = blobs.iter().enumerate().find(|(_, (n, _, _))| n == name) else {
         return storage_error(StatusCode::NOT_FOUND, "BlobNotFound", "The specified blob does not exist.");
     };
-    let Some(file) = lines(&app, &job) else {
+    if lines(&app, &job).is_none() {
         return storage_error(StatusCode::NOT_FOUND, "BlobNotFound", "The specified blob does not exist.");
-    };
-    let built = tokio::task::block_in_place(|| {
-        let raw = file.raw_lines(*from, *to).map_err(|e| e.to_string())?;
-        let content = export_lines(&raw, job.kind, job.basic)?;
-        Ok::<_, String>(gzip_members(&content, if index % 2 == 1 { 2 } else { 1 }))
-    });
-    let mut body = match built {
+    }
+    let mut body = match tokio::task::block_in_place(|| blob_bytes(&app, &job, index, *from, *to)) {
         Ok(body) => body,
         Err(e) => return storage_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e),
     };
@@ -530,23 +661,19 @@ fn gzip_members(content: &[u8], members: usize) -> Vec<u8> {
     out
 }
 
-/// v1 line items (JSON lines) rewritten with the export's attribute names, scales and set.
-pub fn export_lines(raw: &[u8], kind: ExportKind, basic: bool) -> Result<Vec<u8>, String> {
+/// v1 line items (JSON lines) rewritten under the export's attribute names and set.
+pub fn export_lines(raw: &[u8], kind: Export, basic: bool) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(raw.len());
     for line in raw.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
         let item: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(line).map_err(|e| format!("world line item: {e}"))?;
         let mut text = String::from("{");
-        for attr in kind.attributes().iter().filter(|a| a.basic || !basic) {
-            let Some((_, value)) = item.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr.v1)) else { continue };
-            let value = match attr.scale {
-                Scale::Same => value.clone(),
-                Scale::Percent => percent_of(value),
-            };
+        for attr in kind.attributes().filter(|a| a.basic || !basic) {
+            let Some(value) = super::attributes::value_of(&item, attr.from) else { continue };
             if text.len() > 1 {
                 text.push(',');
             }
-            text.push_str(&serde_json::to_string(attr.v2).unwrap_or_default());
+            text.push_str(&serde_json::to_string(attr.name).unwrap_or_default());
             text.push(':');
             text.push_str(&serde_json::to_string(&value).unwrap_or_default());
         }
@@ -556,19 +683,6 @@ pub fn export_lines(raw: &[u8], kind: ExportKind, basic: bool) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// A fraction (number or numeric string) as a percentage number, exactly.
-fn percent_of(value: &serde_json::Value) -> serde_json::Value {
-    let text = match value {
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        other => return other.clone(),
-    };
-    match text.trim().parse::<Decimal>().ok().and_then(|d| d.checked_mul(Decimal::ONE_HUNDRED)) {
-        Some(p) => serde_json::from_str(&p.normalize().to_string()).unwrap_or_else(|_| value.clone()),
-        None => value.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,14 +690,25 @@ mod tests {
 
     #[test]
     fn usage_lines_take_the_export_names_and_percentages() {
-        let raw = br#"{"partnerId":"p","resellerMpnId":"0","unitOfMeasure":"1 Hour","rateOfPartnerEarnedCredit":0.15,"rateOfCredit":"1","quantity":1.50,"hasPartnerEarnedCredit":true,"invoiceLineItemType":"usage_line_items"}"#;
-        let full = String::from_utf8(export_lines(raw, ExportKind::Usage, false).unwrap()).unwrap();
+        let raw = br#"{"partnerId":"p","resellerMpnId":"0","unitOfMeasure":"1 Hour","unitType":"1 Hour","rateOfPartnerEarnedCredit":0.15,"rateOfCredit":"1","quantity":1.50,"hasPartnerEarnedCredit":true,"invoiceLineItemType":"usage_line_items"}"#;
+        let full = String::from_utf8(export_lines(raw, Export::Usage, false).unwrap()).unwrap();
         assert_eq!(
             full,
-            "{\"PartnerId\":\"p\",\"Tier2MpnId\":\"0\",\"Unit\":\"1 Hour\",\"Quantity\":1.50,\"PartnerEarnedCreditPercentage\":15,\"CreditPercentage\":100}\n"
+            "{\"PartnerId\":\"p\",\"Tier2MpnId\":\"0\",\"Unit\":\"1 Hour\",\"Quantity\":1.50,\"UnitType\":\"1 Hour\",\"PartnerEarnedCreditPercentage\":15,\"CreditPercentage\":100}\n"
         );
-        let basic = String::from_utf8(export_lines(raw, ExportKind::Usage, true).unwrap()).unwrap();
-        assert_eq!(basic, "{\"PartnerId\":\"p\",\"Unit\":\"1 Hour\",\"Quantity\":1.50,\"CreditPercentage\":100}\n");
+        // `basic` keeps `UnitType` and drops `Unit`, as Microsoft's list marks them.
+        let basic = String::from_utf8(export_lines(raw, Export::Usage, true).unwrap()).unwrap();
+        assert_eq!(basic, "{\"PartnerId\":\"p\",\"Quantity\":1.50,\"UnitType\":\"1 Hour\",\"CreditPercentage\":100}\n");
+    }
+
+    #[test]
+    fn reconciliation_lines_take_pascal_case_names_and_a_product_category() {
+        let raw = br#"{"partnerId":"p","resellerMpnId":"123","productId":"DZH318Z0BQ4B","publisherName":"Microsoft Corporation","totalForCustomer":"10.50","currency":"EUR","invoiceLineItemType":"billing_line_items"}"#;
+        let full = String::from_utf8(export_lines(raw, Export::Reconciliation, false).unwrap()).unwrap();
+        assert_eq!(
+            full,
+            "{\"PartnerId\":\"p\",\"Tier2MpnId\":\"123\",\"ProductId\":\"DZH318Z0BQ4B\",\"ProductCategory\":\"Azure\",\"Total\":\"10.50\",\"Currency\":\"EUR\",\"PublisherName\":\"Microsoft Corporation\"}\n"
+        );
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //!
 //! In: [`ServeSettings`]. Out: a server whose first stdout line is `listening on http://HOST:PORT`.
 //! Every request passes one gate before routing (`handle`): latency, seeded fault injection,
-//! bearer-token checks, the optional per-minute rate limit, and one request-log line.
+//! bearer-token checks (App+User where documented, and the MFA claim of App+User tokens under
+//! [`ServeSettings::require_mfa`]), the optional per-minute rate limit, and one request-log line.
+//! Injected 429/500/503 answers take the shape of the route's service: Partner Center's bodies on
+//! `/v1`, Graph's `{"error":{…}}` on `/v1.0` and `/beta`; blob storage is not throttled this way.
 
+mod attributes;
 mod faults;
 mod graph;
 mod log;
@@ -34,13 +38,13 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 
 pub use faults::{Fault, FaultSpec};
-pub use graph::ExportSettings;
+pub use graph::{ExportSettings, ManifestCounts, ManifestLocation, SuccessStatus};
 pub use store::Store;
 
 use crate::emulator::world::dice::Dice;
 use log::{LogLine, RequestLog};
 use routes::RequestCtx;
-use tokens::{Refused, Signer};
+use tokens::{Bearer, Refused, Signer};
 
 /// Validated settings of `pcrecon emulator serve`.
 #[derive(Debug, Clone)]
@@ -75,6 +79,11 @@ pub struct ServeSettings {
     pub rate_limit_per_minute: u32,
     /// Refuse app-only tokens (403) on the endpoints that need App+User (spec §1.2).
     pub require_app_user: bool,
+    /// Refuse App+User tokens without an MFA claim (401, error 900421, spec §17.10).
+    pub require_mfa: bool,
+    /// Answer as Partner Center does since its v1 retirements: new-commerce line items of the
+    /// periods it moved to the v2 export are refused (410).
+    pub v1_retired: bool,
     /// The v2 export (spec §12).
     pub export: ExportSettings,
 }
@@ -296,18 +305,22 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
                     ));
                 }
                 Some(token) => match app.signer.check_access(token) {
-                    Ok(kind) if kind == "graph" => {
+                    Ok(Bearer::Graph) => {
                         return Ok(respond::unauthorized(
                             "Access denied: the access token is for another audience (Microsoft Graph)",
                             &app.store.partner_tenant_id,
                         ));
                     }
-                    Ok(kind) if app.settings.require_app_user && kind == "app" && needs_app_user(&path) => {
+                    Ok(Bearer::App) if app.settings.require_app_user && needs_app_user(&path) => {
                         return Ok(respond::canonical(
                             StatusCode::FORBIDDEN,
                             "2032",
                             "Access denied: this operation needs an App+User token",
                         ));
+                    }
+                    // Every App+User call needs the MFA claim once Partner Center enforces it.
+                    Ok(Bearer::User { mfa: false }) if app.settings.require_mfa => {
+                        return Ok(respond::mfa_required());
                     }
                     Ok(_) if fault == Some(Fault::ExpiredToken) => {
                         return Ok(respond::unauthorized(
@@ -335,17 +348,21 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
             let kind = bearer.as_deref().map(|t| app.signer.check_access(t));
             let refusal = match kind {
                 None => Some("Access token is empty."),
-                Some(Ok(k)) if k == "graph" && fault == Some(Fault::ExpiredToken) => {
+                Some(Ok(Bearer::Graph)) if fault == Some(Fault::ExpiredToken) => {
                     Some("Lifetime validation failed, the token is expired.")
                 }
-                Some(Ok(k)) if k == "graph" => None,
+                Some(Ok(Bearer::Graph)) => None,
                 Some(Ok(_)) => Some("Access token validation failure. Invalid audience."),
                 Some(Err(Refused::Expired)) => Some("Lifetime validation failed, the token is expired."),
                 Some(Err(_)) => Some("Access token validation failure."),
             };
             if let Some(message) = refusal {
-                let body = serde_json::json!({ "error": { "code": "InvalidAuthenticationToken", "message": message } });
-                return Ok(respond::json(StatusCode::UNAUTHORIZED, body.to_string()));
+                return Ok(respond::graph_error(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    message,
+                    &headers,
+                ));
             }
         }
         match fault {
@@ -354,9 +371,22 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
                 let mut dice = app.fault_dice.lock().unwrap_or_else(|p| p.into_inner());
                 let after = retry_after(&app, &mut dice);
                 line.retry_after = Some(after.clone());
+                if is_graph {
+                    let message = format!("Too many requests. Retry after {} seconds.", seconds_of(&after));
+                    let r = respond::graph_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", &message, &headers);
+                    return Ok(with_retry_after(r, &after));
+                }
                 return Ok(throttled(&after));
             }
             Some(Fault::InternalError) => {
+                if is_graph {
+                    return Ok(respond::graph_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "generalException",
+                        "An internal server error occurred. Please try again later.",
+                        &headers,
+                    ));
+                }
                 return Ok(respond::canonical(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "500",
@@ -367,15 +397,21 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
                 let mut dice = app.fault_dice.lock().unwrap_or_else(|p| p.into_inner());
                 let after = retry_after(&app, &mut dice);
                 line.retry_after = Some(after.clone());
-                let mut r = respond::canonical(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "503",
-                    "The service is temporarily unavailable.",
-                );
-                if let Ok(v) = HeaderValue::from_str(&after) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return Ok(r);
+                let r = if is_graph {
+                    respond::graph_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "serviceNotAvailable",
+                        "The service is temporarily unavailable. Please try again later.",
+                        &headers,
+                    )
+                } else {
+                    respond::canonical(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "503",
+                        "The service is temporarily unavailable.",
+                    )
+                };
+                return Ok(with_retry_after(r, &after));
             }
             Some(Fault::Slow) => tokio::time::sleep(Duration::from_millis(app.settings.slow_ms)).await,
             _ => {}
@@ -426,14 +462,23 @@ async fn handle(app: Arc<App>, mut router: axum::Router, req: Request<Incoming>)
     result
 }
 
-fn throttled(after: &str) -> Response {
-    let secs = after.parse::<u64>().unwrap_or(1);
-    let body = format!("{{\"statusCode\":429,\"message\":\"Rate limit is exceeded. Try again in {secs} seconds.\"}}");
-    let mut r = respond::json(StatusCode::TOO_MANY_REQUESTS, body);
+/// Seconds of a `Retry-After` value (1 for an HTTP date, which the message cannot spell).
+fn seconds_of(after: &str) -> u64 {
+    after.parse::<u64>().unwrap_or(1)
+}
+
+fn with_retry_after(mut r: Response, after: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(after) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
+}
+
+/// The gateway's 429 of the Partner Center API.
+fn throttled(after: &str) -> Response {
+    let secs = seconds_of(after);
+    let body = format!("{{\"statusCode\":429,\"message\":\"Rate limit is exceeded. Try again in {secs} seconds.\"}}");
+    with_retry_after(respond::json(StatusCode::TOO_MANY_REQUESTS, body), after)
 }
 
 /// Takes a slot of the per-minute budget, or returns how many seconds until one frees up.

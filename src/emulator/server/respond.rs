@@ -1,7 +1,8 @@
-//! Response building: collection envelopes, links, and the error bodies of spec §6.2.
+//! Response building: collection envelopes, links, the error bodies of spec §6.2, and the error
+//! body of Microsoft Graph (`{"error":{"code","message","innerError"}}`) for the Graph routes.
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::emulator::world::json::push_str_literal;
@@ -22,6 +23,53 @@ pub fn canonical(status: StatusCode, code: &str, description: &str) -> Response 
     push_str_literal(&mut body, description);
     body.push_str(",\"data\":[],\"source\":\"PartnerFD\"}");
     json(status, body)
+}
+
+/// Partner Center's answer to an App+User call whose token has no MFA claim (spec §17.10): 401
+/// with error code 900421, not retryable, and a claims challenge in `WWW-Authenticate`.
+pub fn mfa_required() -> Response {
+    let body = serde_json::json!({
+        "code": 900421,
+        "description": "Multi-factor authentication is required for App+User calls: the access token has no MFA claim. Sign in interactively with MFA to obtain a new token.",
+        "errorName": "MfaRequired",
+        "isRetryable": false,
+        "data": [],
+        "source": "PartnerFD",
+    });
+    let mut r = json(StatusCode::UNAUTHORIZED, body.to_string());
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer error=\"insufficient_claims\", error_description=\"multi-factor authentication required\"",
+        ),
+    );
+    r
+}
+
+/// A Microsoft Graph error: `code`, `message`, and `innerError` with the time, a request id and
+/// the caller's `client-request-id` (or the request id when it sent none).
+pub fn graph_error(status: StatusCode, code: &str, message: &str, request: &HeaderMap) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let client_request_id = request
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| request_id.clone(), str::to_owned);
+    let body = serde_json::json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "request-id": request_id,
+                "client-request-id": client_request_id,
+            },
+        },
+    });
+    let mut r = json(status, body.to_string());
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        r.headers_mut().insert("request-id", v);
+    }
+    r
 }
 
 /// The framework-level 400 for invalid query values.
@@ -120,5 +168,21 @@ mod tests {
         assert_eq!(v["attributes"]["objectType"], "Collection");
         let bare: serde_json::Value = serde_json::from_slice(&collection(b"", 0, None, None)).unwrap();
         assert!(bare.get("links").is_none());
+    }
+
+    #[tokio::test]
+    async fn graph_errors_carry_code_message_and_the_callers_request_id() {
+        use http_body_util::BodyExt;
+        let mut request = HeaderMap::new();
+        request.insert("client-request-id", HeaderValue::from_static("c0ffee00-0000-4000-8000-000000000001"));
+        let r = graph_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "slow down", &request);
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "TooManyRequests");
+        assert_eq!(v["error"]["message"], "slow down");
+        assert_eq!(v["error"]["innerError"]["client-request-id"], "c0ffee00-0000-4000-8000-000000000001");
+        assert!(v["error"]["innerError"]["request-id"].as_str().is_some_and(|id| id.len() == 36));
+        assert!(v["error"]["innerError"]["date"].as_str().is_some_and(|d| d.len() == 19));
     }
 }

@@ -19,7 +19,7 @@ use axum::{Router, http::HeaderMap};
 use super::App;
 use super::respond::{Next, canonical, collection, invalid_request, join, json, not_found};
 use super::store::LineFile;
-use super::tokens::{Position, Refused};
+use super::tokens::{Bearer, Position, Refused};
 
 /// What the connection layer learnt about a request before routing it.
 #[derive(Debug, Clone, Default)]
@@ -307,6 +307,24 @@ fn serve_line_items(app: &App, ctx: &RequestCtx, id: &str, provider: &str, kind:
         Ok(s) => s,
         Err(r) => return r,
     };
+    if app.settings.v1_retired && matches!(provider, "onetime" | "all" | "marketplace") {
+        // What Microsoft retired (its v1 deprecation notes): every unbilled new-commerce line
+        // item; billed reconciliation from the February 2024 period on; billed daily rated
+        // usage from the September 2022 period on.
+        let retired_from = if stem == "billinglineitems" { "2024-02" } else { "2022-09" };
+        let retired = id.eq_ignore_ascii_case("unbilled")
+            || app
+                .store
+                .invoice(id)
+                .is_some_and(|inv| !inv.legacy && billing_month(&inv.full).as_str() >= retired_from);
+        if retired {
+            return canonical(
+                StatusCode::GONE,
+                "410",
+                "This API no longer serves new commerce line items of this billing period: use the billing reconciliation export on Microsoft Graph.",
+            );
+        }
+    }
     if id.eq_ignore_ascii_case("unbilled") {
         if !matches!(provider, "onetime" | "all" | "marketplace") {
             return invalid_request();
@@ -497,8 +515,9 @@ fn token_error(error: &str, description: &str) -> Response {
     json(StatusCode::BAD_REQUEST, body.to_string())
 }
 
-/// Checks a token request and returns the token kind to issue (`app` or `user`).
-fn grant(app: &App, fields: &[(String, String)]) -> Result<(&'static str, bool), Response> {
+/// Checks a token request and returns whom the token speaks for, and whether a refresh token
+/// comes with it.
+fn grant(app: &App, fields: &[(String, String)]) -> Result<(Bearer, bool), Response> {
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let client_id = get("client_id").filter(|v| !v.is_empty());
     let Some(client_id) = client_id else {
@@ -525,22 +544,37 @@ fn grant(app: &App, fields: &[(String, String)]) -> Result<(&'static str, bool),
             // A Microsoft Graph scope gets a token for Graph (the v2 export), which the
             // Partner Center endpoints refuse, as Graph refuses theirs.
             let graph = ["scope", "resource"].iter().any(|k| get(k).is_some_and(|s| s.contains("graph.microsoft.com")));
-            Ok((if graph { "graph" } else { "app" }, false))
+            Ok((if graph { Bearer::Graph } else { Bearer::App }, false))
         }
         // The redemption of the partner-consent code (secure application model): a user token and
-        // the refresh token that later runs use.
-        Some("authorization_code") if get("code").is_some_and(|c| !c.is_empty()) => Ok(("user", true)),
-        Some("refresh_token") => match get("refresh_token") {
-            Some(t) if app.signer.check_refresh(t) => Ok(("user", true)),
-            _ => Err(token_error("invalid_grant", "AADSTS70000: The provided refresh token is invalid or expired.")),
+        // the refresh token that later runs use. A code that starts with `mfa-` stands for an
+        // interactive sign-in that passed multi-factor authentication; any other for one that did
+        // not.
+        Some("authorization_code") => match get("code").filter(|c| !c.is_empty()) {
+            Some(code) => Ok((Bearer::User { mfa: code.starts_with(MFA_CODE_PREFIX) }, true)),
+            None => {
+                Err(token_error("invalid_grant", "AADSTS9002313: Invalid request. Request is malformed or invalid."))
+            }
+        },
+        // Tokens redeemed from a refresh token keep the MFA claim of the sign-in behind it.
+        Some("refresh_token") => match get("refresh_token").and_then(|t| app.signer.check_refresh(t)) {
+            Some(mfa) => Ok((Bearer::User { mfa }, true)),
+            None => Err(token_error("invalid_grant", "AADSTS70000: The provided refresh token is invalid or expired.")),
         },
         _ => Err(token_error("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")),
     }
 }
 
+/// Authorization codes with this prefix stand for an interactive sign-in that passed MFA.
+pub const MFA_CODE_PREFIX: &str = "mfa-";
+
+fn refresh_token_for(app: &App, bearer: Bearer) -> String {
+    app.signer.refresh_token(matches!(bearer, Bearer::User { mfa: true }))
+}
+
 async fn token_v2(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let fields = form(&body);
-    let (kind, refresh) = match grant(&app, &fields) {
+    let (bearer, refresh) = match grant(&app, &fields) {
         Ok(g) => g,
         Err(r) => return r,
     };
@@ -549,10 +583,10 @@ async fn token_v2(State(app): State<Arc<App>>, body: Bytes) -> Response {
         "token_type": "Bearer",
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
-        "access_token": app.signer.access_token(kind, lifetime),
+        "access_token": app.signer.access_token(bearer, lifetime),
     });
     if refresh {
-        body["refresh_token"] = app.signer.refresh_token().into();
+        body["refresh_token"] = refresh_token_for(&app, bearer).into();
         body["scope"] = "https://api.partnercenter.microsoft.com/user_impersonation".into();
     }
     json(StatusCode::OK, body.to_string())
@@ -560,7 +594,7 @@ async fn token_v2(State(app): State<Arc<App>>, body: Bytes) -> Response {
 
 async fn token_v1(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let fields = form(&body);
-    let (kind, refresh) = match grant(&app, &fields) {
+    let (bearer, refresh) = match grant(&app, &fields) {
         Ok(g) => g,
         Err(r) => return r,
     };
@@ -577,10 +611,10 @@ async fn token_v1(State(app): State<Arc<App>>, body: Bytes) -> Response {
         "expires_on": (now + lifetime).to_string(),
         "not_before": now.to_string(),
         "resource": resource,
-        "access_token": app.signer.access_token(kind, lifetime),
+        "access_token": app.signer.access_token(bearer, lifetime),
     });
     if refresh {
-        body["refresh_token"] = app.signer.refresh_token().into();
+        body["refresh_token"] = refresh_token_for(&app, bearer).into();
         body["scope"] = "user_impersonation".into();
     }
     json(StatusCode::OK, body.to_string())
@@ -596,4 +630,10 @@ pub fn echo_headers(request: &HeaderMap, response: &mut Response, cv: &str) {
     if let Ok(v) = HeaderValue::from_str(cv) {
         response.headers_mut().insert("ms-cv", v);
     }
+}
+
+/// `YYYY-MM` of an invoice's billing period, from its by-id record (empty when it has none).
+fn billing_month(full: &str) -> String {
+    let record: serde_json::Value = serde_json::from_str(full).unwrap_or_default();
+    record.get("billingPeriodStartDate").and_then(|v| v.as_str()).and_then(|d| d.get(..7)).unwrap_or("").to_owned()
 }

@@ -1,6 +1,10 @@
 //! Opaque tokens the server issues and checks: access tokens from the token endpoint, and
 //! continuation tokens bound to the query that produced them. Both carry a MAC under a secret
 //! of the server process, so a token from another query, another server or a forger is refused.
+//!
+//! An App+User token remembers whether the sign-in behind it passed multi-factor authentication
+//! (the `amr` claim `mfa` of a real token): a refresh token carries that of the sign-in that
+//! issued it, and every token redeemed from it inherits it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,6 +31,41 @@ pub enum Refused {
     WrongQuery,
     /// Past its lifetime.
     Expired,
+}
+
+/// Whom an access token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bearer {
+    /// The application alone (client credentials), for Partner Center.
+    App,
+    /// The application alone, for Microsoft Graph (the v2 export).
+    Graph,
+    /// The application on behalf of a user (App+User), with or without an MFA claim.
+    User {
+        /// Whether the user's sign-in passed multi-factor authentication.
+        mfa: bool,
+    },
+}
+
+impl Bearer {
+    fn code(self) -> &'static str {
+        match self {
+            Bearer::App => "app",
+            Bearer::Graph => "graph",
+            Bearer::User { mfa: false } => "user",
+            Bearer::User { mfa: true } => "user+mfa",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Bearer> {
+        match code {
+            "app" => Some(Bearer::App),
+            "graph" => Some(Bearer::Graph),
+            "user" => Some(Bearer::User { mfa: false }),
+            "user+mfa" => Some(Bearer::User { mfa: true }),
+            _ => None,
+        }
+    }
 }
 
 /// What a continuation token says.
@@ -59,15 +98,15 @@ impl Signer {
         crate::emulator::world::dice::hex(&Sha256::digest(scope.as_bytes())[..8])
     }
 
-    /// An access token valid for `lifetime_secs`, of a kind (`app` or `user`).
-    pub fn access_token(&self, kind: &str, lifetime_secs: u64) -> String {
-        let payload = format!("{}.{kind}.{}", now_ms() + lifetime_secs * 1000, now_ms());
+    /// An access token valid for `lifetime_secs`, for a bearer.
+    pub fn access_token(&self, bearer: Bearer, lifetime_secs: u64) -> String {
+        let payload = format!("{}.{}.{}", now_ms() + lifetime_secs * 1000, bearer.code(), now_ms());
         let body = URL_SAFE_NO_PAD.encode(format!("{payload}.{}", self.mac(&payload)));
         format!("pcemu.{body}")
     }
 
-    /// Checks an access token and returns its kind.
-    pub fn check_access(&self, token: &str) -> Result<String, Refused> {
+    /// Checks an access token and returns its bearer.
+    pub fn check_access(&self, token: &str) -> Result<Bearer, Refused> {
         let body = token.strip_prefix("pcemu.").ok_or(Refused::Invalid)?;
         let text = URL_SAFE_NO_PAD.decode(body).ok().and_then(|b| String::from_utf8(b).ok()).ok_or(Refused::Invalid)?;
         let (payload, mac) = text.rsplit_once('.').ok_or(Refused::Invalid)?;
@@ -76,11 +115,11 @@ impl Signer {
         }
         let mut parts = payload.split('.');
         let expires: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(Refused::Invalid)?;
-        let kind = parts.next().ok_or(Refused::Invalid)?.to_owned();
+        let bearer = parts.next().and_then(Bearer::from_code).ok_or(Refused::Invalid)?;
         if now_ms() >= expires {
             return Err(Refused::Expired);
         }
-        Ok(kind)
+        Ok(bearer)
     }
 
     /// The signature of a shared-access token for a blob folder (`root`) expiring at `expiry`.
@@ -88,20 +127,25 @@ impl Signer {
         self.mac(&format!("sas|{root}|{expiry}"))
     }
 
-    /// A refresh token (App+User flow).
-    pub fn refresh_token(&self) -> String {
-        let payload = format!("refresh.{}", now_ms());
+    /// A refresh token (App+User flow) of a sign-in that did or did not pass MFA.
+    pub fn refresh_token(&self, mfa: bool) -> String {
+        let payload = format!("refresh.{}.{}", if mfa { "mfa" } else { "pwd" }, now_ms());
         URL_SAFE_NO_PAD.encode(format!("{payload}.{}", self.mac(&payload)))
     }
 
-    /// Whether a refresh token is one of this server's.
-    pub fn check_refresh(&self, token: &str) -> bool {
-        URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| t.rsplit_once('.').map(|(p, m)| self.mac(p) == m))
-            .unwrap_or(false)
+    /// Whether a refresh token is one of this server's, and if so whether its sign-in passed
+    /// MFA.
+    pub fn check_refresh(&self, token: &str) -> Option<bool> {
+        let text = URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok())?;
+        let (payload, mac) = text.rsplit_once('.')?;
+        if self.mac(payload) != mac {
+            return None;
+        }
+        match payload.split('.').nth(1) {
+            Some("mfa") => Some(true),
+            Some("pwd") => Some(false),
+            _ => None,
+        }
     }
 
     /// A continuation token for the next page of `scope`. It is standard base64 (with `+`, `/`
@@ -142,10 +186,21 @@ mod tests {
     #[test]
     fn access_tokens_round_trip_and_expire() {
         let s = Signer::new(b"t");
-        assert_eq!(s.check_access(&s.access_token("app", 60)).unwrap(), "app");
-        assert_eq!(s.check_access(&s.access_token("app", 0)), Err(Refused::Expired));
+        assert_eq!(s.check_access(&s.access_token(Bearer::App, 60)), Ok(Bearer::App));
+        assert_eq!(s.check_access(&s.access_token(Bearer::App, 0)), Err(Refused::Expired));
         assert_eq!(s.check_access("pcemu.garbage"), Err(Refused::Invalid));
-        assert_eq!(Signer::new(b"other").check_access(&s.access_token("app", 60)), Err(Refused::Invalid));
+        assert_eq!(Signer::new(b"other").check_access(&s.access_token(Bearer::App, 60)), Err(Refused::Invalid));
+        let mfa = Bearer::User { mfa: true };
+        assert_eq!(s.check_access(&s.access_token(mfa, 60)), Ok(mfa));
+    }
+
+    #[test]
+    fn refresh_tokens_remember_whether_their_sign_in_passed_mfa() {
+        let s = Signer::new(b"t");
+        assert_eq!(s.check_refresh(&s.refresh_token(true)), Some(true));
+        assert_eq!(s.check_refresh(&s.refresh_token(false)), Some(false));
+        assert_eq!(Signer::new(b"other").check_refresh(&s.refresh_token(true)), None);
+        assert_eq!(s.check_refresh("bm90IGEgdG9rZW4"), None);
     }
 
     #[test]
@@ -157,6 +212,5 @@ mod tests {
         assert_eq!(s.check_continuation(&token, "invoice G2 usage", 60), Err(Refused::WrongQuery));
         assert_eq!(s.check_continuation(&token, "invoice G1 usage", 0), Err(Refused::Expired));
         assert_eq!(s.check_continuation("AQAAAA==", "invoice G1 usage", 60), Err(Refused::Invalid));
-        assert!(s.check_refresh(&s.refresh_token()));
     }
 }

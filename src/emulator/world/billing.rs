@@ -16,6 +16,7 @@ use rust_decimal::Decimal;
 
 use super::catalog::{self, LEGACY_AZURE_METERS, LEGACY_OFFERS, METERS, REGIONS};
 use super::dice::{Dice, Ppm};
+use super::documents::{Amendment, NoteKind};
 use super::plan::{AzurePlan, Plan, SeatPlan};
 use super::quirks::Quirks;
 use super::records::{
@@ -61,6 +62,8 @@ pub struct Slot {
     pub legacy_invoice_id: Option<String>,
     /// Whether this slot must plant one of every anomaly kind it can (the first billed month).
     pub showcase: bool,
+    /// The document amending each currency's invoice, if any (billed slots).
+    pub amendments: BTreeMap<Currency, Amendment>,
 }
 
 /// What a slot produced.
@@ -76,6 +79,45 @@ pub struct SlotOutput {
     pub unbilled: Vec<UnbilledTruth>,
     /// Lines this slot re-priced for a world revision.
     pub restated: Vec<Restatement>,
+}
+
+/// A document written beside an invoice of the slot: a note amending it, or its rebill.
+#[derive(Debug, Clone)]
+struct Written {
+    id: String,
+    document_type: &'static str,
+    amends_of: Option<String>,
+    rebill_of: Option<String>,
+    /// Σ `totalForCustomer` of its distinct lines, and of every line served.
+    distinct: Decimal,
+    served: Decimal,
+    recon_rows: u64,
+    usage_rows: u64,
+}
+
+/// Counts `copies` served recon rows of a line in the tally.
+fn tally_recon(tally: &mut Tally, dataset: &'static str, copies: u32, l: &ReconLine) {
+    for _ in 0..copies {
+        tally.row(dataset);
+        tally.add(dataset, l.currency, "subtotal", l.subtotal);
+        tally.add(dataset, l.currency, "taxTotal", l.tax);
+        tally.add(dataset, l.currency, "totalForCustomer", l.total);
+    }
+}
+
+/// Counts `copies` served usage rows in the tally: quantity, pricing and billing totals.
+fn tally_usage(tally: &mut Tally, dataset: &'static str, currency: Currency, copies: u32, amounts: [Decimal; 3]) {
+    for _ in 0..copies {
+        tally.row(dataset);
+        for (field, amount) in ["quantity", "pricingPreTaxTotal", "billingPreTaxTotal"].into_iter().zip(amounts) {
+            tally.add(dataset, currency, field, amount);
+        }
+    }
+}
+
+/// The quoted JSON text of an id, as it appears in a written line.
+fn quoted(id: &str) -> String {
+    format!("\"{id}\"")
 }
 
 /// Mid-market USD → currency rate of a month (what `pcToBCExchangeRate` carries), and its date.
@@ -176,6 +218,10 @@ struct SlotGen<'a> {
     partner_mpn: String,
     /// Whether a customer credit line was issued in this slot.
     credited: bool,
+    /// Notes and rebills written beside each currency's invoice.
+    written: BTreeMap<Currency, Vec<Written>>,
+    /// Usage rows written for each currency's rebill.
+    rebill_usage: BTreeMap<Currency, u64>,
 }
 
 const PEC_NOTE: &str = "[\"15.0% Partner earned credit for services managed\"]";
@@ -416,6 +462,10 @@ impl<'a> SlotGen<'a> {
         }
     }
 
+    fn invoice_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("invoices").join(id)
+    }
+
     fn usage_path(&self, currency: Currency) -> PathBuf {
         match self.slot.unbilled {
             None => self.dir.join("invoices").join(self.invoice_number(currency)).join("onetime-usagelineitems.jsonl"),
@@ -468,6 +518,14 @@ impl<'a> SlotGen<'a> {
         let partner = &self.plan.partner;
         let partner_fields = PartnerFields { id: &partner.tenant_id, name: &partner.name, mpn_id: &partner.mpn_id };
         let charge_end = month.next().first_day();
+        // A rebilled invoice's usage is billed again, line for line, on its rebill.
+        let mut rebills: BTreeMap<Currency, (String, PathBuf, Lines)> = BTreeMap::new();
+        for (currency, amendment) in &self.slot.amendments {
+            if let Some(rebill) = &amendment.rebill_id {
+                let path = self.invoice_dir(rebill).join("onetime-usagelineitems.jsonl");
+                rebills.insert(*currency, (rebill.clone(), path.clone(), Lines::create(path)?));
+            }
+        }
         for (plan_index, (azure, rows)) in plans.iter().zip(shares).enumerate() {
             if rows == 0 {
                 continue;
@@ -571,6 +629,16 @@ impl<'a> SlotGen<'a> {
                 write_usage_row(&mut file.buf, &row, &partner_fields, &mut self.quirks);
                 let copies = if kind == Some("duplicate_line") { 2 } else { 1 };
                 let position = file.rows + u64::from(copies) - 1;
+                let rebill = match rebills.get_mut(&currency) {
+                    Some((id, path, lines)) => {
+                        lines.buf = file.buf.replace(&quoted(&invoice_number), &quoted(id));
+                        lines.flush_record(copies).map_err(|e| WorldError::io(path, e))?;
+                        let amounts = [quantity, pricing_total, billing_total];
+                        tally_usage(&mut self.out.tally, usage_dataset, currency, copies, amounts);
+                        Some(id.clone())
+                    }
+                    None => None,
+                };
                 if let Some(kind) = kind {
                     let mut line = BTreeMap::new();
                     line.insert("usageDate", day.to_string());
@@ -591,21 +659,24 @@ impl<'a> SlotGen<'a> {
                         position: Some(position),
                         line,
                     });
+                    if let Some(rebill) = rebill {
+                        let mut copy = self.out.anomalies[self.out.anomalies.len() - 1].clone();
+                        copy.invoice_id = rebill;
+                        self.out.anomalies.push(copy);
+                    }
                 }
                 file.flush_record(copies).map_err(|e| WorldError::io(&self.usage_path(currency), e))?;
-                for _ in 0..copies {
-                    let t = &mut self.out.tally;
-                    t.row(usage_dataset);
-                    t.add(usage_dataset, currency, "quantity", quantity);
-                    t.add(usage_dataset, currency, "pricingPreTaxTotal", pricing_total);
-                    t.add(usage_dataset, currency, "billingPreTaxTotal", billing_total);
-                }
+                let amounts = [quantity, pricing_total, billing_total];
+                tally_usage(&mut self.out.tally, usage_dataset, currency, copies, amounts);
             }
             self.azure_recon_lines(azure, billed_quantity, plan_index, lines);
         }
         for (currency, file) in files {
             let path = self.usage_path(currency);
             counts.insert(currency, file.finish(&path)?);
+        }
+        for (currency, (_, path, lines)) in rebills {
+            self.rebill_usage.insert(currency, lines.finish(&path)?);
         }
         Ok(counts)
     }
@@ -677,11 +748,29 @@ impl<'a> SlotGen<'a> {
             let mut file = Lines::create(path.clone())?;
             let mut distinct = Decimal::ZERO;
             let mut served = Decimal::ZERO;
+            let amendment = self.slot.amendments.get(&currency).cloned();
+            let mut rebill = match amendment.as_ref().and_then(|a| a.rebill_id.clone()) {
+                Some(id) => {
+                    let rebill_path = self.invoice_dir(&id).join("onetime-billinglineitems.jsonl");
+                    Some((id, rebill_path.clone(), Lines::create(rebill_path)?))
+                }
+                None => None,
+            };
+            // The invoice's distinct lines as written, with the anomaly each carries.
+            let mut kept: Vec<(ReconLine, Option<&'static str>)> = Vec::new();
             for mut l in lines {
                 let kind = self.plant_on_recon(&mut l, recon_dataset);
                 write_recon_line(&mut file.buf, &l, &partner_fields, &mut self.quirks);
                 let copies = if kind == Some("duplicate_line") { 2 } else { 1 };
                 let position = file.rows + u64::from(copies) - 1;
+                if let Some((id, rebill_path, lines)) = rebill.as_mut() {
+                    lines.buf = file.buf.replace(&quoted(&l.invoice_number), &quoted(id));
+                    lines.flush_record(copies).map_err(|e| WorldError::io(rebill_path, e))?;
+                    tally_recon(&mut self.out.tally, recon_dataset, copies, &l);
+                }
+                if amendment.is_some() {
+                    kept.push((l.clone(), kind));
+                }
                 if let Some(kind) = kind {
                     let mut line = BTreeMap::new();
                     line.insert("productId", l.product_id.to_owned());
@@ -703,22 +792,143 @@ impl<'a> SlotGen<'a> {
                         position: Some(position),
                         line,
                     });
+                    if let Some((id, _, _)) = &rebill {
+                        let mut copy = self.out.anomalies[self.out.anomalies.len() - 1].clone();
+                        copy.invoice_id = id.clone();
+                        self.out.anomalies.push(copy);
+                    }
                 }
                 file.flush_record(copies).map_err(|e| WorldError::io(&path, e))?;
                 distinct += l.total;
-                for _ in 0..copies {
-                    served += l.total;
-                    let t = &mut self.out.tally;
-                    t.row(recon_dataset);
-                    t.add(recon_dataset, currency, "subtotal", l.subtotal);
-                    t.add(recon_dataset, currency, "taxTotal", l.tax);
-                    t.add(recon_dataset, currency, "totalForCustomer", l.total);
-                }
+                served += l.total * Decimal::from(copies);
+                tally_recon(&mut self.out.tally, recon_dataset, copies, &l);
             }
             let rows = file.finish(&path)?;
             totals.insert(currency, (distinct, served, rows));
+            if let Some((id, rebill_path, lines)) = rebill {
+                let recon_rows = lines.finish(&rebill_path)?;
+                let invoice = self.invoice_number(currency);
+                self.written.entry(currency).or_default().push(Written {
+                    id,
+                    document_type: "invoice",
+                    amends_of: None,
+                    rebill_of: Some(invoice),
+                    distinct,
+                    served,
+                    recon_rows,
+                    usage_rows: self.rebill_usage.get(&currency).copied().unwrap_or(0),
+                });
+            }
+            if let Some(amendment) = amendment {
+                let note = self.write_note(currency, &amendment, &kept, &partner_fields)?;
+                self.written.entry(currency).or_default().push(note);
+            }
         }
         Ok(totals)
+    }
+
+    /// Writes the note amending a currency's invoice from the invoice's distinct lines: a void
+    /// note reverses every one of them (anomalies and all), a credit note credits back up to two
+    /// licence lines, an adjustment note a tenth of the price of one.
+    fn write_note(
+        &mut self,
+        currency: Currency,
+        amendment: &Amendment,
+        kept: &[(ReconLine, Option<&'static str>)],
+        partner: &PartnerFields<'_>,
+    ) -> Result<Written, WorldError> {
+        let invoice = self.invoice_number(currency);
+        let note_id = &amendment.note_id;
+        let clean: Vec<&ReconLine> = kept
+            .iter()
+            .filter(|(l, kind)| kind.is_none() && l.meter_description.is_empty() && l.total > Decimal::ZERO)
+            .map(|(l, _)| l)
+            .collect();
+        // Each note line, the anomaly it repeats, and the reference of the line it amends.
+        let mut lines: Vec<(ReconLine, Option<&'static str>, String)> = Vec::new();
+        match amendment.kind {
+            NoteKind::VoidNote => {
+                for (l, kind) in kept {
+                    let reversed = self.reversed(l, note_id);
+                    lines.push((reversed, kind.filter(|k| *k != "duplicate_line"), l.reference_id.clone()));
+                }
+            }
+            NoteKind::CreditNote => {
+                let wanted = 1 + self.dice.index(2);
+                for l in clean.iter().take(wanted) {
+                    let mut credit = self.reversed(l, note_id);
+                    credit.charge_type = "cancel";
+                    lines.push((credit, None, l.reference_id.clone()));
+                }
+            }
+            NoteKind::AdjustmentNote => {
+                if let Some(l) = clean.first() {
+                    let mut adjusted = self.reversed(l, note_id);
+                    adjusted.charge_type = "priceAdjustment";
+                    adjusted.price_adjustment = "[\"Price correction after invoicing\"]";
+                    adjusted.effective_unit_price = (l.effective_unit_price * Decimal::new(1, 1)).round_dp(4);
+                    adjusted.billable_quantity = -l.billable_quantity;
+                    self.price_licence(&mut adjusted);
+                    lines.push((adjusted, None, l.reference_id.clone()));
+                }
+            }
+        }
+        let dataset = self.recon_dataset();
+        let path = self.invoice_dir(note_id).join("onetime-billinglineitems.jsonl");
+        let mut file = Lines::create(path.clone())?;
+        let mut total = Decimal::ZERO;
+        for (l, kind, source) in &lines {
+            write_recon_line(&mut file.buf, l, partner, &mut self.quirks);
+            let position = file.rows;
+            file.flush_record(1).map_err(|e| WorldError::io(&path, e))?;
+            total += l.total;
+            tally_recon(&mut self.out.tally, dataset, 1, l);
+            // The void note repeats what was wrong with the lines it reverses.
+            if let Some(kind) = kind
+                && let Some(original) = self.out.anomalies.iter().find(|a| {
+                    a.invoice_id == invoice
+                        && a.dataset == dataset
+                        && a.kind == *kind
+                        && a.line.get("referenceId") == Some(source)
+                })
+            {
+                let mut copy = original.clone();
+                copy.invoice_id = note_id.clone();
+                copy.position = Some(position);
+                copy.line.insert("referenceId", l.reference_id.clone());
+                copy.line.insert("totalForCustomer", l.total.to_string());
+                copy.customer_id = l.customer_id.clone();
+                self.out.anomalies.push(copy);
+            }
+        }
+        let recon_rows = file.finish(&path)?;
+        // A note carries no daily rated usage of its own: its usage endpoint is empty.
+        Lines::create(self.invoice_dir(note_id).join("onetime-usagelineitems.jsonl"))?
+            .finish(&self.invoice_dir(note_id))?;
+        Ok(Written {
+            id: note_id.clone(),
+            document_type: amendment.kind.document_type(),
+            amends_of: Some(invoice),
+            rebill_of: None,
+            distinct: total,
+            served: total,
+            recon_rows,
+            usage_rows: 0,
+        })
+    }
+
+    /// A line of an invoice reversed on a note: quantities and amounts negated, a reference of
+    /// its own.
+    fn reversed(&mut self, l: &ReconLine, note: &str) -> ReconLine {
+        let mut n = l.clone();
+        n.invoice_number = note.to_owned();
+        n.quantity = -l.quantity;
+        n.billable_quantity = -l.billable_quantity;
+        n.subtotal = -l.subtotal;
+        n.tax = -l.tax;
+        n.total = -l.total;
+        n.reference_id = super::dice::hex(&self.dice.bytes16());
+        n
     }
 
     /// Applies the world's revisions that fall on this billed slot: revision `k` re-prices one
@@ -913,10 +1123,19 @@ impl<'a> SlotGen<'a> {
             commerce: "legacy",
             currency: usd,
             billing_period: month.label(),
+            status: "active",
+            amends_of: None,
+            amendments: Vec::new(),
+            rebill_of: None,
+            rebilled_by: None,
             stated_total: total,
+            paid_amount: Decimal::ZERO,
+            owed: total,
             lines_total: total,
             served_lines_total: total,
             lines: lines_by_dataset,
+            tie_out: "ok",
+            net: None,
         }))
     }
 }
@@ -940,6 +1159,8 @@ pub fn generate_slot(plan: &Plan, spec: &WorldSpec, slot: &Slot, dir: &Path) -> 
         out: SlotOutput::default(),
         partner_mpn: plan.partner.mpn_id.clone(),
         credited: false,
+        written: BTreeMap::new(),
+        rebill_usage: BTreeMap::new(),
     };
     if slot.unbilled.is_some() {
         // Unbilled data is an estimate that nothing is reconciled against yet: no anomalies.
@@ -999,17 +1220,75 @@ pub fn generate_slot(plan: &Plan, spec: &WorldSpec, slot: &Slot, dir: &Path) -> 
                 let mut lines = BTreeMap::new();
                 lines.insert(dataset::BILLED_RECON, recon_rows);
                 lines.insert(dataset::BILLED_USAGE, usage_rows.get(&currency).copied().unwrap_or(0));
-                g.out.invoices.push(InvoiceTruth {
+                let mut invoice = InvoiceTruth {
                     invoice_id,
                     document_type: "invoice",
                     commerce: "new",
                     currency,
                     billing_period: slot.month.label(),
+                    status: "active",
+                    amends_of: None,
+                    amendments: Vec::new(),
+                    rebill_of: None,
+                    rebilled_by: None,
                     stated_total: stated,
+                    paid_amount: Decimal::ZERO,
+                    owed: stated,
                     lines_total: distinct,
                     served_lines_total: served,
                     lines,
-                });
+                    tie_out: if stated == distinct { "ok" } else { "mismatch" },
+                    net: None,
+                };
+                let mut documents = Vec::new();
+                for w in g.written.remove(&currency).unwrap_or_default() {
+                    let mut lines = BTreeMap::new();
+                    lines.insert(dataset::BILLED_RECON, w.recon_rows);
+                    lines.insert(dataset::BILLED_USAGE, w.usage_rows);
+                    if w.amends_of.is_some() {
+                        invoice.amendments.push(w.id.clone());
+                    }
+                    if w.document_type == NoteKind::VoidNote.document_type() {
+                        invoice.status = "void";
+                        invoice.tie_out = "void";
+                    }
+                    if w.rebill_of.is_some() {
+                        invoice.rebilled_by = Some(w.id.clone());
+                    }
+                    documents.push(InvoiceTruth {
+                        invoice_id: w.id,
+                        document_type: w.document_type,
+                        commerce: "new",
+                        currency,
+                        billing_period: slot.month.label(),
+                        status: "active",
+                        amends_of: w.amends_of,
+                        amendments: Vec::new(),
+                        rebill_of: w.rebill_of,
+                        rebilled_by: None,
+                        stated_total: w.distinct,
+                        paid_amount: Decimal::ZERO,
+                        owed: w.distinct,
+                        lines_total: w.distinct,
+                        served_lines_total: w.served,
+                        lines,
+                        tie_out: "ok",
+                        net: None,
+                    });
+                }
+                let notes: Vec<&InvoiceTruth> = documents.iter().filter(|d| d.amends_of.is_some()).collect();
+                if !notes.is_empty() {
+                    let stated_total = invoice.stated_total + notes.iter().map(|n| n.stated_total).sum::<Decimal>();
+                    let lines_total = invoice.lines_total + notes.iter().map(|n| n.lines_total).sum::<Decimal>();
+                    let tie_out = match (invoice.status, stated_total == lines_total) {
+                        ("void", _) => "void",
+                        (_, true) => "ok",
+                        (_, false) => "mismatch",
+                    };
+                    invoice.net = Some(super::truth::NetTruth { stated_total, lines_total, tie_out });
+                }
+                g.out.invoices.push(invoice);
+                g.out.invoices.extend(documents);
             }
             if let Some(legacy) = g.legacy()? {
                 g.out.invoices.push(legacy);

@@ -210,6 +210,32 @@ pub struct InvoiceDoc<'a> {
     pub paid: Decimal,
     /// Currency.
     pub currency: Currency,
+    /// `documentType`: `invoice`, `credit_note`, `adjustment_note`, `void_note`.
+    pub document_type: &'a str,
+    /// `status`: `active` or `void`.
+    pub status: &'a str,
+    /// `amendsOf`, on a note.
+    pub amends_of: Option<&'a str>,
+    /// The notes amending this invoice, as `amendments` lists them.
+    pub amendments: Vec<AmendmentDoc<'a>>,
+}
+
+/// A note as an invoice's `amendments` array shows it (the list shape, without line-item links).
+pub struct AmendmentDoc<'a> {
+    /// Note id.
+    pub id: &'a str,
+    /// Issue time.
+    pub date: NaiveDateTime,
+    /// `totalCharges` (negative).
+    pub total: Decimal,
+    /// `paidAmount`.
+    pub paid: Decimal,
+    /// Currency.
+    pub currency: Currency,
+    /// `documentType`.
+    pub document_type: &'a str,
+    /// The invoice it amends.
+    pub amends_of: &'a str,
 }
 
 /// Writes an invoice as `GET /v1/invoices/{id}` returns it.
@@ -242,8 +268,24 @@ pub fn write_invoice(out: &mut String, inv: &InvoiceDoc<'_>) {
         });
         d.attributes("InvoiceDetail");
     });
-    o.raw("amendments", "[]")
-        .str("documentType", "invoice")
+    o.key_array("amendments", inv.amendments.len(), |i, a| {
+        let note = &inv.amendments[i];
+        a.str("id", note.id)
+            .datetime("invoiceDate", note.date, DateStyle::Fraction7)
+            .dec("totalCharges", note.total, false)
+            .dec("paidAmount", note.paid, false)
+            .str("currencyCode", note.currency.code())
+            .str("currencySymbol", note.currency.symbol())
+            .str("documentType", note.document_type)
+            .str("amendsOf", note.amends_of)
+            .str("invoiceType", type_prefix)
+            .attributes("Invoice");
+    });
+    if let Some(amended) = inv.amends_of {
+        o.str("amendsOf", amended);
+    }
+    o.str("documentType", inv.document_type)
+        .str("status", inv.status)
         .str("invoiceType", type_prefix)
         .obj("links", |l| {
             l.link("self", &format!("/invoices/{type_prefix}-{}", inv.id));

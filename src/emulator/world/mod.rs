@@ -24,6 +24,7 @@ pub mod billing;
 pub mod catalog;
 pub mod dice;
 pub mod dims;
+pub mod documents;
 pub mod json;
 pub mod pdf;
 pub mod plan;
@@ -37,15 +38,16 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 
 use billing::{Period, Slot, SlotOutput, generate_slot};
 use dice::{Dice, Ppm};
-use dims::{InvoiceDoc, SummaryDoc};
+use dims::{AmendmentDoc, InvoiceDoc, SummaryDoc};
+use documents::NoteRates;
 use timeline::{Month, Timeline};
-use truth::{Tally, Truth, dataset};
+use truth::{SummaryTruth, Tally, Truth, dataset};
 
 use crate::model::money::Currency;
 
@@ -140,6 +142,8 @@ pub struct WorldSpec {
     pub quirk_rate: Ppm,
     /// Restatements applied on top of the generated world (0: none).
     pub revision: u32,
+    /// Rates of credit notes, adjustment notes and void notes (with rebills) per invoice.
+    pub notes: NoteRates,
 }
 
 impl WorldSpec {
@@ -151,14 +155,15 @@ impl WorldSpec {
     /// A stable one-line description of the spec (names the world's cache folder).
     pub fn fingerprint(&self) -> String {
         format!(
-            "seed={} customers={} months={} usage={} as_of={} anomalies={} quirks={}",
+            "seed={} customers={} months={} usage={} as_of={} anomalies={} quirks={} documents={}",
             self.seed,
             self.customers,
             self.months,
             self.usage_rows_per_month,
             self.as_of,
             self.anomalies.describe(),
-            self.quirk_rate.0
+            self.quirk_rate.0,
+            self.notes.describe()
         ) + &if self.revision > 0 { format!(" revision={}", self.revision) } else { String::new() }
     }
 }
@@ -243,12 +248,18 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
     let base = ids.int(100_000, 899_999) * 100;
     let mut slots = Vec::new();
     for (i, month) in timeline.billed.iter().enumerate() {
-        let invoice_ids = currencies
-            .iter()
-            .enumerate()
-            .map(|(j, c)| (*c, format!("G{:09}", base + (i as i64) * 16 + j as i64)))
-            .collect();
+        let number = |offset: i64, j: usize| format!("G{:09}", base + offset + (i as i64) * 16 + j as i64);
+        let invoice_ids = currencies.iter().enumerate().map(|(j, c)| (*c, number(0, j))).collect();
         let legacy = format!("D{:04}{}", 2005 + i, ids.token(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 5));
+        let mut note_dice = Dice::new(spec.seed, &format!("documents-{}", month.label()));
+        let amendments = documents::plan_month(
+            &spec.notes,
+            &mut note_dice,
+            i == 0,
+            &invoice_ids,
+            |j| number(50_000_000, j),
+            |j| number(60_000_000, j),
+        );
         slots.push(Slot {
             month: *month,
             unbilled: None,
@@ -256,6 +267,7 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
             invoice_ids,
             legacy_invoice_id: Some(legacy),
             showcase: i == 0,
+            amendments,
         });
     }
     if let Some(previous) = timeline.previous_unbilled {
@@ -281,7 +293,7 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
     }
     restated.sort_by_key(|r: &truth::Restatement| r.revision);
     write_dimensions(&plan, dir, &mut tally)?;
-    write_invoices(&plan, &invoices, dir, &mut tally)?;
+    let summaries = write_invoices(&plan, &mut invoices, dir, &mut tally)?;
     // Unbilled periods without any data still exist as (empty) endpoints.
     for u in &unbilled {
         let folder = dir.join("unbilled").join(u.currency.code()).join(u.period);
@@ -299,6 +311,7 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
     if spec.revision > 0 {
         generator.insert("revision", spec.revision.to_string());
     }
+    generator.insert("documents", spec.notes.describe());
     let truth = Truth {
         seed: spec.seed,
         partner_tenant_id: plan.partner.tenant_id.clone(),
@@ -307,6 +320,7 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
         datasets: tally.counts.clone(),
         control_totals: tally.totals.clone(),
         invoices,
+        summaries,
         unbilled,
         anomalies,
         restated,
@@ -380,6 +394,7 @@ fn unbilled_slot(month: Month, period: Period, cutoff: NaiveDate) -> Slot {
         invoice_ids: BTreeMap::new(),
         legacy_invoice_id: None,
         showcase: false,
+        amendments: BTreeMap::new(),
     }
 }
 
@@ -416,45 +431,106 @@ fn write_dimensions(plan: &plan::Plan, dir: &Path, tally: &mut Tally) -> Result<
     Ok(())
 }
 
+/// Writes the invoice list (every document: invoices, notes, rebills), each document's
+/// statement and the summaries, and fills in each document's payment. A payment is written as
+/// Microsoft does, negative (spec §17.1): documents of the latest billed month are unpaid, those
+/// of the month before paid in full or, every other currency, half; older ones paid. Notes are
+/// never paid (they reduce what is owed), nor is a voided invoice. Each summary's balance is the
+/// unpaid total, Σ `totalCharges + paidAmount` of its currency's documents.
 fn write_invoices(
     plan: &plan::Plan,
-    invoices: &[truth::InvoiceTruth],
+    invoices: &mut [truth::InvoiceTruth],
     dir: &Path,
     tally: &mut Tally,
-) -> Result<(), WorldError> {
-    let latest = plan.timeline.billed.last().map(|m| m.label());
+) -> Result<Vec<SummaryTruth>, WorldError> {
+    let months = &plan.timeline.billed;
     let issue_time = NaiveTime::from_hms_nano_opt(10, 12, 33, 123_456_700).unwrap_or(NaiveTime::MIN);
-    let month_of = |label: &str| plan.timeline.billed.iter().copied().find(|m| m.label() == label);
-    let mut docs = Vec::new();
-    for inv in invoices {
-        let Some(month) = month_of(&inv.billing_period) else { continue };
-        let paid = if Some(&inv.billing_period) == latest.as_ref() { Decimal::ZERO } else { inv.stated_total };
-        docs.push((inv, month, paid));
+    let month_of = |label: &str| months.iter().position(|m| m.label() == label);
+    let currencies: Vec<Currency> = {
+        let mut c: Vec<Currency> = invoices.iter().map(|i| i.currency).collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+    let mut docs: Vec<(usize, Month, NaiveDateTime)> = Vec::new();
+    for (index, inv) in invoices.iter_mut().enumerate() {
+        let Some(at) = month_of(&inv.billing_period) else { continue };
+        let month = months[at];
+        let age = months.len() - 1 - at;
+        let payable = inv.document_type == "invoice" && inv.status == "active" && inv.stated_total > Decimal::ZERO;
+        let half = currencies.iter().position(|c| *c == inv.currency).unwrap_or(0) % 2 == 1;
+        let paid = match (payable, age) {
+            (false, _) | (true, 0) => Decimal::ZERO,
+            (true, 1) if half && inv.commerce != "legacy" => {
+                -inv.currency.fixed(inv.currency.truncate_minor(inv.stated_total / Decimal::TWO))
+            }
+            (true, _) => -inv.stated_total,
+        };
+        inv.paid_amount = paid;
+        inv.owed = inv.stated_total + paid;
+        let days_after = match (inv.amends_of.is_some(), inv.rebill_of.is_some()) {
+            (true, _) => 10,
+            (_, true) => 12,
+            _ => 0,
+        };
+        let date = timeline::add_days(timeline::Timeline::invoice_date(month), days_after).and_time(issue_time);
+        docs.push((index, month, date));
         tally.row(dataset::INVOICES);
         tally.add(dataset::INVOICES, inv.currency, "totalCharges", inv.stated_total);
-        let pdf = pdf::statement(&[
-            format!("Microsoft invoice {}", inv.invoice_id),
+        tally.add(dataset::INVOICES, inv.currency, "paidAmount", paid);
+        let title = match inv.document_type {
+            "credit_note" => "credit note",
+            "adjustment_note" => "adjustment note",
+            "void_note" => "void note",
+            _ => "invoice",
+        };
+        let mut text = vec![
+            format!("Microsoft {title} {}", inv.invoice_id),
             format!("Billed to: {}", plan.partner.name),
             format!("Billing period: {} to {}", month.first_day(), month.last_day()),
             format!("Total charges ({}): {}", inv.currency, inv.stated_total),
-        ]);
-        write_file(&dir.join("invoices").join(&inv.invoice_id).join("statement.pdf"), &pdf)?;
+        ];
+        if let Some(amended) = &inv.amends_of {
+            text.push(format!("Amends invoice {amended}"));
+        }
+        write_file(&dir.join("invoices").join(&inv.invoice_id).join("statement.pdf"), &pdf::statement(&text))?;
     }
     // Newest first, as the invoice list is served.
-    docs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.invoice_id.cmp(&b.0.invoice_id)));
+    docs.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| invoices[a.0].invoice_id.cmp(&invoices[b.0].invoice_id)));
+    let date_of: BTreeMap<&str, NaiveDateTime> =
+        docs.iter().map(|(i, _, date)| (invoices[*i].invoice_id.as_str(), *date)).collect();
     let mut text = String::new();
-    for (inv, month, paid) in &docs {
+    for (index, month, date) in &docs {
+        let inv = &invoices[*index];
+        let amendments: Vec<AmendmentDoc<'_>> = inv
+            .amendments
+            .iter()
+            .filter_map(|id| invoices.iter().find(|d| &d.invoice_id == id))
+            .map(|note| AmendmentDoc {
+                id: &note.invoice_id,
+                date: date_of.get(note.invoice_id.as_str()).copied().unwrap_or(*date),
+                total: note.stated_total,
+                paid: note.paid_amount,
+                currency: note.currency,
+                document_type: note.document_type,
+                amends_of: &inv.invoice_id,
+            })
+            .collect();
         dims::write_invoice(
             &mut text,
             &InvoiceDoc {
                 id: &inv.invoice_id,
                 legacy: inv.commerce == "legacy",
-                date: timeline::Timeline::invoice_date(*month).and_time(issue_time),
+                date: *date,
                 period_start: month.first_day(),
                 period_end: month.last_day(),
                 total: inv.stated_total,
-                paid: *paid,
+                paid: inv.paid_amount,
                 currency: inv.currency,
+                document_type: inv.document_type,
+                status: inv.status,
+                amends_of: inv.amends_of.as_deref(),
+                amendments,
             },
         );
         text.push('\n');
@@ -462,19 +538,20 @@ fn write_invoices(
     write_file(&dir.join("invoices.jsonl"), text.as_bytes())?;
 
     let mut summaries = String::new();
-    let currencies: std::collections::BTreeSet<Currency> = docs.iter().map(|d| d.0.currency).collect();
+    let mut truths = Vec::new();
     let accounting = plan.timeline.as_of.and_time(NaiveTime::MIN);
     for currency in currencies {
-        let mine: Vec<_> = docs.iter().filter(|d| d.0.currency == currency).collect();
-        let dates: Vec<_> = mine.iter().map(|d| timeline::Timeline::invoice_date(d.1).and_time(issue_time)).collect();
-        let balance = |legacy: bool| {
-            mine.iter().filter(|d| (d.0.commerce == "legacy") == legacy).map(|d| d.0.stated_total - d.2).sum()
+        let mine: Vec<_> = docs.iter().filter(|d| invoices[d.0].currency == currency).collect();
+        let dates: Vec<_> = mine.iter().map(|d| d.2).collect();
+        let owed = |legacy: bool| -> Decimal {
+            mine.iter().map(|d| &invoices[d.0]).filter(|i| (i.commerce == "legacy") == legacy).map(|i| i.owed).sum()
         };
-        let last_paid = mine.iter().filter(|d| d.2 != Decimal::ZERO).max_by_key(|d| d.1);
-        let mut balances = vec![("OneTime", balance(false))];
-        if mine.iter().any(|d| d.0.commerce == "legacy") {
-            balances.insert(0, ("Recurring", balance(true)));
+        let last_paid = mine.iter().filter(|d| invoices[d.0].paid_amount != Decimal::ZERO).max_by_key(|d| d.2);
+        let mut balances = vec![("OneTime", owed(false))];
+        if mine.iter().any(|d| invoices[d.0].commerce == "legacy") {
+            balances.insert(0, ("Recurring", owed(true)));
         }
+        let balance = balances.iter().map(|(_, b)| *b).sum();
         dims::write_summary(
             &mut summaries,
             &SummaryDoc {
@@ -482,16 +559,18 @@ fn write_invoices(
                 balance: balances,
                 first_invoice: dates.iter().min().copied().unwrap_or(accounting),
                 latest_invoice: dates.iter().max().copied().unwrap_or(accounting),
-                last_payment: last_paid.map(|d| {
-                    (timeline::add_days(timeline::Timeline::invoice_date(d.1), 20).and_time(NaiveTime::MIN), d.2)
-                }),
+                // The payment received, as an amount.
+                last_payment: last_paid
+                    .map(|d| (timeline::add_days(d.2.date(), 20).and_time(NaiveTime::MIN), -invoices[d.0].paid_amount)),
                 accounting_date: accounting,
             },
         );
         summaries.push('\n');
         tally.row(dataset::INVOICE_SUMMARIES);
+        tally.add(dataset::INVOICE_SUMMARIES, currency, "balanceAmount", balance);
+        truths.push(SummaryTruth { currency, balance, documents: mine.len() as u64, tie_out: "ok" });
     }
     let mut f = fs::File::create(dir.join("invoice_summaries.jsonl")).map_err(|e| WorldError::io(dir, e))?;
     f.write_all(summaries.as_bytes()).map_err(|e| WorldError::io(dir, e))?;
-    Ok(())
+    Ok(truths)
 }

@@ -120,14 +120,63 @@ pub struct InvoiceTruth {
     pub currency: Currency,
     /// Billing period (`YYYY-MM`).
     pub billing_period: String,
+    /// `status`: `active`, or `void` for an invoice a void note cancels.
+    pub status: &'static str,
+    /// `amendsOf`: the invoice a note amends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amends_of: Option<String>,
+    /// `amendments`: the notes amending this invoice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub amendments: Vec<String>,
+    /// The voided invoice this one bills again (a rebill names nothing on the wire: this is the
+    /// world's own record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebill_of: Option<String>,
+    /// The rebill of a voided invoice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebilled_by: Option<String>,
     /// `totalCharges` as served.
     pub stated_total: Decimal,
+    /// `paidAmount` as served: negative once a payment is received.
+    pub paid_amount: Decimal,
+    /// What is still owed: `totalCharges + paidAmount`.
+    pub owed: Decimal,
     /// Σ of the invoice's distinct lines by Microsoft's rule (duplicates counted once).
     pub lines_total: Decimal,
     /// Σ of every line served for the invoice (duplicates counted twice).
     pub served_lines_total: Decimal,
     /// Lines served per dataset.
     pub lines: BTreeMap<&'static str, u64>,
+    /// What a tie-out of this document against its own lines finds: `ok`, `mismatch` (a planted
+    /// `invoice_total_mismatch`) or `void` (a voided invoice).
+    pub tie_out: &'static str,
+    /// For an invoice with notes: the invoice and its notes together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetTruth>,
+}
+
+/// An invoice and the notes amending it, tied out together.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetTruth {
+    /// Σ `totalCharges` of the invoice and its notes.
+    pub stated_total: Decimal,
+    /// Σ of their distinct lines.
+    pub lines_total: Decimal,
+    /// `ok`, `mismatch`, or `void` when a void note cancels the invoice.
+    pub tie_out: &'static str,
+}
+
+/// Truth about one billing currency's summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryTruth {
+    /// Billing currency.
+    pub currency: Currency,
+    /// `balanceAmount`: Σ `totalCharges + paidAmount` over every document of the currency.
+    pub balance: Decimal,
+    /// Documents in the currency.
+    pub documents: u64,
+    /// What the summary tie-out finds: `ok`.
+    pub tie_out: &'static str,
 }
 
 /// Truth about one unbilled (currency, period) pair.
@@ -158,8 +207,10 @@ pub struct Truth {
     pub datasets: BTreeMap<&'static str, u64>,
     /// Σ per dataset × currency × field over every served row, as decimal strings.
     pub control_totals: BTreeMap<&'static str, BTreeMap<Currency, BTreeMap<&'static str, Decimal>>>,
-    /// Every invoice.
+    /// Every document of the invoice list: invoices, notes and rebills.
     pub invoices: Vec<InvoiceTruth>,
+    /// Every billing currency's summary.
+    pub summaries: Vec<SummaryTruth>,
     /// Every unbilled (currency, period).
     pub unbilled: Vec<UnbilledTruth>,
     /// Every planted anomaly.
