@@ -12,21 +12,9 @@ use crate::emulator::world::dice::Ppm;
 use crate::emulator::world::documents::NoteRates;
 use crate::emulator::world::{AnomalyRates, WorldSpec};
 
-/// The exit codes, as `--help` lists them (and the README).
-pub const EXIT_CODES: &str = "Exit codes:
-  0  ok (diff: no differences; verify: every file matches)
-  1  finished with findings: published with rejected records or, as --fail-on asks, mismatches or
-     exceptions; diff: the snapshots differ; verify: a file is missing, altered or extra
-  2  usage or configuration error
-  3  authentication refused
-  4  the API failed after retries
-  5  bad data (a value that does not fit its column, a missing exchange rate, not a snapshot)
-  6  output I/O error
-  7  another run holds the output folder's lock";
-
 /// Reconciles Microsoft Partner Center (CSP) billing into exact, typed Parquet and CSV.
 #[derive(Debug, Parser)]
-#[command(name = "pcrecon", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "pcrecon", version, about, long_about = None, after_help = crate::error::Exit::help())]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -241,7 +229,7 @@ pub struct GenerateArgs {
 pub struct ServeArgs {
     /// Serve this world folder. Without it, a world is generated from the generator flags (and
     /// cached); with neither, the bundled `samples/world` is served.
-    #[arg(long, conflicts_with_all = ["seed", "customers", "months", "usage_rows_per_month", "as_of", "anomalies", "quirk_rate", "documents"])]
+    #[arg(long, conflicts_with_all = ["seed", "customers", "months", "usage_rows_per_month", "as_of", "anomalies", "quirk_rate", "revision", "documents"])]
     pub world: Option<PathBuf>,
     /// Generator flags, used when no --world is given.
     #[command(flatten)]

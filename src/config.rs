@@ -250,13 +250,20 @@ impl V2Settings {
     pub fn defaults(graph_url: Url) -> V2Settings {
         V2Settings {
             graph_url,
-            recon_from: "2024-02".into(),
-            usage_from: "2022-09".into(),
+            recon_from: RECON_V2_FROM.into(),
+            usage_from: USAGE_V2_FROM.into(),
             attribute_set: "full",
             export_timeout: Duration::from_secs(3600),
         }
     }
 }
+
+/// The first billing period whose new-commerce billed reconciliation v1 no longer serves
+/// (retired on 21 April 2025): `auto` sends it to v2, and v1 is no fallback for it.
+pub const RECON_V2_FROM: &str = "2024-02";
+
+/// The first billing period whose billed daily rated usage v1 no longer serves.
+pub const USAGE_V2_FROM: &str = "2022-09";
 
 /// `auto` for every dataset both APIs serve.
 pub fn auto_api_versions() -> std::collections::BTreeMap<&'static str, ApiVersion> {
@@ -326,6 +333,12 @@ impl ExtractSettings {
     /// Whether a dataset is wanted.
     pub fn wants(&self, dataset: &str) -> bool {
         self.datasets.contains(&dataset)
+    }
+
+    /// Whether the run fetches only some of the partner's invoices (by id or invoice date), so
+    /// that a currency's summary covers documents the run does not have.
+    pub fn filters_invoices(&self) -> bool {
+        !self.invoice_ids.is_empty() || self.invoices_from.is_some() || self.invoices_to.is_some()
     }
 
     /// Whether the v2 export serves a dataset: for billed data, of the billing period `period`

@@ -6,7 +6,9 @@
 //! complete in the page cache), `blob` (after a v2 export file arrived, before it is checked and
 //! used), `finish` (before the snapshot's final writes), `manifest` (after
 //! `manifest.json`), `publish` (after the snapshot folder is renamed into place, before `LATEST`),
-//! `latest` (after `LATEST`, before the cache and retention are tidied).
+//! `latest` (after `LATEST`, before the cache and retention are tidied), `swap` (a folder being
+//! replaced is moved aside, the new one not in place yet), `diff` (`pcrecon diff` has written
+//! one of its datasets).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use pcrecon::audit::{AuditError, diff, verify};
+use pcrecon::audit::{diff, verify};
 use pcrecon::cli::{Cli, Command, EmulatorCommand, FailOn};
 use pcrecon::config::Settings;
 use pcrecon::emulator::{server, world};
-use pcrecon::pipeline::{self, RunError};
+use pcrecon::error::Error;
+use pcrecon::pipeline;
 use pcrecon::progress::Progress;
 use std::sync::Arc;
 
@@ -17,13 +18,6 @@ use std::sync::Arc;
 /// thread-local heaps take such frees without the lock contention of the system allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Exit code for a command that finished with findings (see `cli::EXIT_CODES`).
-const EXIT_FINDINGS: u8 = 1;
-/// Exit code for a usage or configuration error.
-const EXIT_USAGE: u8 = 2;
-/// Exit code for an output I/O error.
-const EXIT_IO: u8 = 6;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,34 +38,34 @@ fn main() -> ExitCode {
     progress.finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err((code, message)) => {
-            eprintln!("pcrecon: {message}");
-            ExitCode::from(code)
+        Err(error) => {
+            eprintln!("pcrecon: {}", error.report());
+            ExitCode::from(error.exit().code())
         }
     }
 }
 
-fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
+fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
     match cli.command {
         Command::Extract(args) => {
-            let settings = Settings::load(&args.config).map_err(|e| failed(e.into()))?;
+            let settings = Settings::load(&args.config)?;
             let out = args.out.clone().unwrap_or_else(|| settings.output_dir.join("extract"));
-            let summary = pipeline::extract_to_folder(&settings, &out, args.keep_raw.as_deref()).map_err(failed)?;
+            let summary = pipeline::extract_to_folder(&settings, &out, args.keep_raw.as_deref())?;
             print!("{}", summary.render());
             Ok(())
         }
         Command::Schemas { out } => {
-            std::fs::create_dir_all(&out).map_err(|e| (EXIT_IO, format!("cannot create {}: {e}", out.display())))?;
+            std::fs::create_dir_all(&out).map_err(|source| Error::Io { path: out.clone(), source })?;
             for (name, text) in pcrecon::model::schema_files() {
                 let path = out.join(name);
-                std::fs::write(&path, text).map_err(|e| (EXIT_IO, format!("cannot write {}: {e}", path.display())))?;
+                std::fs::write(&path, text).map_err(|source| Error::Io { path: path.clone(), source })?;
             }
             Ok(())
         }
         Command::Run(args) => {
-            let settings = Settings::load(&args.config).map_err(|e| failed(e.into()))?;
+            let settings = Settings::load(&args.config)?;
             if args.dry_run {
-                let plan = pipeline::dry_run(&settings, args.refresh).map_err(failed)?;
+                let plan = pipeline::dry_run(&settings, args.refresh)?;
                 print!("{}", plan.render());
                 return Ok(());
             }
@@ -81,31 +75,31 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
                 from_raw: args.from_raw.clone(),
                 progress: Some(progress),
             };
-            let summary = pipeline::run(&settings, &options).map_err(failed)?;
+            let summary = pipeline::run(&settings, &options)?;
             print!("{}", summary.render());
             exit_for(&summary, &args.fail_on)
         }
         Command::Diff(args) => {
             let (a, b) = match (&args.previous, &args.a, &args.b) {
-                (Some(out), _, _) => diff::previous_pair(out).map_err(audit_failed)?,
+                (Some(out), _, _) => diff::previous_pair(out)?,
                 (None, Some(a), Some(b)) => (a.clone(), b.clone()),
-                _ => return Err((EXIT_USAGE, "diff needs two snapshots, or --previous OUTPUT_DIR".into())),
+                _ => return Err(Error::Usage("diff needs two snapshots, or --previous OUTPUT_DIR".into())),
             };
             let out = args.out.clone().unwrap_or_else(|| {
                 let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let parent = b.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 parent.join("diffs").join(format!("{}-to-{}", name(&a), name(&b)))
             });
-            let report = diff::diff(&a, &b, &out).map_err(audit_failed)?;
+            let report = diff::diff(&a, &b, &out)?;
             print!("{}", report.render());
-            if report.differs() { Err((EXIT_FINDINGS, "the snapshots differ".into())) } else { Ok(()) }
+            if report.differs() { Err(Error::Findings("the snapshots differ".into())) } else { Ok(()) }
         }
         Command::Verify { dir } => {
-            let verified = verify::verify(&dir).map_err(audit_failed)?;
+            let verified = verify::verify(&dir)?;
             print!("{}", verify::render(&verified));
             let problems: usize = verified.iter().map(|v| v.problems.len()).sum();
             if problems > 0 {
-                Err((EXIT_FINDINGS, format!("{problems} files do not match their manifest")))
+                Err(Error::Findings(format!("{problems} files do not match their manifest")))
             } else {
                 Ok(())
             }
@@ -118,14 +112,13 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
                 rate_date: pcrecon::normalize::fx::RateDateRule::MonthEnd,
                 rounding: pcrecon::model::money::RoundingMode::HalfEven,
             };
-            let summary =
-                pipeline::demo(&default_samples(), &args.out, &args.faults, Some(normalize)).map_err(failed)?;
+            let summary = pcrecon::demo::run(&default_samples(), &args.out, &args.faults, Some(normalize))?;
             print!("{}", summary.render());
             Ok(())
         }
         Command::Emulator(EmulatorCommand::Generate(args)) => {
-            let spec = args.world.spec().map_err(|e| (EXIT_USAGE, e))?;
-            let truth = world::generate(&spec, &args.out).map_err(|e| (EXIT_IO, e.to_string()))?;
+            let spec = args.world.spec().map_err(Error::Usage)?;
+            let truth = world::generate(&spec, &args.out)?;
             let rows: u64 = truth.datasets.values().sum();
             eprintln!(
                 "generated {} ({} invoices, {rows} rows, {} anomalies)",
@@ -138,56 +131,43 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), (u8, String)> {
         Command::Emulator(EmulatorCommand::Serve(args)) => {
             let world_dir = match (&args.world, args.generate.any()) {
                 (Some(dir), _) => dir.clone(),
-                (None, true) => cached_world(&args.generate.spec().map_err(|e| (EXIT_USAGE, e))?)?,
+                (None, true) => cached_world(&args.generate.spec().map_err(Error::Usage)?)?,
                 (None, false) => default_samples(),
             };
-            let settings = args.settings(world_dir).map_err(|e| (EXIT_USAGE, e))?;
-            server::run_blocking(settings).map_err(|e| (e.exit_code(), e.to_string()))
+            let settings = args.settings(world_dir).map_err(Error::Usage)?;
+            Ok(server::run_blocking(settings)?)
         }
     }
 }
 
 /// Exit code 1 after publishing: rejected records always; mismatches, sequences not ready and
 /// match exceptions as asked.
-fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), (u8, String)> {
+fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), Error> {
     let at = summary.snapshot.display();
     let rejected = summary.rejected();
     if rejected > 0 {
-        return Err((EXIT_FINDINGS, format!("published with {rejected} rejected records: see rejects/ in {at}")));
+        return Err(Error::Findings(format!("published with {rejected} rejected records: see rejects/ in {at}")));
     }
     let asked = |levels: &[FailOn]| fail_on.iter().any(|f| levels.contains(f));
     let mismatches = summary.mismatches();
     if mismatches > 0 && asked(&[FailOn::Mismatch, FailOn::Exception]) {
-        return Err((
-            EXIT_FINDINGS,
-            format!("published with {mismatches} tie-out mismatches: see reconciliation/ in {at}"),
-        ));
+        return Err(Error::Findings(format!(
+            "published with {mismatches} tie-out mismatches: see reconciliation/ in {at}"
+        )));
     }
     let not_ready = summary.not_ready();
     if not_ready > 0 && asked(&[FailOn::NotReady, FailOn::Exception]) {
-        return Err((
-            EXIT_FINDINGS,
-            format!(
-                "published without {not_ready} sequences the v2 export could not serve yet: see reconciliation/ (status not_ready) in {at}"
-            ),
-        ));
+        return Err(Error::Findings(format!(
+            "published without {not_ready} sequences the v2 export could not serve yet: see reconciliation/ (status not_ready) in {at}"
+        )));
     }
     let exceptions = summary.exceptions();
     if exceptions > 0 && asked(&[FailOn::Exception]) {
-        return Err((
-            EXIT_FINDINGS,
-            format!("published with {exceptions} match exceptions: see match_exceptions/ in {at}"),
-        ));
+        return Err(Error::Findings(format!(
+            "published with {exceptions} match exceptions: see match_exceptions/ in {at}"
+        )));
     }
     Ok(())
-}
-
-fn audit_failed(e: AuditError) -> (u8, String) {
-    (e.exit_code(), e.to_string())
-}
-
-fn failed(e: RunError) -> (u8, String) {
-    (e.exit_code(), e.to_string())
 }
 
 /// The bundled samples world: `./samples/world` when run from the repository, else the one beside the
@@ -202,13 +182,13 @@ fn default_samples() -> PathBuf {
 }
 
 /// A generated world, cached under the temporary folder by the hash of its spec.
-fn cached_world(spec: &world::WorldSpec) -> Result<PathBuf, (u8, String)> {
+fn cached_world(spec: &world::WorldSpec) -> Result<PathBuf, Error> {
     use sha2::{Digest, Sha256};
     let hash = Sha256::digest(spec.fingerprint().as_bytes());
     let name: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let dir = std::env::temp_dir().join(format!("pcrecon-world-{name}"));
     if !dir.join("truth.json").is_file() {
-        world::generate(spec, &dir).map_err(|e| (EXIT_IO, e.to_string()))?;
+        world::generate(spec, &dir)?;
     }
     Ok(dir)
 }

@@ -2,18 +2,17 @@
 //! manifest → atomic publish; `extract` (JSON lines only); and the demo, which runs the same job
 //! against the emulator over the bundled samples.
 //!
-//! Errors of every stage arrive here as a [`RunError`], which knows its exit code.
+//! Errors of every stage arrive here as a [`RunError`]; [`crate::error::Error`] knows its exit code.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 
 use crate::api::auth::{Credentials, TokenProvider};
 use crate::api::http::{Client, Policy};
 use crate::api::paging::{Event, PagingError};
-use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
+use crate::config::{ApiSettings, ConfigError, Settings};
 use crate::extract::cache::PageCache;
 use crate::extract::dump::{self, DumpReport};
 use crate::extract::raw::RawArchive;
@@ -21,7 +20,8 @@ use crate::extract::{self, ExtractReport};
 use crate::normalize::fx::{Normalizer, RateTable};
 use crate::progress::Progress;
 use crate::sink::lock::{LockError, OutputLock};
-use crate::sink::snapshot::{Manifest, SinkError, SinkOptions, Snapshot, publish};
+use crate::sink::snapshot::{Manifest, SinkError, SinkOptions, Snapshot};
+use crate::sink::staging::{Staging, is_abandoned, point_latest};
 use std::collections::BTreeMap;
 
 /// Why a run failed, by what the operator has to do about it.
@@ -45,20 +45,6 @@ pub enum RunError {
     /// Another run holds the output folder.
     #[error("{0}")]
     Busy(String),
-}
-
-impl RunError {
-    /// The documented exit code (see the README).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RunError::Config(_) => 2,
-            RunError::Auth(_) => 3,
-            RunError::Api(_) => 4,
-            RunError::Data(_) => 5,
-            RunError::Io(_) => 6,
-            RunError::Busy(_) => 7,
-        }
-    }
 }
 
 impl From<PagingError> for RunError {
@@ -121,19 +107,6 @@ pub fn client(api: &ApiSettings) -> Result<Client, RunError> {
     };
     let policy = Policy::new(api.max_in_flight, api.request_timeout, api.max_retries);
     Client::new(&api.base_url, TokenProvider::new(credentials), policy).map_err(RunError::Io)
-}
-
-/// Replaces `out` with `staging` (both in the same folder), so readers see the old or the new.
-fn publish_folder(staging: &Path, out: &Path) -> Result<(), RunError> {
-    if out.exists() {
-        let old = staging.with_extension("old");
-        std::fs::rename(out, &old).map_err(|e| io_error(out, e))?;
-        std::fs::rename(staging, out).map_err(|e| io_error(out, e))?;
-        let _ = std::fs::remove_dir_all(&old);
-        Ok(())
-    } else {
-        std::fs::rename(staging, out).map_err(|e| io_error(out, e))
-    }
 }
 
 /// Runs the extraction into `consume`, which reads the page stream on its own thread. The
@@ -200,17 +173,6 @@ fn replay_raw<R: Send + 'static>(
     Ok((ExtractReport { sequences: replayed.sequences, ..ExtractReport::default() }, result, elapsed))
 }
 
-fn staging_beside(out: &Path, name: &str) -> Result<PathBuf, RunError> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
-    Ok(staging)
-}
-
 fn open_archive(keep_raw: Option<&Path>) -> Result<Option<RawArchive>, RunError> {
     keep_raw.map(|dir| RawArchive::open(dir).map_err(|e| io_error(dir, e))).transpose()
 }
@@ -218,25 +180,18 @@ fn open_archive(keep_raw: Option<&Path>) -> Result<Option<RawArchive>, RunError>
 /// Extracts everything in scope into `out` (one JSON-lines file per sequence), published only
 /// when the whole extraction succeeded; optionally archives every raw page into `keep_raw`.
 pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path>) -> Result<ExtractSummary, RunError> {
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("extract").to_owned();
-    let staging = staging_beside(out, &name)?;
+    let staging = Staging::beside(out).map_err(|e| io_error(out, e))?;
     let archive = open_archive(keep_raw)?;
-    let into = staging.clone();
+    let into = staging.path().to_path_buf();
     let driven = drive(settings, None, None, move |rx| {
         dump::consume(rx, &into, archive).map_err(|e| RunError::Io(e.to_string()))
     });
-    let (report, dumped, elapsed) = match driven {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
-    let summary_path = staging.join("summary.json");
+    let (report, dumped, elapsed) = driven?;
+    let summary_path = staging.path().join("summary.json");
     let summary = serde_json::json!({ "items": dumped.items, "sequences": dumped.sequences });
     let text = serde_json::to_vec_pretty(&summary).map_err(|e| RunError::Io(e.to_string()))?;
     std::fs::write(&summary_path, text).map_err(|e| io_error(&summary_path, e))?;
-    publish_folder(&staging, out)?;
+    staging.publish().map_err(|e| io_error(out, e))?;
     Ok(ExtractSummary { out: out.to_path_buf(), report, dumped, elapsed })
 }
 
@@ -368,13 +323,7 @@ fn remove_abandoned(out: &Path) {
     let Ok(entries) = std::fs::read_dir(out) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let abandoned = if name.starts_with('.') && name.ends_with(".deleting") {
-            true
-        } else if let Some((_, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) {
-            !pid.parse::<u32>().is_ok_and(|p| Path::new("/proc").join(p.to_string()).exists())
-        } else {
-            false
-        };
+        let abandoned = if name.starts_with('.') && name.ends_with(".deleting") { true } else { is_abandoned(&name) };
         if abandoned {
             tracing::info!(event = "abandoned_folder_removed", folder = %name);
             let _ = std::fs::remove_dir_all(entry.path());
@@ -417,8 +366,7 @@ fn sink_options(settings: &Settings) -> Result<SinkOptions, RunError> {
         csv_bom: settings.csv_bom,
         rejects: settings.rejects,
         keep_unknown_fields: settings.keep_unknown_fields,
-        v2_basic: settings.extract.v2.attribute_set == "basic",
-        tolerance,
+        rules: crate::reconcile::Rules { tolerance, filtered: settings.extract.filters_invoices() },
     })
 }
 
@@ -483,13 +431,12 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
                 .map_err(|e| io_error(&out.join(".cache"), e))?,
         )),
     };
-    let staging = out.join(format!(".{id}.tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+    let staging = Staging::beside(&out.join(&id)).map_err(|e| io_error(&out, e))?;
     let archive = open_archive(options.keep_raw.as_deref())?;
     let sink = sink_options(&settings)?;
     let normalizer = normalizer(&settings)?;
     let previous = previous_manifest(&out);
-    let root = staging.clone();
+    let root = staging.path().to_path_buf();
     let source: BTreeMap<String, String> = [
         ("api".to_owned(), "Partner Center REST v1; Microsoft Graph reconciliation export v2 (see exports)".to_owned()),
         ("schemas".to_owned(), "schemas/".to_owned()),
@@ -529,13 +476,8 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     if let Some(p) = &progress {
         p.finish();
     }
-    let (report, manifest, elapsed) = match driven {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
+    // A failed run drops its staging folder unpublished.
+    let (report, manifest, elapsed) = driven?;
     let (restated, new_invoices) = restatements(previous.as_ref().map(|(_, m)| m), &manifest);
     for invoice in &restated {
         tracing::warn!(event = "invoice_restated", invoice = %invoice, previous_snapshot = previous.as_ref().map(|p| p.0.as_str()).unwrap_or(""));
@@ -564,10 +506,12 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         "not_ready": &manifest.not_ready,
         "schema_drift": &manifest.schema_drift,
     });
-    let run_path = staging.join("run.json");
+    let run_path = staging.path().join("run.json");
     let text = serde_json::to_vec_pretty(&run).map_err(|e| RunError::Io(e.to_string()))?;
     std::fs::write(&run_path, text).map_err(|e| io_error(&run_path, e))?;
-    let snapshot = publish(&staging, &out, &id).map_err(|e| io_error(&out, e))?;
+    let snapshot = staging.publish().map_err(|e| io_error(&out, e))?;
+    crate::failpoint::hit("publish");
+    point_latest(&out, &id).map_err(|e| io_error(&out, e))?;
     tracing::info!(event = "run_published", snapshot = %snapshot.display(), files = manifest.files.len());
     crate::failpoint::hit("latest");
     // The snapshot is published: tidying up after it may fail without failing the run.
@@ -597,92 +541,6 @@ fn sink_error(e: SinkError) -> RunError {
         SinkError::Fx(message) => RunError::Data(message),
         SinkError::Io { .. } => RunError::Io(e.to_string()),
     }
-}
-
-/// The demo: serves `world` with the emulator on a free loopback port, in this process, and
-/// runs the job against it into `out`.
-pub fn demo(
-    world: &Path,
-    out: &Path,
-    faults: &str,
-    normalize: Option<crate::config::NormalizeSettings>,
-) -> Result<RunSummary, RunError> {
-    use crate::emulator::server::{FaultSpec, ServeSettings, Server};
-    let serve = ServeSettings {
-        world: world.to_path_buf(),
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        page_size: 500,
-        latency_ms: 0,
-        faults: FaultSpec::parse(faults).map_err(|e| ConfigError::Invalid(format!("--faults: {e}")))?,
-        fault_seed: 1,
-        slow_ms: 1000,
-        max_retry_after: 1,
-        request_log: None,
-        client_id: None,
-        client_secret: None,
-        token_lifetime_secs: 3600,
-        continuation_ttl_secs: 900,
-        rate_limit_per_minute: 0,
-        require_app_user: false,
-        // The demo meets Partner Center as it is today: v1 no longer serves recent periods.
-        v1_retired: true,
-        require_mfa: false,
-        export: crate::emulator::server::ExportSettings::default(),
-    };
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
-            return;
-        };
-        runtime.block_on(async move {
-            match Server::bind(serve).await {
-                Ok(server) => {
-                    let _ = addr_tx.send(server.local_addr().map_err(|e| e.to_string()));
-                    server.run().await;
-                }
-                Err(e) => {
-                    let _ = addr_tx.send(Err(e.to_string()));
-                }
-            }
-        });
-    });
-    let addr =
-        addr_rx.recv().map_err(|_| RunError::Io("the emulator did not start".into()))?.map_err(RunError::Data)?;
-    let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| RunError::Io(e.to_string()))?;
-    let graph = base.join("v1.0").map_err(|e| RunError::Io(e.to_string()))?;
-    let settings = Settings {
-        api: ApiSettings {
-            tenant_id: "demo-partner".into(),
-            client_id: "pcrecon-demo".into(),
-            client_secret: SecretString::from("demo-secret"),
-            refresh_token: None,
-            authority_url: base.clone(),
-            base_url: base,
-            scope: "https://api.partnercenter.microsoft.com/.default".into(),
-            max_in_flight: 4,
-            request_timeout: Duration::from_secs(60),
-            max_retries: 8,
-        },
-        output_dir: out.to_path_buf(),
-        csv_bom: false,
-        rejects: false,
-        keep_unknown_fields: false,
-        tolerance: BTreeMap::new(),
-        retention: crate::config::Retention::default(),
-        resume_within: Duration::from_secs(12 * 3600),
-        normalize: normalize.clone(),
-        extract: ExtractSettings {
-            datasets: crate::config::DATASETS.to_vec(),
-            invoice_ids: Vec::new(),
-            invoices_from: None,
-            invoices_to: None,
-            unbilled_periods: vec!["current", "previous"],
-            currencies: Vec::new(),
-            api_version: crate::config::auto_api_versions(),
-            v2: crate::config::V2Settings::defaults(graph),
-        },
-    };
-    run(&settings, &RunOptions::default())
 }
 
 /// What a dry run found: the plan of a run, read from discovery and the page cache.

@@ -195,10 +195,12 @@ impl TokenProvider {
             .form(form)
             .send()
             .await
-            .map_err(|e| AuthError::Unavailable(crate::api::http::describe_transport(&e)))?;
+            .map_err(|e| AuthError::Unavailable(crate::api::transport::describe_transport(&e)))?;
         let status = response.status().as_u16();
-        let body =
-            response.bytes().await.map_err(|e| AuthError::Unavailable(crate::api::http::describe_transport(&e)))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| AuthError::Unavailable(crate::api::transport::describe_transport(&e)))?;
         if status == 429 || status >= 500 {
             return Err(AuthError::Unavailable(format!("HTTP {status}")));
         }

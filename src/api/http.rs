@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
 use super::auth::{AuthError, TokenKind, TokenProvider};
+use super::transport::describe_transport;
 
 /// Where a request belongs, for errors and logs.
 #[derive(Debug, Clone)]
@@ -222,29 +223,6 @@ pub struct Client {
     policy: Policy,
     /// Counters.
     pub stats: Stats,
-}
-
-/// A transport error described without its URL (which reqwest would include).
-pub fn describe_transport(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "body incomplete"
-    } else if e.is_request() {
-        "connection dropped"
-    } else {
-        "transport error"
-    };
-    let mut text = kind.to_owned();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Seconds or an HTTP date, as `Retry-After` may say.

@@ -14,6 +14,7 @@ use crate::normalize::rows::cell_text;
 use crate::sink::part::PartWriter;
 use crate::sink::read::for_each_row;
 use crate::sink::snapshot::Manifest;
+use crate::sink::staging::Staging;
 
 /// The scale of `diff_totals.delta`: the finest of any control-total column.
 const DELTA_SCALE: u32 = 22;
@@ -361,26 +362,18 @@ pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<DiffReport, AuditError> {
 
 /// Writes both datasets into a hidden folder beside `out`, then puts it in place.
 fn write(out: &Path, changes: &[Vec<Cell>], deltas: &[Vec<Cell>]) -> Result<(), AuditError> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(AuditError::io(parent))?;
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("diff");
-    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(AuditError::io(&staging))?;
-    }
+    let staging = Staging::beside(out).map_err(AuditError::io(out))?;
     for (schema, rows) in [(diff_changes(), changes), (diff_totals(), deltas)] {
-        let parquet = staging.join(schema.name).join("part-00000.parquet");
-        let csv = staging.join("csv").join(schema.name).join("part-00000.csv");
+        let parquet = staging.path().join(schema.name).join("part-00000.parquet");
+        let csv = staging.path().join("csv").join(schema.name).join("part-00000.csv");
         let mut writer = PartWriter::create(&schema, &parquet, &csv, false).map_err(AuditError::io(&parquet))?;
         for row in rows {
             writer.push(row.clone()).map_err(AuditError::io(&parquet))?;
         }
         writer.finish().map_err(AuditError::io(&parquet))?;
+        crate::failpoint::hit("diff");
     }
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(AuditError::io(out))?;
-    }
-    std::fs::rename(&staging, out).map_err(AuditError::io(out))
+    staging.publish().map(|_| ()).map_err(AuditError::io(out))
 }
 
 /// The last two snapshots of an output folder: the one before `LATEST`, and `LATEST`.

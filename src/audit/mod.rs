@@ -32,14 +32,6 @@ impl AuditError {
     pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
         move |source| AuditError::Io { path: path.to_path_buf(), source }
     }
-
-    /// The documented exit code: 5 for data that is not a snapshot, 6 for I/O.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            AuditError::Io { .. } => 6,
-            AuditError::NotASnapshot(_) => 5,
-        }
-    }
 }
 
 /// Reads a snapshot's `manifest.json`.

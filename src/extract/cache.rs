@@ -322,7 +322,8 @@ impl Recorder {
                     fetched_at: page.fetched_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 });
             }
-            // A sequence that is not ready is never complete: the next run asks again.
+            // A sequence not ready has no marker (its event does not come through here: it is
+            // sent after the fetch that failed), so the next run asks again.
             Event::Restart { .. } | Event::NotReady { .. } => self.marker.pages.clear(),
             Event::Done { items, export, .. } => {
                 self.marker.items = *items;

@@ -136,7 +136,24 @@ pub async fn run(
                 };
                 tracing::info!(event = "export_renewed", dataset = seq.dataset, scope = %seq.scope, blob = %blob.name, %reason);
                 exports += 1;
-                let fresh = ready_export(client, seq, v2, &mut exports).await?;
+                let fresh = match ready_export(client, seq, v2, &mut exports).await {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        // Whatever comes next (a retry, a fallback to v1) starts from nothing:
+                        // the lines already sent must go.
+                        if pages > 0 {
+                            let reason = format!("the renewed export failed: {e}");
+                            let restart = Event::Restart {
+                                dataset: seq.dataset,
+                                scope: seq.scope.clone(),
+                                attempt: attempt + 1,
+                                reason,
+                            };
+                            tx.send(restart).await.map_err(|_| PagingError::Closed)?;
+                        }
+                        return Err(e);
+                    }
+                };
                 let same_data =
                     fresh.manifest.etag == ready.manifest.etag && fresh.manifest.blobs == ready.manifest.blobs;
                 if !same_data {

@@ -219,8 +219,8 @@ fn export_sequence(settings: &ExtractSettings, v1: &Sequence, body: serde_json::
 fn v1_serves(dataset: &str, period: Option<&str>) -> bool {
     let before = |month: &str| period.is_some_and(|p| p < month);
     match dataset {
-        "billed_recon_line_items" => before("2024-02"),
-        "billed_consumption_line_items" => before("2022-09"),
+        "billed_recon_line_items" => before(crate::config::RECON_V2_FROM),
+        "billed_consumption_line_items" => before(crate::config::USAGE_V2_FROM),
         _ => false,
     }
 }
@@ -577,6 +577,7 @@ async fn one_sequence(
     planned: &Planned,
     cache: Option<&PageCache>,
     tx: &mpsc::Sender<Event>,
+    slot: &mut Slot,
 ) -> Result<Origin, PagingError> {
     let seq = &planned.seq;
     let deadline = std::time::Instant::now() + fetching.v2.export_timeout;
@@ -592,7 +593,10 @@ async fn one_sequence(
             (Err(PagingError::Export { no_data: true, detail, .. }), None) => {
                 if std::time::Instant::now() + wait <= deadline {
                     tracing::info!(event = "export_not_ready_retry", dataset = seq.dataset, scope = %seq.scope, wait_ms = wait.as_millis() as u64, %detail);
+                    // Waiting holds no slot: other sequences run meanwhile.
+                    slot.permit = None;
                     tokio::time::sleep(wait).await;
+                    slot.permit = Some(slot.running.clone().acquire_owned().await.map_err(|_| PagingError::Closed)?);
                     wait = (wait * 2).min(MAX_NOT_READY_WAIT);
                     asked += 1;
                     continue;
@@ -609,6 +613,12 @@ async fn one_sequence(
             (result, _) => return result,
         }
     }
+}
+
+/// A sequence's place among those running at once, given up while it waits.
+struct Slot {
+    running: Arc<Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Longest pause between two requests for an export that is not ready.
@@ -682,9 +692,10 @@ async fn run_batch(
         let v2 = settings.v2.clone();
         let spool = spool.to_path_buf();
         tasks.spawn(async move {
-            let _slot = running.acquire_owned().await.map_err(|_| PagingError::Closed)?;
+            let mut slot =
+                Slot { permit: Some(running.clone().acquire_owned().await.map_err(|_| PagingError::Closed)?), running };
             let fetching = Fetching { client: &client, v2: &v2, spool: &spool };
-            one_sequence(&fetching, &planned, cache.as_deref(), &tx).await
+            one_sequence(&fetching, &planned, cache.as_deref(), &tx, &mut slot).await
         });
     }
     let (mut carried, mut resumed) = (0, 0);

@@ -8,4 +8,5 @@ pub mod part;
 pub mod read;
 pub mod retention;
 pub mod snapshot;
+pub mod staging;
 pub mod writer;

@@ -1,13 +1,13 @@
 //! A snapshot being built: every dataset as Parquet and CSV, partitioned by billing period, the
-//! statements, and `manifest.json`, in a hidden staging folder that [`publish`] renames into
-//! place in one step.
+//! statements, and `manifest.json`, in a hidden staging folder that
+//! [`super::staging::Staging`] puts in place in one step.
 //!
 //! Line items are written as they stream in, one file pair per sequence (`part-<scope>`), so that
 //! concurrent extraction still gives deterministic files; they move into `period=YYYY-MM/` at the
 //! end, when every invoice's billing period is known. The small dimensions are buffered and
 //! written in scope order. Identical input gives byte-identical data files and manifest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -18,10 +18,10 @@ use super::writer::FileReport;
 use crate::api::paging::{Event, ExportLineage};
 use crate::extract::raw::scope_name;
 use crate::matching::{Match, MatchIndex};
-use crate::model::document::{DocumentKind, is_void_status};
 use crate::model::schema::{Cell, DatasetSchema, LINE_ITEMS, MatchColumn, Partition, Source, registry};
 use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
 use crate::normalize::rows::{Checks, KnownFields, Origin, RowError, decode_item, fixed_point};
+use crate::reconcile::{self, Ledger, Observer};
 use rayon::prelude::*;
 use sha2::Digest;
 
@@ -51,27 +51,29 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SinkError + '_ {
 /// Options of the output.
 #[derive(Debug, Clone, Default)]
 pub struct SinkOptions {
-    /// Largest tie-out difference per currency (unscaled at the amount scale) still acceptable.
-    pub tolerance: BTreeMap<String, i128>,
+    /// How the tie-out judges differences.
+    pub rules: reconcile::Rules,
     /// Start CSV files with a UTF-8 byte-order mark (Excel).
     pub csv_bom: bool,
     /// Keep going past records that cannot be decoded, writing them to `rejects` with the reason.
     pub rejects: bool,
     /// Keep the members no column reads in each dataset's `unknown_fields` column.
     pub keep_unknown_fields: bool,
-    /// The v2 export was asked for its `basic` attribute set (else `full`).
-    pub v2_basic: bool,
 }
 
-/// The attributes a v2 export line of a dataset must carry: the documented list of its
-/// attribute set. Only daily rated usage has a published list; reconciliation promises nothing.
-fn promised_attributes(dataset: &str, basic: bool) -> Vec<&'static str> {
+/// The attributes a v2 export line of a dataset may be promised: the documented list of the
+/// `full` set (a `basic` export's lines are held to its part of it when the sequence ends). Only
+/// daily rated usage has a published list; reconciliation promises nothing.
+fn promised_attributes(dataset: &str) -> Vec<&'static str> {
     match crate::model::v2::ExportKind::of_dataset(dataset) {
-        Some((crate::model::v2::ExportKind::Usage, _)) => {
-            crate::model::v2::USAGE.iter().filter(|a| a.basic || !basic).map(|a| a.name).collect()
-        }
+        Some((crate::model::v2::ExportKind::Usage, _)) => crate::model::v2::USAGE.iter().map(|a| a.name).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Whether the `basic` attribute set has an attribute of the published list.
+fn basic_attribute(name: &str) -> bool {
+    crate::model::v2::USAGE.iter().any(|a| a.basic && a.name == name)
 }
 
 /// What the API sent that the datasets' columns did not expect, per extracted dataset.
@@ -186,8 +188,8 @@ pub struct Snapshot {
     /// SHA-256 of the items of each invoice-scoped sequence so far.
     content: HashMap<(&'static str, String), sha2::Sha256>,
     exports: BTreeMap<String, ExportLineage>,
-    /// Sequences the v2 export could not serve yet, and why.
-    not_ready: BTreeMap<(&'static str, String), String>,
+    /// What the tie-out observes of each sequence, and what the v2 export could not serve yet.
+    ledger: Ledger,
     /// What each extracted dataset's columns read.
     known: HashMap<&'static str, KnownFields>,
     /// Schema drift per sequence (dropped when it restarts).
@@ -218,139 +220,6 @@ struct Lines {
     distinct: u64,
     /// Rows per match status.
     statuses: BTreeMap<&'static str, u64>,
-    /// Currency and Σ of the invoice-total column over distinct lines (Decimal128 scale 10).
-    total: Option<(String, i128)>,
-    /// Distinct lines counted in `total`.
-    counted: u64,
-    /// Σ at scale 22 of what the usage tie-out compares: daily rated usage `billing_pre_tax_total`,
-    /// or the `subtotal` of metered recon lines (credits aside).
-    metered: i128,
-    /// Metered recon lines in `metered`, and the largest exchange rate among them.
-    metered_lines: u64,
-    max_rate: i128,
-}
-
-/// 10^12: from the amount scale (10) to the usage scale (22).
-const TO_USAGE_SCALE: i128 = 1_000_000_000_000;
-
-/// Which columns of a line feed the usage tie-out.
-enum Metered {
-    /// Daily rated usage: the billing total.
-    Usage(Option<usize>),
-    /// Recon lines: subtotal, meter description (set on metered lines), charge type, rate.
-    Recon { subtotal: usize, meter: usize, charge: usize, rate: usize },
-    /// Neither.
-    None,
-}
-
-/// A tie-out's status and the class of its difference: exact is `ok`; within the currency's
-/// tolerance, `within_tolerance`; otherwise a `mismatch`, of invoices without any line
-/// (`missing_lines`) or with lines that do not add up (`unexplained`: the lines are summed by
-/// Partner Center's own rounding rules, so no residue is expected).
-fn classify(difference: i128, lines: u64, tolerance: i128) -> (&'static str, &'static str) {
-    match (difference, lines) {
-        (0, _) => ("ok", "none"),
-        (d, _) if d.abs() <= tolerance => ("within_tolerance", "rounding_residue"),
-        (_, 0) => ("mismatch", "missing_lines"),
-        _ => ("mismatch", "unexplained"),
-    }
-}
-
-/// One document of the invoice list, as the tie-out reads it from the `invoices` rows.
-struct Document {
-    id: String,
-    currency: String,
-    /// `totalCharges` and `paidAmount`, unscaled at the amount scale.
-    stated: i128,
-    paid: i128,
-    kind: DocumentKind,
-    /// `documentType` as sent.
-    document_type: Option<String>,
-    amends_of: Option<String>,
-    /// Ids its `amendments` list.
-    amendments: Vec<String>,
-    /// Its `status` says void.
-    void: bool,
-}
-
-/// The documents of the run, in scope order.
-fn documents(invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> Vec<Document> {
-    let Some(schema) = schema_named("invoices") else { return Vec::new() };
-    let at = |name: &str| schema.column(name);
-    let (Some(id), Some(ccy), Some(total), Some(paid), Some(kind), Some(amends), Some(status), Some(amendments)) = (
-        at("id"),
-        at("currency_code"),
-        at("total_charges"),
-        at("paid_amount"),
-        at("document_type"),
-        at("amends_of"),
-        at("status"),
-        at("amendments"),
-    ) else {
-        return Vec::new();
-    };
-    let text = |cell: &Cell| match cell {
-        Cell::Str(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    };
-    let amount = |cell: &Cell| if let Cell::Dec(v) = cell { *v } else { 0 };
-    invoices
-        .values()
-        .flatten()
-        .filter_map(|row| {
-            let Cell::Str(identifier) = &row[id] else { return None };
-            let document_type = text(&row[kind]);
-            let listed: Vec<String> = text(&row[amendments])
-                .and_then(|json| serde_json::from_str::<Vec<serde_json::Value>>(&json).ok())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|a| a.get("id").and_then(|v| v.as_str()).map(str::to_owned))
-                .collect();
-            Some(Document {
-                id: identifier.clone(),
-                currency: text(&row[ccy]).unwrap_or_default().to_uppercase(),
-                stated: amount(&row[total]),
-                paid: amount(&row[paid]),
-                kind: DocumentKind::from_wire(document_type.as_deref()),
-                document_type,
-                amends_of: text(&row[amends]),
-                amendments: listed,
-                void: is_void_status(text(&row[status]).as_deref()),
-            })
-        })
-        .collect()
-}
-
-/// The first columns of a `reconciliation` row: amounts at the amount scale, shown at the usage
-/// scale the column keeps.
-fn tie_out_row(
-    id: &str,
-    currency: &str,
-    stated: i128,
-    sum: i128,
-    count: u64,
-    status: &str,
-    classification: &str,
-) -> Vec<Cell> {
-    vec![
-        Cell::Str(id.to_owned()),
-        Cell::Str(currency.to_owned()),
-        Cell::Dec(stated * TO_USAGE_SCALE),
-        Cell::Dec(sum * TO_USAGE_SCALE),
-        Cell::Dec((stated - sum) * TO_USAGE_SCALE),
-        Cell::Int(count as i64),
-        Cell::Str(status.into()),
-        Cell::Str(classification.into()),
-    ]
-}
-
-/// The column whose distinct-line sum is an invoice's total, by dataset (spec §10.4).
-fn invoice_total_column(dataset: &str) -> Option<&'static str> {
-    match dataset {
-        "billed_recon_line_items" | "legacy_office_line_items" => Some("total_for_customer"),
-        "legacy_azure_line_items" => Some("post_tax_total"),
-        _ => None,
-    }
 }
 
 fn text(schema: &DatasetSchema, row: &[Cell], column: &str) -> Cell {
@@ -391,7 +260,7 @@ impl Snapshot {
             lines: HashMap::new(),
             content: HashMap::new(),
             exports: BTreeMap::new(),
-            not_ready: BTreeMap::new(),
+            ledger: Ledger::default(),
             known: HashMap::new(),
             drift: HashMap::new(),
             stages: StageTimes::default(),
@@ -458,6 +327,7 @@ impl Snapshot {
                         }
                     }
                     self.lines.remove(&(schema.name, scope.clone()));
+                    self.ledger.restart(schema.name, scope);
                     if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
                         writer.abandon();
                     }
@@ -466,10 +336,15 @@ impl Snapshot {
                     }
                 }
             }
-            Event::NotReady { dataset, scope, detail } => {
-                self.not_ready.insert((*dataset, scope.clone()), detail.clone());
-            }
+            Event::NotReady { dataset, scope, detail } => self.ledger.not_ready(dataset, scope, detail),
             Event::Done { dataset, scope, export, .. } => {
+                if let Some(drift) = self.drift.get_mut(&(*dataset, scope.clone())) {
+                    let basic = export.as_deref().is_some_and(|e| e.attribute_set == "basic");
+                    drift.missing.retain(|attribute, _| !basic || basic_attribute(attribute));
+                    for (attribute, lines) in &drift.missing {
+                        tracing::warn!(event = "missing_attribute", dataset = *dataset, scope = %scope, attribute = %attribute, lines);
+                    }
+                }
                 let key = export_key(dataset, scope);
                 match export {
                     Some(lineage) => self.exports.insert(key, (**lineage).clone()),
@@ -503,7 +378,7 @@ impl Snapshot {
         let keep = self.options.keep_unknown_fields;
         let known = &*self.known.entry(page.dataset).or_insert_with(|| KnownFields::of(page.dataset, keep));
         let promised = match page.paging {
-            crate::api::paging::Paging::Lines => promised_attributes(page.dataset, self.options.v2_basic),
+            crate::api::paging::Paging::Lines => promised_attributes(page.dataset),
             _ => Vec::new(),
         };
         let checks = digest.then_some(Checks { known, promised: &promised });
@@ -535,11 +410,9 @@ impl Snapshot {
                         }
                         *seen.unknown.entry(field).or_default() += 1;
                     }
+                    // Judged against the attribute set when the sequence ends and names it.
                     for attribute in decoded.missing {
                         let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
-                        if !seen.missing.contains_key(attribute) {
-                            tracing::warn!(event = "missing_attribute", dataset = page.dataset, scope = %page.scope, attribute, page = page.number, record = index);
-                        }
                         *seen.missing.entry(attribute.to_owned()).or_default() += 1;
                     }
                 }
@@ -601,24 +474,9 @@ impl Snapshot {
         let Some(index) = self.index.as_ref() else { return };
         let matches: Vec<Match> = self.rows.par_iter().map(|row| index.match_row(schema, row)).collect();
         let key = (schema.name, page.scope.clone());
-        let total_at = invoice_total_column(schema.name).and_then(|c| schema.column(c));
-        let currency_at = schema.currency_column.and_then(|c| schema.column(c));
         let mut exceptions = Vec::new();
-        let metered = match schema.name {
-            "billed_consumption_line_items" => Metered::Usage(schema.column("billing_pre_tax_total")),
-            "billed_recon_line_items" => match (
-                schema.column("subtotal"),
-                schema.column("meter_description"),
-                schema.column("charge_type"),
-                schema.column("pc_to_bc_exchange_rate"),
-            ) {
-                (Some(subtotal), Some(meter), Some(charge), Some(rate)) => {
-                    Metered::Recon { subtotal, meter, charge, rate }
-                }
-                _ => Metered::None,
-            },
-            _ => Metered::None,
-        };
+        let observer = Observer::of(schema);
+        let sums = self.ledger.sums_mut(schema.name, &page.scope);
         let lines = self.lines.entry(key).or_default();
         for ((row, mut m), item) in self.rows.iter_mut().zip(matches).zip(&self.row_items) {
             let position = lines.position;
@@ -664,239 +522,12 @@ impl Snapshot {
                 exceptions.push(exception("duplicate_line", "item", None));
                 continue;
             }
-            match (schema.name, &metered) {
-                ("billed_consumption_line_items", Metered::Usage(Some(at))) => {
-                    if let Cell::Dec(v) = row[*at] {
-                        lines.metered += v;
-                    }
-                }
-                ("billed_recon_line_items", Metered::Recon { subtotal, meter, charge, rate }) => {
-                    let metered_line = !matches!(row[*meter], Cell::Null)
-                        && !matches!(&row[*charge], Cell::Str(c) if c.eq_ignore_ascii_case("customerCredit"));
-                    if let (true, Cell::Dec(v)) = (metered_line, &row[*subtotal]) {
-                        lines.metered += v * TO_USAGE_SCALE;
-                        lines.metered_lines += 1;
-                        if let Cell::Dec(r) = row[*rate] {
-                            lines.max_rate = lines.max_rate.max(r);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            if let (Some(t), Some(c)) = (total_at, currency_at)
-                && let (Cell::Dec(v), Cell::Str(currency)) = (&row[t], &row[c])
-            {
-                let entry = lines.total.get_or_insert_with(|| (currency.to_uppercase(), 0));
-                entry.1 += v;
-                lines.counted += 1;
-            }
+            observer.observe(sums, row);
         }
         if !exceptions.is_empty() {
             let bucket = format!("{}/{}", schema.name, page.scope);
             self.dims.entry("match_exceptions").or_default().entry(bucket).or_default().extend(exceptions);
         }
-    }
-
-    /// The tie-out rows of the run's documents: one per document against its own distinct
-    /// lines; one per invoice with notes, the invoice and its notes together (`net`); one per
-    /// invoice's usage; one per currency's summary; one per sequence the v2 export could not
-    /// serve yet (`export`).
-    fn tie_out(&self, invoices: &BTreeMap<String, Vec<Vec<Cell>>>) -> BTreeMap<String, Vec<Vec<Cell>>> {
-        let mut out = BTreeMap::new();
-        let docs = documents(invoices);
-        let tolerance = |currency: &str| self.options.tolerance.get(currency).copied().unwrap_or(0);
-        let own: BTreeMap<String, (i128, u64)> =
-            docs.iter().map(|d| (d.id.to_uppercase(), self.lines_of(&d.id))).collect();
-        let voided: BTreeSet<String> = docs
-            .iter()
-            .filter(|d| d.kind == DocumentKind::VoidNote)
-            .filter_map(|d| d.amends_of.as_ref().map(|a| a.to_uppercase()))
-            .chain(docs.iter().filter(|d| d.void).map(|d| d.id.to_uppercase()))
-            .collect();
-        for doc in &docs {
-            let key = doc.id.to_uppercase();
-            let (sum, count) = own.get(&key).copied().unwrap_or_default();
-            let difference = doc.stated - sum;
-            let not_ready = self.not_ready_of(&doc.id, "billed_recon_line_items");
-            let (status, classification) = if voided.contains(&key) {
-                ("void", "voided")
-            } else if not_ready.is_some() {
-                ("not_ready", "export_not_ready")
-            } else {
-                classify(difference, count, tolerance(&doc.currency))
-            };
-            let mut row = tie_out_row(&doc.id, &doc.currency, doc.stated, sum, count, status, classification);
-            row.extend([
-                Cell::Str(doc.kind.tie_out_kind().into()),
-                doc.document_type.clone().map_or(Cell::Null, Cell::Str),
-                doc.amends_of.clone().map_or(Cell::Null, Cell::Str),
-                Cell::Null,
-                not_ready.map_or(Cell::Null, |d| Cell::Str(d.to_owned())),
-            ]);
-            out.insert(doc.id.clone(), vec![row]);
-            if !doc.kind.is_note()
-                && let Some(row) = self.usage_tie_out(&doc.id, &doc.currency)
-            {
-                out.insert(format!("{}~usage", doc.id), vec![row]);
-            }
-        }
-        // An invoice with the notes that amend it (named by the notes, or by its `amendments`).
-        for doc in docs.iter().filter(|d| !d.kind.is_note()) {
-            let notes: Vec<&Document> = docs
-                .iter()
-                .filter(|n| n.kind.is_note() && !n.id.eq_ignore_ascii_case(&doc.id))
-                .filter(|n| {
-                    n.amends_of.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&doc.id))
-                        || doc.amendments.iter().any(|a| a.eq_ignore_ascii_case(&n.id))
-                })
-                .collect();
-            if notes.is_empty() {
-                continue;
-            }
-            let (mut stated, mut sum, mut count) = (doc.stated, 0i128, 0u64);
-            let (own_sum, own_count) = own.get(&doc.id.to_uppercase()).copied().unwrap_or_default();
-            sum += own_sum;
-            count += own_count;
-            for note in &notes {
-                stated += note.stated;
-                let (s, c) = own.get(&note.id.to_uppercase()).copied().unwrap_or_default();
-                sum += s;
-                count += c;
-            }
-            let (status, classification) = if voided.contains(&doc.id.to_uppercase()) {
-                ("void", "voided")
-            } else {
-                match classify(stated - sum, count, tolerance(&doc.currency)) {
-                    ("ok", _) => ("ok", "net_of_notes"),
-                    other => other,
-                }
-            };
-            let related: Vec<&str> = notes.iter().map(|n| n.id.as_str()).collect();
-            let mut row = tie_out_row(&doc.id, &doc.currency, stated, sum, count, status, classification);
-            row.extend([
-                Cell::Str("net".into()),
-                doc.document_type.clone().map_or(Cell::Null, Cell::Str),
-                Cell::Null,
-                Cell::Str(related.join(",")),
-                Cell::Null,
-            ]);
-            out.insert(format!("{}~net", doc.id), vec![row]);
-        }
-        // Each currency's summary: its unpaid balance against Σ (total + paid) of its documents
-        // (a payment is negative, spec §17.1), notes and voided invoices included: they net.
-        if let Some((summaries, schema)) = self.dims.get("invoice_summaries").zip(schema_named("invoice_summaries"))
-            && let (Some(ccy), Some(balance)) = (schema.column("currency_code"), schema.column("balance_amount"))
-        {
-            let mut owed: BTreeMap<String, (i128, u64)> = BTreeMap::new();
-            for doc in &docs {
-                let entry = owed.entry(doc.currency.clone()).or_default();
-                entry.0 += doc.stated + doc.paid;
-                entry.1 += 1;
-            }
-            for row in summaries.values().flatten() {
-                let (Cell::Str(c), Cell::Dec(stated)) = (&row[ccy], &row[balance]) else { continue };
-                let currency = c.to_uppercase();
-                let (sum, count) = owed.get(&currency).copied().unwrap_or_default();
-                let (status, classification) = classify(stated - sum, count, tolerance(&currency));
-                let mut row =
-                    tie_out_row(&format!("summary {currency}"), &currency, *stated, sum, count, status, classification);
-                row.extend([Cell::Str("summary".into()), Cell::Null, Cell::Null, Cell::Null, Cell::Null]);
-                out.insert(format!("~summary/{currency}"), vec![row]);
-            }
-        }
-        for ((dataset, scope), detail) in &self.not_ready {
-            let currency = docs
-                .iter()
-                .find(|d| d.id.eq_ignore_ascii_case(scope))
-                .map_or_else(|| scope.split('/').next().unwrap_or_default().to_uppercase(), |d| d.currency.clone());
-            let mut row = vec![
-                Cell::Str(scope.clone()),
-                Cell::Str(currency),
-                Cell::Null,
-                Cell::Null,
-                Cell::Null,
-                Cell::Int(0),
-                Cell::Str("not_ready".into()),
-                Cell::Str("export_not_ready".into()),
-            ];
-            row.extend([
-                Cell::Str("export".into()),
-                Cell::Null,
-                Cell::Null,
-                Cell::Str((*dataset).to_owned()),
-                Cell::Str(detail.clone()),
-            ]);
-            out.insert(format!("~export/{dataset}/{scope}"), vec![row]);
-        }
-        out
-    }
-
-    /// Σ of a document's distinct lines by Partner Center's rule, and their number.
-    fn lines_of(&self, id: &str) -> (i128, u64) {
-        let mut sum = 0i128;
-        let mut count = 0u64;
-        for ((dataset, scope), lines) in &self.lines {
-            if invoice_total_column(dataset).is_some() && scope.eq_ignore_ascii_case(id) {
-                sum += lines.total.as_ref().map_or(0, |t| t.1);
-                count += lines.counted;
-            }
-        }
-        (sum, count)
-    }
-
-    /// Why a dataset of a scope is not ready, if the v2 export said so.
-    fn not_ready_of(&self, scope: &str, dataset: &str) -> Option<&str> {
-        self.not_ready
-            .iter()
-            .find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(scope))
-            .map(|(_, r)| r.as_str())
-    }
-
-    /// An invoice's metered recon charges (credits aside) against its daily rated usage. The recon
-    /// side truncates twice per meter line (USD cents, then billing minor units, spec §9.4), so
-    /// usage may exceed it by up to `0.01 × rate + 1 minor unit` per line: that residue is
-    /// `rounding_residue` and `ok`; more, or usage below the charges, is `unexplained`.
-    fn usage_tie_out(&self, invoice: &str, currency: &str) -> Option<Vec<Cell>> {
-        let find = |dataset: &str| {
-            self.lines.iter().find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(invoice)).map(|(_, l)| l)
-        };
-        let usage = find("billed_consumption_line_items");
-        let recon = find("billed_recon_line_items").filter(|l| l.metered_lines > 0);
-        if usage.is_none() && recon.is_none() {
-            return None;
-        }
-        let charged = recon.map_or(0, |l| l.metered);
-        let used = usage.map_or(0, |l| l.metered);
-        let lines = recon.map_or(0, |l| l.metered_lines);
-        let minor = currency.parse::<crate::model::money::Currency>().map_or(2, |c| c.minor_units());
-        // Per line: 0.01 USD × rate (rate at scale 18 → ×10^2 to scale 22 after the 0.01) + one minor unit.
-        let per_line = recon.map_or(0, |l| l.max_rate * 100) + 10i128.pow(22 - minor);
-        let bound = per_line * i128::from(u32::try_from(lines).unwrap_or(u32::MAX));
-        let difference = used - charged;
-        let not_ready = self
-            .not_ready_of(invoice, "billed_consumption_line_items")
-            .or_else(|| self.not_ready_of(invoice, "billed_recon_line_items"));
-        let (status, classification) = match difference {
-            _ if not_ready.is_some() => ("not_ready", "export_not_ready"),
-            0 => ("ok", "none"),
-            d if (0..=bound).contains(&d) => ("ok", "rounding_residue"),
-            _ => ("mismatch", "unexplained"),
-        };
-        Some(vec![
-            Cell::Str(invoice.to_owned()),
-            Cell::Str(currency.to_owned()),
-            Cell::Dec(charged),
-            Cell::Dec(used),
-            Cell::Dec(difference),
-            Cell::Int(usage.map_or(0, |l| l.distinct) as i64),
-            Cell::Str(status.into()),
-            Cell::Str(classification.into()),
-            Cell::Str("usage".into()),
-            Cell::Null,
-            Cell::Null,
-            Cell::Null,
-            not_ready.map_or(Cell::Null, |d| Cell::Str(d.to_owned())),
-        ])
     }
 
     /// Keeps a record that could not be decoded, with where it was and why.
@@ -962,8 +593,11 @@ impl Snapshot {
         let mut placed: Vec<(&'static DatasetSchema, PartReport)> = Vec::new();
         let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
         if let Some(invoices) = self.dims.get("invoices") {
-            let rows = self.tie_out(invoices);
-            self.dims.insert("reconciliation", rows);
+            let summaries = self.dims.get("invoice_summaries").into_iter().flat_map(|s| s.values().flatten());
+            let checks = reconcile::tie_out(&self.ledger, invoices.values().flatten(), summaries, &self.options.rules);
+            // One bucket, in the tie-out's own order.
+            let rows: Vec<Vec<Cell>> = checks.iter().map(reconcile::Check::cells).collect();
+            self.dims.insert("reconciliation", BTreeMap::from([(String::new(), rows)]));
         }
         let mut checks: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for ((dataset, _), lines) in &self.lines {
@@ -1099,10 +733,7 @@ impl Snapshot {
                 (invoice, InvoiceLineage { content_sha256: crate::model::hex(&hasher.finalize()), etags })
             })
             .collect();
-        let not_ready = std::mem::take(&mut self.not_ready)
-            .into_iter()
-            .map(|((dataset, scope), detail)| (export_key(dataset, &scope), detail))
-            .collect();
+        let not_ready = self.ledger.not_ready_list();
         let mut schema_drift: BTreeMap<String, Drift> = BTreeMap::new();
         for ((dataset, _), drift) in std::mem::take(&mut self.drift) {
             schema_drift.entry(dataset.to_owned()).or_default().add(&drift);
@@ -1127,24 +758,4 @@ impl Snapshot {
         std::fs::write(&path, text).map_err(io_at(&path))?;
         Ok(manifest)
     }
-}
-
-/// Moves a finished staging folder to `out/<run_id>` and then points `out/LATEST` at it; a
-/// crash at any instant leaves either the previous snapshot or the new one in view, never half.
-pub fn publish(staging: &Path, out: &Path, run_id: &str) -> io::Result<PathBuf> {
-    sync_dir(staging)?;
-    let target = out.join(run_id);
-    std::fs::rename(staging, &target)?;
-    sync_dir(out)?;
-    crate::failpoint::hit("publish");
-    let latest = out.join(".LATEST.tmp");
-    std::fs::write(&latest, format!("{run_id}\n"))?;
-    std::fs::File::open(&latest)?.sync_all()?;
-    std::fs::rename(&latest, out.join("LATEST"))?;
-    sync_dir(out)?;
-    Ok(target)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }

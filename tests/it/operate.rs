@@ -358,4 +358,22 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
     assert_eq!(same.code, 0, "{}", same.stdout);
     assert!(same.stdout.contains("no differences"));
     assert!(visible_tree(&out).keys().all(|p| !p.starts_with("diffs")));
+
+    // A diff killed while it writes, or while it swaps the new folder in, leaves the previous
+    // one: in place, or put back by the next diff, which then publishes the same bytes.
+    let published = digest_tree(&diff_out);
+    let diff_args = ["diff", "--previous", out.to_str().unwrap(), "--out", diff_out.to_str().unwrap()];
+    let killed = pcrecon(&diff_args, &[("PCRECON_ABORT_AT", "diff")]);
+    assert!(killed.stderr.contains("aborting at diff"), "{}", killed.stderr);
+    assert_eq!(digest_tree(&diff_out), published, "the previous diff is intact");
+    let swapped = pcrecon(&diff_args, &[("PCRECON_ABORT_AT", "swap")]);
+    assert!(swapped.stderr.contains("aborting at swap"), "{}", swapped.stderr);
+    assert_eq!(pcrecon(&diff_args, &[]).code, 1);
+    assert_eq!(digest_tree(&diff_out), published, "a rerun publishes the same diff");
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".diff."))
+        .collect();
+    assert!(leftovers.is_empty(), "what the killed diffs left is gone: {leftovers:?}");
 }

@@ -34,8 +34,8 @@ use std::io::Write as _;
 use super::App;
 use super::attributes::Export;
 use super::faults::Fault;
+use super::request::RequestCtx;
 use super::respond::json;
-use super::routes::RequestCtx;
 use super::store::LineFile;
 
 /// What a manifest says about each of its files.

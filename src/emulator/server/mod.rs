@@ -13,6 +13,7 @@ mod attributes;
 mod faults;
 mod graph;
 mod log;
+mod request;
 mod respond;
 mod routes;
 mod store;
@@ -43,7 +44,7 @@ pub use store::Store;
 
 use crate::emulator::world::dice::Dice;
 use log::{LogLine, RequestLog};
-use routes::RequestCtx;
+use request::RequestCtx;
 use tokens::{Bearer, Refused, Signer};
 
 /// Validated settings of `pcrecon emulator serve`.
@@ -107,14 +108,6 @@ pub enum ServeError {
 impl ServeError {
     fn world(path: &Path, e: std::io::Error) -> ServeError {
         ServeError::World { path: path.to_path_buf(), detail: e.to_string() }
-    }
-
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ServeError::World { .. } => 5,
-            ServeError::Start(_) => 6,
-        }
     }
 }
 

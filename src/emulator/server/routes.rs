@@ -17,35 +17,12 @@ use axum::routing::{get, post};
 use axum::{Router, http::HeaderMap};
 
 use super::App;
+use super::request::RequestCtx;
 use super::respond::{Next, canonical, collection, invalid_request, join, json, not_found};
 use super::store::LineFile;
 use super::tokens::{Bearer, Position, Refused};
 
-/// What the connection layer learnt about a request before routing it.
-#[derive(Debug, Clone, Default)]
-pub struct RequestCtx {
-    /// Path without the `/v1` prefix, as links spell it.
-    pub path: String,
-    /// The query string as received.
-    pub raw_query: String,
-    /// Decoded query pairs, names lower-cased.
-    pub query: Vec<(String, String)>,
-    /// `MS-ContinuationToken` header.
-    pub continuation: Option<String>,
-    /// Serve this page with a malformed `links.next.uri`.
-    pub malformed_next: bool,
-    /// Refuse this request's continuation token as expired.
-    pub expire_continuation: bool,
-    /// The fault drawn for this request, for the endpoints that play it out themselves.
-    pub fault: Option<super::Fault>,
-}
-
 impl RequestCtx {
-    /// A query value by case-insensitive name.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
     fn is(&self, name: &str, value: &str) -> bool {
         self.get(name).is_some_and(|v| v.eq_ignore_ascii_case(value))
     }

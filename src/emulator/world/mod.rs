@@ -215,22 +215,9 @@ pub fn generate(spec: &WorldSpec, out: &Path) -> Result<Truth, WorldError> {
     if spec.customers == 0 || spec.months == 0 {
         return Err(WorldError::Invalid("a world needs at least one customer and one month".into()));
     }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| WorldError::io(parent, e))?;
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("world");
-    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(|e| WorldError::io(&staging, e))?;
-    }
-    let truth = generate_into(spec, &staging)?;
-    if out.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        fs::rename(out, &old).map_err(|e| WorldError::io(out, e))?;
-        fs::rename(&staging, out).map_err(|e| WorldError::io(out, e))?;
-        fs::remove_dir_all(&old).map_err(|e| WorldError::io(&old, e))?;
-    } else {
-        fs::rename(&staging, out).map_err(|e| WorldError::io(out, e))?;
-    }
+    let staging = crate::sink::staging::Staging::beside(out).map_err(|e| WorldError::io(out, e))?;
+    let truth = generate_into(spec, staging.path())?;
+    staging.publish().map_err(|e| WorldError::io(out, e))?;
     Ok(truth)
 }
 

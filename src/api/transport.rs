@@ -1,0 +1,25 @@
+//! How a failed HTTP exchange is told: the kind of transport failure and its causes, never the
+//! URL (which may carry a signature) nor a header. Used by the request gate and the token calls.
+
+/// A transport error described without its URL (which reqwest would include).
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body incomplete"
+    } else if e.is_request() {
+        "connection dropped"
+    } else {
+        "transport error"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,165 @@
+//! The crate's one error, and the one table of exit codes an operator alerts on.
+//!
+//! In: every stage's own error (`#[from]`), and the outcomes that are not errors but still exit
+//! non-zero (findings). Out: [`Error::exit`], the documented code, and a message with its
+//! causes. It decides no behaviour: stages fail as they must, and this only names the outcome.
+
+use std::path::PathBuf;
+
+use crate::audit::AuditError;
+use crate::config::ConfigError;
+use crate::emulator::server::ServeError;
+use crate::emulator::world::WorldError;
+use crate::pipeline::RunError;
+
+/// What a command's end tells the operator: the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything went well (diff: no differences; verify: every file matches).
+    Ok,
+    /// Finished, with findings to look at.
+    Findings,
+    /// The command line or the configuration is wrong.
+    Usage,
+    /// Credentials were refused.
+    Auth,
+    /// The API failed in a way retries could not fix.
+    Api,
+    /// Data could not be read.
+    Data,
+    /// Output could not be written.
+    Io,
+    /// Another run holds the output folder's lock.
+    Busy,
+}
+
+impl Exit {
+    /// Every outcome, in code order, with what it means: `--help` and the README show this table.
+    pub const TABLE: [(Exit, &'static str); 8] = [
+        (Exit::Ok, "ok (diff: no differences; verify: every file matches)"),
+        (
+            Exit::Findings,
+            "finished with findings: published with rejected records or, as --fail-on asks, mismatches,\n     sequences not ready or exceptions; diff: the snapshots differ; verify: a file is missing,\n     altered or extra",
+        ),
+        (Exit::Usage, "usage or configuration error"),
+        (Exit::Auth, "authentication refused (also: multi-factor authentication required, 900421)"),
+        (Exit::Api, "the API failed after retries"),
+        (Exit::Data, "bad data (a value that does not fit its column, a missing exchange rate, not a snapshot)"),
+        (Exit::Io, "output I/O error"),
+        (Exit::Busy, "another run holds the output folder's lock"),
+    ];
+
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Findings => 1,
+            Exit::Usage => 2,
+            Exit::Auth => 3,
+            Exit::Api => 4,
+            Exit::Data => 5,
+            Exit::Io => 6,
+            Exit::Busy => 7,
+        }
+    }
+
+    /// The table as `--help` prints it.
+    pub fn help() -> String {
+        let mut text = String::from("Exit codes:");
+        for (exit, meaning) in Exit::TABLE {
+            text.push_str(&format!("\n  {}  {meaning}", exit.code()));
+        }
+        text
+    }
+}
+
+/// Why a command did not end with 0.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A run or an extraction failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `diff` or `verify` could not do its work.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The emulator could not serve.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// A world could not be generated.
+    #[error(transparent)]
+    World(#[from] WorldError),
+    /// The command line asks for something that makes no sense.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The command did its work, and found something the operator asked to be told of.
+    #[error("{0}")]
+    Findings(String),
+}
+
+impl Error {
+    /// The documented outcome of this error.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Run(e) => match e {
+                RunError::Config(_) => Exit::Usage,
+                RunError::Auth(_) => Exit::Auth,
+                RunError::Api(_) => Exit::Api,
+                RunError::Data(_) => Exit::Data,
+                RunError::Io(_) => Exit::Io,
+                RunError::Busy(_) => Exit::Busy,
+            },
+            Error::Config(_) | Error::Usage(_) => Exit::Usage,
+            Error::Audit(AuditError::Io { .. }) => Exit::Io,
+            Error::Audit(AuditError::NotASnapshot(_)) => Exit::Data,
+            Error::Serve(ServeError::World { .. }) => Exit::Data,
+            Error::Serve(ServeError::Start(_)) => Exit::Io,
+            Error::World(WorldError::Invalid(_)) => Exit::Usage,
+            Error::World(_) | Error::Io { .. } => Exit::Io,
+            Error::Findings(_) => Exit::Findings,
+        }
+    }
+
+    /// The message with every cause below it, `: `-joined (once each).
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let more = cause.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            source = cause.source();
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_own_code_and_the_help_lists_them_in_order() {
+        let codes: Vec<u8> = Exit::TABLE.iter().map(|(e, _)| e.code()).collect();
+        assert_eq!(codes, (0..8).collect::<Vec<u8>>());
+        let help = Exit::help();
+        for code in 0..8 {
+            assert!(help.contains(&format!("\n  {code}  ")), "{help}");
+        }
+        assert_eq!(Error::Run(RunError::Busy("held".into())).exit(), Exit::Busy);
+        assert_eq!(Error::Audit(AuditError::NotASnapshot("x".into())).exit().code(), 5);
+        assert_eq!(Error::Findings("differs".into()).exit().code(), 1);
+    }
+}
