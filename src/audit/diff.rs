@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use super::{AuditError, read_manifest};
 use crate::model::schema::{Cell, ColType, DatasetSchema, Source, diff_changes, diff_totals, registry};
 use crate::normalize::rows::cell_text;
+use crate::sink::manifest::Manifest;
 use crate::sink::part::PartWriter;
 use crate::sink::read::for_each_row;
-use crate::sink::snapshot::Manifest;
 use crate::sink::staging::Staging;
 
 /// The scale of `diff_totals.delta`: the finest of any control-total column.

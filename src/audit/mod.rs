@@ -9,7 +9,7 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
-use crate::sink::snapshot::Manifest;
+use crate::sink::manifest::Manifest;
 
 /// Why an audit command could not do its work (finding differences is not an error).
 #[derive(Debug, thiserror::Error)]

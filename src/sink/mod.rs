@@ -4,6 +4,7 @@
 //! In: typed rows per dataset and scope. Out: a published snapshot folder. It does not fetch or
 //! decode API responses.
 pub mod lock;
+pub mod manifest;
 pub mod part;
 pub mod read;
 pub mod retention;

@@ -1,26 +1,35 @@
-//! Wires the stages of a run: settings → API client → extraction → decode → Parquet/CSV →
-//! manifest → atomic publish; `extract` (JSON lines only); and the demo, which runs the same job
-//! against the emulator over the bundled samples.
+//! The run: under the output folder's lock, plan → dimensions → facts → finish → publish, as
+//! settings → API client (or a raw archive) → extraction → the snapshot's stages → Parquet/CSV →
+//! manifest → atomic publish → retention; `extract` (JSON lines only); the dry run ([`plan`]);
+//! what a run reports ([`report`]).
 //!
-//! Errors of every stage arrive here as a [`RunError`]; [`crate::error::Error`] knows its exit code.
+//! In: validated [`Settings`]. Out: a published snapshot and its [`RunSummary`]. Errors of every
+//! stage arrive here as a [`RunError`]; [`crate::error::Error`] knows its exit code. It does not
+//! wire the emulator (that is `demo`'s).
+
+pub mod plan;
+pub mod report;
+
+pub use plan::{DryRun, PlannedSequence, dry_run};
+pub use report::{ExtractSummary, RunSummary};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
 
 use crate::api::auth::{Credentials, TokenProvider};
 use crate::api::http::{Client, Policy};
 use crate::api::paging::{Event, PagingError};
 use crate::config::{ApiSettings, ConfigError, Settings};
 use crate::extract::cache::PageCache;
-use crate::extract::dump::{self, DumpReport};
+use crate::extract::dump;
 use crate::extract::raw::RawArchive;
 use crate::extract::{self, ExtractReport};
 use crate::normalize::fx::{Normalizer, RateTable};
 use crate::progress::Progress;
 use crate::sink::lock::{LockError, OutputLock};
-use crate::sink::snapshot::{Manifest, SinkError, SinkOptions, Snapshot};
+use crate::sink::manifest::Manifest;
+use crate::sink::snapshot::{SinkError, SinkOptions, Snapshot};
 use crate::sink::staging::{Staging, is_abandoned, point_latest};
 use std::collections::BTreeMap;
 
@@ -60,40 +69,6 @@ impl From<PagingError> for RunError {
 
 fn io_error(path: &Path, e: std::io::Error) -> RunError {
     RunError::Io(format!("cannot write {}: {e}", path.display()))
-}
-
-/// What an extraction run produced.
-#[derive(Debug)]
-pub struct ExtractSummary {
-    /// Where it was published.
-    pub out: PathBuf,
-    /// Requests, retries, throttling.
-    pub report: ExtractReport,
-    /// Items and sequences per dataset.
-    pub dumped: DumpReport,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-impl ExtractSummary {
-    /// A few lines for people.
-    pub fn render(&self) -> String {
-        let mut text = format!("extracted into {}\n", self.out.display());
-        for (dataset, items) in &self.dumped.items {
-            let sequences = self.dumped.sequences.get(dataset).unwrap_or(&0);
-            text.push_str(&format!("  {dataset:<34} {items:>10} items  {sequences:>6} sequences\n"));
-        }
-        text.push_str(&format!(
-            "  {} requests, {} retries, {} throttled, {} refused tokens, {} restarted sequences, {} ms\n",
-            self.report.requests,
-            self.report.retries,
-            self.report.throttled,
-            self.report.unauthorized,
-            self.dumped.restarts,
-            self.elapsed.as_millis()
-        ));
-        text
-    }
 }
 
 /// Builds the API client of a run.
@@ -206,114 +181,6 @@ pub struct RunOptions {
     pub progress: Option<Arc<Progress>>,
     /// Rebuild the snapshot from this `--keep-raw` archive instead of calling the API.
     pub from_raw: Option<PathBuf>,
-}
-
-/// What a run published.
-#[derive(Debug)]
-pub struct RunSummary {
-    /// The snapshot folder.
-    pub snapshot: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
-    /// Requests, retries, throttling, sequences carried and resumed.
-    pub report: ExtractReport,
-    /// The snapshot `LATEST` named before this run, if any.
-    pub previous: Option<String>,
-    /// Invoices whose content differs from the previous snapshot's.
-    pub restated: Vec<String>,
-    /// Invoices that the previous snapshot did not have.
-    pub new_invoices: u64,
-    /// Snapshots retention removed.
-    pub removed: Vec<String>,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-impl RunSummary {
-    /// Line items that are match exceptions or served twice.
-    pub fn exceptions(&self) -> u64 {
-        self.manifest.datasets.get("match_exceptions").map_or(0, |d| d.rows)
-    }
-
-    /// Invoices and currencies whose tie-out is a mismatch.
-    pub fn mismatches(&self) -> u64 {
-        self.manifest.checks.get("tie_out").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
-    }
-
-    /// Sequences the v2 export could not serve yet.
-    pub fn not_ready(&self) -> u64 {
-        self.manifest.not_ready.len() as u64
-    }
-
-    /// Records that went to `rejects`.
-    pub fn rejected(&self) -> u64 {
-        self.manifest.datasets.get("rejects").map_or(0, |d| d.rows)
-    }
-
-    /// The summary table: datasets, rows, control totals per currency.
-    pub fn render(&self) -> String {
-        let mut text = format!("published {}\n", self.snapshot.display());
-        text.push_str(&format!("  {:<34} {:>10}  control totals\n", "dataset", "rows"));
-        for (name, entry) in &self.manifest.datasets {
-            let mut first = true;
-            let totals: Vec<String> = entry
-                .control_totals
-                .iter()
-                .map(|(currency, columns)| {
-                    let cols: Vec<String> = columns.iter().map(|(c, v)| format!("{c} {v}")).collect();
-                    format!("{currency}: {}", cols.join(", "))
-                })
-                .collect();
-            if totals.is_empty() {
-                text.push_str(&format!("  {name:<34} {:>10}\n", entry.rows));
-            }
-            for line in totals {
-                if first {
-                    text.push_str(&format!("  {name:<34} {:>10}  {line}\n", entry.rows));
-                    first = false;
-                } else {
-                    text.push_str(&format!("  {:<34} {:>10}  {line}\n", "", ""));
-                }
-            }
-        }
-        for (check, counts) in &self.manifest.checks {
-            let total: u64 = counts.values().sum();
-            let good = counts.get("matched").or_else(|| counts.get("ok")).copied().unwrap_or(0)
-                + counts.get("not_applicable").copied().unwrap_or(0);
-            let detail: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            text.push_str(&format!("  {check:<34} {good:>6} of {total:<6} {}\n", detail.join(", ")));
-        }
-        if let Some(previous) = &self.previous {
-            text.push_str(&format!(
-                "  since {previous}: {} restated invoices{}, {} new invoices (pcrecon diff --previous shows the rows)\n",
-                self.restated.len(),
-                if self.restated.is_empty() { String::new() } else { format!(" ({})", self.restated.join(", ")) },
-                self.new_invoices
-            ));
-        }
-        text.push_str(&format!(
-            "  {} files, {} sequences ({} carried from earlier runs, {} resumed), {} requests, {} retries, {} throttled, {} ms\n",
-            self.manifest.files.len(),
-            self.report.sequences,
-            self.report.carried,
-            self.report.resumed,
-            self.report.requests,
-            self.report.retries,
-            self.report.throttled,
-            self.elapsed.as_millis()
-        ));
-        if !self.manifest.not_ready.is_empty() {
-            let list: Vec<&str> = self.manifest.not_ready.keys().map(String::as_str).collect();
-            text.push_str(&format!(
-                "  not ready in the v2 export yet (published without them; a later run fetches them): {}\n",
-                list.join(", ")
-            ));
-        }
-        if !self.removed.is_empty() {
-            text.push_str(&format!("  retention removed {}\n", self.removed.join(", ")));
-        }
-        text
-    }
 }
 
 /// Removes what runs whose process is gone left behind: staging folders (`.<run-id>.tmp-<pid>`,
@@ -541,145 +408,4 @@ fn sink_error(e: SinkError) -> RunError {
         SinkError::Fx(message) => RunError::Data(message),
         SinkError::Io { .. } => RunError::Io(e.to_string()),
     }
-}
-
-/// What a dry run found: the plan of a run, read from discovery and the page cache.
-#[derive(Debug)]
-pub struct DryRun {
-    /// Output folder.
-    pub out: PathBuf,
-    /// Requests discovery made.
-    pub discovery_requests: u64,
-    /// Invoices in scope.
-    pub invoices: usize,
-    /// One line per sequence: dataset, scope, API, action, output files.
-    pub sequences: Vec<PlannedSequence>,
-}
-
-/// One sequence of a dry run's plan.
-#[derive(Debug)]
-pub struct PlannedSequence {
-    /// Dataset.
-    pub dataset: &'static str,
-    /// Invoice, `CCY/period` or customer.
-    pub scope: String,
-    /// The API that serves it.
-    pub api: &'static str,
-    /// `fetch`, `carry` (unchanged billed invoice from an earlier run) or `resume`.
-    pub action: &'static str,
-    /// Requests it needs at least (0 from the cache).
-    pub requests: u64,
-    /// The files its rows go to, relative to the snapshot.
-    pub files: Vec<String>,
-}
-
-impl DryRun {
-    /// The plan for people: totals per dataset and action, then every sequence.
-    pub fn render(&self) -> String {
-        let mut text = format!(
-            "dry run of {}: discovery made {} requests; nothing else was fetched and nothing was written\n",
-            self.out.display(),
-            self.discovery_requests
-        );
-        let mut per: BTreeMap<(&str, &str, &str), (u64, u64)> = BTreeMap::new();
-        for s in &self.sequences {
-            let e = per.entry((s.dataset, s.api, s.action)).or_default();
-            e.0 += 1;
-            e.1 += s.requests;
-        }
-        let requests: u64 = self.sequences.iter().map(|s| s.requests).sum();
-        text.push_str(&format!(
-            "  {} invoices, {} sequences, at least {requests} more requests\n  {:<34} {:<3} {:<7} {:>9} {:>9}\n",
-            self.invoices,
-            self.sequences.len(),
-            "dataset",
-            "api",
-            "action",
-            "sequences",
-            "requests"
-        ));
-        for ((dataset, api, action), (count, requests)) in per {
-            text.push_str(&format!("  {dataset:<34} {api:<3} {action:<7} {count:>9} {requests:>9}\n"));
-        }
-        text.push_str("  sequences (dataset, scope, api, action, files):\n");
-        for s in &self.sequences {
-            text.push_str(&format!(
-                "    {:<34} {:<38} {:<3} {:<7} {}\n",
-                s.dataset,
-                s.scope,
-                s.api,
-                s.action,
-                s.files.join(" ")
-            ));
-        }
-        text
-    }
-}
-
-/// The files a sequence's rows go to, relative to the snapshot.
-fn planned_files(planned: &extract::Planned) -> Vec<String> {
-    use crate::model::schema::{Partition, registry};
-    let seq = &planned.seq;
-    if seq.dataset == "documents" {
-        return vec![format!("documents/{}.pdf", crate::extract::raw::scope_name(&seq.scope))];
-    }
-    let month = planned.month.as_deref().unwrap_or("*");
-    let mut files = Vec::new();
-    for schema in registry().iter().filter(|s| s.source_dataset() == seq.dataset) {
-        let stem = match schema.partition {
-            Partition::Invoice => {
-                format!("{}/period={month}/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
-            }
-            Partition::ScopeMonth(_) => {
-                format!("{}/period=*/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
-            }
-            Partition::RowMonth(_) => format!("{}/period={month}/part-00000", schema.name),
-            Partition::None => format!("{}/part-00000", schema.name),
-        };
-        files.push(format!("{stem}.parquet"));
-        files.push(format!("csv/{stem}.csv"));
-    }
-    files
-}
-
-/// `--dry-run`: discovery only (read-only API calls), then the plan, from the page cache as it
-/// stands. Takes no lock and writes nothing.
-pub fn dry_run(settings: &Settings, refresh: bool) -> Result<DryRun, RunError> {
-    let settings = with_needed_datasets(settings);
-    let client = client(&settings.api)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
-    let plan = runtime.block_on(extract::discover(&client, &settings.extract, None))?;
-    let cache = PageCache::peek(&settings.output_dir, refresh);
-    let sequences = plan
-        .sequences
-        .iter()
-        .map(|planned| {
-            let first = extract::sequence_key(&client, &planned.seq);
-            let cached = cache.reusable(&planned.seq, &first, &planned.reuse);
-            // A v2 export needs at least its request, one poll, its manifest and one file.
-            let fetch_requests = if planned.seq.export.is_some() { 4 } else { 1 };
-            let (action, requests) = match &cached {
-                Some(c) if c.carried => ("carry", 0),
-                Some(_) => ("resume", 0),
-                None => ("fetch", fetch_requests),
-            };
-            PlannedSequence {
-                dataset: planned.seq.dataset,
-                scope: planned.seq.scope.clone(),
-                api: planned.seq.api(),
-                action,
-                requests,
-                files: planned_files(planned),
-            }
-        })
-        .collect();
-    Ok(DryRun {
-        out: settings.output_dir.clone(),
-        discovery_requests: plan.discovery_requests,
-        invoices: plan.invoices,
-        sequences,
-    })
 }

@@ -1,0 +1,153 @@
+//! `--dry-run`: what a run would fetch and write, from discovery (read-only calls) and the page
+//! cache as it stands.
+//!
+//! In: settings. Out: a [`DryRun`] to print. It takes no lock and writes nothing, not even to the
+//! cache.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{RunError, client, with_needed_datasets};
+use crate::config::Settings;
+use crate::extract::{self, cache::PageCache};
+
+/// What a dry run found: the plan of a run, read from discovery and the page cache.
+#[derive(Debug)]
+pub struct DryRun {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Requests discovery made.
+    pub discovery_requests: u64,
+    /// Invoices in scope.
+    pub invoices: usize,
+    /// One line per sequence: dataset, scope, API, action, output files.
+    pub sequences: Vec<PlannedSequence>,
+}
+
+/// One sequence of a dry run's plan.
+#[derive(Debug)]
+pub struct PlannedSequence {
+    /// Dataset.
+    pub dataset: &'static str,
+    /// Invoice, `CCY/period` or customer.
+    pub scope: String,
+    /// The API that serves it.
+    pub api: &'static str,
+    /// `fetch`, `carry` (unchanged billed invoice from an earlier run) or `resume`.
+    pub action: &'static str,
+    /// Requests it needs at least (0 from the cache).
+    pub requests: u64,
+    /// The files its rows go to, relative to the snapshot.
+    pub files: Vec<String>,
+}
+
+impl DryRun {
+    /// The plan for people: totals per dataset and action, then every sequence.
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "dry run of {}: discovery made {} requests; nothing else was fetched and nothing was written\n",
+            self.out.display(),
+            self.discovery_requests
+        );
+        let mut per: BTreeMap<(&str, &str, &str), (u64, u64)> = BTreeMap::new();
+        for s in &self.sequences {
+            let e = per.entry((s.dataset, s.api, s.action)).or_default();
+            e.0 += 1;
+            e.1 += s.requests;
+        }
+        let requests: u64 = self.sequences.iter().map(|s| s.requests).sum();
+        text.push_str(&format!(
+            "  {} invoices, {} sequences, at least {requests} more requests\n  {:<34} {:<3} {:<7} {:>9} {:>9}\n",
+            self.invoices,
+            self.sequences.len(),
+            "dataset",
+            "api",
+            "action",
+            "sequences",
+            "requests"
+        ));
+        for ((dataset, api, action), (count, requests)) in per {
+            text.push_str(&format!("  {dataset:<34} {api:<3} {action:<7} {count:>9} {requests:>9}\n"));
+        }
+        text.push_str("  sequences (dataset, scope, api, action, files):\n");
+        for s in &self.sequences {
+            text.push_str(&format!(
+                "    {:<34} {:<38} {:<3} {:<7} {}\n",
+                s.dataset,
+                s.scope,
+                s.api,
+                s.action,
+                s.files.join(" ")
+            ));
+        }
+        text
+    }
+}
+
+/// The files a sequence's rows go to, relative to the snapshot.
+fn planned_files(planned: &extract::Planned) -> Vec<String> {
+    use crate::model::schema::{Partition, registry};
+    let seq = &planned.seq;
+    if seq.dataset == "documents" {
+        return vec![format!("documents/{}.pdf", crate::extract::raw::scope_name(&seq.scope))];
+    }
+    let month = planned.month.as_deref().unwrap_or("*");
+    let mut files = Vec::new();
+    for schema in registry().iter().filter(|s| s.source_dataset() == seq.dataset) {
+        let stem = match schema.partition {
+            Partition::Invoice => {
+                format!("{}/period={month}/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
+            }
+            Partition::ScopeMonth(_) => {
+                format!("{}/period=*/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
+            }
+            Partition::RowMonth(_) => format!("{}/period={month}/part-00000", schema.name),
+            Partition::None => format!("{}/part-00000", schema.name),
+        };
+        files.push(format!("{stem}.parquet"));
+        files.push(format!("csv/{stem}.csv"));
+    }
+    files
+}
+
+/// `--dry-run`: discovery only (read-only API calls), then the plan, from the page cache as it
+/// stands. Takes no lock and writes nothing.
+pub fn dry_run(settings: &Settings, refresh: bool) -> Result<DryRun, RunError> {
+    let settings = with_needed_datasets(settings);
+    let client = client(&settings.api)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
+    let plan = runtime.block_on(extract::discover(&client, &settings.extract, None))?;
+    let cache = PageCache::peek(&settings.output_dir, refresh);
+    let sequences = plan
+        .sequences
+        .iter()
+        .map(|planned| {
+            let first = extract::sequence_key(&client, &planned.seq);
+            let cached = cache.reusable(&planned.seq, &first, &planned.reuse);
+            // A v2 export needs at least its request, one poll, its manifest and one file.
+            let fetch_requests = if planned.seq.export.is_some() { 4 } else { 1 };
+            let (action, requests) = match &cached {
+                Some(c) if c.carried => ("carry", 0),
+                Some(_) => ("resume", 0),
+                None => ("fetch", fetch_requests),
+            };
+            PlannedSequence {
+                dataset: planned.seq.dataset,
+                scope: planned.seq.scope.clone(),
+                api: planned.seq.api(),
+                action,
+                requests,
+                files: planned_files(planned),
+            }
+        })
+        .collect();
+    Ok(DryRun {
+        out: settings.output_dir.clone(),
+        discovery_requests: plan.discovery_requests,
+        invoices: plan.invoices,
+        sequences,
+    })
+}

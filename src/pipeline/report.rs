@@ -1,0 +1,154 @@
+//! What a run and an extraction report: the summary table the CLI prints (datasets, rows, control
+//! totals, checks, restatements, sequences not ready, requests) and the counts `--fail-on` reads.
+//!
+//! In: the published manifest and the extraction's counts. Out: text and numbers. It decides
+//! nothing and writes no file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::extract::ExtractReport;
+use crate::extract::dump::DumpReport;
+use crate::sink::manifest::Manifest;
+
+/// What an extraction run produced.
+#[derive(Debug)]
+pub struct ExtractSummary {
+    /// Where it was published.
+    pub out: PathBuf,
+    /// Requests, retries, throttling.
+    pub report: ExtractReport,
+    /// Items and sequences per dataset.
+    pub dumped: DumpReport,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ExtractSummary {
+    /// A few lines for people.
+    pub fn render(&self) -> String {
+        let mut text = format!("extracted into {}\n", self.out.display());
+        for (dataset, items) in &self.dumped.items {
+            let sequences = self.dumped.sequences.get(dataset).unwrap_or(&0);
+            text.push_str(&format!("  {dataset:<34} {items:>10} items  {sequences:>6} sequences\n"));
+        }
+        text.push_str(&format!(
+            "  {} requests, {} retries, {} throttled, {} refused tokens, {} restarted sequences, {} ms\n",
+            self.report.requests,
+            self.report.retries,
+            self.report.throttled,
+            self.report.unauthorized,
+            self.dumped.restarts,
+            self.elapsed.as_millis()
+        ));
+        text
+    }
+}
+
+/// What a run published.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The snapshot folder.
+    pub snapshot: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Requests, retries, throttling, sequences carried and resumed.
+    pub report: ExtractReport,
+    /// The snapshot `LATEST` named before this run, if any.
+    pub previous: Option<String>,
+    /// Invoices whose content differs from the previous snapshot's.
+    pub restated: Vec<String>,
+    /// Invoices that the previous snapshot did not have.
+    pub new_invoices: u64,
+    /// Snapshots retention removed.
+    pub removed: Vec<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// Line items that are match exceptions or served twice.
+    pub fn exceptions(&self) -> u64 {
+        self.manifest.datasets.get("match_exceptions").map_or(0, |d| d.rows)
+    }
+
+    /// Invoices and currencies whose tie-out is a mismatch.
+    pub fn mismatches(&self) -> u64 {
+        self.manifest.checks.get("tie_out").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
+    }
+
+    /// Sequences the v2 export could not serve yet.
+    pub fn not_ready(&self) -> u64 {
+        self.manifest.not_ready.len() as u64
+    }
+
+    /// Records that went to `rejects`.
+    pub fn rejected(&self) -> u64 {
+        self.manifest.datasets.get("rejects").map_or(0, |d| d.rows)
+    }
+
+    /// The summary table: datasets, rows, control totals per currency.
+    pub fn render(&self) -> String {
+        let mut text = format!("published {}\n", self.snapshot.display());
+        text.push_str(&format!("  {:<34} {:>10}  control totals\n", "dataset", "rows"));
+        for (name, entry) in &self.manifest.datasets {
+            let mut first = true;
+            let totals: Vec<String> = entry
+                .control_totals
+                .iter()
+                .map(|(currency, columns)| {
+                    let cols: Vec<String> = columns.iter().map(|(c, v)| format!("{c} {v}")).collect();
+                    format!("{currency}: {}", cols.join(", "))
+                })
+                .collect();
+            if totals.is_empty() {
+                text.push_str(&format!("  {name:<34} {:>10}\n", entry.rows));
+            }
+            for line in totals {
+                if first {
+                    text.push_str(&format!("  {name:<34} {:>10}  {line}\n", entry.rows));
+                    first = false;
+                } else {
+                    text.push_str(&format!("  {:<34} {:>10}  {line}\n", "", ""));
+                }
+            }
+        }
+        for (check, counts) in &self.manifest.checks {
+            let total: u64 = counts.values().sum();
+            let good = counts.get("matched").or_else(|| counts.get("ok")).copied().unwrap_or(0)
+                + counts.get("not_applicable").copied().unwrap_or(0);
+            let detail: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            text.push_str(&format!("  {check:<34} {good:>6} of {total:<6} {}\n", detail.join(", ")));
+        }
+        if let Some(previous) = &self.previous {
+            text.push_str(&format!(
+                "  since {previous}: {} restated invoices{}, {} new invoices (pcrecon diff --previous shows the rows)\n",
+                self.restated.len(),
+                if self.restated.is_empty() { String::new() } else { format!(" ({})", self.restated.join(", ")) },
+                self.new_invoices
+            ));
+        }
+        text.push_str(&format!(
+            "  {} files, {} sequences ({} carried from earlier runs, {} resumed), {} requests, {} retries, {} throttled, {} ms\n",
+            self.manifest.files.len(),
+            self.report.sequences,
+            self.report.carried,
+            self.report.resumed,
+            self.report.requests,
+            self.report.retries,
+            self.report.throttled,
+            self.elapsed.as_millis()
+        ));
+        if !self.manifest.not_ready.is_empty() {
+            let list: Vec<&str> = self.manifest.not_ready.keys().map(String::as_str).collect();
+            text.push_str(&format!(
+                "  not ready in the v2 export yet (published without them; a later run fetches them): {}\n",
+                list.join(", ")
+            ));
+        }
+        if !self.removed.is_empty() {
+            text.push_str(&format!("  retention removed {}\n", self.removed.join(", ")));
+        }
+        text
+    }
+}

@@ -1,0 +1,166 @@
+//! What each sequence's distinct lines add up to, as the tie-out needs it: the invoice-total
+//! column per currency, the metered charges and daily rated usage, and which sequences the v2
+//! export could not serve yet.
+//!
+//! In: distinct line-item rows, one at a time ([`Observer::observe`]). Out: the [`Ledger`] the
+//! checks are computed from. It judges nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::TO_USAGE_SCALE;
+use crate::model::schema::{Cell, DatasetSchema};
+
+/// What one sequence's distinct lines add up to.
+#[derive(Debug, Default, Clone)]
+pub struct Sums {
+    /// Currency and Σ of the invoice-total column (Decimal128 scale 10).
+    pub(super) total: Option<(String, i128)>,
+    /// Lines counted in `total`.
+    pub(super) counted: u64,
+    /// Σ at scale 22 of what the usage tie-out compares: daily rated usage
+    /// `billing_pre_tax_total`, or the `subtotal` of metered recon lines (credits aside).
+    pub(super) metered: i128,
+    /// Metered recon lines in `metered`, and the largest exchange rate among them.
+    pub(super) metered_lines: u64,
+    pub(super) max_rate: i128,
+    /// Distinct lines observed.
+    pub(super) distinct: u64,
+}
+
+/// What a run's sequences add up to, and which the v2 export could not serve yet.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub(super) sums: HashMap<(&'static str, String), Sums>,
+    pub(super) not_ready: BTreeMap<(&'static str, String), String>,
+}
+
+impl Ledger {
+    /// The sums of one sequence, to observe its lines into.
+    pub fn sums_mut(&mut self, dataset: &'static str, scope: &str) -> &mut Sums {
+        self.sums.entry((dataset, scope.to_owned())).or_default()
+    }
+
+    /// Forgets what a sequence showed: it starts again.
+    pub fn restart(&mut self, dataset: &'static str, scope: &str) {
+        self.sums.remove(&(dataset, scope.to_owned()));
+    }
+
+    /// Records that the v2 export could not serve a sequence yet, and what it said.
+    pub fn not_ready(&mut self, dataset: &'static str, scope: &str, detail: &str) {
+        self.not_ready.insert((dataset, scope.to_owned()), detail.to_owned());
+    }
+
+    /// The sequences not ready, as `dataset/scope` → what the export said.
+    pub fn not_ready_list(&self) -> BTreeMap<String, String> {
+        self.not_ready.iter().map(|((d, s), detail)| (format!("{d}/{s}"), detail.clone())).collect()
+    }
+
+    pub(super) fn sums_of(&self, dataset: &str, scope: &str) -> Option<&Sums> {
+        self.sums.iter().find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(scope)).map(|(_, s)| s)
+    }
+
+    pub(super) fn not_ready_of(&self, dataset: &str, scope: &str) -> Option<&str> {
+        self.not_ready
+            .iter()
+            .find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(scope))
+            .map(|(_, r)| r.as_str())
+    }
+
+    /// Σ of a document's distinct lines by Partner Center's rule, and their number.
+    pub(super) fn lines_of(&self, id: &str) -> (i128, u64) {
+        let mut sum = 0i128;
+        let mut count = 0u64;
+        for ((dataset, scope), sums) in &self.sums {
+            if invoice_total_column(dataset).is_some() && scope.eq_ignore_ascii_case(id) {
+                sum += sums.total.as_ref().map_or(0, |t| t.1);
+                count += sums.counted;
+            }
+        }
+        (sum, count)
+    }
+}
+
+/// The column whose distinct-line sum is an invoice's total, by dataset (spec §10.4).
+fn invoice_total_column(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "billed_recon_line_items" | "legacy_office_line_items" => Some("total_for_customer"),
+        "legacy_azure_line_items" => Some("post_tax_total"),
+        _ => None,
+    }
+}
+
+/// Which columns of a line feed the usage tie-out.
+#[derive(Debug, Clone, Copy)]
+enum Metered {
+    /// Daily rated usage: the billing total.
+    Usage(usize),
+    /// Recon lines: subtotal, meter description (set on metered lines), charge type, rate.
+    Recon { subtotal: usize, meter: usize, charge: usize, rate: usize },
+    /// Neither.
+    None,
+}
+
+/// Reads the amounts the tie-out needs from the rows of one dataset, its columns found once.
+#[derive(Debug, Clone, Copy)]
+pub struct Observer {
+    total: Option<(usize, usize)>,
+    metered: Metered,
+}
+
+impl Observer {
+    /// The observer of a dataset's rows.
+    pub fn of(schema: &DatasetSchema) -> Observer {
+        let total = invoice_total_column(schema.name)
+            .and_then(|c| schema.column(c))
+            .zip(schema.currency_column.and_then(|c| schema.column(c)));
+        let metered = match schema.name {
+            "billed_consumption_line_items" => {
+                schema.column("billing_pre_tax_total").map_or(Metered::None, Metered::Usage)
+            }
+            "billed_recon_line_items" => match (
+                schema.column("subtotal"),
+                schema.column("meter_description"),
+                schema.column("charge_type"),
+                schema.column("pc_to_bc_exchange_rate"),
+            ) {
+                (Some(subtotal), Some(meter), Some(charge), Some(rate)) => {
+                    Metered::Recon { subtotal, meter, charge, rate }
+                }
+                _ => Metered::None,
+            },
+            _ => Metered::None,
+        };
+        Observer { total, metered }
+    }
+
+    /// Adds one distinct line to its sequence's sums.
+    pub fn observe(&self, sums: &mut Sums, row: &[Cell]) {
+        sums.distinct += 1;
+        match self.metered {
+            Metered::Usage(at) => {
+                if let Cell::Dec(v) = row[at] {
+                    sums.metered += v;
+                }
+            }
+            Metered::Recon { subtotal, meter, charge, rate } => {
+                let metered_line = !matches!(row[meter], Cell::Null)
+                    && !matches!(&row[charge], Cell::Str(c) if c.eq_ignore_ascii_case("customerCredit"));
+                if let (true, Cell::Dec(v)) = (metered_line, &row[subtotal]) {
+                    sums.metered += v * TO_USAGE_SCALE;
+                    sums.metered_lines += 1;
+                    if let Cell::Dec(r) = row[rate] {
+                        sums.max_rate = sums.max_rate.max(r);
+                    }
+                }
+            }
+            Metered::None => {}
+        }
+        if let Some((t, c)) = self.total
+            && let (Cell::Dec(v), Cell::Str(currency)) = (&row[t], &row[c])
+        {
+            let entry = sums.total.get_or_insert_with(|| (currency.to_uppercase(), 0));
+            entry.1 += v;
+            sums.counted += 1;
+        }
+    }
+}

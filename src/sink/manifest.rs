@@ -1,0 +1,88 @@
+//! `manifest.json`: what an auditor checks a snapshot against. Per file its rows, bytes and
+//! SHA-256; per dataset and currency the control totals; the checks' counts; per invoice its
+//! lineage; the v2 exports, the sequences not ready, and the schema drift.
+//!
+//! In: nothing (types). Out: the manifest's serde shape, read back by `verify` and `diff`. It
+//! computes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::writer::FileReport;
+use crate::api::paging::ExportLineage;
+
+/// What the API sent that the datasets' columns did not expect, per extracted dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Drift {
+    /// Items carrying each member no column reads, by the member's name as sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown: BTreeMap<String, u64>,
+    /// v2 export lines lacking each attribute their attribute set promises.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing: BTreeMap<String, u64>,
+}
+
+impl Drift {
+    /// Adds another sequence's drift into this one.
+    pub fn add(&mut self, other: &Drift) {
+        for (field, n) in &other.unknown {
+            *self.unknown.entry(field.clone()).or_default() += n;
+        }
+        for (field, n) in &other.missing {
+            *self.missing.entry(field.clone()).or_default() += n;
+        }
+    }
+}
+
+/// One dataset in the manifest.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct DatasetEntry {
+    /// Schema version.
+    pub schema_version: u32,
+    /// Rows.
+    pub rows: u64,
+    /// Σ per currency of each control-total column, fixed-point at the column's scale.
+    pub control_totals: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// Manifest format.
+    pub format: u32,
+    /// Where the data came from.
+    pub source: BTreeMap<String, String>,
+    /// Per dataset.
+    pub datasets: BTreeMap<String, DatasetEntry>,
+    /// Line items per match status (`match:<dataset>`) and invoices per tie-out status (`tie_out`).
+    pub checks: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Every file: path, rows, bytes, SHA-256.
+    pub files: Vec<FileReport>,
+    /// Per invoice, where its content came from; what tells a restated invoice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lineage: BTreeMap<String, InvoiceLineage>,
+    /// Per `dataset/scope` served by the v2 export: its operation, manifest, eTag and files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exports: BTreeMap<String, ExportLineage>,
+    /// Per `dataset/scope` the v2 export could not serve yet: what it said. Such a sequence has
+    /// no file in the snapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_ready: BTreeMap<String, String>,
+    /// Per extracted dataset, what the API sent beyond the columns (`unknown`), and what v2
+    /// lines lacked of their attribute set (`missing`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schema_drift: BTreeMap<String, Drift>,
+}
+
+/// Where one invoice's content came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct InvoiceLineage {
+    /// SHA-256 over its sequences (by-id record, statement, line items), each the SHA-256 of its
+    /// items' digests (the first 16 bytes of each item's SHA-256, as served): it changes exactly
+    /// when the API serves the invoice differently.
+    pub content_sha256: String,
+    /// The eTag of each of its datasets the v2 export served: a new eTag is new data.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub etags: BTreeMap<String, String>,
+}
