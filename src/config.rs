@@ -54,6 +54,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::sink::retention::Retention;
+
 /// Every dataset the extraction can produce, as DESIGN.md names them.
 pub const DATASETS: [&str; 14] = [
     "invoices",
@@ -382,21 +384,6 @@ pub struct Settings {
     pub retention: Retention,
     /// How long after its start a killed run may be resumed from what it fetched.
     pub resume_within: Duration,
-}
-
-/// Which published snapshots are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// The newest this many (at least two, so that the last change can always be diffed).
-    pub keep_snapshots: usize,
-    /// Also remove snapshots older than this many days (the newest two aside).
-    pub keep_days: Option<u32>,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention { keep_snapshots: 10, keep_days: None }
-    }
 }
 
 fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {

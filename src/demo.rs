@@ -91,7 +91,7 @@ pub fn run(
         rejects: false,
         keep_unknown_fields: false,
         tolerance: BTreeMap::new(),
-        retention: crate::config::Retention::default(),
+        retention: crate::sink::retention::Retention::default(),
         resume_within: Duration::from_secs(12 * 3600),
         normalize: normalize.clone(),
         extract: ExtractSettings {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::api::paging::Event;
+use crate::model::page::Event;
 
 const LOG_EVERY: Duration = Duration::from_secs(10);
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::{AuditError, read_manifest};
 use crate::model::schema::{Cell, ColType, DatasetSchema, Source, diff_changes, diff_totals, registry};
-use crate::normalize::rows::cell_text;
+use crate::model::text::cell_text;
 use crate::sink::manifest::Manifest;
 use crate::sink::part::PartWriter;
 use crate::sink::read::for_each_row;

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::raw::scope_name;
-use crate::api::paging::{Event, ExportLineage, Page, Paging, PagingError, Sequence};
+use crate::api::paging::{PagingError, Sequence};
 use crate::model::hex;
+use crate::model::page::scope_name;
+use crate::model::page::{Event, ExportLineage, Page, Paging};
 
 const MARKER: &str = "sequence.json";
 const ATTEMPT: &str = "attempt.json";

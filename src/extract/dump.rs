@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::Receiver;
 
-use super::raw::{RawArchive, scope_name};
-use crate::api::paging::Event;
+use super::raw::RawArchive;
+use crate::model::page::Event;
+use crate::model::page::scope_name;
 
 /// Items and sequences per dataset.
 #[derive(Debug, Default, Clone, serde::Serialize)]

@@ -23,8 +23,9 @@ use tokio::sync::mpsc;
 
 use crate::api::auth::TokenKind;
 use crate::api::http::{Call, Client, Context, Response};
-use crate::api::paging::{Event, ExportLineage, Page, Paging, PagingError, Sequence, line_spans};
+use crate::api::paging::{PagingError, Sequence, line_spans};
 use crate::config::V2Settings;
+use crate::model::page::{Event, ExportLineage, Page, Paging};
 
 /// New exports one sequence may start after expiries before it gives up.
 const MAX_EXPORTS: u32 = 10;

@@ -23,8 +23,9 @@ use tokio::task::JoinSet;
 
 use crate::api::auth::TokenKind;
 use crate::api::http::Client;
-use crate::api::paging::{self, Event, Paging, PagingError, Sequence};
+use crate::api::paging::{self, PagingError, Sequence};
 use crate::config::ExtractSettings;
+use crate::model::page::{Event, Paging};
 use cache::{PageCache, Reuse};
 
 /// Pages buffered between the extraction and its consumer.

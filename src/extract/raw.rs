@@ -20,12 +20,7 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::paging::{Event, ExportLineage, Page, Paging};
-
-/// A folder-safe name for a scope (`EUR/current` → `EUR-current`).
-pub fn scope_name(scope: &str) -> String {
-    scope.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect()
-}
+use crate::model::page::{Event, ExportLineage, Page, Paging, scope_name};
 
 #[derive(Serialize)]
 struct IndexLine<'a> {
@@ -290,16 +285,4 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
         }
     }
     Ok(replayed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scopes_become_safe_names() {
-        assert_eq!(scope_name("EUR/current"), "EUR-current");
-        assert_eq!(scope_name("G000123"), "G000123");
-        assert_eq!(scope_name("../etc"), "..-etc");
-    }
 }

@@ -6,7 +6,9 @@
 
 pub mod document;
 pub mod money;
+pub mod page;
 pub mod schema;
+pub mod text;
 pub mod v2;
 
 /// Every file of `schemas/` (`pcrecon schemas --out schemas`): the datasets and the v1 ↔ v2

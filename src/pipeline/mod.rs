@@ -9,6 +9,7 @@
 
 pub mod plan;
 pub mod report;
+pub mod stages;
 
 pub use plan::{DryRun, PlannedSequence, dry_run};
 pub use report::{ExtractSummary, RunSummary};
@@ -19,18 +20,19 @@ use std::time::{Duration, Instant};
 
 use crate::api::auth::{Credentials, TokenProvider};
 use crate::api::http::{Client, Policy};
-use crate::api::paging::{Event, PagingError};
+use crate::api::paging::PagingError;
 use crate::config::{ApiSettings, ConfigError, Settings};
 use crate::extract::cache::PageCache;
 use crate::extract::dump;
 use crate::extract::raw::RawArchive;
 use crate::extract::{self, ExtractReport};
+use crate::model::page::Event;
 use crate::normalize::fx::{Normalizer, RateTable};
 use crate::progress::Progress;
 use crate::sink::lock::{LockError, OutputLock};
 use crate::sink::manifest::Manifest;
-use crate::sink::snapshot::{SinkError, SinkOptions, Snapshot};
 use crate::sink::staging::{Staging, is_abandoned, point_latest};
+use stages::{Snapshot, StageError, StageOptions};
 use std::collections::BTreeMap;
 
 /// Why a run failed, by what the operator has to do about it.
@@ -90,7 +92,7 @@ fn drive<R: Send + 'static>(
     settings: &Settings,
     cache: Option<Arc<PageCache>>,
     progress: Option<Arc<Progress>>,
-    consume: impl FnOnce(tokio::sync::mpsc::Receiver<crate::api::paging::Event>) -> Result<R, RunError> + Send + 'static,
+    consume: impl FnOnce(tokio::sync::mpsc::Receiver<crate::model::page::Event>) -> Result<R, RunError> + Send + 'static,
 ) -> Result<(ExtractReport, R, Duration), RunError> {
     let client = Arc::new(client(&settings.api)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -222,14 +224,14 @@ fn with_needed_datasets(settings: &Settings) -> Settings {
     settings
 }
 
-fn sink_options(settings: &Settings) -> Result<SinkOptions, RunError> {
+fn stage_options(settings: &Settings) -> Result<StageOptions, RunError> {
     let tolerance = settings
         .tolerance
         .iter()
         .map(|(c, v)| crate::normalize::decode::to_decimal128(*v, 10).map(|t| (c.clone(), t)))
         .collect::<Result<_, _>>()
         .map_err(|e| RunError::Config(ConfigError::Invalid(format!("reconcile.tolerance: {}", e.0))))?;
-    Ok(SinkOptions {
+    Ok(StageOptions {
         csv_bom: settings.csv_bom,
         rejects: settings.rejects,
         keep_unknown_fields: settings.keep_unknown_fields,
@@ -300,7 +302,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     };
     let staging = Staging::beside(&out.join(&id)).map_err(|e| io_error(&out, e))?;
     let archive = open_archive(options.keep_raw.as_deref())?;
-    let sink = sink_options(&settings)?;
+    let sink = stage_options(&settings)?;
     let normalizer = normalizer(&settings)?;
     let previous = previous_manifest(&out);
     let root = staging.path().to_path_buf();
@@ -320,7 +322,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
             if let Some(a) = archive.as_mut() {
                 a.record(&event).map_err(|e| io_error(&root, e))?;
             }
-            snapshot.handle(&event).map_err(sink_error)?;
+            snapshot.handle(&event).map_err(stage_error)?;
             if let Some(p) = &seen {
                 p.event(&event);
             }
@@ -332,7 +334,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
             a.finish().map_err(|e| io_error(&root, e))?;
         }
         crate::failpoint::hit("finish");
-        let manifest = snapshot.finish(source).map_err(sink_error)?;
+        let manifest = snapshot.finish(source).map_err(stage_error)?;
         crate::failpoint::hit("manifest");
         Ok(manifest)
     };
@@ -402,10 +404,10 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     })
 }
 
-fn sink_error(e: SinkError) -> RunError {
+fn stage_error(e: StageError) -> RunError {
     match e {
-        SinkError::Data(row) => RunError::Data(row.to_string()),
-        SinkError::Fx(message) => RunError::Data(message),
-        SinkError::Io { .. } => RunError::Io(e.to_string()),
+        StageError::Data(row) => RunError::Data(row.to_string()),
+        StageError::Fx(message) => RunError::Data(message),
+        StageError::Io { .. } => RunError::Io(e.to_string()),
     }
 }

@@ -89,17 +89,17 @@ fn planned_files(planned: &extract::Planned) -> Vec<String> {
     use crate::model::schema::{Partition, registry};
     let seq = &planned.seq;
     if seq.dataset == "documents" {
-        return vec![format!("documents/{}.pdf", crate::extract::raw::scope_name(&seq.scope))];
+        return vec![format!("documents/{}.pdf", crate::model::page::scope_name(&seq.scope))];
     }
     let month = planned.month.as_deref().unwrap_or("*");
     let mut files = Vec::new();
     for schema in registry().iter().filter(|s| s.source_dataset() == seq.dataset) {
         let stem = match schema.partition {
             Partition::Invoice => {
-                format!("{}/period={month}/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
+                format!("{}/period={month}/part-{}", schema.name, crate::model::page::scope_name(&seq.scope))
             }
             Partition::ScopeMonth(_) => {
-                format!("{}/period=*/part-{}", schema.name, crate::extract::raw::scope_name(&seq.scope))
+                format!("{}/period=*/part-{}", schema.name, crate::model::page::scope_name(&seq.scope))
             }
             Partition::RowMonth(_) => format!("{}/period={month}/part-00000", schema.name),
             Partition::None => format!("{}/part-00000", schema.name),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::writer::FileReport;
-use crate::api::paging::ExportLineage;
+use crate::model::page::ExportLineage;
 
 /// What the API sent that the datasets' columns did not expect, per extracted dataset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]

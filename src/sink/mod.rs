@@ -1,13 +1,13 @@
-//! Output: Parquet and CSV writers following the dataset schemas, the manifest, and atomic
-//! publishing.
+//! Output, and only output: Parquet and CSV writers following the dataset schemas, part files,
+//! the manifest's types, the one atomic publish (`staging`), the output folder's lock and
+//! retention, and a reader of published files.
 //!
-//! In: typed rows per dataset and scope. Out: a published snapshot folder. It does not fetch or
-//! decode API responses.
+//! In: typed rows per dataset and scope. Out: files and published folders. It does not fetch,
+//! decode, convert, match or tie out anything, and imports only the table vocabulary (`model`).
 pub mod lock;
 pub mod manifest;
 pub mod part;
 pub mod read;
 pub mod retention;
-pub mod snapshot;
 pub mod staging;
 pub mod writer;

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::writer::{FileReport, Writer};
 use crate::model::schema::{Cell, ColType, DatasetSchema, Partition, Source};
-use crate::normalize::rows::cell_text;
+use crate::model::text::cell_text;
 
 /// Σ per currency of each total column, as unscaled Decimal128 values.
 pub type Totals = BTreeMap<String, Vec<i128>>;

@@ -9,7 +9,20 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
 
-use crate::config::Retention;
+/// Which published snapshots are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The newest this many (at least two, so that the last change can always be diffed).
+    pub keep_snapshots: usize,
+    /// Also remove snapshots older than this many days (the newest two aside).
+    pub keep_days: Option<u32>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { keep_snapshots: 10, keep_days: None }
+    }
+}
 
 /// When a run id says its run started, if it is one.
 pub fn run_time(id: &str) -> Option<NaiveDateTime> {

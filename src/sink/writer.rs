@@ -23,7 +23,7 @@ use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use crate::model::schema::{Cell, ColType, DatasetSchema};
-use crate::normalize::rows::{push_cell_text, push_fixed_point};
+use crate::model::text::{push_cell_text, push_fixed_point};
 
 /// What a finished file is.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

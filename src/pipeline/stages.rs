@@ -1,6 +1,9 @@
-//! A snapshot being built: every dataset as Parquet and CSV, partitioned by billing period, the
-//! statements, and `manifest.json`, in a hidden staging folder that
-//! [`super::staging::Staging`] puts in place in one step.
+//! The stages of a run, page by page, and the snapshot they build: each page is decoded into its
+//! datasets' rows (`normalize`), converted into the reporting currency, matched to what was
+//! sold (`matching`), observed by the tie-out (`reconcile`) and handed to the sink's part files;
+//! at the end the dimensions and computed datasets are written, every file placed in its
+//! partition and `manifest.json` written, in a hidden staging folder that
+//! [`crate::sink::staging::Staging`] puts in place in one step.
 //!
 //! Line items are written as they stream in, one file pair per sequence (`part-<scope>`), so that
 //! concurrent extraction still gives deterministic files; they move into `period=YYYY-MM/` at the
@@ -11,22 +14,23 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::manifest::{DatasetEntry, Drift, InvoiceLineage, Manifest};
-use super::part::{PartReport, PartWriter, Totals, month_of};
-use super::writer::FileReport;
-use crate::api::paging::{Event, ExportLineage};
-use crate::extract::raw::scope_name;
 use crate::matching::{Match, MatchIndex};
+use crate::model::page::scope_name;
+use crate::model::page::{Event, ExportLineage};
 use crate::model::schema::{Cell, DatasetSchema, LINE_ITEMS, MatchColumn, Partition, Source, registry};
+use crate::model::text::fixed_point;
 use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
-use crate::normalize::rows::{Checks, KnownFields, Origin, RowError, decode_item, fixed_point};
+use crate::normalize::rows::{Checks, KnownFields, Origin, RowError, decode_item};
 use crate::reconcile::{self, Ledger, Observer};
+use crate::sink::manifest::{DatasetEntry, Drift, InvoiceLineage, Manifest};
+use crate::sink::part::{PartReport, PartWriter, Totals, month_of};
+use crate::sink::writer::FileReport;
 use rayon::prelude::*;
 use sha2::Digest;
 
 /// Why the snapshot failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub enum StageError {
     /// A value could not be decoded.
     #[error(transparent)]
     Data(#[from] Box<RowError>),
@@ -43,13 +47,13 @@ pub enum SinkError {
     },
 }
 
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SinkError + '_ {
-    move |source| SinkError::Io { path: path.to_path_buf(), source }
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StageError + '_ {
+    move |source| StageError::Io { path: path.to_path_buf(), source }
 }
 
 /// Options of the output.
 #[derive(Debug, Clone, Default)]
-pub struct SinkOptions {
+pub struct StageOptions {
     /// How the tie-out judges differences.
     pub rules: reconcile::Rules,
     /// Start CSV files with a UTF-8 byte-order mark (Excel).
@@ -96,7 +100,7 @@ fn invoice_scoped(dataset: &str) -> bool {
 /// A snapshot being written into a staging folder.
 pub struct Snapshot {
     root: PathBuf,
-    options: SinkOptions,
+    options: StageOptions,
     open: HashMap<(&'static str, String), PartWriter<'static>>,
     done: Vec<(&'static DatasetSchema, String, PartReport)>,
     dims: BTreeMap<&'static str, BTreeMap<String, Vec<Vec<Cell>>>>,
@@ -168,7 +172,7 @@ fn relative(root: &Path, path: &str) -> String {
 
 impl Snapshot {
     /// A snapshot written under `root` (the staging folder).
-    pub fn new(root: &Path, options: SinkOptions, normalizer: Option<Normalizer>) -> Snapshot {
+    pub fn new(root: &Path, options: StageOptions, normalizer: Option<Normalizer>) -> Snapshot {
         Snapshot {
             root: root.to_path_buf(),
             options,
@@ -200,7 +204,7 @@ impl Snapshot {
     }
 
     /// Takes one event of the extraction.
-    pub fn handle(&mut self, event: &Event) -> Result<(), SinkError> {
+    pub fn handle(&mut self, event: &Event) -> Result<(), StageError> {
         match event {
             Event::Page(page) => {
                 // Every item is digested, for the lineage and to spot an item served twice: by the
@@ -294,16 +298,16 @@ impl Snapshot {
     fn take_page(
         &mut self,
         schema: &'static DatasetSchema,
-        page: &crate::api::paging::Page,
+        page: &crate::model::page::Page,
         digest: bool,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), StageError> {
         let origin = Origin { scope: &page.scope, page: page.number };
         let started = std::time::Instant::now();
         // Unread members are looked for once per item: in the first dataset that decodes the page.
         let keep = self.options.keep_unknown_fields;
         let known = &*self.known.entry(page.dataset).or_insert_with(|| KnownFields::of(page.dataset, keep));
         let promised = match page.paging {
-            crate::api::paging::Paging::Lines => promised_attributes(page.dataset),
+            crate::model::page::Paging::Lines => promised_attributes(page.dataset),
             _ => Vec::new(),
         };
         let checks = digest.then_some(Checks { known, promised: &promised });
@@ -354,7 +358,7 @@ impl Snapshot {
             let invoice = self.invoice_dates.get(&page.scope.to_uppercase()).copied();
             for row in self.rows.iter_mut() {
                 normalizer.apply(schema, row, invoice).map_err(|e| {
-                    SinkError::Fx(format!("dataset {}, scope {}, page {}: {e}", schema.name, page.scope, page.number))
+                    StageError::Fx(format!("dataset {}, scope {}, page {}: {e}", schema.name, page.scope, page.number))
                 })?;
             }
         }
@@ -383,7 +387,7 @@ impl Snapshot {
     }
 
     /// Matches a page's line items, spots items served twice, and keeps the invoice sums.
-    fn check_lines(&mut self, schema: &'static DatasetSchema, page: &crate::api::paging::Page) {
+    fn check_lines(&mut self, schema: &'static DatasetSchema, page: &crate::model::page::Page) {
         if self.index.is_none() {
             // Master data arrives first: by the first line item, the index can be complete.
             let mut index = MatchIndex::default();
@@ -495,7 +499,7 @@ impl Snapshot {
         schema: &'static DatasetSchema,
         folder: &str,
         rows: Vec<&Vec<Cell>>,
-    ) -> Result<PartReport, SinkError> {
+    ) -> Result<PartReport, StageError> {
         let (parquet, csv) = self.part_paths(schema.name, folder, "part-00000");
         let mut writer = PartWriter::create(schema, &parquet, &csv, self.options.csv_bom).map_err(io_at(&parquet))?;
         for row in rows {
@@ -505,11 +509,11 @@ impl Snapshot {
     }
 
     /// Writes the dimensions, places every file in its partition and writes `manifest.json`.
-    pub fn finish(mut self, source: BTreeMap<String, String>) -> Result<Manifest, SinkError> {
+    pub fn finish(mut self, source: BTreeMap<String, String>) -> Result<Manifest, StageError> {
         let finishing = std::time::Instant::now();
         if let Some(missing) = self.normalizer.as_ref().map(Normalizer::missing).filter(|m| !m.is_empty()) {
             let list: Vec<String> = missing.iter().map(|(currency, date)| format!("{currency} on {date}")).collect();
-            return Err(SinkError::Fx(format!(
+            return Err(StageError::Fx(format!(
                 "the rate table has no rate into the reporting currency for {} (currency, date) pairs: {}",
                 list.len(),
                 list.join(", ")
@@ -678,7 +682,7 @@ impl Snapshot {
         );
         let path = self.root.join("manifest.json");
         let mut text = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| SinkError::Io { path: path.clone(), source: io::Error::other(e) })?;
+            .map_err(|e| StageError::Io { path: path.clone(), source: io::Error::other(e) })?;
         text.push(b'\n');
         std::fs::write(&path, text).map_err(io_at(&path))?;
         Ok(manifest)
