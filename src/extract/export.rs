@@ -4,8 +4,8 @@
 //! the same [`Event`]s the v1 pager sends.
 //!
 //! A file is used only once all of it has arrived: it is downloaded into a spool folder and
-//! decompressed there whole (every gzip member, every CRC), and every non-blank line checked to be
-//! one JSON object (`{…}`), before its first line goes downstream. The GA manifest gives no
+//! decompressed there whole (every gzip member, every CRC), and every non-blank line checked to
+//! start with `{` and end with `}`, before its first line goes downstream. The GA manifest gives no
 //! per-file counts (spec §17.6), only `blobCount`, which is checked against the files it lists;
 //! where a manifest does give a file's `itemCount` or `sizeInBytes` (Microsoft's sample model, the
 //! older beta), those are checked too. A file that fails is downloaded again; an
@@ -378,9 +378,10 @@ async fn download(
     Err(BlobFailure::Incomplete(format!("{}: {last}", blob.name)))
 }
 
-/// One JSON object per line: the first and last non-blank bytes of every non-blank line are `{`
-/// and `}`. A file cut at a line end passes the gzip checks when the cut falls between members;
-/// a line cut anywhere else does not pass this one.
+/// A cheap check of the line syntax: the first and last non-blank bytes of every non-blank line
+/// are `{` and `}`. A file cut at a line end passes the gzip checks when the cut falls between
+/// members; a line cut elsewhere fails this check unless it happens to stop just after a nested
+/// `}`, and then the record fails to decode (a record error naming the page and record).
 #[derive(Default)]
 struct LineSyntax {
     /// Lines seen with content.
