@@ -47,8 +47,9 @@ struct BlobEntry {
     size_in_bytes: Option<u64>,
 }
 
-/// The manifest of a finished export (also the older beta names).
-#[derive(Debug, Clone, Deserialize)]
+/// The manifest of a finished export (also the older beta names). Its `Debug` leaves the
+/// shared-access signature out.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Manifest {
     id: String,
@@ -62,6 +63,19 @@ struct Manifest {
     blob_count: Option<usize>,
     #[serde(default)]
     blobs: Vec<BlobEntry>,
+}
+
+impl std::fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manifest")
+            .field("id", &self.id)
+            .field("etag", &self.etag)
+            .field("root_directory", &self.root_directory)
+            .field("sas_token", &"[redacted]")
+            .field("blob_count", &self.blob_count)
+            .field("blobs", &self.blobs)
+            .finish()
+    }
 }
 
 /// An export whose manifest is in hand.
@@ -555,6 +569,15 @@ mod tests {
         // Two members split at a line end decompress into whole lines.
         std::fs::write(&input, gz(&[b"{\"a\":1}\n{\"a\"", b":2}\n"])).unwrap();
         assert!(gunzip(&input, &out, &entry(None)).is_ok());
+    }
+
+    #[test]
+    fn a_manifest_never_shows_its_signature() {
+        let m: Manifest =
+            serde_json::from_str(r#"{"id":"m","rootDirectory":"https://x/y","sasToken":"sv=1&sig=SECRET","blobs":[]}"#)
+                .unwrap();
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("SECRET") && shown.contains("[redacted]"), "{shown}");
     }
 
     #[test]
