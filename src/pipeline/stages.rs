@@ -67,10 +67,13 @@ pub struct StageOptions {
 /// The attributes a v2 export line of a dataset may be promised: the documented list of the
 /// `full` set (a `basic` export's lines are held to its part of it when the sequence ends). Only
 /// daily rated usage has a published list; reconciliation promises nothing.
-fn promised_attributes(dataset: &str) -> Vec<&'static str> {
+fn promised_attributes(dataset: &str) -> &'static [&'static str] {
+    static USAGE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     match crate::model::v2::ExportKind::of_dataset(dataset) {
-        Some((crate::model::v2::ExportKind::Usage, _)) => crate::model::v2::USAGE.iter().map(|a| a.name).collect(),
-        _ => Vec::new(),
+        Some((crate::model::v2::ExportKind::Usage, _)) => {
+            USAGE.get_or_init(|| crate::model::v2::USAGE.iter().map(|a| a.name).collect())
+        }
+        _ => &[],
     }
 }
 
@@ -308,9 +311,9 @@ impl Snapshot {
         let known = &*self.known.entry(page.dataset).or_insert_with(|| KnownFields::of(page.dataset, keep));
         let promised = match page.paging {
             crate::model::page::Paging::Lines => promised_attributes(page.dataset),
-            _ => Vec::new(),
+            _ => &[],
         };
-        let checks = digest.then_some(Checks { known, promised: &promised });
+        let checks = digest.then_some(Checks { known, promised });
         // Items decode on every core; collecting keeps them in page order.
         let decoded: Vec<_> = page
             .items

@@ -30,19 +30,20 @@ pub struct Sums {
 /// What a run's sequences add up to, and which the v2 export could not serve yet.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    pub(super) sums: HashMap<(&'static str, String), Sums>,
+    /// By dataset and scope, the scope upper-cased: invoice ids are compared without case.
+    sums: HashMap<(&'static str, String), Sums>,
     pub(super) not_ready: BTreeMap<(&'static str, String), String>,
 }
 
 impl Ledger {
     /// The sums of one sequence, to observe its lines into.
     pub fn sums_mut(&mut self, dataset: &'static str, scope: &str) -> &mut Sums {
-        self.sums.entry((dataset, scope.to_owned())).or_default()
+        self.sums.entry((dataset, scope.to_uppercase())).or_default()
     }
 
     /// Forgets what a sequence showed: it starts again.
     pub fn restart(&mut self, dataset: &'static str, scope: &str) {
-        self.sums.remove(&(dataset, scope.to_owned()));
+        self.sums.remove(&(dataset, scope.to_uppercase()));
     }
 
     /// Records that the v2 export could not serve a sequence yet, and what it said.
@@ -55,8 +56,8 @@ impl Ledger {
         self.not_ready.iter().map(|((d, s), detail)| (format!("{d}/{s}"), detail.clone())).collect()
     }
 
-    pub(super) fn sums_of(&self, dataset: &str, scope: &str) -> Option<&Sums> {
-        self.sums.iter().find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(scope)).map(|(_, s)| s)
+    pub(super) fn sums_of(&self, dataset: &'static str, scope: &str) -> Option<&Sums> {
+        self.sums.get(&(dataset, scope.to_uppercase()))
     }
 
     pub(super) fn not_ready_of(&self, dataset: &str, scope: &str) -> Option<&str> {
@@ -68,17 +69,16 @@ impl Ledger {
 
     /// Σ of a document's distinct lines by Partner Center's rule, and their number.
     pub(super) fn lines_of(&self, id: &str) -> (i128, u64) {
-        let mut sum = 0i128;
-        let mut count = 0u64;
-        for ((dataset, scope), sums) in &self.sums {
-            if invoice_total_column(dataset).is_some() && scope.eq_ignore_ascii_case(id) {
-                sum += sums.total.as_ref().map_or(0, |t| t.1);
-                count += sums.counted;
-            }
-        }
-        (sum, count)
+        INVOICE_TOTAL_DATASETS
+            .iter()
+            .filter_map(|dataset| self.sums_of(dataset, id))
+            .fold((0, 0), |(sum, count), s| (sum + s.total.as_ref().map_or(0, |t| t.1), count + s.counted))
     }
 }
+
+/// The datasets whose lines make an invoice's total.
+const INVOICE_TOTAL_DATASETS: [&str; 3] =
+    ["billed_recon_line_items", "legacy_office_line_items", "legacy_azure_line_items"];
 
 /// The column whose distinct-line sum is an invoice's total, by dataset (spec §10.4).
 fn invoice_total_column(dataset: &str) -> Option<&'static str> {
