@@ -11,11 +11,11 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pcrecon::matching::MatchIndex;
-use pcrecon::model::schema::{Cell, registry};
 use pcrecon::normalize::rows::{Origin, decode_item};
 use pcrecon::sink::part::PartWriter;
+use pcrecon::tabular::{Cell, Dataset};
 
-const DATASET: &str = "billed_consumption_line_items";
+const DATASET: Dataset = Dataset::BilledUsage;
 
 fn world() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/world"))
@@ -38,7 +38,7 @@ fn usage_items() -> Vec<Vec<u8>> {
 }
 
 fn decode_all(items: &[Vec<u8>]) -> Vec<Vec<Cell>> {
-    let schema = registry().iter().find(|s| s.name == DATASET).unwrap();
+    let schema = DATASET.schema().unwrap();
     let origin = Origin { scope: "bench", page: 1 };
     items.iter().enumerate().flat_map(|(i, item)| decode_item(schema, item, origin, i, None).unwrap().rows).collect()
 }
@@ -47,11 +47,11 @@ fn decode_all(items: &[Vec<u8>]) -> Vec<Vec<Cell>> {
 fn index() -> MatchIndex {
     let mut index = MatchIndex::default();
     let customers = world().join("customers");
-    for name in ["orders", "subscriptions", "entitlements"] {
-        let schema = registry().iter().find(|s| s.name == name).unwrap();
+    for dataset in [Dataset::Orders, Dataset::Subscriptions, Dataset::Entitlements] {
+        let schema = dataset.schema().unwrap();
         let origin = Origin { scope: "bench", page: 1 };
         for folder in std::fs::read_dir(&customers).unwrap() {
-            let text = std::fs::read(folder.unwrap().path().join(format!("{name}.jsonl"))).unwrap();
+            let text = std::fs::read(folder.unwrap().path().join(format!("{dataset}.jsonl"))).unwrap();
             let rows: Vec<Vec<Cell>> = text
                 .split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty())
@@ -67,18 +67,20 @@ fn index() -> MatchIndex {
 fn kernels(c: &mut Criterion) {
     let items = usage_items();
     let bytes: usize = items.iter().map(Vec::len).sum();
-    let schema = registry().iter().find(|s| s.name == DATASET).unwrap();
+    let schema = DATASET.schema().unwrap();
 
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Bytes(bytes as u64));
-    group.bench_function(DATASET, |b| b.iter(|| decode_all(&items)));
+    group.bench_function(DATASET.name(), |b| b.iter(|| decode_all(&items)));
     group.finish();
 
     let rows = decode_all(&items);
     let index = index();
     let mut group = c.benchmark_group("match");
     group.throughput(Throughput::Elements(rows.len() as u64));
-    group.bench_function(DATASET, |b| b.iter(|| rows.iter().map(|r| index.match_row(schema, r)).collect::<Vec<_>>()));
+    group.bench_function(DATASET.name(), |b| {
+        b.iter(|| rows.iter().map(|r| index.match_row(schema, r)).collect::<Vec<_>>())
+    });
     group.finish();
 
     // A file of about 20,000 rows, so that creating and syncing it weighs little.
@@ -87,7 +89,7 @@ fn kernels(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     group.sample_size(10);
     group.throughput(Throughput::Elements(rows.len() as u64));
-    group.bench_function(DATASET, |b| {
+    group.bench_function(DATASET.name(), |b| {
         b.iter(|| {
             let (parquet, csv) = (dir.path().join("part.parquet"), dir.path().join("part.csv"));
             let mut writer = PartWriter::create(schema, &parquet, &csv, false).unwrap();

@@ -54,25 +54,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::model::v2::ExportKind;
 use crate::sink::retention::Retention;
-
-/// Every dataset the extraction can produce, as DESIGN.md names them.
-pub const DATASETS: [&str; 14] = [
-    "invoices",
-    "invoice_summaries",
-    "billed_recon_line_items",
-    "billed_consumption_line_items",
-    "unbilled_recon_line_items",
-    "unbilled_consumption_line_items",
-    "legacy_office_line_items",
-    "legacy_azure_line_items",
-    "legacy_azure_usage_line_items",
-    "customers",
-    "orders",
-    "subscriptions",
-    "entitlements",
-    "documents",
-];
+use crate::tabular::Dataset;
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -221,14 +205,6 @@ impl ApiVersion {
     }
 }
 
-/// Line-item datasets the v2 export serves as well as v1.
-pub const V2_DATASETS: [&str; 4] = [
-    "billed_recon_line_items",
-    "billed_consumption_line_items",
-    "unbilled_recon_line_items",
-    "unbilled_consumption_line_items",
-];
-
 /// Microsoft Graph's root, where the v2 export is requested.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 
@@ -268,8 +244,8 @@ pub const RECON_V2_FROM: &str = "2024-02";
 pub const USAGE_V2_FROM: &str = "2022-09";
 
 /// `auto` for every dataset both APIs serve.
-pub fn auto_api_versions() -> std::collections::BTreeMap<&'static str, ApiVersion> {
-    V2_DATASETS.iter().map(|d| (*d, ApiVersion::Auto)).collect()
+pub fn auto_api_versions() -> std::collections::BTreeMap<Dataset, ApiVersion> {
+    ExportKind::served().map(|d| (d, ApiVersion::Auto)).collect()
 }
 
 fn month(name: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
@@ -314,7 +290,7 @@ impl ApiSettings {
 #[derive(Debug, Clone)]
 pub struct ExtractSettings {
     /// Datasets to extract.
-    pub datasets: Vec<&'static str>,
+    pub datasets: Vec<Dataset>,
     /// Only these billed invoices (empty: all in the date range).
     pub invoice_ids: Vec<String>,
     /// Invoices dated on or after.
@@ -325,15 +301,15 @@ pub struct ExtractSettings {
     pub unbilled_periods: Vec<&'static str>,
     /// Billing currencies for unbilled data (empty: those of the invoice summaries).
     pub currencies: Vec<String>,
-    /// Which API serves each of [`V2_DATASETS`].
-    pub api_version: std::collections::BTreeMap<&'static str, ApiVersion>,
+    /// Which API serves each dataset both serve ([`ExportKind::served`]).
+    pub api_version: std::collections::BTreeMap<Dataset, ApiVersion>,
     /// The v2 export.
     pub v2: V2Settings,
 }
 
 impl ExtractSettings {
     /// Whether a dataset is wanted.
-    pub fn wants(&self, dataset: &str) -> bool {
+    pub fn wants(&self, dataset: Dataset) -> bool {
         self.datasets.contains(&dataset)
     }
 
@@ -345,14 +321,14 @@ impl ExtractSettings {
 
     /// Whether the v2 export serves a dataset: for billed data, of the billing period `period`
     /// (`YYYY-MM`, `None` when unknown). Legacy invoices never get here: v2 does not serve them.
-    pub fn uses_v2(&self, dataset: &str, period: Option<&str>) -> bool {
-        match self.api_version.get(dataset) {
+    pub fn uses_v2(&self, dataset: Dataset, period: Option<&str>) -> bool {
+        match self.api_version.get(&dataset) {
             None | Some(ApiVersion::V1) => false,
             Some(ApiVersion::V2) => true,
             Some(ApiVersion::Auto) => {
                 let from = match dataset {
-                    "billed_recon_line_items" => &self.v2.recon_from,
-                    "billed_consumption_line_items" => &self.v2.usage_from,
+                    Dataset::BilledRecon => &self.v2.recon_from,
+                    Dataset::BilledUsage => &self.v2.usage_from,
                     _ => return true,
                 };
                 period.is_none_or(|p| p >= from.as_str())
@@ -475,12 +451,13 @@ impl Settings {
             return Err(ConfigError::Invalid(format!("api.max_in_flight must be 1 to 64, not {max_in_flight}")));
         }
         let datasets = match raw.extract.datasets {
-            None => DATASETS.to_vec(),
+            None => Dataset::selectable().collect(),
             Some(names) => names
                 .iter()
                 .map(|n| {
-                    DATASETS.iter().copied().find(|d| d == n).ok_or_else(|| {
-                        ConfigError::Invalid(format!("unknown dataset {n:?} (known: {})", DATASETS.join(", ")))
+                    Dataset::from_name(n).filter(|d| d.is_selectable()).ok_or_else(|| {
+                        let known: Vec<_> = Dataset::selectable().map(Dataset::name).collect();
+                        ConfigError::Invalid(format!("unknown dataset {n:?} (known: {})", known.join(", ")))
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -496,25 +473,26 @@ impl Settings {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let api_version = V2_DATASETS
-            .iter()
+        let api_version = ExportKind::served()
             .map(|d| {
                 let chosen = match &raw.extract.api_version {
                     None => Ok(ApiVersion::Auto),
                     Some(RawApiVersion::All(text)) => ApiVersion::parse("extract.api_version", text),
                     Some(RawApiVersion::PerDataset(map)) => map
-                        .get(*d)
+                        .get(d.name())
                         .map_or(Ok(ApiVersion::Auto), |t| ApiVersion::parse(&format!("extract.api_version.{d}"), t)),
                 };
-                chosen.map(|v| (*d, v))
+                chosen.map(|v| (d, v))
             })
             .collect::<Result<_, _>>()?;
         if let Some(RawApiVersion::PerDataset(map)) = &raw.extract.api_version
-            && let Some(unknown) = map.keys().find(|k| !V2_DATASETS.contains(&k.as_str()))
+            && let Some(unknown) =
+                map.keys().find(|k| Dataset::from_name(k).is_none_or(|d| ExportKind::of_dataset(d).is_none()))
         {
+            let both: Vec<_> = ExportKind::served().map(Dataset::name).collect();
             return Err(ConfigError::Invalid(format!(
                 "extract.api_version.{unknown}: only {} have two APIs",
-                V2_DATASETS.join(", ")
+                both.join(", ")
             )));
         }
         let raw_v2 = raw.extract.v2.unwrap_or_default();
@@ -636,7 +614,7 @@ mod tests {
         assert_eq!(s.api.token_url().unwrap().as_str(), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
         assert_eq!(s.api.max_in_flight, 4);
         assert_eq!(s.api.client_secret.expose_secret(), "s3cret");
-        assert_eq!(s.extract.datasets.len(), DATASETS.len());
+        assert_eq!(s.extract.datasets.len(), Dataset::selectable().count());
         assert_eq!(s.output_dir, dir.path().join("out"));
         assert_eq!(s.extract.v2.graph_url.as_str(), "https://graph.microsoft.com/v1.0");
         assert_eq!((s.extract.v2.recon_from.as_str(), s.extract.v2.usage_from.as_str()), ("2024-02", "2022-09"));
@@ -654,19 +632,19 @@ mod tests {
             Settings::load(&write(dir.path(), "c.toml", &text, 0o644))
         };
         let auto = load("").unwrap().extract;
-        assert!(!auto.uses_v2("billed_recon_line_items", Some("2024-01")), "before the recon cut-over");
-        assert!(auto.uses_v2("billed_recon_line_items", Some("2024-02")));
-        assert!(auto.uses_v2("billed_consumption_line_items", Some("2023-05")), "usage moved earlier");
-        assert!(!auto.uses_v2("billed_consumption_line_items", Some("2022-08")));
-        assert!(auto.uses_v2("unbilled_recon_line_items", None), "unbilled data is v2's");
-        assert!(auto.uses_v2("billed_recon_line_items", None), "an unknown period is a recent one");
-        assert!(!auto.uses_v2("legacy_office_line_items", None));
+        assert!(!auto.uses_v2(Dataset::BilledRecon, Some("2024-01")), "before the recon cut-over");
+        assert!(auto.uses_v2(Dataset::BilledRecon, Some("2024-02")));
+        assert!(auto.uses_v2(Dataset::BilledUsage, Some("2023-05")), "usage moved earlier");
+        assert!(!auto.uses_v2(Dataset::BilledUsage, Some("2022-08")));
+        assert!(auto.uses_v2(Dataset::UnbilledRecon, None), "unbilled data is v2's");
+        assert!(auto.uses_v2(Dataset::BilledRecon, None), "an unknown period is a recent one");
+        assert!(!auto.uses_v2(Dataset::LegacyOffice, None));
         let mixed = load("api_version = { billed_consumption_line_items = \"v1\", unbilled_recon_line_items = \"v2\" }\n[extract.v2]\nrecon_from = \"2025-06\"").unwrap().extract;
-        assert!(!mixed.uses_v2("billed_consumption_line_items", Some("2026-01")));
-        assert!(!mixed.uses_v2("billed_recon_line_items", Some("2025-05")));
-        assert!(mixed.uses_v2("billed_recon_line_items", Some("2025-06")));
+        assert!(!mixed.uses_v2(Dataset::BilledUsage, Some("2026-01")));
+        assert!(!mixed.uses_v2(Dataset::BilledRecon, Some("2025-05")));
+        assert!(mixed.uses_v2(Dataset::BilledRecon, Some("2025-06")));
         let v1 = load("api_version = \"v1\"").unwrap().extract;
-        assert!(V2_DATASETS.iter().all(|d| !v1.uses_v2(d, None)));
+        assert!(ExportKind::served().all(|d| !v1.uses_v2(d, None)));
         for (bad, says) in [
             ("api_version = \"v3\"", "not \"auto\""),
             ("api_version = { invoices = \"v2\" }", "only billed_recon_line_items"),

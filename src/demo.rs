@@ -69,10 +69,10 @@ pub fn run(
             }
         });
     });
-    let addr =
-        addr_rx.recv().map_err(|_| RunError::Io("the emulator did not start".into()))?.map_err(RunError::Data)?;
-    let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| RunError::Io(e.to_string()))?;
-    let graph = base.join("v1.0").map_err(|e| RunError::Io(e.to_string()))?;
+    let started = addr_rx.recv().map_err(|_| RunError::Start("the emulator did not start".into()))?;
+    let addr = started.map_err(|e| RunError::Start(format!("the emulator did not start: {e}")))?;
+    let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| RunError::Start(e.to_string()))?;
+    let graph = base.join("v1.0").map_err(|e| RunError::Start(e.to_string()))?;
     let settings = Settings {
         api: ApiSettings {
             tenant_id: "demo-partner".into(),
@@ -95,7 +95,7 @@ pub fn run(
         resume_within: Duration::from_secs(12 * 3600),
         normalize: normalize.clone(),
         extract: ExtractSettings {
-            datasets: crate::config::DATASETS.to_vec(),
+            datasets: crate::tabular::Dataset::selectable().collect(),
             invoice_ids: Vec::new(),
             invoices_from: None,
             invoices_to: None,

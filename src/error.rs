@@ -6,11 +6,14 @@
 
 use std::path::PathBuf;
 
+use crate::api::paging::PagingError;
 use crate::audit::AuditError;
 use crate::config::ConfigError;
 use crate::emulator::server::ServeError;
 use crate::emulator::world::WorldError;
 use crate::pipeline::RunError;
+use crate::pipeline::stages::StageError;
+use crate::sink::lock::LockError;
 
 /// What a command's end tells the operator: the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +34,13 @@ pub enum Exit {
     Io,
     /// Another run holds the output folder's lock.
     Busy,
+    /// A defect of pcrecon: a thread or task of the run panicked.
+    Internal,
 }
 
 impl Exit {
     /// Every outcome, in code order, with what it means: `--help` and the README show this table.
-    pub const TABLE: [(Exit, &'static str); 8] = [
+    pub const TABLE: [(Exit, &'static str); 9] = [
         (Exit::Ok, "ok (diff: no differences; verify: every file matches)"),
         (
             Exit::Findings,
@@ -47,6 +52,7 @@ impl Exit {
         (Exit::Data, "bad data (a value that does not fit its column, a missing exchange rate, not a snapshot)"),
         (Exit::Io, "output I/O error"),
         (Exit::Busy, "another run holds the output folder's lock"),
+        (Exit::Internal, "internal error: a thread or task of the run panicked (a defect; the log has it)"),
     ];
 
     /// The process exit code.
@@ -60,6 +66,7 @@ impl Exit {
             Exit::Data => 5,
             Exit::Io => 6,
             Exit::Busy => 7,
+            Exit::Internal => 8,
         }
     }
 
@@ -111,14 +118,7 @@ impl Error {
     /// The documented outcome of this error.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Run(e) => match e {
-                RunError::Config(_) => Exit::Usage,
-                RunError::Auth(_) => Exit::Auth,
-                RunError::Api(_) => Exit::Api,
-                RunError::Data(_) => Exit::Data,
-                RunError::Io(_) => Exit::Io,
-                RunError::Busy(_) => Exit::Busy,
-            },
+            Error::Run(e) => run_exit(e),
             Error::Config(_) | Error::Usage(_) => Exit::Usage,
             Error::Audit(AuditError::Io { .. }) => Exit::Io,
             Error::Audit(AuditError::NotASnapshot(_)) => Exit::Data,
@@ -146,6 +146,22 @@ impl Error {
     }
 }
 
+/// What the operator has to do about a failed run.
+fn run_exit(e: &RunError) -> Exit {
+    match e {
+        RunError::Config(_) => Exit::Usage,
+        RunError::Extract(PagingError::Api(api)) if api.is_auth() => Exit::Auth,
+        RunError::Extract(PagingError::Api(_) | PagingError::Export { .. }) => Exit::Api,
+        RunError::Extract(PagingError::Malformed { .. }) => Exit::Data,
+        RunError::Extract(PagingError::Closed | PagingError::Cache(_)) => Exit::Io,
+        RunError::Extract(PagingError::Task(_)) | RunError::Panicked(_) => Exit::Internal,
+        RunError::Stage(StageError::Data(_) | StageError::Fx(_)) | RunError::Replay(_) => Exit::Data,
+        RunError::Stage(StageError::Io { .. }) => Exit::Io,
+        RunError::Lock(LockError::Busy { .. }) => Exit::Busy,
+        RunError::Lock(LockError::Io { .. }) | RunError::Dump(_) | RunError::Io { .. } | RunError::Start(_) => Exit::Io,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,12 +169,15 @@ mod tests {
     #[test]
     fn every_outcome_has_its_own_code_and_the_help_lists_them_in_order() {
         let codes: Vec<u8> = Exit::TABLE.iter().map(|(e, _)| e.code()).collect();
-        assert_eq!(codes, (0..8).collect::<Vec<u8>>());
+        assert_eq!(codes, (0..9).collect::<Vec<u8>>());
         let help = Exit::help();
-        for code in 0..8 {
+        for code in 0..9 {
             assert!(help.contains(&format!("\n  {code}  ")), "{help}");
         }
-        assert_eq!(Error::Run(RunError::Busy("held".into())).exit(), Exit::Busy);
+        let busy = LockError::Busy { path: "out/.pcrecon.lock".into(), holder: "pid 1".into() };
+        assert_eq!(Error::Run(RunError::Lock(busy)).exit(), Exit::Busy);
+        assert_eq!(Error::Run(RunError::Extract(PagingError::Task("panicked".into()))).exit().code(), 8);
+        assert_eq!(Error::Run(RunError::Panicked("writer")).exit(), Exit::Internal);
         assert_eq!(Error::Audit(AuditError::NotASnapshot("x".into())).exit().code(), 5);
         assert_eq!(Error::Findings("differs".into()).exit().code(), 1);
     }

@@ -20,3 +20,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod reconcile;
 pub mod sink;
+pub mod tabular;

@@ -22,6 +22,8 @@ use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
+use crate::tabular::Dataset;
+
 use super::auth::{AuthError, TokenKind, TokenProvider};
 use super::transport::describe_transport;
 
@@ -29,7 +31,7 @@ use super::transport::describe_transport;
 #[derive(Debug, Clone)]
 pub struct Context {
     /// Dataset being extracted.
-    pub dataset: &'static str,
+    pub dataset: Dataset,
     /// Invoice id, `CCY/period`, customer id, or `all`.
     pub scope: String,
     /// Page number within its sequence, from 1.
@@ -396,7 +398,7 @@ impl Client {
                         });
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(event = "retry", dataset = context.dataset, scope = %context.scope, page = context.page, %reason, wait_ms = wait.as_millis() as u64);
+                    tracing::debug!(event = "retry", dataset = context.dataset.name(), scope = %context.scope, page = context.page, %reason, wait_ms = wait.as_millis() as u64);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -478,7 +480,7 @@ impl Client {
             Ok(b) => b,
             Err(reason) => return Attempt::Retry { wait: self.backoff(1), reason, throttled: false },
         };
-        tracing::debug!(event = "response", dataset = context.dataset, scope = %context.scope, page = context.page, status, request_id, bytes = body.len());
+        tracing::debug!(event = "response", dataset = context.dataset.name(), scope = %context.scope, page = context.page, status, request_id, bytes = body.len());
         match status {
             200..=299 => Attempt::Done(Response {
                 body,
@@ -573,7 +575,7 @@ mod tests {
         assert_eq!(error_code(br#"{"code":"900421","description":"MFA required"}"#).as_deref(), Some(MFA_REQUIRED));
         assert_eq!(error_code(br#"{"code":"400","description":"expired"}"#).as_deref(), Some("400"));
         let e = ApiError::MfaRequired {
-            context: Context { dataset: "invoices", scope: "G000123".into(), page: 1 },
+            context: Context { dataset: Dataset::Invoices, scope: "G000123".into(), page: 1 },
             path: "/v1/invoices/G000123".into(),
             request_id: "r-1".into(),
         };
@@ -592,9 +594,9 @@ mod tests {
 
     #[test]
     fn contexts_name_the_scope_kind() {
-        let c = Context { dataset: "billed_recon_line_items", scope: "G000123".into(), page: 3 };
+        let c = Context { dataset: Dataset::BilledRecon, scope: "G000123".into(), page: 3 };
         assert_eq!(c.to_string(), "dataset billed_recon_line_items, invoice G000123, page 3");
-        let u = Context { dataset: "unbilled_recon_line_items", scope: "EUR/current".into(), page: 1 };
+        let u = Context { dataset: Dataset::UnbilledRecon, scope: "EUR/current".into(), page: 1 };
         assert_eq!(u.to_string(), "dataset unbilled_recon_line_items, unbilled EUR/current, page 1");
     }
 }

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc::Sender;
 
+use crate::tabular::Dataset;
+
 use super::auth::TokenKind;
 use super::http::{ApiError, Call, Client, Context};
 use crate::model::page::{Event, Page, Paging};
@@ -19,7 +21,7 @@ use crate::model::page::{Event, Page, Paging};
 #[derive(Debug, Clone)]
 pub struct Sequence {
     /// Dataset the items belong to.
-    pub dataset: &'static str,
+    pub dataset: Dataset,
     /// Invoice id, `CCY/period`, customer id, or `all`.
     pub scope: String,
     /// Absolute URL of the first page.
@@ -73,6 +75,9 @@ pub enum PagingError {
     /// The page cache could not be written.
     #[error("cannot write the page cache of {0}")]
     Cache(String),
+    /// A task of the extraction panicked or was cancelled: a defect of pcrecon, not of the data.
+    #[error("an extraction task failed: {0}")]
+    Task(String),
 }
 
 #[derive(Deserialize)]
@@ -262,7 +267,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                             && attempt <= MAX_RESTARTS =>
                     {
                         attempt += 1;
-                        tracing::info!(event = "sequence_restart", dataset = seq.dataset, scope = %seq.scope, attempt, reason = %e);
+                        tracing::info!(event = "sequence_restart", dataset = seq.dataset.name(), scope = %seq.scope, attempt, reason = %e);
                         let restart = Event::Restart {
                             dataset: seq.dataset,
                             scope: seq.scope.clone(),
@@ -284,7 +289,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                     Ok(Parsed { items, next, token }) => break (response, items, next.map(|n| (n, token))),
                     Err(detail) if refetch < MAX_REFETCH => {
                         refetch += 1;
-                        tracing::debug!(event = "page_refetch", dataset = seq.dataset, scope = %seq.scope, page = number, %detail);
+                        tracing::debug!(event = "page_refetch", dataset = seq.dataset.name(), scope = %seq.scope, page = number, %detail);
                     }
                     Err(detail) => {
                         return Err(PagingError::Malformed { context, url, request_id: response.request_id, detail });

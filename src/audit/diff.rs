@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::{AuditError, read_manifest};
-use crate::model::schema::{Cell, ColType, DatasetSchema, Source, diff_changes, diff_totals, registry};
-use crate::model::text::cell_text;
 use crate::sink::manifest::Manifest;
 use crate::sink::part::PartWriter;
 use crate::sink::read::for_each_row;
 use crate::sink::staging::Staging;
+use crate::tabular::text::cell_text;
+use crate::tabular::{Cell, ColType, Dataset, DatasetSchema, Source};
 
 /// The scale of `diff_totals.delta`: the finest of any control-total column.
 const DELTA_SCALE: u32 = 22;
@@ -233,7 +233,7 @@ fn diff_dataset(
                     diff.changed += 1;
                     for (i, column) in schema.columns.iter().enumerate().filter(|(i, _)| old[*i] != row[*i]) {
                         changes.push(vec![
-                            name(schema.name),
+                            name(schema.name.name()),
                             name("changed"),
                             row_key_of(&key),
                             name(&column.name),
@@ -245,7 +245,7 @@ fn diff_dataset(
                 None => {
                     diff.added += 1;
                     changes.push(vec![
-                        name(schema.name),
+                        name(schema.name.name()),
                         name("added"),
                         row_key_of(&key),
                         Cell::Null,
@@ -260,7 +260,7 @@ fn diff_dataset(
     for (key, row) in before {
         diff.removed += 1;
         changes.push(vec![
-            name(schema.name),
+            name(schema.name.name()),
             name("removed"),
             row_key_of(&key),
             Cell::Null,
@@ -275,7 +275,7 @@ fn diff_dataset(
         for (column, value) in schema.totals.iter().zip(values) {
             if value != 0 || rows != 0 {
                 deltas.push(vec![
-                    name(schema.name),
+                    name(schema.name.name()),
                     Cell::Str(currency.clone()),
                     Cell::Str(customer.clone()),
                     name(column),
@@ -298,7 +298,7 @@ pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<DiffReport, AuditError> {
     let names: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
     let empty = BTreeMap::new();
     for name in names {
-        let Some(schema) = registry().iter().find(|s| s.name == name) else { continue };
+        let Some(schema) = Dataset::from_name(name).and_then(Dataset::schema) else { continue };
         let (in_a, in_b) = (fa.get(name).unwrap_or(&empty), fb.get(name).unwrap_or(&empty));
         let differs = |path: &String, other: &BTreeMap<String, String>, sha: &String| other.get(path) != Some(sha);
         let a_files: Vec<&String> = in_a.iter().filter(|(p, s)| differs(p, in_b, s)).map(|(p, _)| p).collect();
@@ -363,10 +363,11 @@ pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<DiffReport, AuditError> {
 /// Writes both datasets into a hidden folder beside `out`, then puts it in place.
 fn write(out: &Path, changes: &[Vec<Cell>], deltas: &[Vec<Cell>]) -> Result<(), AuditError> {
     let staging = Staging::beside(out).map_err(AuditError::io(out))?;
-    for (schema, rows) in [(diff_changes(), changes), (diff_totals(), deltas)] {
-        let parquet = staging.path().join(schema.name).join("part-00000.parquet");
-        let csv = staging.path().join("csv").join(schema.name).join("part-00000.csv");
-        let mut writer = PartWriter::create(&schema, &parquet, &csv, false).map_err(AuditError::io(&parquet))?;
+    for (dataset, rows) in [(Dataset::DiffChanges, changes), (Dataset::DiffTotals, deltas)] {
+        let Some(schema) = dataset.schema() else { continue };
+        let parquet = staging.path().join(dataset.name()).join("part-00000.parquet");
+        let csv = staging.path().join("csv").join(dataset.name()).join("part-00000.csv");
+        let mut writer = PartWriter::create(schema, &parquet, &csv, false).map_err(AuditError::io(&parquet))?;
         for row in rows {
             writer.push(row.clone()).map_err(AuditError::io(&parquet))?;
         }

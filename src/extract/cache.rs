@@ -25,6 +25,7 @@ use crate::api::paging::{PagingError, Sequence};
 use crate::model::hex;
 use crate::model::page::scope_name;
 use crate::model::page::{Event, ExportLineage, Page, Paging};
+use crate::tabular::Dataset;
 
 const MARKER: &str = "sequence.json";
 const ATTEMPT: &str = "attempt.json";
@@ -166,8 +167,8 @@ impl PageCache {
         &self.attempt
     }
 
-    fn dir(&self, dataset: &str, scope: &str) -> PathBuf {
-        self.root.join(dataset).join(scope_name(scope))
+    fn dir(&self, dataset: Dataset, scope: &str) -> PathBuf {
+        self.root.join(dataset.name()).join(scope_name(scope))
     }
 
     /// The cached sequence that may replace fetching `seq` (whose first URL relative to the API
@@ -175,7 +176,7 @@ impl PageCache {
     pub fn reusable(&self, seq: &Sequence, first: &str, reuse: &Reuse) -> Option<Cached> {
         let bytes = fs::read(self.dir(seq.dataset, &seq.scope).join(MARKER)).ok()?;
         let marker: Marker = serde_json::from_slice(&bytes).ok()?;
-        if marker.dataset != seq.dataset || marker.scope != seq.scope || marker.first != first {
+        if marker.dataset != seq.dataset.name() || marker.scope != seq.scope || marker.first != first {
             return None;
         }
         let this_attempt = !self.attempt.id.is_empty() && marker.attempt == self.attempt.id;
@@ -202,7 +203,7 @@ impl PageCache {
             let (body, items) = match loaded {
                 Ok(page) => page,
                 Err(reason) => {
-                    tracing::warn!(event = "cached_page_rejected", dataset = seq.dataset, scope = %seq.scope, page = number, %reason);
+                    tracing::warn!(event = "cached_page_rejected", dataset = %seq.dataset, scope = %seq.scope, page = number, %reason);
                     if number > 1 {
                         let restart =
                             Event::Restart { dataset: seq.dataset, scope: seq.scope.clone(), attempt: 2, reason };
@@ -255,7 +256,7 @@ impl PageCache {
             dir,
             marker: Marker {
                 format: 1,
-                dataset: seq.dataset.to_owned(),
+                dataset: seq.dataset.to_string(),
                 scope: seq.scope.clone(),
                 first: first.to_owned(),
                 paging: seq.paging.name().to_owned(),
@@ -351,7 +352,7 @@ mod tests {
 
     fn seq(scope: &str) -> Sequence {
         Sequence {
-            dataset: "billed_recon_line_items",
+            dataset: Dataset::BilledRecon,
             scope: scope.into(),
             first: "http://h/v1/x".into(),
             paging: Paging::Seek,
@@ -363,7 +364,7 @@ mod tests {
     fn page(scope: &str, attempt: u32, number: u32, body: &'static [u8]) -> Event {
         let body = Bytes::from_static(body);
         Event::Page(Page {
-            dataset: "billed_recon_line_items",
+            dataset: Dataset::BilledRecon,
             scope: scope.into(),
             attempt,
             number,
@@ -380,7 +381,7 @@ mod tests {
         let mut r = cache.recorder(&seq(scope), "/v1/x", reuse).unwrap();
         r.record(&page(scope, 1, 1, br#"{"items":[{"a":1}]}"#)).unwrap();
         r.record(&Event::Restart {
-            dataset: "billed_recon_line_items",
+            dataset: Dataset::BilledRecon,
             scope: scope.into(),
             attempt: 2,
             reason: "x".into(),
@@ -389,7 +390,7 @@ mod tests {
         r.record(&page(scope, 2, 1, br#"{"items":[{"a":1.50}]}"#)).unwrap();
         r.record(&page(scope, 2, 2, br#"{"items":[{"b":2},{"c":3}]}"#)).unwrap();
         let done = Event::Done {
-            dataset: "billed_recon_line_items",
+            dataset: Dataset::BilledRecon,
             scope: scope.into(),
             attempt: 2,
             pages: 2,
@@ -416,7 +417,7 @@ mod tests {
         let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
         let invoice = Reuse::Invoice { fingerprint: "f1".into() };
         record(&cache, "G1", &invoice);
-        let files: Vec<_> = fs::read_dir(cache.dir("billed_recon_line_items", "G1")).unwrap().flatten().collect();
+        let files: Vec<_> = fs::read_dir(cache.dir(Dataset::BilledRecon, "G1")).unwrap().flatten().collect();
         assert_eq!(files.len(), 3, "two pages and the marker; the first attempt's page is gone");
         let cached = cache.reusable(&seq("G1"), "/v1/x", &invoice).unwrap();
         assert!(!cached.carried);
@@ -467,7 +468,7 @@ mod tests {
         let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
         let invoice = Reuse::Invoice { fingerprint: "f1".into() };
         record(&cache, "G1", &invoice);
-        let second = cache.dir("billed_recon_line_items", "G1").join("a2-p00002.json.zst");
+        let second = cache.dir(Dataset::BilledRecon, "G1").join("a2-p00002.json.zst");
         let mut encoder = zstd::stream::Encoder::new(fs::File::create(&second).unwrap(), LEVEL).unwrap();
         encoder.write_all(br#"{"items":[{"b":2},{"c":4}]}"#).unwrap();
         encoder.finish().unwrap();

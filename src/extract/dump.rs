@@ -15,6 +15,7 @@ use tokio::sync::mpsc::Receiver;
 use super::raw::RawArchive;
 use crate::model::page::Event;
 use crate::model::page::scope_name;
+use crate::tabular::{Dataset, Kind};
 
 /// Items and sequences per dataset.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -43,9 +44,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DumpError + '_ {
     move |source| DumpError { path: path.to_path_buf(), source }
 }
 
-fn file_of(root: &Path, dataset: &str, scope: &str) -> PathBuf {
-    let ext = if dataset == "documents" { "pdf" } else { "jsonl" };
-    root.join(dataset).join(format!("{}.{ext}", scope_name(scope)))
+fn file_of(root: &Path, dataset: Dataset, scope: &str) -> PathBuf {
+    let ext = if dataset.kind() == Kind::File { "pdf" } else { "jsonl" };
+    root.join(dataset.name()).join(format!("{}.{ext}", scope_name(scope)))
 }
 
 /// Consumes events into `staging` (and the raw archive), until the channel closes.
@@ -66,7 +67,7 @@ pub fn consume(
                     fs::create_dir_all(parent).map_err(io(parent))?;
                 }
                 let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
-                if page.dataset == "documents" {
+                if page.dataset.kind() == Kind::File {
                     file.write_all(&page.body).map_err(io(&path))?;
                 } else {
                     let mut buf = Vec::with_capacity(page.body.len() + page.items.len());
@@ -78,29 +79,30 @@ pub fn consume(
                 }
             }
             Event::Restart { dataset, scope, .. } => {
-                let path = file_of(staging, dataset, scope);
+                let path = file_of(staging, *dataset, scope);
                 if path.exists() {
                     File::create(&path).map_err(io(&path))?;
                 }
                 report.restarts += 1;
             }
             Event::NotReady { dataset, scope, .. } => {
-                let path = file_of(staging, dataset, scope);
+                let path = file_of(staging, *dataset, scope);
                 if path.exists() {
                     fs::remove_file(&path).map_err(io(&path))?;
                 }
                 report.not_ready.push(format!("{dataset}/{scope}"));
             }
             Event::Done { dataset, scope, items, .. } => {
-                let path = file_of(staging, dataset, scope);
+                let path = file_of(staging, *dataset, scope);
                 if !path.exists() {
                     if let Some(parent) = path.parent() {
                         fs::create_dir_all(parent).map_err(io(parent))?;
                     }
                     File::create(&path).map_err(io(&path))?;
                 }
-                *report.items.entry(dataset).or_default() += if *dataset == "documents" { 1 } else { *items };
-                *report.sequences.entry(dataset).or_default() += 1;
+                *report.items.entry(dataset.name()).or_default() +=
+                    if dataset.kind() == Kind::File { 1 } else { *items };
+                *report.sequences.entry(dataset.name()).or_default() += 1;
             }
         }
     }

@@ -26,6 +26,7 @@ use crate::api::http::Client;
 use crate::api::paging::{self, PagingError, Sequence};
 use crate::config::ExtractSettings;
 use crate::model::page::{Event, Paging};
+use crate::tabular::Dataset;
 use cache::{PageCache, Reuse};
 
 /// Pages buffered between the extraction and its consumer.
@@ -217,11 +218,11 @@ fn export_sequence(settings: &ExtractSettings, v1: &Sequence, body: serde_json::
 /// reconciliation from the February 2024 period on and v1 billed daily rated usage from the
 /// September 2022 period on, and all of v1 unbilled daily rated usage; v1 unbilled
 /// reconciliation on 15 March 2026 (spec §11, §17.9).
-fn v1_serves(dataset: &str, period: Option<&str>) -> bool {
+fn v1_serves(dataset: Dataset, period: Option<&str>) -> bool {
     let before = |month: &str| period.is_some_and(|p| p < month);
     match dataset {
-        "billed_recon_line_items" => before(crate::config::RECON_V2_FROM),
-        "billed_consumption_line_items" => before(crate::config::USAGE_V2_FROM),
+        Dataset::BilledRecon => before(crate::config::RECON_V2_FROM),
+        Dataset::BilledUsage => before(crate::config::USAGE_V2_FROM),
         _ => false,
     }
 }
@@ -237,7 +238,7 @@ fn routed(
 ) -> (Sequence, Option<Sequence>) {
     let v2 = settings.uses_v2(v1.dataset, period).then(|| export_sequence(settings, &v1, body)).flatten();
     let Some(v2) = v2 else { return (v1, None) };
-    let auto = settings.api_version.get(v1.dataset) == Some(&crate::config::ApiVersion::Auto);
+    let auto = settings.api_version.get(&v1.dataset) == Some(&crate::config::ApiVersion::Auto);
     let fallback = auto && v1_serves(v1.dataset, period);
     (v2, fallback.then_some(v1))
 }
@@ -259,12 +260,12 @@ fn invoice_sequences(
         token: TokenKind::User,
         export: None,
     };
-    if settings.wants("invoices") {
-        out.push((seq("invoices", url(client, &format!("/invoices/{id}")), Paging::Single), None));
+    if settings.wants(Dataset::Invoices) {
+        out.push((seq(Dataset::Invoices, url(client, &format!("/invoices/{id}")), Paging::Single), None));
     }
-    if settings.wants("documents") {
+    if settings.wants(Dataset::Documents) {
         out.push((
-            seq("documents", url(client, &format!("/invoices/{id}/documents/statement")), Paging::Document),
+            seq(Dataset::Documents, url(client, &format!("/invoices/{id}/documents/statement")), Paging::Document),
             None,
         ));
     }
@@ -292,9 +293,9 @@ fn invoice_sequences(
         }
         for (provider, kind) in pairs {
             let dataset = match (provider.as_str(), kind.as_str()) {
-                ("office", "billinglineitems") => "legacy_office_line_items",
-                ("azure", "billinglineitems") => "legacy_azure_line_items",
-                ("azure", "usagelineitems") => "legacy_azure_usage_line_items",
+                ("office", "billinglineitems") => Dataset::LegacyOffice,
+                ("azure", "billinglineitems") => Dataset::LegacyAzure,
+                ("azure", "usagelineitems") => Dataset::LegacyAzureUsage,
                 _ => continue,
             };
             if settings.wants(dataset) {
@@ -307,18 +308,18 @@ fn invoice_sequences(
     } else {
         let period = billing_month(inv);
         let body = serde_json::json!({ "invoiceId": id });
-        if settings.wants("billed_recon_line_items") {
+        if settings.wants(Dataset::BilledRecon) {
             let path =
                 format!("/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=billinglineitems&size=2000");
-            let v1 = app("billed_recon_line_items", path, Paging::Seek);
+            let v1 = app(Dataset::BilledRecon, path, Paging::Seek);
             out.push(routed(settings, v1, period.as_deref(), body.clone()));
         }
-        if settings.wants("billed_consumption_line_items") {
+        if settings.wants(Dataset::BilledUsage) {
             let ccy = &inv.currency_code;
             let path = format!(
                 "/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode={ccy}&period=previous&size=2000"
             );
-            let v1 = app("billed_consumption_line_items", path, Paging::Seek);
+            let v1 = app(Dataset::BilledUsage, path, Paging::Seek);
             out.push(routed(settings, v1, period.as_deref(), body));
         }
     }
@@ -333,7 +334,7 @@ pub async fn discover(
 ) -> Result<Plan, PagingError> {
     let requests_before = client.stats.requests.load(Ordering::Relaxed);
     let mut sequences: Vec<Planned> = Vec::new();
-    let emit = |dataset: &str| if settings.wants(dataset) { tx } else { None };
+    let emit = |dataset: Dataset| if settings.wants(dataset) { tx } else { None };
     let all = |dataset, path: &str, paging, token| Sequence {
         dataset,
         scope: "all".into(),
@@ -346,12 +347,12 @@ pub async fn discover(
     // Discovery: the invoice list. Its pages are kept as `invoice_list` (what the list showed);
     // the `invoices` dataset itself comes whole from each invoice's by-id call. An invoice's
     // entry in the list is its fingerprint: while it is unchanged, so is the invoice.
-    let list_seq = all("invoice_list", "/invoices?size=200&offset=0", Paging::Offset, TokenKind::App);
+    let list_seq = all(Dataset::InvoiceList, "/invoices?size=200&offset=0", Paging::Offset, TokenKind::App);
     let list = collect(client, list_seq, tx).await?;
     let mut invoices: BTreeMap<String, (InvoiceHead, Option<String>)> = BTreeMap::new();
     for (index, item) in list.iter().enumerate() {
         let head: InvoiceHead = serde_json::from_slice(item).map_err(|e| PagingError::Malformed {
-            context: crate::api::http::Context { dataset: "invoice_list", scope: "all".into(), page: 0 },
+            context: crate::api::http::Context { dataset: Dataset::InvoiceList, scope: "all".into(), page: 0 },
             url: "/v1/invoices".into(),
             request_id: String::new(),
             detail: format!("invoice list item {index}: {e}"),
@@ -405,8 +406,8 @@ pub async fn discover(
 
     let summaries = collect(
         client,
-        all("invoice_summaries", "/invoices/summaries", Paging::Unpaged, TokenKind::User),
-        emit("invoice_summaries"),
+        all(Dataset::InvoiceSummaries, "/invoices/summaries", Paging::Unpaged, TokenKind::User),
+        emit(Dataset::InvoiceSummaries),
     )
     .await?;
     let mut currencies: BTreeSet<String> = settings.currencies.iter().cloned().collect();
@@ -420,10 +421,9 @@ pub async fn discover(
     let attempt_only = |(seq, fallback)| Planned { seq, reuse: Reuse::Attempt, month: None, fallback };
     for currency in currencies.iter().filter(|c| !c.is_empty()) {
         for period in &settings.unbilled_periods {
-            for (dataset, kind) in [
-                ("unbilled_recon_line_items", "billinglineitems"),
-                ("unbilled_consumption_line_items", "usagelineitems"),
-            ] {
+            for (dataset, kind) in
+                [(Dataset::UnbilledRecon, "billinglineitems"), (Dataset::UnbilledUsage, "usagelineitems")]
+            {
                 if settings.wants(dataset) {
                     let path = format!(
                         "/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype={kind}&currencycode={currency}&period={period}&size=2000"
@@ -445,18 +445,21 @@ pub async fn discover(
         }
     }
 
-    let per_customer = ["orders", "subscriptions", "entitlements"].iter().any(|d| settings.wants(d));
-    if settings.wants("customers") || per_customer {
-        let customers =
-            collect(client, all("customers", "/customers?size=500", Paging::Seek, TokenKind::App), emit("customers"))
-                .await?;
+    let per_customer = [Dataset::Orders, Dataset::Subscriptions, Dataset::Entitlements];
+    if settings.wants(Dataset::Customers) || per_customer.into_iter().any(|d| settings.wants(d)) {
+        let customers = collect(
+            client,
+            all(Dataset::Customers, "/customers?size=500", Paging::Seek, TokenKind::App),
+            emit(Dataset::Customers),
+        )
+        .await?;
         for item in &customers {
             let Ok(c) = serde_json::from_slice::<CustomerHead>(item) else { continue };
             let id = c.id;
             for (dataset, path, token) in [
-                ("orders", format!("/customers/{id}/orders"), TokenKind::App),
-                ("subscriptions", format!("/customers/{id}/subscriptions"), TokenKind::App),
-                ("entitlements", format!("/customers/{id}/entitlements?showExpiry=true"), TokenKind::User),
+                (Dataset::Orders, format!("/customers/{id}/orders"), TokenKind::App),
+                (Dataset::Subscriptions, format!("/customers/{id}/subscriptions"), TokenKind::App),
+                (Dataset::Entitlements, format!("/customers/{id}/entitlements?showExpiry=true"), TokenKind::User),
             ] {
                 if settings.wants(dataset) {
                     sequences.push(attempt_only((
@@ -476,17 +479,13 @@ pub async fn discover(
     }
     // Invoices and master data first: downstream knows every invoice's dates and every order,
     // subscription and entitlement before the first line item arrives.
-    sequences.sort_by_key(|p| !is_first(p.seq.dataset));
+    sequences.sort_by_key(|p| !Dataset::DIMENSIONS.contains(&p.seq.dataset));
     Ok(Plan {
         sequences,
         invoices: in_scope,
         currencies: currencies.len(),
         discovery_requests: client.stats.requests.load(Ordering::Relaxed) - requests_before,
     })
-}
-
-fn is_first(dataset: &str) -> bool {
-    matches!(dataset, "invoices" | "orders" | "subscriptions" | "entitlements")
 }
 
 /// Runs the whole extraction into `tx`: discovery, then every planned sequence, from the cache
@@ -509,7 +508,8 @@ pub async fn extract(
         currencies = plan.currencies
     );
     let mut report = ExtractReport { sequences: plan.sequences.len() as u64, ..ExtractReport::default() };
-    let (first, rest): (Vec<Planned>, Vec<Planned>) = plan.sequences.into_iter().partition(|p| is_first(p.seq.dataset));
+    let (first, rest): (Vec<Planned>, Vec<Planned>) =
+        plan.sequences.into_iter().partition(|p| Dataset::DIMENSIONS.contains(&p.seq.dataset));
     let spool = match &cache {
         Some(cache) => cache.spool(),
         None => std::env::temp_dir().join(format!("pcrecon-spool-{}", uuid::Uuid::new_v4().simple())),
@@ -587,13 +587,13 @@ async fn one_sequence(
     loop {
         match (fetch_or_replay(fetching, planned, cache, tx).await, &planned.fallback) {
             (Err(PagingError::Export { no_data: true, detail, .. }), Some(fallback)) => {
-                tracing::warn!(event = "export_no_data_v1_fallback", dataset = seq.dataset, scope = %seq.scope, %detail);
+                tracing::warn!(event = "export_no_data_v1_fallback", dataset = seq.dataset.name(), scope = %seq.scope, %detail);
                 let v1 = Planned { seq: fallback.clone(), fallback: None, ..planned.clone() };
                 return Box::pin(fetch_or_replay(fetching, &v1, cache, tx)).await;
             }
             (Err(PagingError::Export { no_data: true, detail, .. }), None) => {
                 if std::time::Instant::now() + wait <= deadline {
-                    tracing::info!(event = "export_not_ready_retry", dataset = seq.dataset, scope = %seq.scope, wait_ms = wait.as_millis() as u64, %detail);
+                    tracing::info!(event = "export_not_ready_retry", dataset = seq.dataset.name(), scope = %seq.scope, wait_ms = wait.as_millis() as u64, %detail);
                     // Waiting holds no slot: other sequences run meanwhile.
                     slot.permit = None;
                     tokio::time::sleep(wait).await;
@@ -606,7 +606,7 @@ async fn one_sequence(
                     "{detail}; still so at the end of extract.v2.export_timeout_secs ({} s), and v1 no longer serves this period",
                     fetching.v2.export_timeout.as_secs()
                 );
-                tracing::warn!(event = "export_not_ready", dataset = seq.dataset, scope = %seq.scope, requests = asked, %detail);
+                tracing::warn!(event = "export_not_ready", dataset = seq.dataset.name(), scope = %seq.scope, requests = asked, %detail);
                 let event = Event::NotReady { dataset: seq.dataset, scope: seq.scope.clone(), detail };
                 tx.send(event).await.map_err(|_| PagingError::Closed)?;
                 return Ok(Origin::Fetched);
@@ -640,7 +640,7 @@ async fn fetch_or_replay(
     if let Some(cached) = cache.reusable(seq, &first, &planned.reuse) {
         let carried = cached.carried;
         if cache.replay(seq, cached, tx).await? {
-            tracing::debug!(event = "sequence_reused", dataset = seq.dataset, scope = %seq.scope, carried);
+            tracing::debug!(event = "sequence_reused", dataset = seq.dataset.name(), scope = %seq.scope, carried);
             return Ok(if carried { Origin::Carried } else { Origin::Resumed });
         }
     }
@@ -711,12 +711,7 @@ async fn run_batch(
             }
             Err(join) => {
                 tasks.abort_all();
-                return Err(PagingError::Malformed {
-                    context: crate::api::http::Context { dataset: "extract", scope: "all".into(), page: 0 },
-                    url: String::new(),
-                    request_id: String::new(),
-                    detail: format!("an extraction task failed: {join}"),
-                });
+                return Err(PagingError::Task(join.to_string()));
             }
         }
     }

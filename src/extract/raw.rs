@@ -21,11 +21,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::page::{Event, ExportLineage, Page, Paging, scope_name};
+use crate::tabular::{Dataset, Kind};
 
 #[derive(Serialize)]
 struct IndexLine<'a> {
     event: &'static str,
-    dataset: &'a str,
+    dataset: Dataset,
     scope: &'a str,
     attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,7 +55,7 @@ struct IndexLine<'a> {
 
 impl<'a> IndexLine<'a> {
     /// A line that marks a sequence (a restart, or an export not ready) with why.
-    fn marker(event: &'static str, dataset: &'a str, scope: &'a str, attempt: u32, reason: &'a str) -> Self {
+    fn marker(event: &'static str, dataset: Dataset, scope: &'a str, attempt: u32, reason: &'a str) -> Self {
         IndexLine {
             event,
             dataset,
@@ -93,7 +94,7 @@ impl RawArchive {
     pub fn record(&mut self, event: &Event) -> std::io::Result<()> {
         let line = match event {
             Event::Page(p) => {
-                let ext = if p.dataset == "documents" { "pdf" } else { "json" };
+                let ext = if p.dataset.kind() == Kind::File { "pdf" } else { "json" };
                 let rel =
                     format!("pages/{}/{}/a{}-p{:05}.{ext}.gz", p.dataset, scope_name(&p.scope), p.attempt, p.number);
                 let path = self.dir.join(&rel);
@@ -123,14 +124,14 @@ impl RawArchive {
                 })
             }
             Event::Restart { dataset, scope, attempt, reason } => {
-                serde_json::to_string(&IndexLine::marker("restart", dataset, scope, *attempt, reason))
+                serde_json::to_string(&IndexLine::marker("restart", *dataset, scope, *attempt, reason))
             }
             Event::NotReady { dataset, scope, detail } => {
-                serde_json::to_string(&IndexLine::marker("not_ready", dataset, scope, 1, detail))
+                serde_json::to_string(&IndexLine::marker("not_ready", *dataset, scope, 1, detail))
             }
             Event::Done { dataset, scope, attempt, pages, items, export } => serde_json::to_string(&IndexLine {
                 event: "done",
-                dataset,
+                dataset: *dataset,
                 scope,
                 attempt: *attempt,
                 page: Some(*pages),
@@ -187,16 +188,11 @@ struct IndexEntry {
     export: Option<ExportLineage>,
 }
 
-/// The static name of a dataset the extraction produces.
-fn known_dataset(name: &str) -> Option<&'static str> {
-    crate::config::DATASETS.iter().chain(&["invoice_list"]).find(|d| **d == name).copied()
-}
-
 /// How a dataset's pages hold their items (what the pager knew from the endpoint).
-fn paging_of(dataset: &str) -> Paging {
+fn paging_of(dataset: Dataset) -> Paging {
     match dataset {
-        "documents" => Paging::Document,
-        "invoices" => Paging::Single,
+        Dataset::Documents => Paging::Document,
+        Dataset::Invoices => Paging::Single,
         _ => Paging::Unpaged,
     }
 }
@@ -222,8 +218,8 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
     for (number, line) in index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let at = || format!("{} line {}", index_path.display(), number + 1);
         let entry: IndexEntry = serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
-        let dataset =
-            known_dataset(&entry.dataset).ok_or_else(|| format!("{}: unknown dataset {:?}", at(), entry.dataset))?;
+        let dataset = Dataset::from_name(&entry.dataset)
+            .ok_or_else(|| format!("{}: unknown dataset {:?}", at(), entry.dataset))?;
         let event = match entry.event.as_str() {
             "page" => {
                 let file = entry.file.as_deref().ok_or_else(|| format!("{}: a page without a file", at()))?;

@@ -21,9 +21,9 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use crate::model::schema::{Cell, DatasetSchema};
 use crate::normalize::decode::normalize_key;
 use crate::normalize::fx::day_of;
+use crate::tabular::{Cell, Dataset, DatasetSchema};
 
 /// The outcome for one line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -96,7 +96,7 @@ impl MatchIndex {
         for row in rows {
             let customer = key(schema, row, "customer_id").unwrap_or_default();
             match schema.name {
-                "orders" => {
+                Dataset::Orders => {
                     let Some(id) = key(schema, row, "id") else { continue };
                     let owned = Owned { id: id.clone(), customer };
                     if let Some(alternate) = key(schema, row, "alternate_id") {
@@ -104,12 +104,12 @@ impl MatchIndex {
                     }
                     self.orders.insert(id, owned);
                 }
-                "subscriptions" => {
+                Dataset::Subscriptions => {
                     let Some(id) = key(schema, row, "id") else { continue };
                     let order = key(schema, row, "order_id");
                     self.subscriptions.insert(id.clone(), Subscription { id, customer, order });
                 }
-                "entitlements" => {
+                Dataset::Entitlements => {
                     if let Some(reservation) = key(schema, row, "reservation_order_id") {
                         let order = key(schema, row, "reference_order_id");
                         let expiry = day(schema, row, "expiry_date");
@@ -125,22 +125,22 @@ impl MatchIndex {
     pub fn match_row(&self, schema: &DatasetSchema, row: &[Cell]) -> Match {
         let get = |c: &str| key(schema, row, c);
         let (order_key, subscription_key, entitlement_key, charge_day) = match schema.name {
-            "billed_recon_line_items" | "unbilled_recon_line_items" => (
+            Dataset::BilledRecon | Dataset::UnbilledRecon => (
                 get("order_id"),
                 get("subscription_id"),
                 get("reservation_order_id"),
                 day(schema, row, "charge_start_date"),
             ),
-            "billed_consumption_line_items" | "unbilled_consumption_line_items" => {
+            Dataset::BilledUsage | Dataset::UnbilledUsage => {
                 (None, get("subscription_id"), get("benefit_order_id"), day(schema, row, "usage_date"))
             }
-            "legacy_office_line_items" => (
+            Dataset::LegacyOffice => (
                 get("order_id"),
                 get("syndication_partner_subscription_number"),
                 None,
                 day(schema, row, "charge_start_date"),
             ),
-            "legacy_azure_line_items" | "legacy_azure_usage_line_items" => {
+            Dataset::LegacyAzure | Dataset::LegacyAzureUsage => {
                 (get("order_id"), get("subscription_id"), None, day(schema, row, "charge_start_date"))
             }
             _ => (None, None, None, None),
@@ -206,7 +206,6 @@ impl MatchIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::schema::find;
 
     fn row(schema: &DatasetSchema, values: &[(&str, &str)]) -> Vec<Cell> {
         let mut row = vec![Cell::Null; schema.columns.len()];
@@ -218,18 +217,18 @@ mod tests {
 
     fn index() -> MatchIndex {
         let mut index = MatchIndex::default();
-        let orders = find("orders").unwrap();
-        index.add(&orders, &[row(&orders, &[("customer_id", "c1"), ("id", "O1"), ("alternate_id", "a1")])]);
-        let subs = find("subscriptions").unwrap();
-        index.add(&subs, &[row(&subs, &[("customer_id", "c1"), ("id", "S1"), ("order_id", "O1")])]);
+        let orders = Dataset::Orders.schema().unwrap();
+        index.add(orders, &[row(orders, &[("customer_id", "c1"), ("id", "O1"), ("alternate_id", "a1")])]);
+        let subs = Dataset::Subscriptions.schema().unwrap();
+        index.add(subs, &[row(subs, &[("customer_id", "c1"), ("id", "S1"), ("order_id", "O1")])]);
         index
     }
 
     #[test]
     fn rules_apply_in_their_documented_order() {
-        let recon = find("billed_recon_line_items").unwrap();
+        let recon = Dataset::BilledRecon.schema().unwrap();
         let index = index();
-        let status = |values: &[(&str, &str)]| index.match_row(&recon, &row(&recon, values)).status;
+        let status = |values: &[(&str, &str)]| index.match_row(recon, &row(recon, values)).status;
         assert_eq!(status(&[("order_id", "o1"), ("subscription_id", "s1"), ("customer_id", "org:C1")]), "matched");
         assert_eq!(status(&[("order_id", "A1"), ("customer_id", "c1")]), "matched", "alternate ids match");
         assert_eq!(status(&[("order_id", "nope"), ("subscription_id", "nope")]), "order_not_found");
@@ -257,7 +256,7 @@ mod tests {
                 lines in proptest::collection::vec((0usize..4, 0usize..4, 0usize..3), 1..60),
                 seed in any::<u64>(),
             ) {
-                let recon = find("billed_recon_line_items").unwrap();
+                let recon = Dataset::BilledRecon.schema().unwrap();
                 let index = index();
                 let orders = ["O1", "a1", "nope", ""];
                 let subs = ["S1", "s1", "missing", ""];
@@ -268,10 +267,10 @@ mod tests {
                         let mut values = vec![("customer_id", customers[c])];
                         if !orders[o].is_empty() { values.push(("order_id", orders[o])); }
                         if !subs[s].is_empty() { values.push(("subscription_id", subs[s])); }
-                        row(&recon, &values)
+                        row(recon, &values)
                     })
                     .collect();
-                let results: Vec<Match> = rows.iter().map(|r| index.match_row(&recon, r)).collect();
+                let results: Vec<Match> = rows.iter().map(|r| index.match_row(recon, r)).collect();
                 let exceptions = results.iter().filter(|m| m.is_exception()).count();
                 let fine = results.iter().filter(|m| !m.is_exception()).count();
                 prop_assert_eq!(exceptions + fine, rows.len());
@@ -283,7 +282,7 @@ mod tests {
                     order.swap(i, (state % (i as u64 + 1)) as usize);
                 }
                 for &i in &order {
-                    prop_assert_eq!(&index.match_row(&recon, &rows[i]), &results[i]);
+                    prop_assert_eq!(&index.match_row(recon, &rows[i]), &results[i]);
                 }
             }
         }

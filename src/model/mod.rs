@@ -7,14 +7,12 @@
 pub mod document;
 pub mod money;
 pub mod page;
-pub mod schema;
-pub mod text;
 pub mod v2;
 
 /// Every file of `schemas/` (`pcrecon schemas --out schemas`): the datasets and the v1 ↔ v2
 /// attribute mapping.
 pub fn schema_files() -> Vec<(String, String)> {
-    let mut files = schema::files();
+    let mut files = crate::tabular::dataset_files();
     files.push(("v2-mapping.md".into(), v2::mapping_doc()));
     files
 }

@@ -11,6 +11,8 @@ use std::ops::Range;
 use bytes::Bytes;
 use serde::Deserialize;
 
+use crate::tabular::Dataset;
+
 /// How an endpoint pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Paging {
@@ -68,7 +70,7 @@ pub struct ExportLineage {
 #[derive(Debug, Clone)]
 pub struct Page {
     /// Dataset.
-    pub dataset: &'static str,
+    pub dataset: Dataset,
     /// Scope.
     pub scope: String,
     /// Attempt of the sequence this page belongs to, from 1.
@@ -104,7 +106,7 @@ pub enum Event {
     /// Drop every page of this sequence received so far: it starts again from its first page.
     Restart {
         /// Dataset.
-        dataset: &'static str,
+        dataset: Dataset,
         /// Scope.
         scope: String,
         /// The attempt that starts now.
@@ -115,7 +117,7 @@ pub enum Event {
     /// The sequence is complete.
     Done {
         /// Dataset.
-        dataset: &'static str,
+        dataset: Dataset,
         /// Scope.
         scope: String,
         /// Attempt that completed.
@@ -132,7 +134,7 @@ pub enum Event {
     /// ends the sequence without pages; the run reports it and publishes the rest.
     NotReady {
         /// Dataset.
-        dataset: &'static str,
+        dataset: Dataset,
         /// Scope.
         scope: String,
         /// What the export said, and for how long.

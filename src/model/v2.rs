@@ -16,7 +16,7 @@
 //!
 //! Keys are read case-insensitively, so `ResourceURI` fills the column of v1's `resourceUri`.
 
-use crate::model::schema::{self, Implied, Source};
+use crate::tabular::{Column, Dataset, Implied, Source};
 
 /// Which export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,38 @@ impl ExportKind {
         listed.iter().chain(unlisted)
     }
 
+    /// Both exports.
+    pub const ALL: [ExportKind; 2] = [ExportKind::Usage, ExportKind::Reconciliation];
+
+    /// The line-item dataset this export fills, billed or unbilled: `usage` fills daily rated
+    /// usage, `reconciliation` the new-commerce billing lines.
+    pub const fn dataset(self, billed: bool) -> Dataset {
+        match (self, billed) {
+            (ExportKind::Usage, true) => Dataset::BilledUsage,
+            (ExportKind::Usage, false) => Dataset::UnbilledUsage,
+            (ExportKind::Reconciliation, true) => Dataset::BilledRecon,
+            (ExportKind::Reconciliation, false) => Dataset::UnbilledRecon,
+        }
+    }
+
+    /// The datasets this export fills (billed, unbilled).
+    pub const fn datasets(self) -> [Dataset; 2] {
+        [self.dataset(true), self.dataset(false)]
+    }
+
+    /// The export that serves a dataset as well as v1, and whether it is its billed side.
+    pub fn of_dataset(dataset: Dataset) -> Option<(ExportKind, bool)> {
+        ExportKind::ALL.into_iter().find_map(|kind| {
+            let [billed, unbilled] = kind.datasets();
+            (dataset == billed || dataset == unbilled).then_some((kind, dataset == billed))
+        })
+    }
+
+    /// Every dataset both APIs serve, in [`Dataset::ALL`]'s order.
+    pub fn served() -> impl Iterator<Item = Dataset> {
+        Dataset::ALL.into_iter().filter(|d| ExportKind::of_dataset(*d).is_some())
+    }
+
     /// The path segment (`usage`, `reconciliation`).
     pub fn segment(self) -> &'static str {
         match self {
@@ -179,26 +211,10 @@ impl ExportKind {
             ExportKind::Reconciliation => "reconciliation",
         }
     }
-
-    /// The datasets this export fills (billed, unbilled).
-    pub fn datasets(self) -> [&'static str; 2] {
-        match self {
-            ExportKind::Usage => ["billed_consumption_line_items", "unbilled_consumption_line_items"],
-            ExportKind::Reconciliation => ["billed_recon_line_items", "unbilled_recon_line_items"],
-        }
-    }
-
-    /// The export of a line-item dataset, if v2 serves it, and whether it is the billed one.
-    pub fn of_dataset(dataset: &str) -> Option<(ExportKind, bool)> {
-        [ExportKind::Usage, ExportKind::Reconciliation].into_iter().find_map(|kind| {
-            let [billed, unbilled] = kind.datasets();
-            (dataset == billed || dataset == unbilled).then_some((kind, dataset == billed))
-        })
-    }
 }
 
 /// The v1 field a column reads, and how an export value becomes its value.
-fn read_by(column: &schema::Column) -> (String, &'static str) {
+fn read_by(column: &Column) -> (String, &'static str) {
     match &column.source {
         Source::Field(paths) => (paths.first().map_or_else(String::new, |p| format!("`{p}`")), "as is"),
         Source::Percent { field, .. } => (format!("`{field}`"), "percentage: ÷ 100"),
@@ -228,7 +244,7 @@ pub fn mapping_doc() -> String {
         ("Daily rated usage (`usage`)", ExportKind::Usage),
         ("Reconciliation (`reconciliation`)", ExportKind::Reconciliation),
     ] {
-        let Some(dataset) = schema::find(kind.datasets()[0]) else { continue };
+        let Some(dataset) = kind.dataset(true).schema() else { continue };
         doc.push_str(&format!(
             "\n## {title}\n\n| v2 attribute | in `basic` | column | v1 field | value |\n| --- | --- | --- | --- | --- |\n"
         ));
@@ -243,8 +259,8 @@ pub fn mapping_doc() -> String {
     doc.push_str(
         "\n## v1 fields the export lacks\n\n| export | v1 field | what the column holds for v2 rows |\n| --- | --- | --- |\n",
     );
-    for kind in [ExportKind::Usage, ExportKind::Reconciliation] {
-        let Some(dataset) = schema::find(kind.datasets()[0]) else { continue };
+    for kind in ExportKind::ALL {
+        let Some(dataset) = kind.dataset(true).schema() else { continue };
         for column in &dataset.columns {
             let (field, instead) = match &column.source {
                 Source::Implied { field, otherwise: Implied::Text(value) } => (field, format!("`{value}`")),
@@ -306,9 +322,9 @@ mod tests {
 
     #[test]
     fn every_attribute_lands_in_a_column_that_reads_it() {
-        for kind in [ExportKind::Usage, ExportKind::Reconciliation] {
+        for kind in ExportKind::ALL {
             for dataset in kind.datasets() {
-                let s = schema::find(dataset).unwrap();
+                let s = dataset.schema().unwrap();
                 for a in kind.attributes() {
                     let i = s.column(a.column).unwrap_or_else(|| panic!("{dataset}: no column {}", a.column));
                     let reads = match &s.columns[i].source {
@@ -324,9 +340,9 @@ mod tests {
 
     #[test]
     fn every_source_column_has_an_attribute() {
-        for kind in [ExportKind::Usage, ExportKind::Reconciliation] {
+        for kind in ExportKind::ALL {
             for dataset in kind.datasets() {
-                let s = schema::find(dataset).unwrap();
+                let s = dataset.schema().unwrap();
                 for c in &s.columns {
                     if matches!(c.source, Source::Field(_) | Source::Percent { .. }) {
                         assert!(
@@ -342,8 +358,13 @@ mod tests {
 
     #[test]
     fn datasets_route_to_their_export() {
-        assert_eq!(ExportKind::of_dataset("billed_recon_line_items"), Some((ExportKind::Reconciliation, true)));
-        assert_eq!(ExportKind::of_dataset("unbilled_consumption_line_items"), Some((ExportKind::Usage, false)));
-        assert_eq!(ExportKind::of_dataset("invoices"), None);
+        assert_eq!(ExportKind::of_dataset(Dataset::BilledRecon), Some((ExportKind::Reconciliation, true)));
+        assert_eq!(ExportKind::of_dataset(Dataset::UnbilledUsage), Some((ExportKind::Usage, false)));
+        assert_eq!(ExportKind::of_dataset(Dataset::Invoices), None);
+        for kind in ExportKind::ALL {
+            for d in kind.datasets() {
+                assert!(d.is_line_item(), "{d}");
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-pub use crate::model::schema::{Cell, ColType};
+pub use crate::tabular::{Cell, ColType};
 
 /// Why a value could not be decoded (the caller adds file, page, record and field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 
 use super::decode::{from_decimal128, to_decimal128};
 use crate::model::money::{Currency, RoundingMode};
-use crate::model::schema::{Cell, ColType, DatasetSchema, FxColumn, Source};
+use crate::tabular::{Cell, ColType, DatasetSchema, FxColumn, Source};
 
 /// Which day's rate converts a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]

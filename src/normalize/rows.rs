@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::value::RawValue;
 
 use super::decode::{Cell, ColType, Item, decode, elements, from_decimal128, to_decimal128};
-use crate::model::schema::{DatasetSchema, Implied, Source};
+use crate::tabular::{Dataset, DatasetSchema, Implied, Source};
 
 /// Where in the input a value could not be decoded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -38,7 +38,7 @@ impl RowError {
         reason: String,
     ) -> Box<RowError> {
         Box::new(RowError {
-            dataset: schema.name.to_owned(),
+            dataset: schema.name.to_string(),
             scope: origin.scope.to_owned(),
             page: origin.page,
             record,
@@ -196,9 +196,9 @@ pub struct KnownFields {
 impl KnownFields {
     /// What the datasets built from `dataset`'s pages read. `attributes` (`objectType`) and
     /// `links` are the envelope of every resource, not data.
-    pub fn of(dataset: &str, keep: bool) -> KnownFields {
+    pub fn of(dataset: Dataset, keep: bool) -> KnownFields {
         let mut names: HashSet<String> = ["attributes", "links"].into_iter().map(str::to_owned).collect();
-        for schema in crate::model::schema::registry().iter().filter(|s| s.source_dataset() == dataset) {
+        for schema in dataset.tables_filled() {
             if let Some(array) = schema.explode {
                 names.insert(array.to_ascii_lowercase());
                 continue;
@@ -332,19 +332,18 @@ pub fn decode_page<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::schema::find;
-    use crate::model::text::cell_text;
+    use crate::tabular::text::cell_text;
 
     #[test]
     fn quirky_items_decode_into_rows_and_bad_values_are_located() {
-        let schema = find("billed_recon_line_items").unwrap();
+        let schema = Dataset::BilledRecon.schema().unwrap();
         let page: serde_json::Value = serde_json::from_slice(
             &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/quirks/onetime-line-items.json")).unwrap(),
         )
         .unwrap();
         let texts: Vec<String> = page["items"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
         let mut rows = Vec::new();
-        decode_page(&schema, texts.iter().map(|t| t.as_bytes()), Origin { scope: "G000773581", page: 1 }, &mut rows)
+        decode_page(schema, texts.iter().map(|t| t.as_bytes()), Origin { scope: "G000773581", page: 1 }, &mut rows)
             .unwrap();
         assert_eq!(rows.len(), 4);
         let rate = schema.column("pc_to_bc_exchange_rate").unwrap();
@@ -354,7 +353,7 @@ mod tests {
 
         let bad = r#"{"subtotal":"12.345678901234","currency":"EUR"}"#;
         let err =
-            decode_page(&schema, [bad.as_bytes()].into_iter(), Origin { scope: "G1", page: 3 }, &mut rows).unwrap_err();
+            decode_page(schema, [bad.as_bytes()].into_iter(), Origin { scope: "G1", page: 3 }, &mut rows).unwrap_err();
         let text = err.to_string();
         for part in [
             "dataset billed_recon_line_items",
@@ -371,10 +370,10 @@ mod tests {
 
     #[test]
     fn pricing_prices_are_converted_with_the_lines_own_rate_and_truncated() {
-        let schema = find("billed_recon_line_items").unwrap();
+        let schema = Dataset::BilledRecon.schema().unwrap();
         let item = r#"{"unitPrice":"16","effectiveUnitPrice":0.1835431430074643112595,"pcToBCExchangeRate":0.8912,"currency":"EUR"}"#;
         let mut rows = Vec::new();
-        decode_page(&schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 1 }, &mut rows).unwrap();
+        decode_page(schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 1 }, &mut rows).unwrap();
         let text = |c: &str| cell_text(&rows[0][schema.column(c).unwrap()], ColType::Decimal { scale: 10 });
         assert_eq!(text("unit_price_billing"), "14.2500000000", "16 × 0.8912 = 14.2592 → 14.25");
         assert_eq!(text("effective_unit_price_billing"), "0.1600000000", "0.16357… → 0.16");
@@ -382,12 +381,12 @@ mod tests {
 
     #[test]
     fn v2_percentages_become_fractions_only_when_whole_and_rates_stay_between_0_and_1() {
-        let schema = find("billed_consumption_line_items").unwrap();
+        let schema = Dataset::BilledUsage.schema().unwrap();
         let pec = schema.column("rate_of_partner_earned_credit").unwrap();
         let credit = schema.column("rate_of_credit").unwrap();
         let decode_one = |item: &str| {
             let mut rows = Vec::new();
-            decode_page(&schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 2 }, &mut rows)
+            decode_page(schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 2 }, &mut rows)
                 .map(|()| rows.remove(0))
         };
         let row = decode_one(r#"{"PartnerEarnedCreditPercentage":15,"CreditPercentage":"100"}"#).unwrap();
@@ -410,29 +409,29 @@ mod tests {
 
     #[test]
     fn unread_members_are_found_and_kept_only_when_asked() {
-        let schema = find("subscriptions").unwrap();
+        let schema = Dataset::Subscriptions.schema().unwrap();
         let item = br#"{"id":"s1","offerId":"o","newField":{"a":1},"attributes":{"objectType":"Subscription"},"AnotherOne":2}"#;
         let origin = Origin { scope: "c1", page: 1 };
-        let known = KnownFields::of("subscriptions", false);
+        let known = KnownFields::of(Dataset::Subscriptions, false);
         let checks = |known| Some(Checks { known, promised: &["OfferId", "Missing"] });
-        let decoded = decode_item(&schema, item, origin, 0, checks(&known)).unwrap();
+        let decoded = decode_item(schema, item, origin, 0, checks(&known)).unwrap();
         assert_eq!(decoded.missing, ["Missing"], "a promised attribute is looked for in any case");
         assert_eq!(decoded.unknown, ["AnotherOne", "newField"]);
         let at = schema.column("unknown_fields").unwrap();
         assert_eq!(decoded.rows[0][at], Cell::Null);
-        let keep = KnownFields::of("subscriptions", true);
-        let kept = decode_item(&schema, item, origin, 0, checks(&keep)).unwrap();
+        let keep = KnownFields::of(Dataset::Subscriptions, true);
+        let kept = decode_item(schema, item, origin, 0, checks(&keep)).unwrap();
         assert_eq!(kept.rows[0][at], Cell::Str(r#"{"AnotherOne":2,"newField":{"a":1}}"#.into()));
-        assert!(decode_item(&schema, item, origin, 0, None).unwrap().unknown.is_empty());
+        assert!(decode_item(schema, item, origin, 0, None).unwrap().unknown.is_empty());
     }
 
     #[test]
     fn order_lines_are_exploded_with_their_order_id() {
-        let schema = find("order_line_items").unwrap();
+        let schema = Dataset::OrderLineItems.schema().unwrap();
         let order =
             r#"{"id":"o1","lineItems":[{"lineItemNumber":0,"offerId":"A"},{"lineItemNumber":1,"offerId":"B"}]}"#;
         let mut rows = Vec::new();
-        decode_page(&schema, [order.as_bytes()].into_iter(), Origin { scope: "c1", page: 1 }, &mut rows).unwrap();
+        decode_page(schema, [order.as_bytes()].into_iter(), Origin { scope: "c1", page: 1 }, &mut rows).unwrap();
         assert_eq!(rows.len(), 2);
         let order_id = schema.column("order_id").unwrap();
         assert_eq!(rows[1][order_id], Cell::Str("o1".into()));

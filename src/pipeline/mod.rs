@@ -23,7 +23,7 @@ use crate::api::http::{Client, Policy};
 use crate::api::paging::PagingError;
 use crate::config::{ApiSettings, ConfigError, Settings};
 use crate::extract::cache::PageCache;
-use crate::extract::dump;
+use crate::extract::dump::{self, DumpError};
 use crate::extract::raw::RawArchive;
 use crate::extract::{self, ExtractReport};
 use crate::model::page::Event;
@@ -35,42 +35,51 @@ use crate::sink::staging::{Staging, is_abandoned, point_latest};
 use stages::{Snapshot, StageError, StageOptions};
 use std::collections::BTreeMap;
 
-/// Why a run failed, by what the operator has to do about it.
+/// Why a run failed: the error of the stage that failed, with its cause kept, so that
+/// [`crate::error::Error::exit`] can tell the operator what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The configuration or the command line is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Credentials were refused.
+    /// The extraction failed (API, data, cache).
+    #[error(transparent)]
+    Extract(#[from] PagingError),
+    /// A stage of the snapshot failed (a value, a rate, a file).
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The output folder's lock was not taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// `extract` could not write its files.
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+    /// A raw archive could not be replayed (a page missing, altered or out of order).
     #[error("{0}")]
-    Auth(String),
-    /// The API failed in a way retries could not fix.
+    Replay(String),
+    /// A file or folder could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The run could not start (the async runtime, the HTTP client, the demo's emulator).
     #[error("{0}")]
-    Api(String),
-    /// Data could not be read.
-    #[error("{0}")]
-    Data(String),
-    /// Output could not be written.
-    #[error("{0}")]
-    Io(String),
-    /// Another run holds the output folder.
-    #[error("{0}")]
-    Busy(String),
+    Start(String),
+    /// A thread of the run panicked: a defect of pcrecon, not of the data or the API.
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
 }
 
-impl From<PagingError> for RunError {
-    fn from(e: PagingError) -> Self {
-        match &e {
-            PagingError::Api(api) if api.is_auth() => RunError::Auth(e.to_string()),
-            PagingError::Api(_) | PagingError::Export { .. } => RunError::Api(e.to_string()),
-            PagingError::Malformed { .. } => RunError::Data(e.to_string()),
-            PagingError::Closed | PagingError::Cache(_) => RunError::Io(e.to_string()),
-        }
-    }
+fn io_error(path: &Path, source: std::io::Error) -> RunError {
+    RunError::Io { path: path.to_path_buf(), source }
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> RunError {
-    RunError::Io(format!("cannot write {}: {e}", path.display()))
+/// The text of a JSON report, or why it has none.
+fn json_text(value: &impl serde::Serialize, path: &Path) -> Result<Vec<u8>, RunError> {
+    serde_json::to_vec_pretty(value).map_err(|e| io_error(path, std::io::Error::other(e)))
 }
 
 /// Builds the API client of a run.
@@ -83,7 +92,7 @@ pub fn client(api: &ApiSettings) -> Result<Client, RunError> {
         refresh_token: api.refresh_token.clone(),
     };
     let policy = Policy::new(api.max_in_flight, api.request_timeout, api.max_retries);
-    Client::new(&api.base_url, TokenProvider::new(credentials), policy).map_err(RunError::Io)
+    Client::new(&api.base_url, TokenProvider::new(credentials), policy).map_err(RunError::Start)
 }
 
 /// Runs the extraction into `consume`, which reads the page stream on its own thread. The
@@ -98,13 +107,13 @@ fn drive<R: Send + 'static>(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| RunError::Start(format!("cannot start the runtime: {e}")))?;
     let (tx, rx) = tokio::sync::mpsc::channel(extract::CHANNEL_PAGES);
     let consumer = std::thread::spawn(move || consume(rx));
     let started = Instant::now();
     tracing::info!(event = "extract_started", correlation_id = client.correlation_id(), base_url = %settings.api.base_url);
     let extracted = runtime.block_on(extract::extract(client.clone(), &settings.extract, cache, progress, tx));
-    let consumed = consumer.join().map_err(|_| RunError::Io("the writer thread panicked".into()))?;
+    let consumed = consumer.join().map_err(|_| RunError::Panicked("writer"))?;
     let (report, result) = match (extracted, consumed) {
         (Ok(report), Ok(result)) => (report, result),
         (_, Err(e)) => return Err(e),
@@ -134,10 +143,10 @@ fn replay_raw<R: Send + 'static>(
     tracing::info!(event = "replay_started", archive = %dir.display());
     let replayed = crate::extract::raw::replay(dir, |event| tx.blocking_send(event).is_ok());
     drop(tx);
-    let consumed = consumer.join().map_err(|_| RunError::Io("the writer thread panicked".into()))?;
+    let consumed = consumer.join().map_err(|_| RunError::Panicked("writer"))?;
     let (replayed, result) = match (replayed, consumed) {
         (_, Err(e)) => return Err(e),
-        (Err(e), Ok(_)) => return Err(RunError::Data(e)),
+        (Err(e), Ok(_)) => return Err(RunError::Replay(e)),
         (Ok(r), Ok(result)) => (r, result),
     };
     let elapsed = started.elapsed();
@@ -160,13 +169,11 @@ pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path
     let staging = Staging::beside(out).map_err(|e| io_error(out, e))?;
     let archive = open_archive(keep_raw)?;
     let into = staging.path().to_path_buf();
-    let driven = drive(settings, None, None, move |rx| {
-        dump::consume(rx, &into, archive).map_err(|e| RunError::Io(e.to_string()))
-    });
+    let driven = drive(settings, None, None, move |rx| Ok(dump::consume(rx, &into, archive)?));
     let (report, dumped, elapsed) = driven?;
     let summary_path = staging.path().join("summary.json");
     let summary = serde_json::json!({ "items": dumped.items, "sequences": dumped.sequences });
-    let text = serde_json::to_vec_pretty(&summary).map_err(|e| RunError::Io(e.to_string()))?;
+    let text = json_text(&summary, &summary_path)?;
     std::fs::write(&summary_path, text).map_err(|e| io_error(&summary_path, e))?;
     staging.publish().map_err(|e| io_error(out, e))?;
     Ok(ExtractSummary { out: out.to_path_buf(), report, dumped, elapsed })
@@ -216,7 +223,7 @@ fn run_id(out: &Path) -> String {
 /// total, and matched against master data: a run always extracts those too.
 fn with_needed_datasets(settings: &Settings) -> Settings {
     let mut settings = settings.clone();
-    for needed in ["invoices", "orders", "subscriptions", "entitlements"] {
+    for needed in crate::tabular::Dataset::DIMENSIONS {
         if !settings.extract.wants(needed) {
             settings.extract.datasets.push(needed);
         }
@@ -286,10 +293,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let settings = with_needed_datasets(settings);
     let out = settings.output_dir.clone();
     std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
-    let _lock = OutputLock::acquire(&out).map_err(|e| match e {
-        LockError::Busy { .. } => RunError::Busy(e.to_string()),
-        LockError::Io { .. } => RunError::Io(e.to_string()),
-    })?;
+    let _lock = OutputLock::acquire(&out)?;
     remove_abandoned(&out);
     let id = run_id(&out);
     // A replay needs no cache: the archive is the whole input.
@@ -322,7 +326,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
             if let Some(a) = archive.as_mut() {
                 a.record(&event).map_err(|e| io_error(&root, e))?;
             }
-            snapshot.handle(&event).map_err(stage_error)?;
+            snapshot.handle(&event)?;
             if let Some(p) = &seen {
                 p.event(&event);
             }
@@ -334,7 +338,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
             a.finish().map_err(|e| io_error(&root, e))?;
         }
         crate::failpoint::hit("finish");
-        let manifest = snapshot.finish(source).map_err(stage_error)?;
+        let manifest = snapshot.finish(source)?;
         crate::failpoint::hit("manifest");
         Ok(manifest)
     };
@@ -376,7 +380,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         "schema_drift": &manifest.schema_drift,
     });
     let run_path = staging.path().join("run.json");
-    let text = serde_json::to_vec_pretty(&run).map_err(|e| RunError::Io(e.to_string()))?;
+    let text = json_text(&run, &run_path)?;
     std::fs::write(&run_path, text).map_err(|e| io_error(&run_path, e))?;
     let snapshot = staging.publish().map_err(|e| io_error(&out, e))?;
     crate::failpoint::hit("publish");
@@ -402,12 +406,4 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         removed,
         elapsed,
     })
-}
-
-fn stage_error(e: StageError) -> RunError {
-    match e {
-        StageError::Data(row) => RunError::Data(row.to_string()),
-        StageError::Fx(message) => RunError::Data(message),
-        StageError::Io { .. } => RunError::Io(e.to_string()),
-    }
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::{RunError, client, with_needed_datasets};
 use crate::config::Settings;
 use crate::extract::{self, cache::PageCache};
+use crate::tabular::Dataset;
 
 /// What a dry run found: the plan of a run, read from discovery and the page cache.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ pub struct DryRun {
 #[derive(Debug)]
 pub struct PlannedSequence {
     /// Dataset.
-    pub dataset: &'static str,
+    pub dataset: Dataset,
     /// Invoice, `CCY/period` or customer.
     pub scope: String,
     /// The API that serves it.
@@ -51,7 +52,7 @@ impl DryRun {
         );
         let mut per: BTreeMap<(&str, &str, &str), (u64, u64)> = BTreeMap::new();
         for s in &self.sequences {
-            let e = per.entry((s.dataset, s.api, s.action)).or_default();
+            let e = per.entry((s.dataset.name(), s.api, s.action)).or_default();
             e.0 += 1;
             e.1 += s.requests;
         }
@@ -86,14 +87,14 @@ impl DryRun {
 
 /// The files a sequence's rows go to, relative to the snapshot.
 fn planned_files(planned: &extract::Planned) -> Vec<String> {
-    use crate::model::schema::{Partition, registry};
+    use crate::tabular::Partition;
     let seq = &planned.seq;
-    if seq.dataset == "documents" {
+    if seq.dataset == Dataset::Documents {
         return vec![format!("documents/{}.pdf", crate::model::page::scope_name(&seq.scope))];
     }
     let month = planned.month.as_deref().unwrap_or("*");
     let mut files = Vec::new();
-    for schema in registry().iter().filter(|s| s.source_dataset() == seq.dataset) {
+    for schema in seq.dataset.tables_filled() {
         let stem = match schema.partition {
             Partition::Invoice => {
                 format!("{}/period={month}/part-{}", schema.name, crate::model::page::scope_name(&seq.scope))
@@ -118,7 +119,7 @@ pub fn dry_run(settings: &Settings, refresh: bool) -> Result<DryRun, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| RunError::Start(format!("cannot start the runtime: {e}")))?;
     let plan = runtime.block_on(extract::discover(&client, &settings.extract, None))?;
     let cache = PageCache::peek(&settings.output_dir, refresh);
     let sequences = plan

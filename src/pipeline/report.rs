@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::extract::ExtractReport;
 use crate::extract::dump::DumpReport;
 use crate::sink::manifest::Manifest;
+use crate::tabular::Dataset;
 
 /// What an extraction run produced.
 #[derive(Debug)]
@@ -69,7 +70,7 @@ pub struct RunSummary {
 impl RunSummary {
     /// Line items that are match exceptions or served twice.
     pub fn exceptions(&self) -> u64 {
-        self.manifest.datasets.get("match_exceptions").map_or(0, |d| d.rows)
+        self.manifest.datasets.get(Dataset::MatchExceptions.name()).map_or(0, |d| d.rows)
     }
 
     /// Invoices and currencies whose tie-out is a mismatch.
@@ -84,7 +85,7 @@ impl RunSummary {
 
     /// Records that went to `rejects`.
     pub fn rejected(&self) -> u64 {
-        self.manifest.datasets.get("rejects").map_or(0, |d| d.rows)
+        self.manifest.datasets.get(Dataset::Rejects.name()).map_or(0, |d| d.rows)
     }
 
     /// The summary table: datasets, rows, control totals per currency.

@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use crate::matching::{Match, MatchIndex};
 use crate::model::page::scope_name;
 use crate::model::page::{Event, ExportLineage};
-use crate::model::schema::{Cell, DatasetSchema, LINE_ITEMS, MatchColumn, Partition, Source, registry};
-use crate::model::text::fixed_point;
 use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
 use crate::normalize::rows::{Checks, KnownFields, Origin, RowError, decode_item};
 use crate::reconcile::{self, Ledger, Observer};
 use crate::sink::manifest::{DatasetEntry, Drift, InvoiceLineage, Manifest};
 use crate::sink::part::{PartReport, PartWriter, Totals, month_of};
 use crate::sink::writer::FileReport;
+use crate::tabular::text::fixed_point;
+use crate::tabular::{Cell, Dataset, DatasetSchema, MatchColumn, Partition, ScopeKind, Source, registry};
 use rayon::prelude::*;
 use sha2::Digest;
 
@@ -67,7 +67,7 @@ pub struct StageOptions {
 /// The attributes a v2 export line of a dataset may be promised: the documented list of the
 /// `full` set (a `basic` export's lines are held to its part of it when the sequence ends). Only
 /// daily rated usage has a published list; reconciliation promises nothing.
-fn promised_attributes(dataset: &str) -> &'static [&'static str] {
+fn promised_attributes(dataset: Dataset) -> &'static [&'static str] {
     static USAGE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     match crate::model::v2::ExportKind::of_dataset(dataset) {
         Some((crate::model::v2::ExportKind::Usage, _)) => {
@@ -91,22 +91,17 @@ fn short_digest(item: &[u8]) -> [u8; 16] {
 }
 
 /// The key of a sequence in the manifest's `exports`: `dataset/scope`.
-fn export_key(dataset: &str, scope: &str) -> String {
+fn export_key(dataset: Dataset, scope: &str) -> String {
     format!("{dataset}/{scope}")
-}
-
-/// Datasets whose scope is one invoice.
-fn invoice_scoped(dataset: &str) -> bool {
-    matches!(dataset, "invoices" | "documents") || dataset.starts_with("billed_") || dataset.starts_with("legacy_")
 }
 
 /// A snapshot being written into a staging folder.
 pub struct Snapshot {
     root: PathBuf,
     options: StageOptions,
-    open: HashMap<(&'static str, String), PartWriter<'static>>,
+    open: HashMap<(Dataset, String), PartWriter<'static>>,
     done: Vec<(&'static DatasetSchema, String, PartReport)>,
-    dims: BTreeMap<&'static str, BTreeMap<String, Vec<Vec<Cell>>>>,
+    dims: BTreeMap<Dataset, BTreeMap<String, Vec<Vec<Cell>>>>,
     documents: BTreeMap<String, FileReport>,
     rows: Vec<Vec<Cell>>,
     normalizer: Option<Normalizer>,
@@ -116,16 +111,16 @@ pub struct Snapshot {
     /// The first 16 bytes of the SHA-256 of each item of the current page.
     item_digests: Vec<[u8; 16]>,
     index: Option<MatchIndex>,
-    lines: HashMap<(&'static str, String), Lines>,
+    lines: HashMap<(Dataset, String), Lines>,
     /// SHA-256 of the items of each invoice-scoped sequence so far.
-    content: HashMap<(&'static str, String), sha2::Sha256>,
+    content: HashMap<(Dataset, String), sha2::Sha256>,
     exports: BTreeMap<String, ExportLineage>,
     /// What the tie-out observes of each sequence, and what the v2 export could not serve yet.
     ledger: Ledger,
     /// What each extracted dataset's columns read.
-    known: HashMap<&'static str, KnownFields>,
+    known: HashMap<Dataset, KnownFields>,
     /// Schema drift per sequence (dropped when it restarts).
-    drift: HashMap<(&'static str, String), Drift>,
+    drift: HashMap<(Dataset, String), Drift>,
     /// Time spent in each stage, as this thread sees it (parallel stages count their wall time).
     stages: StageTimes,
 }
@@ -165,10 +160,6 @@ fn is_dimension(schema: &DatasetSchema) -> bool {
     matches!(schema.partition, Partition::None | Partition::RowMonth(_))
 }
 
-fn schema_named(name: &str) -> Option<&'static DatasetSchema> {
-    registry().iter().find(|s| s.name == name)
-}
-
 fn relative(root: &Path, path: &str) -> String {
     Path::new(path).strip_prefix(root).map_or_else(|_| path.to_owned(), |p| p.to_string_lossy().replace('\\', "/"))
 }
@@ -199,10 +190,10 @@ impl Snapshot {
         }
     }
 
-    fn part_paths(&self, dataset: &str, folder: &str, file: &str) -> (PathBuf, PathBuf) {
+    fn part_paths(&self, dataset: Dataset, folder: &str, file: &str) -> (PathBuf, PathBuf) {
         (
-            self.root.join(dataset).join(folder).join(format!("{file}.parquet")),
-            self.root.join("csv").join(dataset).join(folder).join(format!("{file}.csv")),
+            self.root.join(dataset.name()).join(folder).join(format!("{file}.parquet")),
+            self.root.join("csv").join(dataset.name()).join(folder).join(format!("{file}.csv")),
         )
     }
 
@@ -212,7 +203,7 @@ impl Snapshot {
             Event::Page(page) => {
                 // Every item is digested, for the lineage and to spot an item served twice: by the
                 // first dataset decoding the page (while the item is in cache), or here.
-                let mut schemas = registry().iter().filter(|s| s.source_dataset() == page.dataset);
+                let mut schemas = page.dataset.tables_filled();
                 match schemas.next() {
                     Some(schema) => self.take_page(schema, page, true)?,
                     None => {
@@ -222,14 +213,15 @@ impl Snapshot {
                         self.stages.digest += started.elapsed();
                     }
                 }
-                if invoice_scoped(page.dataset) {
+                if page.dataset.scope_kind() == ScopeKind::Invoice {
                     let hasher = self.content.entry((page.dataset, page.scope.to_uppercase())).or_default();
                     for digest in &self.item_digests {
                         hasher.update(digest);
                     }
                 }
-                if page.dataset == "documents" {
-                    let path = self.root.join("documents").join(format!("{}.pdf", scope_name(&page.scope)));
+                if page.dataset == Dataset::Documents {
+                    let path =
+                        self.root.join(Dataset::Documents.name()).join(format!("{}.pdf", scope_name(&page.scope)));
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent).map_err(io_at(parent))?;
                     }
@@ -251,10 +243,10 @@ impl Snapshot {
             Event::Restart { dataset, scope, .. } => {
                 self.drift.remove(&(*dataset, scope.clone()));
                 self.content.remove(&(*dataset, scope.to_uppercase()));
-                self.exports.remove(&export_key(dataset, scope));
-                for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
-                    for computed in ["rejects", "match_exceptions"] {
-                        if let Some(rows) = self.dims.get_mut(computed) {
+                self.exports.remove(&export_key(*dataset, scope));
+                for schema in dataset.tables_filled() {
+                    for computed in [Dataset::Rejects, Dataset::MatchExceptions] {
+                        if let Some(rows) = self.dims.get_mut(&computed) {
                             rows.remove(&format!("{}/{scope}", schema.name));
                         }
                     }
@@ -263,26 +255,26 @@ impl Snapshot {
                     if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
                         writer.abandon();
                     }
-                    if let Some(d) = self.dims.get_mut(schema.name) {
+                    if let Some(d) = self.dims.get_mut(&schema.name) {
                         d.remove(scope);
                     }
                 }
             }
-            Event::NotReady { dataset, scope, detail } => self.ledger.not_ready(dataset, scope, detail),
+            Event::NotReady { dataset, scope, detail } => self.ledger.not_ready(*dataset, scope, detail),
             Event::Done { dataset, scope, export, .. } => {
                 if let Some(drift) = self.drift.get_mut(&(*dataset, scope.clone())) {
                     let basic = export.as_deref().is_some_and(|e| e.attribute_set == "basic");
                     drift.missing.retain(|attribute, _| !basic || basic_attribute(attribute));
                     for (attribute, lines) in &drift.missing {
-                        tracing::warn!(event = "missing_attribute", dataset = *dataset, scope = %scope, attribute = %attribute, lines);
+                        tracing::warn!(event = "missing_attribute", dataset = %dataset, scope = %scope, attribute = %attribute, lines);
                     }
                 }
-                let key = export_key(dataset, scope);
+                let key = export_key(*dataset, scope);
                 match export {
                     Some(lineage) => self.exports.insert(key, (**lineage).clone()),
                     None => self.exports.remove(&key),
                 };
-                for schema in registry().iter().filter(|s| s.source_dataset() == *dataset) {
+                for schema in dataset.tables_filled() {
                     if let Some(lines) = self.lines.get_mut(&(schema.name, scope.clone())) {
                         lines.distinct = std::mem::take(&mut lines.seen).len() as u64;
                     }
@@ -338,7 +330,7 @@ impl Snapshot {
                     for field in decoded.unknown {
                         let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
                         if !seen.unknown.contains_key(&field) {
-                            tracing::warn!(event = "unknown_field", dataset = page.dataset, scope = %page.scope, field = %field, page = page.number, record = index);
+                            tracing::warn!(event = "unknown_field", dataset = %page.dataset, scope = %page.scope, field = %field, page = page.number, record = index);
                         }
                         *seen.unknown.entry(field).or_default() += 1;
                     }
@@ -352,7 +344,7 @@ impl Snapshot {
                 Err(e) => return Err(e.into()),
             }
         }
-        if schema.name == "invoices" {
+        if schema.name == Dataset::Invoices {
             self.remember_invoices(schema);
         }
         let decoded_at = std::time::Instant::now();
@@ -371,7 +363,7 @@ impl Snapshot {
             self.dims.entry(schema.name).or_default().entry(page.scope.clone()).or_default().append(&mut self.rows);
             return Ok(());
         }
-        if LINE_ITEMS.contains(&schema.name) {
+        if schema.name.is_line_item() {
             self.check_lines(schema, page);
         }
         let matched_at = std::time::Instant::now();
@@ -394,8 +386,8 @@ impl Snapshot {
         if self.index.is_none() {
             // Master data arrives first: by the first line item, the index can be complete.
             let mut index = MatchIndex::default();
-            for name in ["orders", "subscriptions", "entitlements"] {
-                if let (Some(s), Some(by_scope)) = (schema_named(name), self.dims.get(name)) {
+            for name in [Dataset::Orders, Dataset::Subscriptions, Dataset::Entitlements] {
+                if let (Some(s), Some(by_scope)) = (name.schema(), self.dims.get(&name)) {
                     for rows in by_scope.values() {
                         index.add(s, rows);
                     }
@@ -435,7 +427,7 @@ impl Snapshot {
                     None => text(schema, row, "subscription_id"),
                 };
                 vec![
-                    Cell::Str(schema.name.to_owned()),
+                    Cell::Str(schema.name.name().to_owned()),
                     Cell::Str(page.scope.clone()),
                     Cell::Int(position as i64),
                     Cell::Str(reason.to_owned()),
@@ -458,7 +450,7 @@ impl Snapshot {
         }
         if !exceptions.is_empty() {
             let bucket = format!("{}/{}", schema.name, page.scope);
-            self.dims.entry("match_exceptions").or_default().entry(bucket).or_default().extend(exceptions);
+            self.dims.entry(Dataset::MatchExceptions).or_default().entry(bucket).or_default().extend(exceptions);
         }
     }
 
@@ -476,7 +468,7 @@ impl Snapshot {
             Cell::Str(String::from_utf8_lossy(item).into_owned()),
         ];
         let key = format!("{}/{}", error.dataset, error.scope);
-        self.dims.entry("rejects").or_default().entry(key).or_default().push(row);
+        self.dims.entry(Dataset::Rejects).or_default().entry(key).or_default().push(row);
     }
 
     /// Notes each invoice's dates, which the rows of its line items are converted with.
@@ -524,12 +516,12 @@ impl Snapshot {
         }
         let mut placed: Vec<(&'static DatasetSchema, PartReport)> = Vec::new();
         let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(invoices) = self.dims.get("invoices") {
-            let summaries = self.dims.get("invoice_summaries").into_iter().flat_map(|s| s.values().flatten());
+        if let Some(invoices) = self.dims.get(&Dataset::Invoices) {
+            let summaries = self.dims.get(&Dataset::InvoiceSummaries).into_iter().flat_map(|s| s.values().flatten());
             let checks = reconcile::tie_out(&self.ledger, invoices.values().flatten(), summaries, &self.options.rules);
             // One bucket, in the tie-out's own order.
             let rows: Vec<Vec<Cell>> = checks.iter().map(reconcile::Check::cells).collect();
-            self.dims.insert("reconciliation", BTreeMap::from([(String::new(), rows)]));
+            self.dims.insert(Dataset::Reconciliation, BTreeMap::from([(String::new(), rows)]));
         }
         let mut checks: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for ((dataset, _), lines) in &self.lines {
@@ -538,7 +530,8 @@ impl Snapshot {
                 *counts.entry((*status).to_owned()).or_default() += n;
             }
         }
-        if let (Some(rows), Some(schema)) = (self.dims.get("reconciliation"), schema_named("reconciliation")) {
+        if let (Some(rows), Some(schema)) = (self.dims.get(&Dataset::Reconciliation), Dataset::Reconciliation.schema())
+        {
             let status_at = schema.column("status").unwrap_or(0);
             let counts = checks.entry("tie_out".into()).or_default();
             for row in rows.values().flatten() {
@@ -549,7 +542,7 @@ impl Snapshot {
         }
         let dims = std::mem::take(&mut self.dims);
         for (name, by_scope) in &dims {
-            let Some(schema) = schema_named(name) else { continue };
+            let Some(schema) = name.schema() else { continue };
             // Scope order, then arrival order: the same input gives the same file.
             let rows: Vec<&Vec<Cell>> = by_scope.values().flatten().collect();
             match schema.partition {
@@ -589,18 +582,19 @@ impl Snapshot {
             placed.push((schema, report));
         }
         for schema in registry() {
-            for dir in
-                [self.root.join(schema.name).join("_parts"), self.root.join("csv").join(schema.name).join("_parts")]
-            {
+            for dir in [
+                self.root.join(schema.name.name()).join("_parts"),
+                self.root.join("csv").join(schema.name.name()).join("_parts"),
+            ] {
                 let _ = std::fs::remove_dir(dir);
             }
         }
 
         let mut datasets: BTreeMap<String, DatasetEntry> = BTreeMap::new();
-        let mut sums: BTreeMap<&str, Totals> = BTreeMap::new();
+        let mut sums: BTreeMap<Dataset, Totals> = BTreeMap::new();
         let mut files = Vec::new();
         for (schema, report) in placed {
-            let entry = datasets.entry(schema.name.to_owned()).or_insert_with(|| DatasetEntry {
+            let entry = datasets.entry(schema.name.to_string()).or_insert_with(|| DatasetEntry {
                 schema_version: schema.version,
                 rows: 0,
                 control_totals: BTreeMap::new(),
@@ -619,8 +613,8 @@ impl Snapshot {
             }
         }
         for (name, totals) in sums {
-            let Some(schema) = schema_named(name) else { continue };
-            let entry = datasets.entry(name.to_owned()).or_insert_with(|| DatasetEntry {
+            let Some(schema) = name.schema() else { continue };
+            let entry = datasets.entry(name.to_string()).or_insert_with(|| DatasetEntry {
                 schema_version: schema.version,
                 rows: 0,
                 control_totals: BTreeMap::new(),
@@ -629,7 +623,7 @@ impl Snapshot {
                 let mut columns = BTreeMap::new();
                 for (column, value) in schema.totals.iter().zip(values) {
                     let scale = match schema.column(column).map(|i| schema.columns[i].ty) {
-                        Some(crate::model::schema::ColType::Decimal { scale }) => scale,
+                        Some(crate::tabular::ColType::Decimal { scale }) => scale,
                         _ => 0,
                     };
                     columns.insert((*column).to_owned(), fixed_point(value, scale));
@@ -640,15 +634,16 @@ impl Snapshot {
         if !self.documents.is_empty() {
             let count = self.documents.len() as u64;
             datasets.insert(
-                "documents".into(),
+                Dataset::Documents.to_string(),
                 DatasetEntry { schema_version: 1, rows: count, control_totals: BTreeMap::new() },
             );
             files.extend(self.documents.into_values());
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        // By name: the content digest reads the datasets in that order.
         let mut by_invoice: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
         for ((dataset, invoice), hasher) in std::mem::take(&mut self.content) {
-            by_invoice.entry(invoice).or_default().insert(dataset, crate::model::hex(&hasher.finalize()));
+            by_invoice.entry(invoice).or_default().insert(dataset.name(), crate::model::hex(&hasher.finalize()));
         }
         let exports = std::mem::take(&mut self.exports);
         let lineage = by_invoice
@@ -668,7 +663,7 @@ impl Snapshot {
         let not_ready = self.ledger.not_ready_list();
         let mut schema_drift: BTreeMap<String, Drift> = BTreeMap::new();
         for ((dataset, _), drift) in std::mem::take(&mut self.drift) {
-            schema_drift.entry(dataset.to_owned()).or_default().add(&drift);
+            schema_drift.entry(dataset.to_string()).or_default().add(&drift);
         }
         schema_drift.retain(|_, d| *d != Drift::default());
         let manifest =

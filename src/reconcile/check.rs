@@ -6,7 +6,7 @@
 
 use super::TO_USAGE_SCALE;
 use crate::model::document::DocumentKind;
-use crate::model::schema::Cell;
+use crate::tabular::Cell;
 
 /// What a check is of: the `kind` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::TO_USAGE_SCALE;
-use crate::model::schema::{Cell, DatasetSchema};
+use crate::tabular::{Cell, Dataset, DatasetSchema};
 
 /// What one sequence's distinct lines add up to.
 #[derive(Debug, Default, Clone)]
@@ -31,24 +31,25 @@ pub struct Sums {
 #[derive(Debug, Default)]
 pub struct Ledger {
     /// By dataset and scope, the scope upper-cased: invoice ids are compared without case.
-    sums: HashMap<(&'static str, String), Sums>,
+    sums: HashMap<(Dataset, String), Sums>,
+    /// By dataset name and scope: checks of sequences not ready are listed in that order.
     pub(super) not_ready: BTreeMap<(&'static str, String), String>,
 }
 
 impl Ledger {
     /// The sums of one sequence, to observe its lines into.
-    pub fn sums_mut(&mut self, dataset: &'static str, scope: &str) -> &mut Sums {
+    pub fn sums_mut(&mut self, dataset: Dataset, scope: &str) -> &mut Sums {
         self.sums.entry((dataset, scope.to_uppercase())).or_default()
     }
 
     /// Forgets what a sequence showed: it starts again.
-    pub fn restart(&mut self, dataset: &'static str, scope: &str) {
+    pub fn restart(&mut self, dataset: Dataset, scope: &str) {
         self.sums.remove(&(dataset, scope.to_uppercase()));
     }
 
     /// Records that the v2 export could not serve a sequence yet, and what it said.
-    pub fn not_ready(&mut self, dataset: &'static str, scope: &str, detail: &str) {
-        self.not_ready.insert((dataset, scope.to_owned()), detail.to_owned());
+    pub fn not_ready(&mut self, dataset: Dataset, scope: &str, detail: &str) {
+        self.not_ready.insert((dataset.name(), scope.to_owned()), detail.to_owned());
     }
 
     /// The sequences not ready, as `dataset/scope` → what the export said.
@@ -56,36 +57,24 @@ impl Ledger {
         self.not_ready.iter().map(|((d, s), detail)| (format!("{d}/{s}"), detail.clone())).collect()
     }
 
-    pub(super) fn sums_of(&self, dataset: &'static str, scope: &str) -> Option<&Sums> {
+    pub(super) fn sums_of(&self, dataset: Dataset, scope: &str) -> Option<&Sums> {
         self.sums.get(&(dataset, scope.to_uppercase()))
     }
 
-    pub(super) fn not_ready_of(&self, dataset: &str, scope: &str) -> Option<&str> {
+    pub(super) fn not_ready_of(&self, dataset: Dataset, scope: &str) -> Option<&str> {
         self.not_ready
             .iter()
-            .find(|((d, s), _)| *d == dataset && s.eq_ignore_ascii_case(scope))
+            .find(|((d, s), _)| *d == dataset.name() && s.eq_ignore_ascii_case(scope))
             .map(|(_, r)| r.as_str())
     }
 
     /// Σ of a document's distinct lines by Partner Center's rule, and their number.
     pub(super) fn lines_of(&self, id: &str) -> (i128, u64) {
-        INVOICE_TOTAL_DATASETS
-            .iter()
+        Dataset::ALL
+            .into_iter()
+            .filter(|d| d.invoice_total_column().is_some())
             .filter_map(|dataset| self.sums_of(dataset, id))
             .fold((0, 0), |(sum, count), s| (sum + s.total.as_ref().map_or(0, |t| t.1), count + s.counted))
-    }
-}
-
-/// The datasets whose lines make an invoice's total.
-const INVOICE_TOTAL_DATASETS: [&str; 3] =
-    ["billed_recon_line_items", "legacy_office_line_items", "legacy_azure_line_items"];
-
-/// The column whose distinct-line sum is an invoice's total, by dataset (spec §10.4).
-fn invoice_total_column(dataset: &str) -> Option<&'static str> {
-    match dataset {
-        "billed_recon_line_items" | "legacy_office_line_items" => Some("total_for_customer"),
-        "legacy_azure_line_items" => Some("post_tax_total"),
-        _ => None,
     }
 }
 
@@ -110,14 +99,14 @@ pub struct Observer {
 impl Observer {
     /// The observer of a dataset's rows.
     pub fn of(schema: &DatasetSchema) -> Observer {
-        let total = invoice_total_column(schema.name)
+        let total = schema
+            .name
+            .invoice_total_column()
             .and_then(|c| schema.column(c))
             .zip(schema.currency_column.and_then(|c| schema.column(c)));
         let metered = match schema.name {
-            "billed_consumption_line_items" => {
-                schema.column("billing_pre_tax_total").map_or(Metered::None, Metered::Usage)
-            }
-            "billed_recon_line_items" => match (
+            Dataset::BilledUsage => schema.column("billing_pre_tax_total").map_or(Metered::None, Metered::Usage),
+            Dataset::BilledRecon => match (
                 schema.column("subtotal"),
                 schema.column("meter_description"),
                 schema.column("charge_type"),

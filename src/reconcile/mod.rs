@@ -18,7 +18,7 @@ pub use check::{Check, Class, Kind, Status};
 pub use ledger::{Ledger, Observer, Sums};
 
 use crate::model::document::{DocumentKind, is_void_status};
-use crate::model::schema::{Cell, DatasetSchema, registry};
+use crate::tabular::{Cell, Dataset};
 
 /// 10^12: from the amount scale (10) to the usage scale (22) the `reconciliation` amounts keep.
 pub const TO_USAGE_SCALE: i128 = 1_000_000_000_000;
@@ -62,13 +62,9 @@ struct Document {
     void: bool,
 }
 
-fn schema_named(name: &str) -> Option<&'static DatasetSchema> {
-    registry().iter().find(|s| s.name == name)
-}
-
 /// The documents of the run, in the order of their rows.
 fn documents<'a>(invoices: impl Iterator<Item = &'a Vec<Cell>>) -> Vec<Document> {
-    let Some(schema) = schema_named("invoices") else { return Vec::new() };
+    let Some(schema) = Dataset::Invoices.schema() else { return Vec::new() };
     let at = |name: &str| schema.column(name);
     let (Some(id), Some(ccy), Some(total), Some(paid), Some(kind), Some(amends), Some(status), Some(amendments)) = (
         at("id"),
@@ -122,7 +118,7 @@ pub fn tie_out<'a>(
 ) -> Vec<Check> {
     let docs = documents(invoices);
     let tolerance = |currency: &str| rules.tolerance.get(currency).copied().unwrap_or(0);
-    let recon_not_ready = |id: &str| ledger.not_ready_of("billed_recon_line_items", id);
+    let recon_not_ready = |id: &str| ledger.not_ready_of(Dataset::BilledRecon, id);
     let voided: BTreeSet<String> = docs
         .iter()
         .filter(|d| d.kind == DocumentKind::VoidNote)
@@ -192,7 +188,7 @@ pub fn tie_out<'a>(
         entry.0 += doc.stated.unwrap_or(0) + doc.paid;
         entry.1 += 1;
     }
-    if let Some(schema) = schema_named("invoice_summaries")
+    if let Some(schema) = Dataset::InvoiceSummaries.schema()
         && let (Some(ccy), Some(balance)) = (schema.column("currency_code"), schema.column("balance_amount"))
     {
         let mut stated: Vec<(String, i128)> = summaries
@@ -223,14 +219,14 @@ pub fn tie_out<'a>(
 fn net_check(doc: &Document, notes: &[&Document], ledger: &Ledger, tolerance: i128, voided: bool) -> Check {
     let (mut sum, mut count) = ledger.lines_of(&doc.id);
     let mut stated = doc.stated;
-    let mut not_ready = ledger.not_ready_of("billed_recon_line_items", &doc.id).map(str::to_owned);
+    let mut not_ready = ledger.not_ready_of(Dataset::BilledRecon, &doc.id).map(str::to_owned);
     let mut other_currency = false;
     for note in notes {
         stated = stated.zip(note.stated).map(|(a, b)| a + b);
         let (s, c) = ledger.lines_of(&note.id);
         sum += s;
         count += c;
-        not_ready = not_ready.or_else(|| ledger.not_ready_of("billed_recon_line_items", &note.id).map(str::to_owned));
+        not_ready = not_ready.or_else(|| ledger.not_ready_of(Dataset::BilledRecon, &note.id).map(str::to_owned));
         other_currency |= note.currency != doc.currency;
     }
     let mut check = Check::of(&doc.id, &doc.currency, Kind::Net, stated, sum, count);
@@ -258,8 +254,8 @@ fn net_check(doc: &Document, notes: &[&Document], ledger: &Ledger, tolerance: i1
 /// usage may exceed it by up to `0.01 × rate + 1 minor unit` per line: that residue is
 /// `rounding_residue` and `ok`; more, or usage below the charges, is `unexplained`.
 fn usage_check(ledger: &Ledger, invoice: &str, currency: &str) -> Option<Check> {
-    let usage = ledger.sums_of("billed_consumption_line_items", invoice);
-    let recon = ledger.sums_of("billed_recon_line_items", invoice).filter(|l| l.metered_lines > 0);
+    let usage = ledger.sums_of(Dataset::BilledUsage, invoice);
+    let recon = ledger.sums_of(Dataset::BilledRecon, invoice).filter(|l| l.metered_lines > 0);
     if usage.is_none() && recon.is_none() {
         return None;
     }
@@ -272,8 +268,8 @@ fn usage_check(ledger: &Ledger, invoice: &str, currency: &str) -> Option<Check> 
     let bound = per_line * i128::from(u32::try_from(lines).unwrap_or(u32::MAX));
     let difference = used - charged;
     let not_ready = ledger
-        .not_ready_of("billed_consumption_line_items", invoice)
-        .or_else(|| ledger.not_ready_of("billed_recon_line_items", invoice));
+        .not_ready_of(Dataset::BilledUsage, invoice)
+        .or_else(|| ledger.not_ready_of(Dataset::BilledRecon, invoice));
     let judged = match difference {
         _ if not_ready.is_some() => (Status::NotReady, Class::ExportNotReady),
         0 => (Status::Ok, Class::None),
@@ -303,7 +299,7 @@ mod tests {
     use super::*;
 
     fn invoice(id: &str, currency: &str, total: i128, kind: &str, amends: Option<&str>) -> Vec<Cell> {
-        let schema = schema_named("invoices").unwrap();
+        let schema = Dataset::Invoices.schema().unwrap();
         let mut row = vec![Cell::Null; schema.columns.len()];
         let mut set = |name: &str, cell: Cell| row[schema.column(name).unwrap()] = cell;
         set("id", Cell::Str(id.into()));
@@ -318,7 +314,7 @@ mod tests {
     }
 
     fn recon_line(total: i128, currency: &str) -> Vec<Cell> {
-        let schema = schema_named("billed_recon_line_items").unwrap();
+        let schema = Dataset::BilledRecon.schema().unwrap();
         let mut row = vec![Cell::Null; schema.columns.len()];
         row[schema.column("total_for_customer").unwrap()] = Cell::Dec(total);
         row[schema.column("currency").unwrap()] = Cell::Str(currency.into());
@@ -331,13 +327,13 @@ mod tests {
 
     #[test]
     fn an_invoice_ties_out_with_its_notes_and_notes_in_other_currencies_or_not_ready_are_named() {
-        let recon = Observer::of(schema_named("billed_recon_line_items").unwrap());
+        let recon = Observer::of(Dataset::BilledRecon.schema().unwrap());
         let mut ledger = Ledger::default();
-        recon.observe(ledger.sums_mut("billed_recon_line_items", "G1"), &recon_line(1000, "EUR"));
-        recon.observe(ledger.sums_mut("billed_recon_line_items", "C1"), &recon_line(-300, "EUR"));
-        recon.observe(ledger.sums_mut("billed_recon_line_items", "G2"), &recon_line(500, "EUR"));
-        recon.observe(ledger.sums_mut("billed_recon_line_items", "C2"), &recon_line(-100, "USD"));
-        ledger.not_ready("billed_recon_line_items", "C3", "code 5000");
+        recon.observe(ledger.sums_mut(Dataset::BilledRecon, "G1"), &recon_line(1000, "EUR"));
+        recon.observe(ledger.sums_mut(Dataset::BilledRecon, "C1"), &recon_line(-300, "EUR"));
+        recon.observe(ledger.sums_mut(Dataset::BilledRecon, "G2"), &recon_line(500, "EUR"));
+        recon.observe(ledger.sums_mut(Dataset::BilledRecon, "C2"), &recon_line(-100, "USD"));
+        ledger.not_ready(Dataset::BilledRecon, "C3", "code 5000");
         let rows = [
             invoice("G1", "EUR", 1000, "invoice", None),
             invoice("C1", "EUR", -300, "Credit Note", Some("G1")),
@@ -359,13 +355,13 @@ mod tests {
 
     #[test]
     fn a_void_note_voids_its_invoice_and_summaries_of_filtered_runs_are_partial() {
-        let recon = Observer::of(schema_named("billed_recon_line_items").unwrap());
+        let recon = Observer::of(Dataset::BilledRecon.schema().unwrap());
         let mut ledger = Ledger::default();
-        recon.observe(ledger.sums_mut("billed_recon_line_items", "G1"), &recon_line(1000, "EUR"));
-        recon.observe(ledger.sums_mut("billed_recon_line_items", "V1"), &recon_line(-1000, "EUR"));
+        recon.observe(ledger.sums_mut(Dataset::BilledRecon, "G1"), &recon_line(1000, "EUR"));
+        recon.observe(ledger.sums_mut(Dataset::BilledRecon, "V1"), &recon_line(-1000, "EUR"));
         let mut rows =
             vec![invoice("G1", "EUR", 1000, "invoice", None), invoice("V1", "EUR", -1000, "void_note", Some("G1"))];
-        let summary_schema = schema_named("invoice_summaries").unwrap();
+        let summary_schema = Dataset::InvoiceSummaries.schema().unwrap();
         let mut summary = vec![Cell::Null; summary_schema.columns.len()];
         summary[summary_schema.column("currency_code").unwrap()] = Cell::Str("EUR".into());
         summary[summary_schema.column("balance_amount").unwrap()] = Cell::Dec(0);
@@ -379,7 +375,7 @@ mod tests {
         let checks = tie_out(&ledger, rows.iter(), summaries.iter(), &filtered);
         assert_eq!(find(&checks, "summary EUR", "summary").class, Class::FilteredRun);
         // A document without a stated total is not silently zero.
-        let schema = schema_named("invoices").unwrap();
+        let schema = Dataset::Invoices.schema().unwrap();
         rows[0][schema.column("total_charges").unwrap()] = Cell::Null;
         rows[0][schema.column("document_type").unwrap()] = Cell::Null;
         rows.truncate(1);

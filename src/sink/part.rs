@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::writer::{FileReport, Writer};
-use crate::model::schema::{Cell, ColType, DatasetSchema, Partition, Source};
-use crate::model::text::cell_text;
+use crate::tabular::text::cell_text;
+use crate::tabular::{Cell, ColType, DatasetSchema, Partition, Source};
 
 /// Σ per currency of each total column, as unscaled Decimal128 values.
 pub type Totals = BTreeMap<String, Vec<i128>>;

@@ -10,7 +10,7 @@ use arrow_array::types::{Date32Type, Decimal128Type, Int64Type, TimestampMicrose
 use arrow_array::{Array, ArrayRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::model::schema::{Cell, ColType, DatasetSchema};
+use crate::tabular::{Cell, ColType, DatasetSchema};
 
 fn cell(array: &ArrayRef, ty: ColType, row: usize) -> Cell {
     if array.is_null(row) {

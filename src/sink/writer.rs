@@ -22,8 +22,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
-use crate::model::schema::{Cell, ColType, DatasetSchema};
-use crate::model::text::{push_cell_text, push_fixed_point};
+use crate::tabular::text::{push_cell_text, push_fixed_point};
+use crate::tabular::{Cell, ColType, DatasetSchema};
 
 /// What a finished file is.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -360,10 +360,11 @@ mod tests {
 
     #[test]
     fn csv_files_guard_text_but_keep_amounts_signed() {
-        use crate::model::schema::{Column, Partition, Source};
+        use crate::tabular::{Column, Partition, Source};
         let column = |name: &str, ty| Column { name: name.into(), source: Source::Field(vec![]), ty, nullable: true };
         let schema = DatasetSchema {
-            name: "t",
+            // Any dataset: only the columns matter here.
+            name: crate::tabular::Dataset::Rejects,
             version: 1,
             description: "",
             grain: "",
@@ -374,7 +375,7 @@ mod tests {
             totals: vec![],
             explode: None,
             fx: None,
-            from: "",
+            built_from: "",
             columns: vec![
                 column("name", ColType::Utf8),
                 column("amount", ColType::Decimal { scale: 2 }),

@@ -147,10 +147,9 @@ fn microsofts_documented_samples_go_through_a_run() {
     let world = documented_world(dir.path());
     let emulator = Emulator::start(&["--world", world.to_str().unwrap()]);
     // The documents are line-item shapes of v1; statements are not part of the samples.
-    let datasets = pcrecon::model::schema::registry()
-        .iter()
-        .filter(|s| s.from.is_empty())
-        .map(|s| format!("\"{}\"", s.name))
+    let datasets = pcrecon::tabular::Dataset::selectable()
+        .filter(|d| d.kind() != pcrecon::tabular::Kind::File)
+        .map(|d| format!("\"{d}\""))
         .collect::<Vec<_>>()
         .join(", ");
     let extra = format!(

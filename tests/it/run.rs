@@ -38,7 +38,7 @@ fn manifest(snapshot: &Path) -> Value {
 
 /// truth.json field name → output column name.
 fn column_of(field: &str) -> String {
-    pcrecon::model::schema::snake(field)
+    pcrecon::tabular::snake(field)
 }
 
 /// Every record batch of every Parquet file of a dataset.

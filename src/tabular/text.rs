@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use super::schema::{Cell, ColType};
+use super::column::{Cell, ColType};
 
 /// The canonical text of a cell (CSV cells and row-key input); text cells are borrowed.
 pub fn cell_text(cell: &Cell, ty: ColType) -> Cow<'_, str> {

@@ -1,0 +1,117 @@
+//! The tables pcrecon computes: the tie-out checks, the match exceptions, the rejects, and the
+//! two tables of `pcrecon diff`.
+//!
+//! In: nothing. Out: their schemas (their rows are built by `reconcile`, `pipeline` and `audit`).
+
+use super::master::dimension;
+use super::*;
+
+fn computed(name: &str, ty: ColType) -> Column {
+    Column { name: name.into(), source: Source::Field(vec![]), ty, nullable: true }
+}
+
+/// Every line item that is not matched (or is served twice), with the reason and the keys.
+pub(super) fn match_exceptions() -> DatasetSchema {
+    let mut s = dimension(
+        Dataset::MatchExceptions,
+        "Line items that do not belong to anything sold, or that were served twice, with the reason",
+        "one exception of one line item",
+        "computed",
+        vec!["dataset", "scope", "position", "reason"],
+        ["dataset", "scope"].into_iter().map(|c| computed(c, S)).collect(),
+    );
+    s.columns.push(computed("position", I));
+    for c in ["reason", "match_rule", "customer_id", "order_id", "subscription_id", "entitlement_key", "failed_key"] {
+        s.columns.push(computed(c, S));
+    }
+    s.built_from = "-";
+    s
+}
+
+/// Each invoice's stated total against the sum of its lines.
+pub(super) fn reconciliation() -> DatasetSchema {
+    let mut s = dimension(
+        Dataset::Reconciliation,
+        "Each document's stated total against the sum of its distinct lines by Partner Center's rules, each invoice with the notes amending it, its metered charges against its daily rated usage, each currency's summary balance against its documents, and each sequence the v2 export could not serve yet",
+        "one document (kind invoice, credit_note, adjustment_note, void_note), one invoice with its notes (kind net), one invoice's usage (kind usage), one billing currency (kind summary), or one sequence not ready (kind export)",
+        "computed",
+        vec!["invoice_id", "currency", "kind"],
+        vec![computed("invoice_id", S), computed("currency", S)],
+    );
+    // Usage rows carry the unrounded daily-rated-usage sums, hence the usage scale.
+    for c in ["stated_total", "lines_total", "difference"] {
+        s.columns.push(computed(c, USAGE_TOTAL));
+    }
+    s.columns.push(computed("lines", I));
+    s.columns.push(computed("status", S));
+    s.columns.push(computed("classification", S));
+    s.columns.push(computed("kind", S));
+    for c in ["document_type", "amends_of", "related_documents", "detail"] {
+        s.columns.push(computed(c, S));
+    }
+    s.version = 2;
+    // No control totals: its rows are of different kinds (invoice, usage, summary) whose sums
+    // would mean nothing.
+    s.built_from = "-";
+    s
+}
+
+/// `pcrecon diff`: one row per row added or removed, and per column changed, keyed by `row_key`.
+pub(super) fn diff_changes() -> DatasetSchema {
+    let mut s = dimension(
+        Dataset::DiffChanges,
+        "What `pcrecon diff` found between two snapshots: rows added or removed (the whole row as JSON in `after` or `before`) and, for rows whose key is in both, each changed column with its text before and after",
+        "one added or removed row, or one changed column of a row",
+        "pcrecon diff",
+        vec!["dataset", "row_key", "column"],
+        ["dataset", "change", "row_key", "column", "before", "after"].into_iter().map(|c| computed(c, S)).collect(),
+    );
+    s.built_from = "-";
+    s
+}
+
+/// `pcrecon diff`: the change of each control total per dataset, currency and customer.
+pub(super) fn diff_totals() -> DatasetSchema {
+    let mut s = dimension(
+        Dataset::DiffTotals,
+        "The change of each control-total column between two snapshots, per dataset, currency and customer (after − before; rows that did not change contribute nothing)",
+        "one dataset × currency × customer × control-total column that changed",
+        "pcrecon diff",
+        vec!["dataset", "currency", "customer_id", "column"],
+        ["dataset", "currency", "customer_id", "column"].into_iter().map(|c| computed(c, S)).collect(),
+    );
+    s.columns.push(computed("rows_delta", I));
+    s.columns.push(computed("delta", USAGE_TOTAL));
+    s.built_from = "-";
+    s
+}
+
+/// Records that could not be decoded, when `[output] rejects = true` keeps a run going.
+pub(super) fn rejects() -> DatasetSchema {
+    let text = |name: &str| Column { name: name.into(), source: Source::Field(vec![]), ty: S, nullable: false };
+    let number = |name: &str| Column { name: name.into(), source: Source::Field(vec![]), ty: I, nullable: false };
+    DatasetSchema {
+        name: Dataset::Rejects,
+        version: 1,
+        description: "Records that could not be decoded, with the reason (only with [output] rejects = true)",
+        grain: "one rejected record",
+        api: "any",
+        keys: vec!["dataset", "scope", "page", "record"],
+        partition: Partition::None,
+        currency_column: None,
+        totals: vec![],
+        explode: None,
+        fx: None,
+        built_from: "-",
+        columns: vec![
+            text("dataset"),
+            text("scope"),
+            number("page"),
+            number("record"),
+            text("field"),
+            text("column"),
+            text("reason"),
+            text("item"),
+        ],
+    }
+}

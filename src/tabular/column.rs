@@ -1,0 +1,337 @@
+//! The shape of a table: column types, where each column's value comes from, the decoded
+//! [`Cell`], and a dataset's [`DatasetSchema`] (columns, keys, partitioning, control totals).
+//!
+//! In: nothing. Out: the types every stage reads a table by. It lists no dataset (that is
+//! `catalog`) and converts no value (that is `normalize`, and `text` for a cell's text).
+
+use serde::Serialize;
+
+use super::Dataset;
+
+/// Types a column can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    /// Text (JSON-in-string fields stay text).
+    Utf8,
+    /// An exact decimal with a fixed number of fractional digits: Decimal128(38, scale).
+    Decimal {
+        /// Fractional digits.
+        scale: u32,
+    },
+    /// A whole number.
+    Int64,
+    /// A boolean.
+    Bool,
+    /// An instant, UTC, nanoseconds: the API's seven fractional digits survive; the range is
+    /// 1677-2262, so far-future sentinels belong in [`ColType::Date`] columns.
+    Timestamp,
+    /// An instant, UTC, microseconds: for far-future ends (`9999-12-31T23:59:59Z`); a value
+    /// with sub-microsecond digits is an error.
+    TimestampMicros,
+    /// A calendar day (the value must be midnight UTC); holds `9999-12-31`.
+    Date,
+    /// Any JSON value kept as its compact text (arrays such as `productQualifiers`).
+    Json,
+}
+
+/// One decoded value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// No value.
+    Null,
+    /// Text.
+    Str(String),
+    /// Exact decimal as Decimal128: the unscaled value at its column's scale.
+    Dec(i128),
+    /// Whole number.
+    Int(i64),
+    /// Boolean.
+    Bool(bool),
+    /// Nanoseconds (or, in a [`ColType::TimestampMicros`] column, microseconds) since
+    /// 1970-01-01T00:00:00Z.
+    Timestamp(i64),
+    /// Days since 1970-01-01.
+    Date(i32),
+}
+
+/// Fractional digits of amounts in a billing currency (subtotals, totals, taxes).
+pub const AMOUNT: ColType = ColType::Decimal { scale: 10 };
+/// Fractional digits of unit prices (prorated prices have 28 significant digits).
+pub const PRICE: ColType = ColType::Decimal { scale: 28 };
+/// Fractional digits of quantities.
+pub const QUANTITY: ColType = ColType::Decimal { scale: 18 };
+/// Fractional digits of exchange rates.
+pub const RATE: ColType = ColType::Decimal { scale: 18 };
+/// Fractional digits of daily-rated-usage totals (unrounded products of quantity, price, rate).
+pub const USAGE_TOTAL: ColType = ColType::Decimal { scale: 22 };
+/// Fractional digits of credit rates (0.15, 1).
+pub const FRACTION: ColType = ColType::Decimal { scale: 10 };
+
+/// Where a column's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// An API field by path; later paths are aliases tried in order.
+    Field(Vec<&'static str>),
+    /// A fraction (`rateOfCredit`: 0.15), or else the same rate as a percentage (`creditPercentage`:
+    /// 15, as the v2 export files write it) divided by 100, exactly.
+    Percent {
+        /// The fraction's field.
+        field: &'static str,
+        /// The percentage's field.
+        percent: &'static str,
+    },
+    /// An API field, or when the item does not carry it (the v2 export files never do), what
+    /// the request implies.
+    Implied {
+        /// The field.
+        field: &'static str,
+        /// What stands in for it.
+        otherwise: Implied,
+    },
+    /// The scope of the request that returned the item (customer id for customer resources,
+    /// invoice id for legacy lines, which do not carry it).
+    Scope,
+    /// A field of the parent resource (order line items take their order's id).
+    Parent(&'static str),
+    /// The row's stable key: SHA-256 of the key columns and the ordinal among exact duplicates.
+    RowKey,
+    /// Derived by currency normalisation.
+    Fx(FxColumn),
+    /// Decided by matching (see `matching`).
+    Match(MatchColumn),
+    /// The item's members that no column reads, as one JSON object (sorted by name), kept only
+    /// with `[output] keep_unknown_fields = true`; counted and reported either way.
+    Unread,
+    /// A pricing-currency price in the billing currency: `price × rate`, truncated to the
+    /// billing currency's minor units, as Partner Center's licence rule does (spec §9.4).
+    BillingPrice {
+        /// Price column (pricing currency).
+        price: &'static str,
+        /// `pc_to_bc_exchange_rate` column.
+        rate: &'static str,
+        /// Billing-currency column.
+        currency: &'static str,
+    },
+}
+
+/// What stands in for a field an item does not carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Implied {
+    /// A constant: the value every item of the dataset has.
+    Text(&'static str),
+    /// Whether a decimal column (decoded before this one) is above zero.
+    Positive(&'static str),
+}
+
+/// A column of the reporting-currency conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FxColumn {
+    /// The reporting currency.
+    ReportingCurrency,
+    /// Billing → reporting rate used.
+    Rate,
+    /// Day of that rate.
+    RateDate,
+    /// Where the rate came from (the rate table's file name, or `identity`).
+    RateSource,
+    /// The amount × rate, exact and unrounded.
+    Unrounded(&'static str),
+    /// The amount × rate, rounded to the reporting currency's minor units.
+    Rounded(&'static str),
+}
+
+/// A column of the match of a line item to what was sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchColumn {
+    /// `matched`, `order_not_found`, `subscription_not_found`, `entitlement_not_found`,
+    /// `entitlement_expired`, `customer_mismatch`, `not_applicable`.
+    Status,
+    /// The rule that decided the status.
+    Rule,
+    /// The matched order id.
+    Order,
+    /// The matched subscription id.
+    Subscription,
+    /// The matched or named entitlement key.
+    Entitlement,
+}
+
+/// Which amounts of a dataset are converted, and the dates its rate date rules read.
+#[derive(Debug, Clone, Serialize)]
+pub struct FxSpec {
+    /// Amount columns in the billing currency.
+    pub amounts: Vec<&'static str>,
+    /// Column giving the `charge_end` rule's day.
+    pub charge_end_column: &'static str,
+    /// Column whose month gives the billing period when no invoice does.
+    pub period_column: &'static str,
+    /// Column giving the invoice date, in the invoices dataset itself.
+    pub invoice_date_column: &'static str,
+}
+
+/// One column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// snake_case name.
+    pub name: String,
+    /// Where the value comes from.
+    pub source: Source,
+    /// Type.
+    pub ty: ColType,
+    /// Whether the value may be absent.
+    pub nullable: bool,
+}
+
+impl Serialize for Column {
+    /// `{name, type, precision?, scale?, nullable, source}` as the schema files show it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("type", &arrow_type(self.ty))?;
+        if let ColType::Decimal { scale } = self.ty {
+            map.serialize_entry("precision", &38)?;
+            map.serialize_entry("scale", &scale)?;
+        }
+        map.serialize_entry("nullable", &self.nullable)?;
+        map.serialize_entry("source", &self.source)?;
+        map.end()
+    }
+}
+
+/// The Arrow type of a column type, as the schema files name it.
+pub fn arrow_type(ty: ColType) -> String {
+    match ty {
+        ColType::Utf8 | ColType::Json => "Utf8".into(),
+        ColType::Decimal { scale } => format!("Decimal128(38, {scale})"),
+        ColType::Int64 => "Int64".into(),
+        ColType::Bool => "Boolean".into(),
+        ColType::Timestamp => "Timestamp(Nanosecond, UTC)".into(),
+        ColType::TimestampMicros => "Timestamp(Microsecond, UTC)".into(),
+        ColType::Date => "Date32".into(),
+    }
+}
+
+/// How a dataset's files are partitioned by billing period (`period=YYYY-MM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partition {
+    /// Not partitioned (master data).
+    None,
+    /// By the month of each row's own date column.
+    RowMonth(&'static str),
+    /// By the billing period of the invoice the scope names.
+    Invoice,
+    /// By the month of a date column of the scope's rows (unbilled periods).
+    ScopeMonth(&'static str),
+}
+
+/// One output dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetSchema {
+    /// The dataset.
+    pub name: Dataset,
+    /// Version of the column list; bumped on any change.
+    pub version: u32,
+    /// One line.
+    pub description: &'static str,
+    /// What one row is.
+    pub grain: &'static str,
+    /// The API call(s) it comes from.
+    pub api: &'static str,
+    /// Natural key columns (the input of `row_key`).
+    pub keys: Vec<&'static str>,
+    /// Partitioning.
+    pub partition: Partition,
+    /// Column holding the currency control totals are grouped by.
+    pub currency_column: Option<&'static str>,
+    /// Decimal columns summed into control totals.
+    pub totals: Vec<&'static str>,
+    /// Rows are the elements of this array of each item (order line items).
+    pub explode: Option<&'static str>,
+    /// Reporting-currency conversion, where the dataset has amounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fx: Option<FxSpec>,
+    /// What the schema files say the rows are built from: the fetched dataset when it is not the
+    /// dataset itself (`orders` for order lines), `-` for computed tables, empty otherwise (not
+    /// written); [`Dataset::source`] is what code reads.
+    #[serde(rename = "from", skip_serializing_if = "str::is_empty")]
+    pub built_from: &'static str,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+}
+
+impl DatasetSchema {
+    /// Index of a column by name.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+/// snake_case of a camelCase wire name (`pcToBCExchangeRate` → `pc_to_bc_exchange_rate`).
+pub fn snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev = i.checked_sub(1).map(|p| chars[p]);
+            let next = chars.get(i + 1).copied();
+            let boundary = match prev {
+                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
+                _ => false,
+            };
+            if boundary {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c == '.' {
+            out.push('_');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_become_snake_case() {
+        assert_eq!(snake("pcToBCExchangeRate"), "pc_to_bc_exchange_rate");
+        assert_eq!(snake("resourceURI"), "resource_uri");
+        assert_eq!(snake("billingPreTaxTotal"), "billing_pre_tax_total");
+        assert_eq!(snake("id"), "id");
+        assert_eq!(snake("serviceInfo1"), "service_info1");
+    }
+
+    #[test]
+    fn keys_totals_and_partitions_name_real_columns() {
+        for s in super::super::catalog::registry() {
+            let mut names = std::collections::BTreeSet::new();
+            for c in &s.columns {
+                assert!(names.insert(c.name.as_str()), "{}: duplicate column {}", s.name, c.name);
+            }
+            for k in s.keys.iter().chain(&s.totals).chain(s.currency_column.iter()) {
+                assert!(s.column(k).is_some(), "{}: {k} is not a column", s.name);
+            }
+            if let Some(fx) = &s.fx {
+                for c in fx.amounts.iter().chain([&fx.charge_end_column, &fx.period_column]) {
+                    assert!(s.column(c).is_some(), "{}: fx column {c}", s.name);
+                }
+            }
+            for t in &s.totals {
+                assert!(matches!(s.columns[s.column(t).unwrap()].ty, ColType::Decimal { .. }), "{}: {t}", s.name);
+            }
+            if let Partition::RowMonth(c) | Partition::ScopeMonth(c) = s.partition {
+                assert!(s.column(c).is_some(), "{}: partition column {c}", s.name);
+            }
+        }
+    }
+}
