@@ -1,9 +1,9 @@
 //! The demo: the one place that wires the emulator to the pipeline. It serves a world with the
 //! emulator on a free loopback port, in this process, and runs the nightly job against it.
 //!
-//! In: a world folder, an output folder, optional faults and a reporting currency. Out: the run's
-//! summary. The emulator takes `pcrecon emulator serve`'s defaults; the job, the settings a
-//! config for that emulator would give.
+//! In: a world folder, an output folder, optional faults, a reporting currency and the clock both
+//! sides read. Out: the run's summary. The emulator takes `pcrecon emulator serve`'s defaults;
+//! the job, the settings a config for that emulator would give.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +13,7 @@ use clap::Parser;
 use secrecy::SecretString;
 
 use crate::cli::ServeArgs;
+use crate::clock::Clock;
 use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
 use crate::emulator::server::Server;
 use crate::pipeline::{self, RunError, RunOptions, RunSummary};
@@ -31,6 +32,7 @@ pub fn run(
     out: &Path,
     faults: &str,
     normalize: Option<crate::config::NormalizeSettings>,
+    clock: &Clock,
 ) -> Result<RunSummary, RunError> {
     // `pcrecon emulator serve`'s own defaults, and the demo's choices said once, as flags: it
     // meets Partner Center as it is today (v1 no longer serves recent periods), and faults
@@ -81,29 +83,32 @@ pub fn run(
             refresh_token: None,
             authority_url: base.clone(),
             base_url: base,
-            scope: "https://api.partnercenter.microsoft.com/.default".into(),
-            max_in_flight: 4,
-            request_timeout: Duration::from_secs(60),
-            max_retries: 8,
+            scope: crate::config::DEFAULT_SCOPE.into(),
+            max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
+            request_timeout: crate::config::DEFAULT_REQUEST_TIMEOUT,
+            max_retries: crate::config::DEFAULT_MAX_RETRIES,
         },
         output_dir: out.to_path_buf(),
         csv_bom: false,
         rejects: false,
         keep_unknown_fields: false,
         tolerance: BTreeMap::new(),
-        retention: crate::sink::retention::Retention::default(),
-        resume_within: Duration::from_secs(12 * 3600),
+        retention: crate::sink::retention::Retention {
+            keep_snapshots: crate::config::DEFAULT_KEEP_SNAPSHOTS,
+            keep_days: None,
+        },
+        resume_within: Duration::from_secs(crate::config::DEFAULT_RESUME_WITHIN_HOURS * 3600),
         normalize: normalize.clone(),
         extract: ExtractSettings {
             datasets: crate::tabular::Dataset::selectable().collect(),
             invoice_ids: Vec::new(),
             invoices_from: None,
             invoices_to: None,
-            unbilled_periods: vec!["current", "previous"],
+            unbilled_periods: crate::config::DEFAULT_UNBILLED_PERIODS.to_vec(),
             currencies: Vec::new(),
             api_version: crate::config::auto_api_versions(),
             v2: crate::config::V2Settings::defaults(graph),
         },
     };
-    pipeline::run(&settings, &RunOptions::default())
+    pipeline::run(&settings, &RunOptions { clock: clock.clone(), ..RunOptions::default() })
 }

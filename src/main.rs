@@ -50,7 +50,12 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
         Command::Extract(args) => {
             let settings = Settings::load(&args.config)?;
             let out = args.out.clone().unwrap_or_else(|| settings.output_dir.join("extract"));
-            let summary = pipeline::extract_to_folder(&settings, &out, args.keep_raw.as_deref())?;
+            let summary = pipeline::extract_to_folder(
+                &settings,
+                &out,
+                args.keep_raw.as_deref(),
+                &pcrecon::clock::Clock::system(),
+            )?;
             print!("{}", summary.render());
             Ok(())
         }
@@ -74,6 +79,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
                 refresh: args.refresh,
                 from_raw: args.from_raw.clone(),
                 progress: Some(progress),
+                clock: pcrecon::clock::Clock::system(),
             };
             let summary = pipeline::run(&settings, &options)?;
             print!("{}", summary.render());
@@ -112,7 +118,13 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
                 rate_date: pcrecon::normalize::fx::RateDateRule::MonthEnd,
                 rounding: pcrecon::model::money::RoundingMode::HalfEven,
             };
-            let summary = pcrecon::demo::run(&default_samples(), &args.out, &args.faults, Some(normalize))?;
+            let summary = pcrecon::demo::run(
+                &default_samples(),
+                &args.out,
+                &args.faults,
+                Some(normalize),
+                &pcrecon::clock::Clock::system(),
+            )?;
             print!("{}", summary.render());
             Ok(())
         }

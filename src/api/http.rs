@@ -9,124 +9,26 @@
 //! token has no MFA claim, spec §17.10), which no new token from the same refresh token can fix
 //! and which fails at once with what the operator has to do;
 //! other 4xx fail at once with the dataset, scope, page and `MS-RequestId` in the error.
+//! The errors themselves are `error`'s; how long a wait lasts is `retry`'s.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::Rng;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
-use crate::tabular::Dataset;
-
-use super::auth::{AuthError, TokenKind, TokenProvider};
+use super::auth::{TokenKind, TokenProvider};
+use super::error::{ApiError, MFA_REQUIRED, error_code, error_detail};
+use super::retry::{backoff, retry_after};
 use super::transport::describe_transport;
+use crate::clock::Clock;
 
-/// Where a request belongs, for errors and logs.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// Dataset being extracted.
-    pub dataset: Dataset,
-    /// Invoice id, `CCY/period`, customer id, or `all`.
-    pub scope: String,
-    /// Page number within its sequence, from 1.
-    pub page: u32,
-}
-
-impl fmt::Display for Context {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "dataset {}, {} {}", self.dataset, scope_kind(&self.scope), self.scope)?;
-        // Page 0: a request that is not a page (the v2 export's operation and manifest).
-        if self.page > 0 { write!(f, ", page {}", self.page) } else { Ok(()) }
-    }
-}
-
-fn scope_kind(scope: &str) -> &'static str {
-    match scope.as_bytes().first() {
-        Some(b'G' | b'D' | b'T') if !scope.contains('/') => "invoice",
-        _ if scope.contains('/') => "unbilled",
-        _ if scope == "all" => "scope",
-        _ => "customer",
-    }
-}
-
-/// A request failed for good.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The API answered with a status that retrying cannot fix.
-    #[error("{context}: HTTP {status} for {path} (MS-RequestId {request_id}): {detail}")]
-    Status {
-        /// Where.
-        context: Context,
-        /// HTTP status.
-        status: u16,
-        /// Path and query (no secrets travel in them).
-        path: String,
-        /// The request id sent.
-        request_id: String,
-        /// What the error body said.
-        detail: String,
-    },
-    /// Transient failures did not stop.
-    #[error("{context}: gave up after {attempts} attempts for {path} (MS-RequestId {request_id}): {last}")]
-    Exhausted {
-        /// Where.
-        context: Context,
-        /// Attempts made.
-        attempts: u32,
-        /// Path and query.
-        path: String,
-        /// The request id sent.
-        request_id: String,
-        /// The last failure.
-        last: String,
-    },
-    /// Partner Center refused an App+User call because the token has no MFA claim (401, error
-    /// code 900421): the refresh token comes from a sign-in without multi-factor authentication.
-    #[error(
-        "{context}: Partner Center requires multi-factor authentication for App+User calls (error code 900421, HTTP 401 for {path}, MS-RequestId {request_id}): the refresh token was issued by a sign-in without MFA; obtain a new refresh token through an interactive sign-in with MFA (the partner consent of the secure application model) and put it in api.refresh_token_file or PCRECON_REFRESH_TOKEN"
-    )]
-    MfaRequired {
-        /// Where.
-        context: Context,
-        /// Path and query.
-        path: String,
-        /// The request id sent.
-        request_id: String,
-    },
-    /// No token.
-    #[error("{context}: authentication failed: {source}")]
-    Auth {
-        /// Where.
-        context: Context,
-        /// Why.
-        source: AuthError,
-    },
-}
-
-impl ApiError {
-    /// The HTTP status, when the API answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ApiError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// Whether the failure is about credentials (401 after a fresh token, 403, token refused,
-    /// MFA required).
-    pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Auth { .. } | ApiError::MfaRequired { .. } | ApiError::Status { status: 401 | 403, .. }
-        )
-    }
-}
+// `extract` still names a request's context by this path.
+pub use super::error::Context;
 
 /// One logical call: retries of it share its `MS-RequestId`.
 #[derive(Debug, Clone, Copy)]
@@ -223,45 +125,9 @@ pub struct Client {
     not_before: Mutex<Instant>,
     correlation_id: String,
     policy: Policy,
+    clock: Clock,
     /// Counters.
     pub stats: Stats,
-}
-
-/// Seconds or an HTTP date, as `Retry-After` may say.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-/// The error code Partner Center answers an App+User call whose token lacks an MFA claim.
-const MFA_REQUIRED: &str = "900421";
-
-/// The `code` of a Partner Center error body (a number or a string), if it has one.
-fn error_code(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let code = v.get("code")?;
-    Some(code.as_str().map_or_else(|| code.to_string(), str::to_owned))
-}
-
-/// What the error body says, in one line: Partner Center's canonical body, the framework's
-/// `message`, or Graph's `{"error":{"code","message"}}`.
-fn error_detail(body: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
-    if let Some(e) = v.get("error").filter(|e| e.is_object()) {
-        let text = |k: &str| e.get(k).and_then(|x| x.as_str()).unwrap_or("");
-        return format!("{}: {}", text("code"), text("message"));
-    }
-    let pick = |k: &str| v.get(k).map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned));
-    match (pick("code"), pick("description"), pick("message"), pick("errorCode")) {
-        (Some(code), Some(description), _, _) => format!("{code}: {description}"),
-        (_, _, Some(message), _) => message,
-        (_, _, _, Some(code)) => code,
-        _ => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-    }
 }
 
 /// Streams a response body into a new file; a failure says why without the URL.
@@ -286,7 +152,7 @@ enum Attempt {
 
 impl Client {
     /// A client for an API root with a token provider.
-    pub fn new(base: &Url, auth: TokenProvider, policy: Policy) -> Result<Client, String> {
+    pub fn new(base: &Url, auth: TokenProvider, policy: Policy, clock: Clock) -> Result<Client, String> {
         let http = reqwest::Client::builder()
             .timeout(policy.timeout)
             .connect_timeout(Duration::from_secs(30))
@@ -301,8 +167,14 @@ impl Client {
             not_before: Mutex::new(Instant::now()),
             correlation_id: uuid::Uuid::new_v4().to_string(),
             policy,
+            clock,
             stats: Stats::default(),
         })
+    }
+
+    /// The clock pages are stamped with and `Retry-After` dates are read against.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The API root without a trailing slash.
@@ -351,9 +223,7 @@ impl Client {
     }
 
     fn backoff(&self, retry: u32) -> Duration {
-        let exp = self.policy.base_backoff.saturating_mul(1u32 << retry.min(16)).min(self.policy.max_backoff);
-        let permille = rand::rng().random_range(500..=1000u32);
-        exp * permille / 1000
+        backoff(self.policy.base_backoff, self.policy.max_backoff, retry)
     }
 
     /// Makes one call; returns the whole body of its 2xx answer.
@@ -485,13 +355,14 @@ impl Client {
             200..=299 => Attempt::Done(Response {
                 body,
                 request_id: request_id.to_owned(),
-                fetched_at: chrono::Utc::now(),
+                fetched_at: self.clock.now(),
                 status,
                 headers: response_headers,
             }),
             429 => {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                let wait = retry_after(&response_headers).unwrap_or(self.policy.default_retry_after);
+                let wait =
+                    retry_after(&response_headers, self.clock.now().into()).unwrap_or(self.policy.default_retry_after);
                 self.push_deadline(wait).await;
                 Attempt::Retry {
                     wait: Duration::ZERO,
@@ -523,7 +394,7 @@ impl Client {
                 }
             }
             408 | 500..=599 => {
-                let asked = retry_after(&response_headers);
+                let asked = retry_after(&response_headers, self.clock.now().into());
                 if let Some(wait) = asked {
                     self.push_deadline(wait).await;
                 }
@@ -538,65 +409,5 @@ impl Client {
                 detail: error_detail(&body),
             }),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(5));
-        h.insert(RETRY_AFTER, later.parse().unwrap());
-        let wait = retry_after(&h).unwrap();
-        assert!(wait > Duration::from_secs(3) && wait <= Duration::from_secs(5), "{wait:?}");
-        h.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
-    fn error_bodies_of_every_documented_shape_are_summarised() {
-        assert_eq!(error_detail(br#"{"code":"1000","description":"Not found","data":[]}"#), "1000: Not found");
-        assert_eq!(error_detail(br#"{"code":1000,"description":"Not found"}"#), "1000: Not found");
-        assert_eq!(error_detail(br#"{"message":"The request is invalid."}"#), "The request is invalid.");
-        assert_eq!(error_detail(b"plain text"), "plain text");
-        let graph = br#"{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-02T10:00:00","request-id":"r","client-request-id":"c"}}}"#;
-        assert_eq!(error_detail(graph), "TooManyRequests: Too many requests.");
-    }
-
-    #[test]
-    fn the_mfa_refusal_is_recognised_by_its_code_and_says_what_to_do() {
-        let body = br#"{"code":900421,"description":"MFA required","errorName":"MfaRequired","isRetryable":false}"#;
-        assert_eq!(error_code(body).as_deref(), Some(MFA_REQUIRED));
-        assert_eq!(error_code(br#"{"code":"900421","description":"MFA required"}"#).as_deref(), Some(MFA_REQUIRED));
-        assert_eq!(error_code(br#"{"code":"400","description":"expired"}"#).as_deref(), Some("400"));
-        let e = ApiError::MfaRequired {
-            context: Context { dataset: Dataset::Invoices, scope: "G000123".into(), page: 1 },
-            path: "/v1/invoices/G000123".into(),
-            request_id: "r-1".into(),
-        };
-        assert!(e.is_auth());
-        let text = e.to_string();
-        for part in [
-            "multi-factor authentication",
-            "900421",
-            "interactive sign-in",
-            "refresh_token_file",
-            "PCRECON_REFRESH_TOKEN",
-        ] {
-            assert!(text.contains(part), "{part:?} missing from {text}");
-        }
-    }
-
-    #[test]
-    fn contexts_name_the_scope_kind() {
-        let c = Context { dataset: Dataset::BilledRecon, scope: "G000123".into(), page: 3 };
-        assert_eq!(c.to_string(), "dataset billed_recon_line_items, invoice G000123, page 3");
-        let u = Context { dataset: Dataset::UnbilledRecon, scope: "EUR/current".into(), page: 1 };
-        assert_eq!(u.to_string(), "dataset unbilled_recon_line_items, unbilled EUR/current, page 1");
     }
 }

@@ -14,7 +14,8 @@ use tokio::sync::mpsc::Sender;
 use crate::tabular::Dataset;
 
 use super::auth::TokenKind;
-use super::http::{ApiError, Call, Client, Context};
+use super::error::{ApiError, Context};
+use super::http::{Call, Client};
 use crate::model::page::{Event, Page, Paging};
 
 /// One sequence of pages to fetch: an endpoint for one scope.

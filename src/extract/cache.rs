@@ -114,10 +114,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 impl PageCache {
     /// Opens the cache of `out` for a run that will publish as `run_id`. An attempt that did not
     /// publish and started less than `resume_within` ago is resumed; otherwise a new one begins.
-    pub fn open(out: &Path, run_id: &str, refresh: bool, resume_within: Duration) -> io::Result<PageCache> {
+    pub fn open(
+        out: &Path,
+        run_id: &str,
+        refresh: bool,
+        resume_within: Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> io::Result<PageCache> {
         let root = out.join(".cache");
         fs::create_dir_all(&root)?;
-        let now = chrono::Utc::now();
         let resumable = unpublished_attempt(out, &root).filter(|a| {
             chrono::DateTime::parse_from_rfc3339(&a.started_at)
                 .ok()
@@ -414,7 +419,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_recorded_sequence_replays_as_its_last_attempt() {
         let out = tempfile::tempdir().unwrap();
-        let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
+        let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600), chrono::Utc::now()).unwrap();
         let invoice = Reuse::Invoice { fingerprint: "f1".into() };
         record(&cache, "G1", &invoice);
         let files: Vec<_> = fs::read_dir(cache.dir(Dataset::BilledRecon, "G1")).unwrap().flatten().collect();
@@ -441,31 +446,31 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_later_run_carries_invoices_but_not_attempt_data() {
         let out = tempfile::tempdir().unwrap();
-        let first = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
+        let first = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600), chrono::Utc::now()).unwrap();
         let invoice = Reuse::Invoice { fingerprint: "f1".into() };
         record(&first, "G1", &invoice);
         record(&first, "EUR/current", &Reuse::Attempt);
         // Not published: the next run resumes the attempt and may reuse both.
-        let resumed = PageCache::open(out.path(), "R2", false, Duration::from_secs(3600)).unwrap();
+        let resumed = PageCache::open(out.path(), "R2", false, Duration::from_secs(3600), chrono::Utc::now()).unwrap();
         assert_eq!(resumed.attempt().id, first.attempt().id);
         assert!(resumed.reusable(&seq("EUR/current"), "/v1/x", &Reuse::Attempt).is_some());
         // Published: the attempt ends and only the billed invoice stays.
         fs::create_dir_all(out.path().join("R2")).unwrap();
         fs::write(out.path().join("R2/manifest.json"), "{}").unwrap();
         resumed.finish_attempt().unwrap();
-        let next = PageCache::open(out.path(), "R3", false, Duration::from_secs(3600)).unwrap();
+        let next = PageCache::open(out.path(), "R3", false, Duration::from_secs(3600), chrono::Utc::now()).unwrap();
         assert_ne!(next.attempt().id, first.attempt().id);
         assert!(next.reusable(&seq("EUR/current"), "/v1/x", &Reuse::Attempt).is_none());
         let carried = next.reusable(&seq("G1"), "/v1/x", &invoice).unwrap();
         assert!(carried.carried);
-        let refresh = PageCache::open(out.path(), "R4", true, Duration::from_secs(3600)).unwrap();
+        let refresh = PageCache::open(out.path(), "R4", true, Duration::from_secs(3600), chrono::Utc::now()).unwrap();
         assert!(refresh.reusable(&seq("G1"), "/v1/x", &invoice).is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn an_altered_page_is_refetched_after_a_restart() {
         let out = tempfile::tempdir().unwrap();
-        let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600)).unwrap();
+        let cache = PageCache::open(out.path(), "R1", false, Duration::from_secs(3600), chrono::Utc::now()).unwrap();
         let invoice = Reuse::Invoice { fingerprint: "f1".into() };
         record(&cache, "G1", &invoice);
         let second = cache.dir(Dataset::BilledRecon, "G1").join("a2-p00002.json.zst");

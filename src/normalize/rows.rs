@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use serde_json::value::RawValue;
 
-use super::decode::{Cell, ColType, Item, decode, elements, from_decimal128, to_decimal128};
+use super::decode::{Cell, ColType, decode, from_decimal128, to_decimal128};
+use super::item::{Item, elements};
 use crate::tabular::{Dataset, DatasetSchema, Implied, Source};
 
 /// Where in the input a value could not be decoded.

@@ -12,7 +12,7 @@ pub mod report;
 pub mod stages;
 
 pub use plan::{DryRun, PlannedSequence, dry_run};
-pub use report::{ExtractSummary, RunSummary};
+pub use report::{ExtractSummary, RunRecord, RunSummary};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::api::auth::{Credentials, TokenProvider};
 use crate::api::http::{Client, Policy};
 use crate::api::paging::PagingError;
+use crate::clock::Clock;
 use crate::config::{ApiSettings, ConfigError, Settings};
 use crate::extract::cache::PageCache;
 use crate::extract::dump::{self, DumpError};
@@ -83,7 +84,7 @@ fn json_text(value: &impl serde::Serialize, path: &Path) -> Result<Vec<u8>, RunE
 }
 
 /// Builds the API client of a run.
-pub fn client(api: &ApiSettings) -> Result<Client, RunError> {
+pub fn client(api: &ApiSettings, clock: &Clock) -> Result<Client, RunError> {
     let credentials = Credentials {
         token_url: api.token_url()?,
         client_id: api.client_id.clone(),
@@ -92,18 +93,19 @@ pub fn client(api: &ApiSettings) -> Result<Client, RunError> {
         refresh_token: api.refresh_token.clone(),
     };
     let policy = Policy::new(api.max_in_flight, api.request_timeout, api.max_retries);
-    Client::new(&api.base_url, TokenProvider::new(credentials), policy).map_err(RunError::Start)
+    Client::new(&api.base_url, TokenProvider::new(credentials), policy, clock.clone()).map_err(RunError::Start)
 }
 
 /// Runs the extraction into `consume`, which reads the page stream on its own thread. The
 /// consumer's failure wins over the extraction's (which then only reports the closed channel).
 fn drive<R: Send + 'static>(
     settings: &Settings,
+    clock: &Clock,
     cache: Option<Arc<PageCache>>,
     progress: Option<Arc<Progress>>,
     consume: impl FnOnce(tokio::sync::mpsc::Receiver<crate::model::page::Event>) -> Result<R, RunError> + Send + 'static,
 ) -> Result<(ExtractReport, R, Duration), RunError> {
-    let client = Arc::new(client(&settings.api)?);
+    let client = Arc::new(client(&settings.api, clock)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,11 +167,16 @@ fn open_archive(keep_raw: Option<&Path>) -> Result<Option<RawArchive>, RunError>
 
 /// Extracts everything in scope into `out` (one JSON-lines file per sequence), published only
 /// when the whole extraction succeeded; optionally archives every raw page into `keep_raw`.
-pub fn extract_to_folder(settings: &Settings, out: &Path, keep_raw: Option<&Path>) -> Result<ExtractSummary, RunError> {
+pub fn extract_to_folder(
+    settings: &Settings,
+    out: &Path,
+    keep_raw: Option<&Path>,
+    clock: &Clock,
+) -> Result<ExtractSummary, RunError> {
     let staging = Staging::beside(out).map_err(|e| io_error(out, e))?;
     let archive = open_archive(keep_raw)?;
     let into = staging.path().to_path_buf();
-    let driven = drive(settings, None, None, move |rx| Ok(dump::consume(rx, &into, archive)?));
+    let driven = drive(settings, clock, None, None, move |rx| Ok(dump::consume(rx, &into, archive)?));
     let (report, dumped, elapsed) = driven?;
     let summary_path = staging.path().join("summary.json");
     let summary = serde_json::json!({ "items": dumped.items, "sequences": dumped.sequences });
@@ -190,6 +197,8 @@ pub struct RunOptions {
     pub progress: Option<Arc<Progress>>,
     /// Rebuild the snapshot from this `--keep-raw` archive instead of calling the API.
     pub from_raw: Option<PathBuf>,
+    /// The time the run reads (its id, its report, retention, resuming).
+    pub clock: Clock,
 }
 
 /// Removes what runs whose process is gone left behind: staging folders (`.<run-id>.tmp-<pid>`,
@@ -208,8 +217,8 @@ fn remove_abandoned(out: &Path) {
 }
 
 /// A run id from the clock: `YYYYMMDDTHHMMSSZ`, with a suffix if that folder exists already.
-fn run_id(out: &Path) -> String {
-    let base = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+fn run_id(out: &Path, now: chrono::DateTime<chrono::Utc>) -> String {
+    let base = now.format("%Y%m%dT%H%M%SZ").to_string();
     let mut id = base.clone();
     let mut n = 2;
     while out.join(&id).exists() {
@@ -293,14 +302,14 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let settings = with_needed_datasets(settings);
     let out = settings.output_dir.clone();
     std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
-    let _lock = OutputLock::acquire(&out)?;
+    let _lock = OutputLock::acquire(&out, options.clock.now())?;
     remove_abandoned(&out);
-    let id = run_id(&out);
+    let id = run_id(&out, options.clock.now());
     // A replay needs no cache: the archive is the whole input.
     let cache = match options.from_raw {
         Some(_) => None,
         None => Some(Arc::new(
-            PageCache::open(&out, &id, options.refresh, settings.resume_within)
+            PageCache::open(&out, &id, options.refresh, settings.resume_within, options.clock.now())
                 .map_err(|e| io_error(&out.join(".cache"), e))?,
         )),
     };
@@ -316,7 +325,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     ]
     .into_iter()
     .collect();
-    let started_at = chrono::Utc::now();
+    let started_at = options.clock.now();
     let progress = options.progress.clone();
     let seen = progress.clone();
     let consume = move |mut rx: tokio::sync::mpsc::Receiver<Event>| {
@@ -344,7 +353,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     };
     let driven = match &options.from_raw {
         Some(dir) => replay_raw(dir, consume),
-        None => drive(&settings, cache.clone(), progress.clone(), consume),
+        None => drive(&settings, &options.clock, cache.clone(), progress.clone(), consume),
     };
     if let Some(p) = &progress {
         p.finish();
@@ -355,30 +364,30 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     for invoice in &restated {
         tracing::warn!(event = "invoice_restated", invoice = %invoice, previous_snapshot = previous.as_ref().map(|p| p.0.as_str()).unwrap_or(""));
     }
-    let run = serde_json::json!({
-        "run_id": id,
-        "attempt": cache.as_ref().map(|c| c.attempt().id.clone()),
-        "attempt_started_at": cache.as_ref().map(|c| c.attempt().started_at.clone()),
-        "from_raw": options.from_raw.as_ref().map(|d| d.display().to_string()),
-        "started_at": started_at.to_rfc3339(),
-        "finished_at": chrono::Utc::now().to_rfc3339(),
-        "elapsed_ms": elapsed.as_millis() as u64,
-        "pcrecon_version": env!("CARGO_PKG_VERSION"),
-        "base_url": settings.api.base_url.as_str(),
-        "requests": report.requests,
-        "retries": report.retries,
-        "throttled": report.throttled,
-        "refused_tokens": report.unauthorized,
-        "sequences": report.sequences,
-        "sequences_carried": report.carried,
-        "sequences_resumed": report.resumed,
-        "previous_snapshot": previous.as_ref().map(|p| p.0.clone()),
-        "restated_invoices": restated,
-        "new_invoices": new_invoices,
-        "rows": manifest.datasets.iter().map(|(k, v)| (k.clone(), v.rows)).collect::<BTreeMap<_, _>>(),
-        "not_ready": &manifest.not_ready,
-        "schema_drift": &manifest.schema_drift,
-    });
+    let run = RunRecord {
+        run_id: &id,
+        attempt: cache.as_ref().map(|c| c.attempt().id.as_str()),
+        attempt_started_at: cache.as_ref().map(|c| c.attempt().started_at.as_str()),
+        from_raw: options.from_raw.as_deref(),
+        started_at: started_at.to_rfc3339(),
+        finished_at: options.clock.now().to_rfc3339(),
+        elapsed_ms: elapsed.as_millis() as u64,
+        pcrecon_version: env!("CARGO_PKG_VERSION"),
+        base_url: settings.api.base_url.as_str(),
+        requests: report.requests,
+        retries: report.retries,
+        throttled: report.throttled,
+        refused_tokens: report.unauthorized,
+        sequences: report.sequences,
+        sequences_carried: report.carried,
+        sequences_resumed: report.resumed,
+        previous_snapshot: previous.as_ref().map(|p| p.0.as_str()),
+        restated_invoices: &restated,
+        new_invoices,
+        rows: manifest.datasets.iter().map(|(k, v)| (k.as_str(), v.rows)).collect(),
+        not_ready: &manifest.not_ready,
+        schema_drift: &manifest.schema_drift,
+    };
     let run_path = staging.path().join("run.json");
     let text = json_text(&run, &run_path)?;
     std::fs::write(&run_path, text).map_err(|e| io_error(&run_path, e))?;
@@ -391,7 +400,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     if let Some(Err(e)) = cache.as_ref().map(|c| c.finish_attempt()) {
         tracing::warn!(event = "cache_not_tidied", error = %e);
     }
-    let removed = crate::sink::retention::apply(&out, settings.retention, &id, chrono::Utc::now().naive_utc())
+    let removed = crate::sink::retention::apply(&out, settings.retention, &id, options.clock.now().naive_utc())
         .unwrap_or_else(|e| {
             tracing::warn!(event = "retention_failed", error = %e);
             Vec::new()

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use super::{RunError, client, with_needed_datasets};
 use crate::config::Settings;
 use crate::extract::{self, cache::PageCache};
-use crate::tabular::Dataset;
+use crate::sink::layout;
+use crate::tabular::{Dataset, Kind, Partition};
 
 /// What a dry run found: the plan of a run, read from discovery and the page cache.
 #[derive(Debug)]
@@ -85,37 +86,33 @@ impl DryRun {
     }
 }
 
-/// The files a sequence's rows go to, relative to the snapshot.
+/// The files a sequence's rows go to, relative to the snapshot, as the sink lays them out.
 fn planned_files(planned: &extract::Planned) -> Vec<String> {
-    use crate::tabular::Partition;
     let seq = &planned.seq;
-    if seq.dataset == Dataset::Documents {
-        return vec![format!("documents/{}.pdf", crate::model::page::scope_name(&seq.scope))];
+    if seq.dataset.kind() == Kind::File {
+        return vec![layout::document(&seq.scope)];
     }
     let month = planned.month.as_deref().unwrap_or("*");
-    let mut files = Vec::new();
-    for schema in seq.dataset.tables_filled() {
-        let stem = match schema.partition {
-            Partition::Invoice => {
-                format!("{}/period={month}/part-{}", schema.name, crate::model::page::scope_name(&seq.scope))
-            }
-            Partition::ScopeMonth(_) => {
-                format!("{}/period=*/part-{}", schema.name, crate::model::page::scope_name(&seq.scope))
-            }
-            Partition::RowMonth(_) => format!("{}/period={month}/part-00000", schema.name),
-            Partition::None => format!("{}/part-00000", schema.name),
-        };
-        files.push(format!("{stem}.parquet"));
-        files.push(format!("csv/{stem}.csv"));
-    }
-    files
+    seq.dataset
+        .tables_filled()
+        .flat_map(|schema| {
+            let folder = match schema.partition {
+                Partition::Invoice | Partition::RowMonth(_) => layout::partition(month),
+                // The month of the rows, which only the data tells.
+                Partition::ScopeMonth(_) => layout::partition("*"),
+                Partition::None => String::new(),
+            };
+            layout::part_files(schema.name, &folder, &layout::part_name(schema, &seq.scope))
+        })
+        .collect()
 }
 
 /// `--dry-run`: discovery only (read-only API calls), then the plan, from the page cache as it
 /// stands. Takes no lock and writes nothing.
 pub fn dry_run(settings: &Settings, refresh: bool) -> Result<DryRun, RunError> {
     let settings = with_needed_datasets(settings);
-    let client = client(&settings.api)?;
+    // A dry run stamps nothing: the system's clock will do.
+    let client = client(&settings.api, &crate::clock::Clock::system())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

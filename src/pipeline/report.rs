@@ -4,13 +4,66 @@
 //! In: the published manifest and the extraction's counts. Out: text and numbers. It decides
 //! nothing and writes no file.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::extract::ExtractReport;
 use crate::extract::dump::DumpReport;
-use crate::sink::manifest::Manifest;
+use crate::sink::manifest::{Drift, Manifest};
 use crate::tabular::Dataset;
+
+/// `run.json`: what one run did, for the operator and for monitoring — the one file of a
+/// snapshot that differs between runs over the same data (times, counts of requests).
+#[derive(Debug, Serialize)]
+pub struct RunRecord<'a> {
+    /// The snapshot's id (`YYYYMMDDTHHMMSSZ`).
+    pub run_id: &'a str,
+    /// The attempt whose fetched pages the run used (a resumed run names the killed one's).
+    pub attempt: Option<&'a str>,
+    /// When that attempt started.
+    pub attempt_started_at: Option<&'a str>,
+    /// The raw archive a `--from-raw` run replayed.
+    pub from_raw: Option<&'a Path>,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// When it finished.
+    pub finished_at: String,
+    /// Wall time of the extraction and the stages.
+    pub elapsed_ms: u64,
+    /// The version of pcrecon that made the snapshot.
+    pub pcrecon_version: &'static str,
+    /// The Partner Center root it called.
+    pub base_url: &'a str,
+    /// Requests sent.
+    pub requests: u64,
+    /// Retries after transient failures and throttling.
+    pub retries: u64,
+    /// 429 answers honoured.
+    pub throttled: u64,
+    /// 401 answers that led to a new token.
+    pub refused_tokens: u64,
+    /// Sequences in the plan.
+    pub sequences: u64,
+    /// Sequences of unchanged billed invoices taken from an earlier run.
+    pub sequences_carried: u64,
+    /// Sequences taken from a killed attempt's pages.
+    pub sequences_resumed: u64,
+    /// The snapshot `LATEST` named before this run.
+    pub previous_snapshot: Option<&'a str>,
+    /// Invoices whose content or v2 eTag changed since that snapshot.
+    pub restated_invoices: &'a [String],
+    /// Invoices that snapshot did not have.
+    pub new_invoices: u64,
+    /// Rows per dataset.
+    pub rows: BTreeMap<&'a str, u64>,
+    /// Sequences the v2 export could not serve yet, with what it said.
+    pub not_ready: &'a BTreeMap<String, String>,
+    /// Members no column reads and attributes missing, per dataset.
+    pub schema_drift: &'a BTreeMap<String, Drift>,
+}
 
 /// What an extraction run produced.
 #[derive(Debug)]

@@ -41,7 +41,7 @@ pub struct OutputLock {
 
 impl OutputLock {
     /// Takes the lock of `out` without waiting. The file then names this process.
-    pub fn acquire(out: &Path) -> Result<OutputLock, LockError> {
+    pub fn acquire(out: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<OutputLock, LockError> {
         let path = out.join(LOCK_FILE);
         let io_err = |source| LockError::Io { path: path.clone(), source };
         let mut file =
@@ -67,7 +67,7 @@ impl OutputLock {
             "pid {} on {} since {}",
             std::process::id(),
             hostname(),
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;
@@ -101,23 +101,23 @@ mod tests {
     #[test]
     fn a_second_holder_is_refused_until_the_first_lets_go() {
         let dir = tempfile::tempdir().unwrap();
-        let first = OutputLock::acquire(dir.path()).unwrap();
+        let first = OutputLock::acquire(dir.path(), chrono::Utc::now()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
         assert!(text.starts_with(&format!("pid {}", std::process::id())), "{text}");
-        match OutputLock::acquire(dir.path()) {
+        match OutputLock::acquire(dir.path(), chrono::Utc::now()) {
             Err(LockError::Busy { holder, .. }) => assert_eq!(holder, text),
             other => panic!("expected Busy, got {other:?}"),
         }
         drop(first);
         assert_eq!(std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(), "");
-        OutputLock::acquire(dir.path()).unwrap();
+        OutputLock::acquire(dir.path(), chrono::Utc::now()).unwrap();
     }
 
     #[test]
     fn a_dead_holders_lock_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(LOCK_FILE), "pid 999999 on elsewhere since 2026-01-01T02:00:00Z").unwrap();
-        let lock = OutputLock::acquire(dir.path()).unwrap();
+        let lock = OutputLock::acquire(dir.path(), chrono::Utc::now()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
         assert!(text.starts_with(&format!("pid {}", std::process::id())));
         drop(lock);

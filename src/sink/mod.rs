@@ -1,9 +1,10 @@
 //! Output, and only output: Parquet and CSV writers following the dataset schemas, part files,
-//! the manifest's types, the one atomic publish (`staging`), the output folder's lock and
+//! where each file goes (`layout`), the manifest's types, the one atomic publish (`staging`), the output folder's lock and
 //! retention, and a reader of published files.
 //!
 //! In: typed rows per dataset and scope. Out: files and published folders. It does not fetch,
-//! decode, convert, match or tie out anything, and imports only the table vocabulary (`model`).
+//! decode, convert, match or tie out anything, and imports only the table vocabulary (`tabular`) and the page types (`model`).
+pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod part;

@@ -18,12 +18,6 @@ pub struct Retention {
     pub keep_days: Option<u32>,
 }
 
-impl Default for Retention {
-    fn default() -> Self {
-        Retention { keep_snapshots: 10, keep_days: None }
-    }
-}
-
 /// When a run id says its run started, if it is one.
 pub fn run_time(id: &str) -> Option<NaiveDateTime> {
     let stamp = id.get(..16)?;

@@ -178,7 +178,6 @@ fn a_rerun_gives_byte_identical_data_files_and_manifest_whatever_the_zone_or_thr
     let out = dir.path().join("out");
     demo(&out);
     let first = latest(&out);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     // Another time zone, locale and thread count change nothing.
     demo_env(&out, "", &[("TZ", "Pacific/Chatham"), ("LC_ALL", "de_DE.UTF-8"), ("RAYON_NUM_THREADS", "1")]);
     let second = latest(&out);

@@ -1,5 +1,6 @@
 //! Response building: collection envelopes, links, the error bodies of spec §6.2, and the error
-//! body of Microsoft Graph (`{"error":{"code","message","innerError"}}`) for the Graph routes.
+//! body of Microsoft Graph (`{"error":{"code","message","innerError"}}`) for the Graph routes,
+//! with the origin their links start with.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -70,6 +71,17 @@ pub fn graph_error(status: StatusCode, code: &str, message: &str, request: &Head
         r.headers_mut().insert("request-id", v);
     }
     r
+}
+
+/// Graph's 410 for an export operation that has expired: the client is to request a new export.
+pub(super) fn operation_expired(request: &HeaderMap) -> Response {
+    graph_error(StatusCode::GONE, "Gone", "The operation has expired. Request a new export.", request)
+}
+
+/// `http://HOST` of the request, from its `Host` header, which the Graph routes' links start with.
+pub(super) fn origin(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+    format!("http://{host}")
 }
 
 /// The framework-level 400 for invalid query values.

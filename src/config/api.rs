@@ -1,0 +1,149 @@
+//! The `[api]` section: the tenant, the application and its secrets, the roots of Entra ID,
+//! Partner Center and Microsoft Graph, and the HTTP limits.
+//!
+//! In: the section as parsed, and where relative paths start. Out: [`ApiSettings`] and the
+//! Graph root. Secrets are read here (the environment first, then a file only its owner can
+//! read) and held only as [`SecretString`]; no message names one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use super::{ConfigError, checked_url, join};
+
+/// Entra ID's root, where tokens are asked for.
+pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+/// Partner Center's API root.
+pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
+/// The token scope of the client-credentials grant.
+pub const DEFAULT_SCOPE: &str = "https://api.partnercenter.microsoft.com/.default";
+/// Requests in flight at most, by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+/// The largest `max_in_flight` accepted.
+pub const MAX_IN_FLIGHT_LIMIT: usize = 64;
+/// Time limit of one request, body included, by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Retries of a transient failure, by default.
+pub const DEFAULT_MAX_RETRIES: u32 = 8;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    tenant_id: String,
+    client_id: String,
+    authority_url: Option<String>,
+    base_url: Option<String>,
+    pub(super) graph_url: Option<String>,
+    max_in_flight: Option<usize>,
+    client_secret_file: Option<PathBuf>,
+    refresh_token_file: Option<PathBuf>,
+    scope: Option<String>,
+    request_timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+}
+
+/// How pcrecon talks to Partner Center.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Partner tenant id.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret (client-credentials grant).
+    pub client_secret: SecretString,
+    /// Refresh token of the App+User flow, when configured.
+    pub refresh_token: Option<SecretString>,
+    /// Entra ID authority root.
+    pub authority_url: Url,
+    /// Partner Center API root.
+    pub base_url: Url,
+    /// Token scope of the client-credentials grant.
+    pub scope: String,
+    /// Requests in flight at most, across every dataset.
+    pub max_in_flight: usize,
+    /// Time limit of one request, body included.
+    pub request_timeout: Duration,
+    /// Retries of a transient failure before giving up.
+    pub max_retries: u32,
+}
+
+impl ApiSettings {
+    /// The token endpoint (`{authority}/{tenant}/oauth2/v2.0/token`).
+    pub fn token_url(&self) -> Result<Url, ConfigError> {
+        join(&self.authority_url, &format!("{}/oauth2/v2.0/token", self.tenant_id))
+    }
+}
+
+impl RawApi {
+    /// The validated section; `resolve` makes a relative secret file's path absolute.
+    pub(super) fn settings(self, resolve: impl Fn(&Path) -> PathBuf) -> Result<ApiSettings, ConfigError> {
+        let client_secret = match (env_secret("PCRECON_CLIENT_SECRET"), &self.client_secret_file) {
+            (Some(s), _) => s,
+            (None, Some(file)) => secret_file("client_secret_file", &resolve(file))?,
+            (None, None) => {
+                return Err(ConfigError::Invalid(
+                    "no client secret: set PCRECON_CLIENT_SECRET or api.client_secret_file".into(),
+                ));
+            }
+        };
+        let refresh_token = match (env_secret("PCRECON_REFRESH_TOKEN"), &self.refresh_token_file) {
+            (Some(s), _) => Some(s),
+            (None, Some(file)) => Some(secret_file("refresh_token_file", &resolve(file))?),
+            (None, None) => None,
+        };
+        let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&max_in_flight) {
+            return Err(ConfigError::Invalid(format!(
+                "api.max_in_flight must be 1 to {MAX_IN_FLIGHT_LIMIT}, not {max_in_flight}"
+            )));
+        }
+        let tenant_id = self.tenant_id.trim().to_owned();
+        if tenant_id.is_empty() || self.client_id.trim().is_empty() {
+            return Err(ConfigError::Invalid("api.tenant_id and api.client_id must not be empty".into()));
+        }
+        Ok(ApiSettings {
+            tenant_id,
+            client_id: self.client_id.trim().to_owned(),
+            client_secret,
+            refresh_token,
+            authority_url: checked_url(
+                "api.authority_url",
+                self.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY_URL),
+            )?,
+            base_url: checked_url("api.base_url", self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?,
+            scope: self.scope.unwrap_or_else(|| DEFAULT_SCOPE.into()),
+            max_in_flight,
+            request_timeout: self
+                .request_timeout_secs
+                .map_or(DEFAULT_REQUEST_TIMEOUT, |s| Duration::from_secs(s.max(1))),
+            max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+        })
+    }
+}
+
+/// Reads a secret from a file that only its owner can read.
+fn secret_file(name: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{name} {} is readable by group or others; chmod 600 it",
+            path.display()
+        )));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ConfigError::Invalid(format!("{name} {} is empty", path.display())));
+    }
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// A secret from the environment, when set and not blank.
+fn env_secret(var: &str) -> Option<SecretString> {
+    std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).map(SecretString::from)
+}

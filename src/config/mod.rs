@@ -1,0 +1,315 @@
+//! Configuration: a TOML file plus the environment (`PCRECON_*`), validated once at start into
+//! [`Settings`], one conversion per section (`api`, `output`, `extract`, `money` for
+//! `[normalize]` and `[reconcile]`), each with its defaults as named constants. Secrets are read
+//! here and nowhere else, and only ever held as `SecretString`.
+//!
+//! ```toml
+//! [api]
+//! tenant_id = "11111111-2222-3333-4444-555555555555"
+//! client_id = "66666666-7777-8888-9999-000000000000"
+//! authority_url = "https://login.microsoftonline.com"     # default
+//! base_url = "https://api.partnercenter.microsoft.com"    # default
+//! graph_url = "https://graph.microsoft.com/v1.0"           # default: the v2 export (spec §12)
+//! max_in_flight = 4                                        # default
+//! client_secret_file = "/etc/pcrecon/client_secret"       # or PCRECON_CLIENT_SECRET
+//! refresh_token_file = "/etc/pcrecon/refresh_token"       # optional App+User (or PCRECON_REFRESH_TOKEN)
+//!
+//! [output]
+//! dir = "out"
+//! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
+//! rejects = false                                          # true: bad records go to `rejects`, the run goes on
+//! keep_unknown_fields = false                              # true: members no column reads kept as JSON
+//! keep_snapshots = 10                                      # published snapshots kept (the newest two always)
+//! keep_days = 90                                           # optional: also remove snapshots older than this
+//! resume_within_hours = 12                                 # a killed run restarted within this resumes
+//!
+//! [normalize]                                            # optional
+//! reporting_currency = "EUR"
+//! rates_file = "rates.csv"                                 # date,from,to,rate
+//! rate_date = "month_end"                                  # or "invoice_date", "charge_end"
+//! rounding = "half_even"                                   # half_up, half_down, down, up, floor, ceiling
+//!
+//! [reconcile]                                            # optional
+//! tolerance = { EUR = "0.02", JPY = "2" }                  # |stated − lines| up to this: within_tolerance
+//!
+//! [extract]
+//! datasets = ["invoices", "billed_recon_line_items"]      # default: every dataset
+//! invoice_ids = ["G000123456"]                             # default: every invoice in the date range
+//! invoices_from = "2025-01-01"                             # invoice date, inclusive
+//! invoices_to = "2025-03-31"
+//! unbilled_periods = ["current", "previous"]               # default
+//! api_version = "auto"                                     # or "v1", "v2", or per dataset:
+//! # api_version = { billed_consumption_line_items = "v2", unbilled_recon_line_items = "v1" }
+//!
+//! [extract.v2]                                           # the v2 export on Microsoft Graph
+//! recon_from = "2024-02"                                   # auto: billed recon of periods from here via v2
+//! usage_from = "2022-09"                                   # auto: billed usage of periods from here via v2
+//! attribute_set = "full"                                   # or "basic" (fewer columns filled)
+//! export_timeout_secs = 3600                               # wall clock from POST to a ready manifest
+//! ```
+
+mod api;
+mod extract;
+mod money;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+pub use api::*;
+pub use extract::*;
+pub use money::NormalizeSettings;
+pub use output::{DEFAULT_KEEP_SNAPSHOTS, DEFAULT_OUTPUT_DIR, DEFAULT_RESUME_WITHIN_HOURS, MIN_KEEP_SNAPSHOTS};
+
+use crate::sink::retention::Retention;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never a secret: secrets are not in the file).
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    api: api::RawApi,
+    #[serde(default)]
+    output: output::RawOutput,
+    #[serde(default)]
+    extract: extract::RawExtract,
+    normalize: Option<money::RawNormalize>,
+    #[serde(default)]
+    reconcile: money::RawReconcile,
+}
+
+/// The validated configuration of a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// API access.
+    pub api: ApiSettings,
+    /// Output folder.
+    pub output_dir: PathBuf,
+    /// Start CSV files with a UTF-8 byte-order mark (for Excel).
+    pub csv_bom: bool,
+    /// Keep going past undecodable records, writing them to `rejects` (else the run fails).
+    pub rejects: bool,
+    /// Keep the members no column reads in each dataset's `unknown_fields` column.
+    pub keep_unknown_fields: bool,
+    /// Extraction scope.
+    pub extract: ExtractSettings,
+    /// Reporting-currency conversion (none: the conversion columns stay empty).
+    pub normalize: Option<NormalizeSettings>,
+    /// Largest tie-out difference per billing currency that is still `within_tolerance`.
+    pub tolerance: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// Which published snapshots stay.
+    pub retention: Retention,
+    /// How long after its start a killed run may be resumed from what it fetched.
+    pub resume_within: Duration,
+}
+
+fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(path).map_err(|e| ConfigError::Invalid(format!("cannot build a URL from {base} and {path}: {e}")))
+}
+
+/// HTTPS everywhere except to loopback.
+fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| ConfigError::Invalid(format!("{name} {text:?} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => {
+            Err(ConfigError::Invalid(format!("{name} must use https (plain http is allowed to loopback only): {text}")))
+        }
+    }
+}
+
+impl Settings {
+    /// Loads and validates a config file; secrets come from the environment or secret files.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let graph_url = checked_url("api.graph_url", raw.api.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL))?;
+        let api = raw.api.settings(resolve)?;
+        let extract = raw.extract.settings(graph_url)?;
+        let output = raw.output.settings(resolve);
+        Ok(Settings {
+            api,
+            output_dir: output.dir,
+            csv_bom: output.csv_bom,
+            rejects: output.rejects,
+            keep_unknown_fields: output.keep_unknown_fields,
+            retention: output.retention,
+            resume_within: output.resume_within,
+            tolerance: raw.reconcile.tolerance()?,
+            normalize: raw.normalize.map(|n| n.settings(resolve)).transpose()?,
+            extract,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::v2::ExportKind;
+    use crate::tabular::Dataset;
+    use secrecy::ExposeSecret;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s3cret\n", 0o600);
+        let cfg = write(
+            dir.path(),
+            "c.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n",
+            0o644,
+        );
+        let s = Settings::load(&cfg).unwrap();
+        assert_eq!(s.api.base_url.as_str(), "https://api.partnercenter.microsoft.com/");
+        assert_eq!(s.api.token_url().unwrap().as_str(), "https://login.microsoftonline.com/t/oauth2/v2.0/token");
+        assert_eq!(s.api.max_in_flight, 4);
+        assert_eq!(s.api.client_secret.expose_secret(), "s3cret");
+        assert_eq!(s.extract.datasets.len(), Dataset::selectable().count());
+        assert_eq!(s.output_dir, dir.path().join("out"));
+        assert_eq!(s.extract.v2.graph_url.as_str(), "https://graph.microsoft.com/v1.0");
+        assert_eq!((s.extract.v2.recon_from.as_str(), s.extract.v2.usage_from.as_str()), ("2024-02", "2022-09"));
+        assert!(s.extract.api_version.values().all(|v| *v == ApiVersion::Auto));
+    }
+
+    #[test]
+    fn the_api_of_each_dataset_follows_its_setting_and_the_cut_over() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s", 0o600);
+        let load = |extract: &str| {
+            let text = format!(
+                "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n[extract]\n{extract}\n"
+            );
+            Settings::load(&write(dir.path(), "c.toml", &text, 0o644))
+        };
+        let auto = load("").unwrap().extract;
+        assert!(!auto.uses_v2(Dataset::BilledRecon, Some("2024-01")), "before the recon cut-over");
+        assert!(auto.uses_v2(Dataset::BilledRecon, Some("2024-02")));
+        assert!(auto.uses_v2(Dataset::BilledUsage, Some("2023-05")), "usage moved earlier");
+        assert!(!auto.uses_v2(Dataset::BilledUsage, Some("2022-08")));
+        assert!(auto.uses_v2(Dataset::UnbilledRecon, None), "unbilled data is v2's");
+        assert!(auto.uses_v2(Dataset::BilledRecon, None), "an unknown period is a recent one");
+        assert!(!auto.uses_v2(Dataset::LegacyOffice, None));
+        let mixed = load("api_version = { billed_consumption_line_items = \"v1\", unbilled_recon_line_items = \"v2\" }\n[extract.v2]\nrecon_from = \"2025-06\"").unwrap().extract;
+        assert!(!mixed.uses_v2(Dataset::BilledUsage, Some("2026-01")));
+        assert!(!mixed.uses_v2(Dataset::BilledRecon, Some("2025-05")));
+        assert!(mixed.uses_v2(Dataset::BilledRecon, Some("2025-06")));
+        let v1 = load("api_version = \"v1\"").unwrap().extract;
+        assert!(ExportKind::served().all(|d| !v1.uses_v2(d, None)));
+        for (bad, says) in [
+            ("api_version = \"v3\"", "not \"auto\""),
+            ("api_version = { invoices = \"v2\" }", "only billed_recon_line_items"),
+            ("[extract.v2]\nrecon_from = \"2024-13\"", "not a month"),
+            ("[extract.v2]\nattribute_set = \"all\"", "\"full\" or \"basic\""),
+        ] {
+            let error = load(bad).unwrap_err().to_string();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_secret_file_readable_by_others_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "do-not-show", 0o644);
+        let cfg = write(
+            dir.path(),
+            "c.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n",
+            0o644,
+        );
+        let err = Settings::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("readable by group or others"), "{err}");
+        assert!(!err.contains("do-not-show"));
+    }
+
+    #[test]
+    fn plain_http_is_allowed_to_loopback_only() {
+        assert!(checked_url("x", "http://127.0.0.1:8080").is_ok());
+        assert!(checked_url("x", "http://localhost:8080").is_ok());
+        assert!(checked_url("x", "http://[::1]:8080").is_ok());
+        assert!(checked_url("x", "http://api.partnercenter.microsoft.com").is_err());
+        assert!(checked_url("x", "https://api.partnercenter.microsoft.com").is_ok());
+        assert!(checked_url("x", "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn the_sample_config_loads_once_a_secret_file_is_named() {
+        let sample =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/pcrecon.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "s", "x", 0o600);
+        let text =
+            sample.replace("# client_secret_file = \"/etc/pcrecon/client_secret\"", "client_secret_file = \"s\"");
+        let s = Settings::load(&write(dir.path(), "c.toml", &text, 0o644)).unwrap();
+        assert_eq!(s.api.max_in_flight, 4);
+        assert_eq!(s.extract.unbilled_periods, ["current", "previous"]);
+        assert!(!s.csv_bom);
+    }
+
+    #[test]
+    fn unknown_keys_and_datasets_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s", 0o600);
+        let cfg = write(
+            dir.path(),
+            "c.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\nbase_uri = \"x\"\n",
+            0o644,
+        );
+        assert!(Settings::load(&cfg).unwrap_err().to_string().contains("base_uri"));
+        let cfg = write(
+            dir.path(),
+            "d.toml",
+            "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n[extract]\ndatasets = [\"nope\"]\n",
+            0o644,
+        );
+        assert!(Settings::load(&cfg).unwrap_err().to_string().contains("unknown dataset"));
+    }
+}

@@ -1,0 +1,62 @@
+//! The `[output]` section: where snapshots go, the CSV flavour, what happens to records that
+//! cannot be decoded and to members no column reads, how many snapshots stay, and how long a
+//! killed run may resume.
+//!
+//! In: the section as parsed, and where relative paths start. Out: [`OutputSettings`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sink::retention::Retention;
+
+/// The output folder, by default (relative to the config file).
+pub const DEFAULT_OUTPUT_DIR: &str = "out";
+/// Published snapshots kept, by default.
+pub const DEFAULT_KEEP_SNAPSHOTS: usize = 10;
+/// Published snapshots always kept, whatever the setting: the newest and the one before it,
+/// which `pcrecon diff` compares.
+pub const MIN_KEEP_SNAPSHOTS: usize = 2;
+/// How long after its start a killed run resumes, by default.
+pub const DEFAULT_RESUME_WITHIN_HOURS: u64 = 12;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutput {
+    dir: Option<PathBuf>,
+    csv_bom: Option<bool>,
+    rejects: Option<bool>,
+    keep_unknown_fields: Option<bool>,
+    keep_snapshots: Option<usize>,
+    keep_days: Option<u32>,
+    resume_within_hours: Option<u64>,
+}
+
+/// What the `[output]` section decides.
+#[derive(Debug, Clone)]
+pub(super) struct OutputSettings {
+    pub(super) dir: PathBuf,
+    pub(super) csv_bom: bool,
+    pub(super) rejects: bool,
+    pub(super) keep_unknown_fields: bool,
+    pub(super) retention: Retention,
+    pub(super) resume_within: Duration,
+}
+
+impl RawOutput {
+    /// The section with its defaults; `resolve` makes a relative folder absolute.
+    pub(super) fn settings(self, resolve: impl Fn(&Path) -> PathBuf) -> OutputSettings {
+        OutputSettings {
+            dir: resolve(&self.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_OUTPUT_DIR))),
+            csv_bom: self.csv_bom.unwrap_or(false),
+            rejects: self.rejects.unwrap_or(false),
+            keep_unknown_fields: self.keep_unknown_fields.unwrap_or(false),
+            retention: Retention {
+                keep_snapshots: self.keep_snapshots.unwrap_or(DEFAULT_KEEP_SNAPSHOTS).max(MIN_KEEP_SNAPSHOTS),
+                keep_days: self.keep_days,
+            },
+            resume_within: Duration::from_secs(self.resume_within_hours.unwrap_or(DEFAULT_RESUME_WITHIN_HOURS) * 3600),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! An item's JSON members, indexed once so that a column finds its value by name in any case
+//! (`pcToBCExchangeRate`, `PCToBCExchangeRate`), or by a dotted path into nested objects and
+//! arrays.
+//!
+//! In: one item's JSON text as the page holds it. Out: an [`Item`] that hands out each member as
+//! a [`Raw`] value borrowed from the page. It parses no value (that is `decode`'s) and knows no
+//! column.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use serde_json::value::RawValue;
+
+use super::decode::Raw;
+
+/// A member name, borrowed unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// The members of a JSON object in order, each value left as its raw text.
+struct Members<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Members<'de>, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(64));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// The JSON members of an item, looked up case-insensitively (`pcToBCExchangeRate`,
+/// `PCToBCExchangeRate` and `pCToBCExchangeRate` are one field; of two spellings in one item, the
+/// later in key order wins). Values stay raw text borrowed from the page: decoding an item
+/// allocates only its index.
+pub struct Item<'a> {
+    members: HashMap<u64, Member<'a>, BuildHasherDefault<Prehashed>>,
+}
+
+/// A member and any other member whose lower-cased name hashes alike (almost never).
+struct Member<'a> {
+    name: Cow<'a, str>,
+    value: &'a RawValue,
+    others: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// FNV-1a over the ASCII-lower-cased bytes: a case-insensitive key without allocating.
+fn folded_hash(name: &str) -> u64 {
+    name.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The keys are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl<'a> Item<'a> {
+    /// Indexes an item from its JSON text; an error unless it is a JSON object.
+    pub fn new(text: &'a [u8]) -> Result<Item<'a>, String> {
+        let Members(object) = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        let mut members: HashMap<u64, Member<'a>, BuildHasherDefault<Prehashed>> =
+            HashMap::with_capacity_and_hasher(object.len(), BuildHasherDefault::default());
+        for (Key(name), value) in object {
+            match members.entry(folded_hash(&name)) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Member { name, value, others: Vec::new() });
+                }
+                std::collections::hash_map::Entry::Occupied(mut slot) => {
+                    let member = slot.get_mut();
+                    if member.name.eq_ignore_ascii_case(&name) {
+                        (member.name, member.value) = (name, value);
+                    } else if let Some(other) = member.others.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                        *other = (name, value);
+                    } else {
+                        member.others.push((name, value));
+                    }
+                }
+            }
+        }
+        Ok(Item { members })
+    }
+
+    fn raw(&self, name: &str) -> Option<&'a RawValue> {
+        let member = self.members.get(&folded_hash(name))?;
+        if member.name.eq_ignore_ascii_case(name) {
+            return Some(member.value);
+        }
+        member.others.iter().find(|(other, _)| other.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    }
+
+    /// Every member, as named in the item, with its raw value (in no particular order).
+    pub fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> + '_ {
+        self.members.values().flat_map(|m| {
+            std::iter::once((m.name.as_ref(), m.value)).chain(m.others.iter().map(|(n, v)| (n.as_ref(), *v)))
+        })
+    }
+
+    /// The first of `names` (in any case) that is present.
+    pub fn get(&self, names: &[&str]) -> Option<Raw<'a>> {
+        names.iter().find_map(|n| self.raw(n)).map(|v| Raw::new(v.get()))
+    }
+
+    /// A value by dotted path (`companyProfile.companyName`, `entitledArtifacts.0.resourceId`),
+    /// every segment matched case-insensitively.
+    pub fn path(&self, path: &str) -> Option<Raw<'a>> {
+        let mut segments = path.split('.');
+        let mut value = self.raw(segments.next()?)?;
+        for segment in segments {
+            let text: &'a str = value.get();
+            value = match text.trim_start().as_bytes().first() {
+                Some(b'{') => Item::new(text.as_bytes()).ok()?.raw(segment)?,
+                Some(b'[') => elements(text)?.get(segment.parse::<usize>().ok()?).copied()?,
+                _ => return None,
+            };
+        }
+        Some(Raw::new(value.get()))
+    }
+}
+
+/// The elements of a JSON array, each as raw text; `None` unless it is an array.
+pub fn elements(text: &str) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+    use serde_json::Value;
+
+    use crate::normalize::decode::{decode, normalize_key, to_decimal128};
+    use crate::tabular::{Cell, ColType};
+
+    #[test]
+    fn nested_paths_are_followed_case_insensitively() {
+        let text =
+            r#"{"CompanyProfile":{"companyName":"Contoso"},"entitledArtifacts":[ {"resourceId":"r1"} ],"a":1,"A":2}"#;
+        let item = Item::new(text.as_bytes()).unwrap();
+        assert_eq!(item.path("companyProfile.CompanyName"), Some(Raw::new("\"Contoso\"")));
+        assert_eq!(item.path("entitledArtifacts.0.resourceId"), Some(Raw::new("\"r1\"")));
+        assert_eq!(item.path("entitledArtifacts.1.resourceId"), None);
+        assert_eq!(item.get(&["a"]), Some(Raw::new("2")), "of two spellings, the later wins");
+        assert!(Item::new(b"[1]").is_err());
+    }
+
+    #[test]
+    fn every_hand_written_quirk_record_decodes_to_its_expected_value() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/quirks");
+        let expected: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        for e in &expected {
+            let file = e["file"].as_str().unwrap();
+            let doc: Value = serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap();
+            let record = doc.pointer(e["path"].as_str().unwrap()).unwrap().to_string();
+            let item = Item::new(record.as_bytes()).unwrap();
+            let field = e["field"].as_str().unwrap();
+            let value = item.get(&[field]);
+            let quirk = e["quirk"].as_str().unwrap();
+            if let Some(want) = e.get("decimal") {
+                let want = Decimal::from_str(want.as_str().unwrap()).unwrap();
+                // Each value at exactly its own number of fractional digits: nothing lost, nothing added.
+                let scale = want.normalize().scale();
+                let got = decode(value, ColType::Decimal { scale }).unwrap();
+                assert_eq!(got, Cell::Dec(to_decimal128(want, scale).unwrap()), "{quirk}");
+                if scale > 0 {
+                    assert!(
+                        decode(value, ColType::Decimal { scale: scale - 1 }).is_err(),
+                        "{quirk}: one digit fewer must not fit"
+                    );
+                }
+            } else if let Some(want) = e.get("utc") {
+                // Instants are nanosecond timestamps; far-future calendar ends (9999-12-14) are dates.
+                let want = want.to_string();
+                let want = Some(Raw::new(&want));
+                let ty = if decode(want, ColType::Timestamp).is_ok() { ColType::Timestamp } else { ColType::Date };
+                assert_eq!(decode(value, ty).unwrap(), decode(want, ty).unwrap(), "{quirk}");
+            } else if e.get("absent").is_some() {
+                let ty = if field.to_lowercase().contains("date") { ColType::Timestamp } else { ColType::Utf8 };
+                assert_eq!(decode(value, ty).unwrap(), Cell::Null, "{file} {field}: {quirk}");
+            } else if let Some(want) = e.get("key") {
+                let Cell::Str(raw) = decode(value, ColType::Utf8).unwrap() else { panic!("{quirk}") };
+                assert_eq!(normalize_key(&raw), want.as_str().unwrap(), "{quirk}");
+            } else if let Some(want) = e.get("text") {
+                assert_eq!(decode(value, ColType::Utf8).unwrap(), Cell::Str(want.as_str().unwrap().into()), "{quirk}");
+            } else if let Some(want) = e.get("json") {
+                let Cell::Str(text) = decode(value, ColType::Json).unwrap() else { panic!("{quirk}") };
+                assert_eq!(&serde_json::from_str::<Value>(&text).unwrap(), want, "{quirk}");
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The end of a snapshot: the tie-out computed, the buffered master data and computed datasets
+//! written, every line-item file moved into its billing period's partition, and `manifest.json`
+//! (files, control totals, lineage, exports, drift) written.
+//!
+//! In: everything the stages kept. Out: the [`Manifest`] and its file. It publishes nothing
+//! (that is the staging folder's rename, after it).
+
+use sha2::Digest;
+
+use super::*;
+
+impl Snapshot {
+    fn write_dimension(
+        &self,
+        schema: &'static DatasetSchema,
+        folder: &str,
+        rows: Vec<&Vec<Cell>>,
+    ) -> Result<PartReport, StageError> {
+        let (parquet, csv) = self.part_paths(schema.name, folder, &layout::part_name(schema, ""));
+        let mut writer = PartWriter::create(schema, &parquet, &csv, self.options.csv_bom).map_err(io_at(&parquet))?;
+        for row in rows {
+            writer.push(row.clone()).map_err(io_at(&parquet))?;
+        }
+        writer.finish().map_err(io_at(&parquet))
+    }
+
+    /// Writes the dimensions, places every file in its partition and writes `manifest.json`.
+    pub fn finish(mut self, source: BTreeMap<String, String>) -> Result<Manifest, StageError> {
+        let finishing = std::time::Instant::now();
+        if let Some(missing) = self.normalizer.as_ref().map(Normalizer::missing).filter(|m| !m.is_empty()) {
+            let list: Vec<String> = missing.iter().map(|(currency, date)| format!("{currency} on {date}")).collect();
+            return Err(StageError::Fx(format!(
+                "the rate table has no rate into the reporting currency for {} (currency, date) pairs: {}",
+                list.len(),
+                list.join(", ")
+            )));
+        }
+        let mut placed: Vec<(&'static DatasetSchema, PartReport)> = Vec::new();
+        let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(invoices) = self.dims.get(&Dataset::Invoices) {
+            let summaries = self.dims.get(&Dataset::InvoiceSummaries).into_iter().flat_map(|s| s.values().flatten());
+            let checks = reconcile::tie_out(&self.ledger, invoices.values().flatten(), summaries, &self.options.rules);
+            // One bucket, in the tie-out's own order.
+            let rows: Vec<Vec<Cell>> = checks.iter().map(reconcile::Check::cells).collect();
+            self.dims.insert(Dataset::Reconciliation, BTreeMap::from([(String::new(), rows)]));
+        }
+        let mut checks: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((dataset, _), lines) in &self.lines {
+            let counts = checks.entry(format!("match:{dataset}")).or_default();
+            for (status, n) in &lines.statuses {
+                *counts.entry((*status).to_owned()).or_default() += n;
+            }
+        }
+        if let (Some(rows), Some(schema)) = (self.dims.get(&Dataset::Reconciliation), Dataset::Reconciliation.schema())
+        {
+            let status_at = schema.column("status").unwrap_or(0);
+            let counts = checks.entry("tie_out".into()).or_default();
+            for row in rows.values().flatten() {
+                if let Cell::Str(status) = &row[status_at] {
+                    *counts.entry(status.clone()).or_default() += 1;
+                }
+            }
+        }
+        let dims = std::mem::take(&mut self.dims);
+        for (name, by_scope) in &dims {
+            let Some(schema) = name.schema() else { continue };
+            // Scope order, then arrival order: the same input gives the same file.
+            let rows: Vec<&Vec<Cell>> = by_scope.values().flatten().collect();
+            match schema.partition {
+                Partition::RowMonth(column) => {
+                    let at = schema.column(column).unwrap_or(0);
+                    let id = schema.column("id");
+                    let mut by_month: BTreeMap<String, Vec<&Vec<Cell>>> = BTreeMap::new();
+                    for row in rows {
+                        let month = month_of(&row[at], schema.columns[at].ty).unwrap_or_else(|| "unknown".into());
+                        if let Some(Cell::Str(invoice)) = id.map(|i| &row[i]) {
+                            invoice_months.insert(invoice.to_uppercase(), month.clone());
+                        }
+                        by_month.entry(month).or_default().push(row);
+                    }
+                    for (month, rows) in by_month {
+                        placed.push((schema, self.write_dimension(schema, &layout::partition(&month), rows)?));
+                    }
+                }
+                _ => placed.push((schema, self.write_dimension(schema, "", rows)?)),
+            }
+        }
+        for (schema, scope, mut report) in std::mem::take(&mut self.done) {
+            let month = match schema.partition {
+                Partition::Invoice => invoice_months.get(&scope.to_uppercase()).cloned(),
+                _ => report.month.clone(),
+            }
+            .unwrap_or_else(|| "unknown".into());
+            for file in &mut report.files {
+                let from = PathBuf::from(&file.path);
+                let to =
+                    from.parent().and_then(Path::parent).map(|d| d.join(layout::partition(&month))).unwrap_or_default();
+                std::fs::create_dir_all(&to).map_err(io_at(&to))?;
+                let target = to.join(from.file_name().unwrap_or_default());
+                std::fs::rename(&from, &target).map_err(io_at(&target))?;
+                file.path = target.to_string_lossy().into_owned();
+            }
+            placed.push((schema, report));
+        }
+        for schema in registry() {
+            for streamed in layout::part_files(schema.name, layout::STREAMING, "") {
+                if let Some(dir) = Path::new(&streamed).parent() {
+                    let _ = std::fs::remove_dir(self.root.join(dir));
+                }
+            }
+        }
+
+        let mut datasets: BTreeMap<String, DatasetEntry> = BTreeMap::new();
+        let mut sums: BTreeMap<Dataset, Totals> = BTreeMap::new();
+        let mut files = Vec::new();
+        for (schema, report) in placed {
+            let entry = datasets.entry(schema.name.to_string()).or_insert_with(|| DatasetEntry {
+                schema_version: schema.version,
+                rows: 0,
+                control_totals: BTreeMap::new(),
+            });
+            entry.rows += report.rows;
+            let totals = sums.entry(schema.name).or_default();
+            for (currency, values) in report.totals {
+                let sum = totals.entry(currency).or_insert_with(|| vec![0; values.len()]);
+                for (s, v) in sum.iter_mut().zip(values) {
+                    *s += v;
+                }
+            }
+            for mut file in report.files {
+                file.path = relative(&self.root, &file.path);
+                files.push(file);
+            }
+        }
+        for (name, totals) in sums {
+            let Some(schema) = name.schema() else { continue };
+            let entry = datasets.entry(name.to_string()).or_insert_with(|| DatasetEntry {
+                schema_version: schema.version,
+                rows: 0,
+                control_totals: BTreeMap::new(),
+            });
+            for (currency, values) in totals {
+                let mut columns = BTreeMap::new();
+                for (column, value) in schema.totals.iter().zip(values) {
+                    let scale = match schema.column(column).map(|i| schema.columns[i].ty) {
+                        Some(crate::tabular::ColType::Decimal { scale }) => scale,
+                        _ => 0,
+                    };
+                    columns.insert((*column).to_owned(), fixed_point(value, scale));
+                }
+                entry.control_totals.insert(currency, columns);
+            }
+        }
+        if !self.documents.is_empty() {
+            let count = self.documents.len() as u64;
+            datasets.insert(
+                Dataset::Documents.to_string(),
+                DatasetEntry { schema_version: 1, rows: count, control_totals: BTreeMap::new() },
+            );
+            files.extend(self.documents.into_values());
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        // By name: the content digest reads the datasets in that order.
+        let mut by_invoice: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+        for ((dataset, invoice), hasher) in std::mem::take(&mut self.content) {
+            by_invoice.entry(invoice).or_default().insert(dataset.name(), crate::model::hex(&hasher.finalize()));
+        }
+        let exports = std::mem::take(&mut self.exports);
+        let lineage = by_invoice
+            .into_iter()
+            .map(|(invoice, parts)| {
+                let mut hasher = sha2::Sha256::new();
+                let mut etags = BTreeMap::new();
+                for (dataset, digest) in parts {
+                    hasher.update(format!("{dataset}={digest}\n"));
+                    if let Some(export) = exports.get(&format!("{dataset}/{invoice}")) {
+                        etags.insert(dataset.to_owned(), export.etag.clone());
+                    }
+                }
+                (invoice, InvoiceLineage { content_sha256: crate::model::hex(&hasher.finalize()), etags })
+            })
+            .collect();
+        let not_ready = self.ledger.not_ready_list();
+        let mut schema_drift: BTreeMap<String, Drift> = BTreeMap::new();
+        for ((dataset, _), drift) in std::mem::take(&mut self.drift) {
+            schema_drift.entry(dataset.to_string()).or_default().add(&drift);
+        }
+        schema_drift.retain(|_, d| *d != Drift::default());
+        let manifest =
+            Manifest { format: 1, source, datasets, checks, files, lineage, exports, not_ready, schema_drift };
+        let t = self.stages;
+        tracing::info!(
+            event = "stage_ms",
+            digest = t.digest.as_millis() as u64,
+            decode = t.decode.as_millis() as u64,
+            normalize = t.normalize.as_millis() as u64,
+            matching = t.matching.as_millis() as u64,
+            write = t.write.as_millis() as u64,
+            finish = finishing.elapsed().as_millis() as u64
+        );
+        let path = self.root.join("manifest.json");
+        let mut text = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| StageError::Io { path: path.clone(), source: io::Error::other(e) })?;
+        text.push(b'\n');
+        std::fs::write(&path, text).map_err(io_at(&path))?;
+        Ok(manifest)
+    }
+}

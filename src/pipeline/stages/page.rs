@@ -1,0 +1,141 @@
+//! One page through the stages of its dataset: its items decoded into rows (rejects kept aside
+//! when the run allows them), converted into the reporting currency, and then buffered (master
+//! data, written at the end) or matched and streamed into the sequence's part file.
+//!
+//! In: a page and the schema of one dataset it fills. Out: rows in the snapshot's buffers and
+//! part files. It does not decide what the page is (that is `Snapshot::handle`).
+
+use rayon::prelude::*;
+
+use super::*;
+
+impl Snapshot {
+    /// Decodes a page into one dataset's rows and routes them to its file or its buffer; with
+    /// `digest`, also digests its items into `item_digests`.
+    pub(super) fn take_page(
+        &mut self,
+        schema: &'static DatasetSchema,
+        page: &crate::model::page::Page,
+        digest: bool,
+    ) -> Result<(), StageError> {
+        let origin = Origin { scope: &page.scope, page: page.number };
+        let started = std::time::Instant::now();
+        // Unread members are looked for once per item: in the first dataset that decodes the page.
+        let keep = self.options.keep_unknown_fields;
+        let known = &*self.known.entry(page.dataset).or_insert_with(|| KnownFields::of(page.dataset, keep));
+        let promised = match page.paging {
+            crate::model::page::Paging::Lines => promised_attributes(page.dataset),
+            _ => &[],
+        };
+        let checks = digest.then_some(Checks { known, promised });
+        // Items decode on every core; collecting keeps them in page order.
+        let decoded: Vec<_> = page
+            .items
+            .par_iter()
+            .enumerate()
+            .map(|(record, span)| {
+                let text = &page.body[span.clone()];
+                (digest.then(|| short_digest(text)), decode_item(schema, text, origin, record, checks))
+            })
+            .collect();
+        self.rows.clear();
+        self.row_items.clear();
+        if digest {
+            self.item_digests.clear();
+        }
+        for (index, ((item_digest, result), span)) in decoded.into_iter().zip(&page.items).enumerate() {
+            self.item_digests.extend(item_digest);
+            match result {
+                Ok(decoded) => {
+                    self.row_items.extend(std::iter::repeat_n(index, decoded.rows.len()));
+                    self.rows.extend(decoded.rows);
+                    for field in decoded.unknown {
+                        let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
+                        if !seen.unknown.contains_key(&field) {
+                            tracing::warn!(event = "unknown_field", dataset = %page.dataset, scope = %page.scope, field = %field, page = page.number, record = index);
+                        }
+                        *seen.unknown.entry(field).or_default() += 1;
+                    }
+                    // Judged against the attribute set when the sequence ends and names it.
+                    for attribute in decoded.missing {
+                        let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
+                        *seen.missing.entry(attribute.to_owned()).or_default() += 1;
+                    }
+                }
+                Err(e) if self.options.rejects => self.reject(&e, &page.body[span.clone()]),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if schema.name == Dataset::Invoices {
+            self.remember_invoices(schema);
+        }
+        let decoded_at = std::time::Instant::now();
+        self.stages.decode += decoded_at - started;
+        if let Some(normalizer) = self.normalizer.as_mut() {
+            let invoice = self.invoice_dates.get(&page.scope.to_uppercase()).copied();
+            for row in self.rows.iter_mut() {
+                normalizer.apply(schema, row, invoice).map_err(|e| {
+                    StageError::Fx(format!("dataset {}, scope {}, page {}: {e}", schema.name, page.scope, page.number))
+                })?;
+            }
+        }
+        let normalized_at = std::time::Instant::now();
+        self.stages.normalize += normalized_at - decoded_at;
+        if is_dimension(schema) {
+            self.dims.entry(schema.name).or_default().entry(page.scope.clone()).or_default().append(&mut self.rows);
+            return Ok(());
+        }
+        if schema.name.is_line_item() {
+            self.check_lines(schema, page);
+        }
+        let matched_at = std::time::Instant::now();
+        self.stages.matching += matched_at - normalized_at;
+        let key = (schema.name, page.scope.clone());
+        if !self.open.contains_key(&key) {
+            let part = layout::part_name(schema, &page.scope);
+            let (parquet, csv) = self.part_paths(schema.name, layout::STREAMING, &part);
+            let writer = PartWriter::create(schema, &parquet, &csv, self.options.csv_bom).map_err(io_at(&parquet))?;
+            self.open.insert(key.clone(), writer);
+        }
+        if let Some(writer) = self.open.get_mut(&key) {
+            writer.push_all(std::mem::take(&mut self.rows)).map_err(io_at(&self.root))?;
+        }
+        self.stages.write += matched_at.elapsed();
+        Ok(())
+    }
+
+    /// Keeps a record that could not be decoded, with where it was and why.
+    fn reject(&mut self, error: &RowError, item: &[u8]) {
+        tracing::warn!(event = "record_rejected", dataset = %error.dataset, scope = %error.scope, page = error.page, record = error.record, field = %error.field, reason = %error.reason);
+        let row = vec![
+            Cell::Str(error.dataset.clone()),
+            Cell::Str(error.scope.clone()),
+            Cell::Int(i64::from(error.page)),
+            Cell::Int(error.record as i64),
+            Cell::Str(error.field.clone()),
+            Cell::Str(error.column.clone()),
+            Cell::Str(error.reason.clone()),
+            Cell::Str(String::from_utf8_lossy(item).into_owned()),
+        ];
+        let key = format!("{}/{}", error.dataset, error.scope);
+        self.dims.entry(Dataset::Rejects).or_default().entry(key).or_default().push(row);
+    }
+
+    /// Notes each invoice's dates, which the rows of its line items are converted with.
+    fn remember_invoices(&mut self, schema: &DatasetSchema) {
+        let (Some(id), Some(date), Some(end)) =
+            (schema.column("id"), schema.column("invoice_date"), schema.column("billing_period_end_date"))
+        else {
+            return;
+        };
+        for row in &self.rows {
+            if let Cell::Str(invoice) = &row[id] {
+                let dates = InvoiceDates {
+                    invoice_date: day_of(&row[date], schema.columns[date].ty),
+                    period_end: day_of(&row[end], schema.columns[end].ty),
+                };
+                self.invoice_dates.insert(invoice.to_uppercase(), dates);
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Where each file of a snapshot goes, relative to the snapshot's folder: one answer for the
+//! writers that create the files and for `--dry-run`, which lists them without writing.
+//!
+//! ```text
+//! <dataset>/period=YYYY-MM/part-<scope>.parquet   line items: one file per sequence
+//! <dataset>/[period=YYYY-MM/]part-00000.parquet   master data and computed datasets
+//! csv/<same path>.csv
+//! documents/<invoice-id>.pdf
+//! ```
+//!
+//! In: a dataset's schema, a scope, a billing month. Out: relative paths. It creates nothing.
+
+use crate::model::page::scope_name;
+use crate::tabular::{Dataset, DatasetSchema, Partition};
+
+/// Where a sequence's line-item files are written while it streams in: its billing month is
+/// known only at the end, when they move into their partition.
+pub const STREAMING: &str = "_parts";
+
+/// The partition folder of a billing month (`period=2025-01`); `*` when a dry run cannot know it.
+pub fn partition(month: &str) -> String {
+    format!("period={month}")
+}
+
+/// A part file's name without its extension: `part-<scope>` for line items (one file per
+/// sequence), `part-00000` for the one file of a dataset or of one of its partitions.
+pub fn part_name(schema: &DatasetSchema, scope: &str) -> String {
+    match schema.partition {
+        Partition::Invoice | Partition::ScopeMonth(_) => format!("part-{}", scope_name(scope)),
+        Partition::None | Partition::RowMonth(_) => "part-00000".into(),
+    }
+}
+
+/// The Parquet file and its CSV twin of a part, relative to the snapshot: `folder` is a
+/// partition, [`STREAMING`], or empty.
+pub fn part_files(dataset: Dataset, folder: &str, part: &str) -> [String; 2] {
+    let dir = if folder.is_empty() { dataset.name().to_owned() } else { format!("{dataset}/{folder}") };
+    [format!("{dir}/{part}.parquet"), format!("csv/{dir}/{part}.csv")]
+}
+
+/// An invoice statement, relative to the snapshot.
+pub fn document(invoice: &str) -> String {
+    format!("{}/{}.pdf", Dataset::Documents, scope_name(invoice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_and_documents_have_their_documented_places() {
+        let recon = Dataset::BilledRecon.schema().unwrap();
+        let part = part_name(recon, "G000123");
+        assert_eq!(part, "part-G000123");
+        assert_eq!(
+            part_files(Dataset::BilledRecon, &partition("2025-01"), &part),
+            [
+                "billed_recon_line_items/period=2025-01/part-G000123.parquet",
+                "csv/billed_recon_line_items/period=2025-01/part-G000123.csv"
+            ]
+        );
+        let unbilled = Dataset::UnbilledUsage.schema().unwrap();
+        assert_eq!(part_name(unbilled, "EUR/current"), "part-EUR-current");
+        let customers = Dataset::Customers.schema().unwrap();
+        assert_eq!(
+            part_files(Dataset::Customers, "", &part_name(customers, "all")),
+            ["customers/part-00000.parquet", "csv/customers/part-00000.csv"]
+        );
+        assert_eq!(document("G000123"), "documents/G000123.pdf");
+    }
+}
