@@ -27,6 +27,11 @@ impl Clock {
         Clock { fixed: Some(Arc::new(Mutex::new(at))) }
     }
 
+    /// Whether the clock stands still until moved.
+    pub fn is_fixed(&self) -> bool {
+        self.fixed.is_some()
+    }
+
     /// The time now.
     pub fn now(&self) -> DateTime<Utc> {
         match &self.fixed {

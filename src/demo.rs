@@ -12,9 +12,9 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::SecretString;
 
-use crate::cli::ServeArgs;
 use crate::clock::Clock;
 use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
+use crate::emulator::args::ServeArgs;
 use crate::emulator::server::Server;
 use crate::pipeline::{self, RunError, RunOptions, RunSummary};
 
@@ -49,11 +49,13 @@ pub fn run(
         "--slow-ms",
         "1000",
     ];
-    let serve = Serve::try_parse_from(flags)
+    let mut serve = Serve::try_parse_from(flags)
         .map_err(|e| ConfigError::Invalid(format!("demo: {e}")))?
         .args
         .settings(world.to_path_buf())
         .map_err(ConfigError::Invalid)?;
+    // One clock for both sides: the emulator's tokens live by the time the run reads.
+    serve.clock = clock.clone();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {

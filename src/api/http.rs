@@ -268,7 +268,7 @@ impl Client {
                         });
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(event = "retry", dataset = context.dataset.name(), scope = %context.scope, page = context.page, %reason, wait_ms = wait.as_millis() as u64);
+                    tracing::debug!(event = "retry", %reason, wait_ms = wait.as_millis() as u64);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -350,7 +350,7 @@ impl Client {
             Ok(b) => b,
             Err(reason) => return Attempt::Retry { wait: self.backoff(1), reason, throttled: false },
         };
-        tracing::debug!(event = "response", dataset = context.dataset.name(), scope = %context.scope, page = context.page, status, request_id, bytes = body.len());
+        tracing::debug!(event = "response", status, request_id, bytes = body.len());
         match status {
             200..=299 => Attempt::Done(Response {
                 body,

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc::Sender;
+use tracing::Instrument;
 
 use crate::tabular::Dataset;
 
@@ -258,7 +259,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
             let mut refetch = 0;
             let (response, items, next) = loop {
                 let call = Call { headers: &headers, accept, ..Call::get(&url, seq.token, &context) };
-                let response = match client.get(&call).await {
+                let response = match client.get(&call).instrument(tracing::info_span!("page", number)).await {
                     Ok(r) => r,
                     // A continuation token refused or expired mid-sequence: start again from page 1.
                     Err(e)
@@ -268,7 +269,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                             && attempt <= MAX_RESTARTS =>
                     {
                         attempt += 1;
-                        tracing::info!(event = "sequence_restart", dataset = seq.dataset.name(), scope = %seq.scope, attempt, reason = %e);
+                        tracing::info!(event = "sequence_restart", attempt, reason = %e);
                         let restart = Event::Restart {
                             dataset: seq.dataset,
                             scope: seq.scope.clone(),
@@ -290,7 +291,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                     Ok(Parsed { items, next, token }) => break (response, items, next.map(|n| (n, token))),
                     Err(detail) if refetch < MAX_REFETCH => {
                         refetch += 1;
-                        tracing::debug!(event = "page_refetch", dataset = seq.dataset.name(), scope = %seq.scope, page = number, %detail);
+                        tracing::debug!(event = "page_refetch", page = number, %detail);
                     }
                     Err(detail) => {
                         return Err(PagingError::Malformed { context, url, request_id: response.request_id, detail });

@@ -208,7 +208,7 @@ impl PageCache {
             let (body, items) = match loaded {
                 Ok(page) => page,
                 Err(reason) => {
-                    tracing::warn!(event = "cached_page_rejected", dataset = %seq.dataset, scope = %seq.scope, page = number, %reason);
+                    tracing::warn!(event = "cached_page_rejected", page = number, %reason);
                     if number > 1 {
                         let restart =
                             Event::Restart { dataset: seq.dataset, scope: seq.scope.clone(), attempt: 2, reason };

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use serde::Deserialize;
 use sha2::Digest;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::cache::Reuse;
 use super::{CHANNEL_PAGES, Plan, Planned};
@@ -66,8 +67,9 @@ async fn collect(
     tx: Option<&mpsc::Sender<Event>>,
 ) -> Result<Vec<bytes::Bytes>, PagingError> {
     let (local_tx, local_rx) = mpsc::channel(CHANNEL_PAGES);
+    let span = tracing::info_span!("sequence", dataset = %seq.dataset, scope = %seq.scope);
     let fetch = async {
-        let result = paging::run(client, &seq, &local_tx).await;
+        let result = paging::run(client, &seq, &local_tx).instrument(span).await;
         drop(local_tx);
         result
     };

@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use sha2::Digest;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::api::http::Client;
 use crate::api::paging::{self, PagingError, Sequence};
@@ -192,13 +193,13 @@ async fn one_sequence(
     loop {
         match (fetch_or_replay(fetching, planned, cache, tx).await, &planned.fallback) {
             (Err(PagingError::Export { no_data: true, detail, .. }), Some(fallback)) => {
-                tracing::warn!(event = "export_no_data_v1_fallback", dataset = seq.dataset.name(), scope = %seq.scope, %detail);
+                tracing::warn!(event = "export_no_data_v1_fallback", %detail);
                 let v1 = Planned { seq: fallback.clone(), fallback: None, ..planned.clone() };
                 return Box::pin(fetch_or_replay(fetching, &v1, cache, tx)).await;
             }
             (Err(PagingError::Export { no_data: true, detail, .. }), None) => {
                 if std::time::Instant::now() + wait <= deadline {
-                    tracing::info!(event = "export_not_ready_retry", dataset = seq.dataset.name(), scope = %seq.scope, wait_ms = wait.as_millis() as u64, %detail);
+                    tracing::info!(event = "export_not_ready_retry", wait_ms = wait.as_millis() as u64, %detail);
                     // Waiting holds no slot: other sequences run meanwhile.
                     slot.permit = None;
                     tokio::time::sleep(wait).await;
@@ -211,7 +212,7 @@ async fn one_sequence(
                     "{detail}; still so at the end of extract.v2.export_timeout_secs ({} s), and v1 no longer serves this period",
                     fetching.v2.export_timeout.as_secs()
                 );
-                tracing::warn!(event = "export_not_ready", dataset = seq.dataset.name(), scope = %seq.scope, requests = asked, %detail);
+                tracing::warn!(event = "export_not_ready", requests = asked, %detail);
                 let event = Event::NotReady { dataset: seq.dataset, scope: seq.scope.clone(), detail };
                 tx.send(event).await.map_err(|_| PagingError::Closed)?;
                 return Ok(Origin::Fetched);
@@ -245,7 +246,7 @@ async fn fetch_or_replay(
     if let Some(cached) = cache.reusable(seq, &first, &planned.reuse) {
         let carried = cached.carried;
         if cache.replay(seq, cached, tx).await? {
-            tracing::debug!(event = "sequence_reused", dataset = seq.dataset.name(), scope = %seq.scope, carried);
+            tracing::debug!(event = "sequence_reused", carried);
             return Ok(if carried { Origin::Carried } else { Origin::Resumed });
         }
     }
@@ -297,12 +298,15 @@ async fn run_batch(
         let cache = cache.clone();
         let v2 = settings.v2.clone();
         let spool = spool.to_path_buf();
-        tasks.spawn(async move {
+        // Every event of the sequence, down to each request's retries, names it through this span.
+        let span = tracing::info_span!("sequence", dataset = %planned.seq.dataset, scope = %planned.seq.scope);
+        let task = async move {
             let mut slot =
                 Slot { permit: Some(running.clone().acquire_owned().await.map_err(|_| PagingError::Closed)?), running };
             let fetching = Fetching { client: &client, v2: &v2, spool: &spool };
             one_sequence(&fetching, &planned, cache.as_deref(), &tx, &mut slot).await
-        });
+        };
+        tasks.spawn(task.instrument(span));
     }
     let (mut carried, mut resumed) = (0, 0);
     while let Some(joined) = tasks.join_next().await {

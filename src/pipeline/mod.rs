@@ -35,6 +35,7 @@ use crate::sink::manifest::Manifest;
 use crate::sink::staging::{Staging, is_abandoned, point_latest};
 use stages::{Snapshot, StageError, StageOptions};
 use std::collections::BTreeMap;
+use tracing::Instrument;
 
 /// Why a run failed: the error of the stage that failed, with its cause kept, so that
 /// [`crate::error::Error::exit`] can tell the operator what to do about it.
@@ -96,6 +97,12 @@ pub fn client(api: &ApiSettings, clock: &Clock) -> Result<Client, RunError> {
     Client::new(&api.base_url, TokenProvider::new(credentials), policy, clock.clone()).map_err(RunError::Start)
 }
 
+/// Runs `work` on a thread of its own, inside the span of the caller (the run's).
+fn in_this_span<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> std::thread::JoinHandle<R> {
+    let span = tracing::Span::current();
+    std::thread::spawn(move || span.in_scope(work))
+}
+
 /// Runs the extraction into `consume`, which reads the page stream on its own thread. The
 /// consumer's failure wins over the extraction's (which then only reports the closed channel).
 fn drive<R: Send + 'static>(
@@ -111,10 +118,11 @@ fn drive<R: Send + 'static>(
         .build()
         .map_err(|e| RunError::Start(format!("cannot start the runtime: {e}")))?;
     let (tx, rx) = tokio::sync::mpsc::channel(extract::CHANNEL_PAGES);
-    let consumer = std::thread::spawn(move || consume(rx));
+    let consumer = in_this_span(move || consume(rx));
     let started = Instant::now();
     tracing::info!(event = "extract_started", correlation_id = client.correlation_id(), base_url = %settings.api.base_url);
-    let extracted = runtime.block_on(extract::extract(client.clone(), &settings.extract, cache, progress, tx));
+    let extraction = extract::extract(client.clone(), &settings.extract, cache, progress, tx);
+    let extracted = runtime.block_on(extraction.instrument(tracing::Span::current()));
     let consumed = consumer.join().map_err(|_| RunError::Panicked("writer"))?;
     let (report, result) = match (extracted, consumed) {
         (Ok(report), Ok(result)) => (report, result),
@@ -140,7 +148,7 @@ fn replay_raw<R: Send + 'static>(
     consume: impl FnOnce(tokio::sync::mpsc::Receiver<Event>) -> Result<R, RunError> + Send + 'static,
 ) -> Result<(ExtractReport, R, Duration), RunError> {
     let (tx, rx) = tokio::sync::mpsc::channel(extract::CHANNEL_PAGES);
-    let consumer = std::thread::spawn(move || consume(rx));
+    let consumer = in_this_span(move || consume(rx));
     let started = Instant::now();
     tracing::info!(event = "replay_started", archive = %dir.display());
     let replayed = crate::extract::raw::replay(dir, |event| tx.blocking_send(event).is_ok());
@@ -305,6 +313,9 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let _lock = OutputLock::acquire(&out, options.clock.now())?;
     remove_abandoned(&out);
     let id = run_id(&out, options.clock.now());
+    // Every event of the run, on every thread, names it through this span.
+    let run_span = tracing::info_span!("run", run_id = %id);
+    let _in_run = run_span.enter();
     // A replay needs no cache: the archive is the whole input.
     let cache = match options.from_raw {
         Some(_) => None,

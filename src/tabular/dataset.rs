@@ -1,6 +1,6 @@
 //! The one list of datasets. Everything a stage needs to know about a dataset — its name, its
 //! kind, what its scope is, whether the v2 export serves it, which column makes an invoice's
-//! total, which dataset's pages fill it, and its schema — is a method of [`Dataset`], so no
+//! total, which dataset's pages fill it, and (from `catalog`) its schema — is a method of [`Dataset`], so no
 //! other module lists dataset names or branches on one's spelling. (Which datasets the v2 export
 //! serves is a fact of that export: `model::v2::ExportKind`.)
 //!
@@ -8,8 +8,6 @@
 //! column lists (those are in `catalog`) and knows nothing of HTTP or of the wire.
 
 use std::fmt;
-
-use super::column::DatasetSchema;
 
 /// A dataset: one output table, or one kind of page the extraction produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -234,16 +232,6 @@ impl Dataset {
             Dataset::LegacyAzure => Some("post_tax_total"),
             _ => None,
         }
-    }
-
-    /// Its schema: every table has one; documents and the invoice list are not tables.
-    pub fn schema(self) -> Option<&'static DatasetSchema> {
-        super::catalog::registry().iter().find(|s| s.name == self)
-    }
-
-    /// The tables a fetched dataset's pages fill (itself, and what is built from its items).
-    pub fn tables_filled(self) -> impl Iterator<Item = &'static DatasetSchema> {
-        super::catalog::registry().iter().filter(move |s| s.name.source().unwrap_or(s.name) == self)
     }
 }
 

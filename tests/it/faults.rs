@@ -126,13 +126,26 @@ async fn an_expired_access_token_answers_401() {
     assert_eq!(last_api_line(&f.log)["fault"], "expired_token");
 }
 
+/// A server whose clock stands still until the test moves it.
+const FIXED_CLOCK: [&str; 2] = ["--fixed-clock", "2026-03-01T08:00:00Z"];
+
 #[tokio::test]
 async fn tokens_really_expire_after_their_lifetime() {
-    let f = serve("", &["--token-lifetime-secs", "1"]);
+    let f = serve("", &[&FIXED_CLOCK[..], &["--token-lifetime-secs", "60"]].concat());
     let client = f.emulator.client().await;
     assert_eq!(client.get(INVOICES, &[]).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(client.get(INVOICES, &[]).await.status, 401);
+    f.emulator.advance_clock(59).await;
+    assert_eq!(client.get(INVOICES, &[]).await.status, 200, "a second before its end");
+    f.emulator.advance_clock(1).await;
+    assert_eq!(client.get(INVOICES, &[]).await.status, 401, "at its end");
+}
+
+#[tokio::test]
+async fn a_server_on_the_system_clock_has_no_clock_to_move() {
+    let f = serve("", &[]);
+    let url = format!("{}/_emulator/clock/advance?secs=1", f.emulator.base);
+    let response = crate::helpers::http_client().post(url).send().await.unwrap();
+    assert_eq!(response.status(), 404);
 }
 
 const UNBILLED_USAGE: &str = "/v1/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=usagelineitems&currencycode=EUR&period=previous&size=10";
@@ -155,13 +168,13 @@ async fn an_expired_continuation_token_is_refused_mid_sequence() {
 
 #[tokio::test]
 async fn continuation_tokens_really_expire_after_their_lifetime() {
-    let f = serve("", &["--continuation-ttl-secs", "1"]);
+    let f = serve("", &[&FIXED_CLOCK[..], &["--continuation-ttl-secs", "30"]].concat());
     let client = f.emulator.client().await;
     let page = client.json(UNBILLED_USAGE).await;
     let token = page["links"]["next"]["headers"][0]["value"].as_str().unwrap().to_owned();
     let uri = client.resolve(page["links"]["next"]["uri"].as_str().unwrap());
     assert_eq!(client.get(&uri, &[("MS-ContinuationToken", &token)]).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    f.emulator.advance_clock(30).await;
     assert_eq!(client.get(&uri, &[("MS-ContinuationToken", &token)]).await.status, 400);
 }
 

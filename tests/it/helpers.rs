@@ -99,6 +99,15 @@ impl Emulator {
     }
 }
 
+impl Emulator {
+    /// Moves the clock of a server started with `--fixed-clock` on by `secs` seconds.
+    pub async fn advance_clock(&self, secs: u64) {
+        let url = format!("{}/_emulator/clock/advance?secs={secs}", self.base);
+        let response = http_client().post(url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();

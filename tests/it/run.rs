@@ -366,3 +366,20 @@ fn a_value_too_large_for_its_column_fails_the_run_or_goes_to_rejects() {
     assert_eq!(&record[4], "billingPreTaxTotal");
     assert!(record[7].contains("0.12345678901234567890123456"), "the raw record is kept");
 }
+
+#[test]
+fn a_run_reads_the_time_from_its_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T08:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let clock = pcrecon::clock::Clock::fixed(at);
+    for expected in ["20260301T080000Z", "20260301T080000Z-2"] {
+        let summary = pcrecon::demo::run(&samples(), &out, "", None, &clock).unwrap();
+        assert_eq!(summary.snapshot, out.join(expected), "the run id is the clock's time");
+        let run: Value = serde_json::from_slice(&std::fs::read(summary.snapshot.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["run_id"], expected);
+        assert_eq!(run["started_at"], "2026-03-01T08:00:00+00:00");
+        assert_eq!(run["finished_at"], "2026-03-01T08:00:00+00:00", "the clock stood still");
+    }
+    assert_eq!(std::fs::read_to_string(out.join("LATEST")).unwrap().trim(), "20260301T080000Z-2");
+}

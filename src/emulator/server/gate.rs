@@ -71,7 +71,7 @@ fn retry_after(app: &App, fault_dice: &mut Dice) -> String {
     let secs = fault_dice.int(1, i64::try_from(app.settings.max_retry_after).unwrap_or(1)) as u64;
     if fault_dice.percent(25) {
         // An HTTP date has whole seconds: one more second keeps it at least `secs` away.
-        httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs + 1))
+        httpdate::fmt_http_date(SystemTime::from(app.settings.clock.now()) + Duration::from_secs(secs + 1))
     } else {
         secs.to_string()
     }

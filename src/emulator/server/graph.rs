@@ -46,9 +46,9 @@ use super::respond::{graph_error, json, operation_expired, origin};
 use blobs::manifest_of;
 use ledger::{Job, Operation, data_key, etag_of, id_of};
 
-/// Graph's timestamps: seven fractional digits.
-fn graph_time() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f0").to_string()
+/// Graph's timestamps, by the server's clock: seven fractional digits.
+fn graph_time(app: &App) -> String {
+    app.settings.clock.now().format("%Y-%m-%dT%H:%M:%S%.6f0").to_string()
 }
 
 fn field<'a>(body: &'a serde_json::Value, name: &str) -> Option<&'a str> {
@@ -157,7 +157,7 @@ pub async fn export(
                 polls: 0,
                 needed: app.settings.export.polls + if slow { 4 } else { 0 },
                 expired: false,
-                created: graph_time(),
+                created: graph_time(&app),
                 manifest_id,
             },
         );
@@ -188,7 +188,7 @@ pub async fn operation(
         return operation_expired(&headers);
     }
     op.polls += 1;
-    let now = graph_time();
+    let now = graph_time(&app);
     let ns = "#microsoft.graph.partners.billing";
     let mut body = serde_json::json!({
         "@odata.context": format!("{}/{version}/$metadata#reports/partners/billing/operations/$entity", origin(&headers)),

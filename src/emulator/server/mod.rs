@@ -10,6 +10,7 @@
 //! `/v1`, Graph's `{"error":{…}}` on `/v1.0` and `/beta`; blob storage is not throttled this way.
 
 mod attributes;
+mod control;
 mod faults;
 mod gate;
 mod graph;
@@ -36,6 +37,7 @@ pub use faults::{Fault, FaultSpec};
 pub use graph::{ExportSettings, ManifestCounts, ManifestLocation, SuccessStatus};
 pub use store::Store;
 
+use crate::clock::Clock;
 use crate::emulator::world::dice::Dice;
 use log::RequestLog;
 use tokens::Signer;
@@ -80,6 +82,10 @@ pub struct ServeSettings {
     pub v1_retired: bool,
     /// The v2 export (spec §12).
     pub export: ExportSettings,
+    /// The time the server reads: token, continuation and signature lifetimes, Graph's time
+    /// stamps. [`Clock::fixed`] (`--fixed-clock`) stands it still until moved on by
+    /// `POST /_emulator/clock/advance?secs=N`.
+    pub clock: Clock,
 }
 
 /// Why the server could not run.
@@ -137,7 +143,7 @@ impl Server {
             None => None,
         };
         let app = App {
-            signer: Signer::new(store.partner_tenant_id.as_bytes()),
+            signer: Signer::new(store.partner_tenant_id.as_bytes(), settings.clock.clone()),
             fault_dice: Mutex::new(Dice::new(settings.fault_seed, "faults")),
             in_flight: AtomicUsize::new(0),
             log,

@@ -84,6 +84,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/customers/{id}/subscriptions/{sub}", get(subscription))
         .route("/v1/customers/{id}/entitlements", get(entitlements))
         .route("/_emulator/{file}", get(world_file))
+        .route("/_emulator/clock/advance", post(super::control::advance_clock))
         .route("/{version}/reports/partners/billing/{kind}/{state}/export", post(super::graph::export))
         .route("/{version}/reports/partners/billing/operations/{id}", get(super::graph::operation))
         .route("/{version}/reports/partners/billing/manifests/{id}", get(super::graph::manifest))

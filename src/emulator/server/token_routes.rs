@@ -21,7 +21,7 @@ use axum::response::Response;
 
 use super::App;
 use super::respond::json;
-use super::tokens::{Bearer, now_ms};
+use super::tokens::Bearer;
 
 fn form(body: &Bytes) -> Vec<(String, String)> {
     form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
@@ -122,7 +122,7 @@ pub(super) async fn token_v1(State(app): State<Arc<App>>, body: Bytes) -> Respon
         .iter()
         .find(|(k, _)| k == "resource")
         .map_or("https://api.partnercenter.microsoft.com", |(_, v)| v.as_str());
-    let now = now_ms() / 1000;
+    let now = app.signer.now_ms() / 1000;
     let mut body = serde_json::json!({
         "token_type": "Bearer",
         "expires_in": lifetime.to_string(),

@@ -8,18 +8,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::clock::Clock;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-/// Signs and checks tokens.
+/// Signs and checks tokens, and judges their lifetimes by the server's clock.
 pub struct Signer {
     secret: [u8; 32],
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    clock: Clock,
 }
 
 /// Why a token was refused.
@@ -78,13 +76,20 @@ pub struct Position {
 }
 
 impl Signer {
-    /// A signer with a secret unique to this process and start time.
-    pub fn new(seed: &[u8]) -> Signer {
+    /// A signer with a secret unique to this process and start time (the system's time: it is
+    /// entropy, not a lifetime), whose tokens live by `clock`.
+    pub fn new(seed: &[u8], clock: Clock) -> Signer {
         let mut h = Sha256::new();
         h.update(seed);
         h.update(std::process::id().to_le_bytes());
-        h.update(now_ms().to_le_bytes());
-        Signer { secret: h.finalize().into() }
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        h.update(started.to_le_bytes());
+        Signer { secret: h.finalize().into(), clock }
+    }
+
+    /// Milliseconds since the Unix epoch, by the server's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.unix_millis()
     }
 
     fn mac(&self, payload: &str) -> String {
@@ -100,7 +105,7 @@ impl Signer {
 
     /// An access token valid for `lifetime_secs`, for a bearer.
     pub fn access_token(&self, bearer: Bearer, lifetime_secs: u64) -> String {
-        let payload = format!("{}.{}.{}", now_ms() + lifetime_secs * 1000, bearer.code(), now_ms());
+        let payload = format!("{}.{}.{}", self.now_ms() + lifetime_secs * 1000, bearer.code(), self.now_ms());
         let body = URL_SAFE_NO_PAD.encode(format!("{payload}.{}", self.mac(&payload)));
         format!("pcemu.{body}")
     }
@@ -116,7 +121,7 @@ impl Signer {
         let mut parts = payload.split('.');
         let expires: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(Refused::Invalid)?;
         let bearer = parts.next().and_then(Bearer::from_code).ok_or(Refused::Invalid)?;
-        if now_ms() >= expires {
+        if self.now_ms() >= expires {
             return Err(Refused::Expired);
         }
         Ok(bearer)
@@ -129,7 +134,7 @@ impl Signer {
 
     /// A refresh token (App+User flow) of a sign-in that did or did not pass MFA.
     pub fn refresh_token(&self, mfa: bool) -> String {
-        let payload = format!("refresh.{}.{}", if mfa { "mfa" } else { "pwd" }, now_ms());
+        let payload = format!("refresh.{}.{}", if mfa { "mfa" } else { "pwd" }, self.now_ms());
         URL_SAFE_NO_PAD.encode(format!("{payload}.{}", self.mac(&payload)))
     }
 
@@ -151,7 +156,7 @@ impl Signer {
     /// A continuation token for the next page of `scope`. It is standard base64 (with `+`, `/`
     /// and `=`), as real tokens are, so that a client which URL-encodes it breaks visibly.
     pub fn continuation(&self, scope: &str, position: Position) -> String {
-        let payload = format!("{},{},{},{}", Self::scope_hash(scope), position.offset, position.size, now_ms());
+        let payload = format!("{},{},{},{}", Self::scope_hash(scope), position.offset, position.size, self.now_ms());
         STANDARD.encode(format!("{payload},{}", self.mac(&payload)))
     }
 
@@ -169,7 +174,7 @@ impl Signer {
             return Err(Refused::WrongQuery);
         }
         let issued: u64 = issued.parse().map_err(|_| Refused::Invalid)?;
-        if now_ms() >= issued + ttl_secs * 1000 {
+        if self.now_ms() >= issued + ttl_secs * 1000 {
             return Err(Refused::Expired);
         }
         Ok(Position {
@@ -185,32 +190,50 @@ mod tests {
 
     #[test]
     fn access_tokens_round_trip_and_expire() {
-        let s = Signer::new(b"t");
+        let s = Signer::new(b"t", Clock::system());
         assert_eq!(s.check_access(&s.access_token(Bearer::App, 60)), Ok(Bearer::App));
         assert_eq!(s.check_access(&s.access_token(Bearer::App, 0)), Err(Refused::Expired));
         assert_eq!(s.check_access("pcemu.garbage"), Err(Refused::Invalid));
-        assert_eq!(Signer::new(b"other").check_access(&s.access_token(Bearer::App, 60)), Err(Refused::Invalid));
+        assert_eq!(
+            Signer::new(b"other", Clock::system()).check_access(&s.access_token(Bearer::App, 60)),
+            Err(Refused::Invalid)
+        );
         let mfa = Bearer::User { mfa: true };
         assert_eq!(s.check_access(&s.access_token(mfa, 60)), Ok(mfa));
     }
 
     #[test]
     fn refresh_tokens_remember_whether_their_sign_in_passed_mfa() {
-        let s = Signer::new(b"t");
+        let s = Signer::new(b"t", Clock::system());
         assert_eq!(s.check_refresh(&s.refresh_token(true)), Some(true));
         assert_eq!(s.check_refresh(&s.refresh_token(false)), Some(false));
-        assert_eq!(Signer::new(b"other").check_refresh(&s.refresh_token(true)), None);
+        assert_eq!(Signer::new(b"other", Clock::system()).check_refresh(&s.refresh_token(true)), None);
         assert_eq!(s.check_refresh("bm90IGEgdG9rZW4"), None);
     }
 
     #[test]
     fn continuation_tokens_are_bound_to_their_query() {
-        let s = Signer::new(b"t");
+        let s = Signer::new(b"t", Clock::system());
         let pos = Position { offset: 4000, size: 2000 };
         let token = s.continuation("invoice G1 usage", pos);
         assert_eq!(s.check_continuation(&token, "invoice G1 usage", 60), Ok(pos));
         assert_eq!(s.check_continuation(&token, "invoice G2 usage", 60), Err(Refused::WrongQuery));
         assert_eq!(s.check_continuation(&token, "invoice G1 usage", 0), Err(Refused::Expired));
         assert_eq!(s.check_continuation("AQAAAA==", "invoice G1 usage", 60), Err(Refused::Invalid));
+    }
+
+    #[test]
+    fn tokens_live_by_the_servers_clock() {
+        let clock = Clock::fixed(chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000));
+        let s = Signer::new(b"t", clock.clone());
+        let access = s.access_token(Bearer::App, 60);
+        let pos = Position { offset: 10, size: 10 };
+        let continuation = s.continuation("q", pos);
+        clock.advance(std::time::Duration::from_secs(59));
+        assert_eq!(s.check_access(&access), Ok(Bearer::App), "a second before its end");
+        assert_eq!(s.check_continuation(&continuation, "q", 60), Ok(pos));
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(s.check_access(&access), Err(Refused::Expired), "at its end");
+        assert_eq!(s.check_continuation(&continuation, "q", 60), Err(Refused::Expired));
     }
 }

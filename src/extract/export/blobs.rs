@@ -87,7 +87,7 @@ pub(super) async fn download(
                 return Ok(Spooled { path: lines, arrival });
             }
             Err(reason) => {
-                tracing::warn!(event = "blob_refetch", dataset = seq.dataset.name(), scope = %seq.scope, blob = %blob.name, %reason);
+                tracing::warn!(event = "blob_refetch", blob = %blob.name, %reason);
                 last = reason;
             }
         }

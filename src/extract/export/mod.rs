@@ -102,7 +102,7 @@ pub async fn run(
                     BlobFailure::Incomplete(reason) => reason,
                     _ => "the shared-access signature was refused".to_owned(),
                 };
-                tracing::info!(event = "export_renewed", dataset = seq.dataset.name(), scope = %seq.scope, blob = %blob.name, %reason);
+                tracing::info!(event = "export_renewed", blob = %blob.name, %reason);
                 exports += 1;
                 let fresh = match ready_export(client, seq, v2, &mut exports).await {
                     Ok(fresh) => fresh,
@@ -134,7 +134,7 @@ pub async fn run(
                             ready.manifest.blobs.len(),
                             fresh.manifest.blobs.len()
                         );
-                        tracing::info!(event = "export_restart", dataset = seq.dataset.name(), scope = %seq.scope, attempt, %reason);
+                        tracing::info!(event = "export_restart", attempt, %reason);
                         tx.send(Event::Restart { dataset: seq.dataset, scope: seq.scope.clone(), attempt, reason })
                             .await
                             .map_err(|_| PagingError::Closed)?;
@@ -214,7 +214,7 @@ async fn request_export(client: &Client, seq: &Sequence, v2: &V2Settings) -> Res
     let location =
         url::Url::parse(&seq.first).and_then(|first| first.join(&location)).map_or(location, |u| u.to_string());
     let deadline = Instant::now() + v2.export_timeout;
-    tracing::debug!(event = "export_requested", dataset = seq.dataset.name(), scope = %seq.scope, operation = %location);
+    tracing::debug!(event = "export_requested", operation = %location);
     let mut polls = 0u32;
     loop {
         let response = match client.get(&Call::get(&location, TokenKind::Graph, &ctx)).await {
@@ -251,7 +251,7 @@ async fn request_export(client: &Client, seq: &Sequence, v2: &V2Settings) -> Res
                     ),
                 ));
             }
-            tracing::debug!(event = "export_ready", dataset = seq.dataset.name(), scope = %seq.scope, operation = %operation.id, manifest = %manifest.id, etag = %manifest.etag, blobs = manifest.blobs.len(), polls);
+            tracing::debug!(event = "export_ready", operation = %operation.id, manifest = %manifest.id, etag = %manifest.etag, blobs = manifest.blobs.len(), polls);
             return Ok(Some(Ready { operation_id: operation.id, manifest }));
         }
         if kind == "failedoperation" || status == "failed" {

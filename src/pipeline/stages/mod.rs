@@ -204,6 +204,9 @@ impl Snapshot {
     pub fn handle(&mut self, event: &Event) -> Result<(), StageError> {
         match event {
             Event::Page(page) => {
+                let _page =
+                    tracing::info_span!("page", dataset = %page.dataset, scope = %page.scope, number = page.number)
+                        .entered();
                 // Every item is digested, for the lineage and to spot an item served twice: by the
                 // first dataset decoding the page (while the item is in cache), or here.
                 let mut schemas = page.dataset.tables_filled();

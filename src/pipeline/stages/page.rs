@@ -52,7 +52,7 @@ impl Snapshot {
                     for field in decoded.unknown {
                         let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
                         if !seen.unknown.contains_key(&field) {
-                            tracing::warn!(event = "unknown_field", dataset = %page.dataset, scope = %page.scope, field = %field, page = page.number, record = index);
+                            tracing::warn!(event = "unknown_field", field = %field, record = index);
                         }
                         *seen.unknown.entry(field).or_default() += 1;
                     }

@@ -26,6 +26,18 @@ pub fn registry() -> &'static [DatasetSchema] {
     ALL.get_or_init(|| Dataset::ALL.into_iter().filter_map(build).collect())
 }
 
+impl Dataset {
+    /// Its schema: every table has one; documents and the invoice list are not tables.
+    pub fn schema(self) -> Option<&'static DatasetSchema> {
+        registry().iter().find(|s| s.name == self)
+    }
+
+    /// The tables a fetched dataset's pages fill (itself, and what is built from its items).
+    pub fn tables_filled(self) -> impl Iterator<Item = &'static DatasetSchema> {
+        registry().iter().filter(move |s| s.name.source().unwrap_or(s.name) == self)
+    }
+}
+
 /// A dataset's schema: its API columns, then `unknown_fields`, the match columns of line items
 /// and the reporting-currency columns of the datasets with amounts, in that order.
 fn build(dataset: Dataset) -> Option<DatasetSchema> {

@@ -92,8 +92,8 @@ pub(super) fn manifest_of(
     let op = st.operations.get(op_id).ok_or_else(|| "the operation is gone".to_owned())?;
     let root = root_path(app, op);
     let blobs = blobs_of(app, op);
-    let expiry =
-        chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(app.settings.export.sas_ttl_secs).unwrap_or(0));
+    let expiry = app.settings.clock.now()
+        + chrono::Duration::seconds(i64::try_from(app.settings.export.sas_ttl_secs).unwrap_or(0));
     let se = expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let sas =
         format!("sv=2023-11-03&sr=d&sp=rl&se={}&sdd=7&sig={}", se.replace(':', "%3A"), app.signer.sas(&root, &se));
@@ -164,7 +164,7 @@ pub async fn blob(
     };
     let (se, sig) = (ctx.get("se").unwrap_or(""), ctx.get("sig").unwrap_or(""));
     let valid = app.signer.sas(root, se) == sig;
-    let unexpired = chrono::DateTime::parse_from_rfc3339(se).is_ok_and(|t| t > chrono::Utc::now());
+    let unexpired = chrono::DateTime::parse_from_rfc3339(se).is_ok_and(|t| t > app.settings.clock.now());
     if ctx.fault == Some(Fault::SasExpiry) {
         // A signature that expires is as old as its export: the operation has expired too.
         let mut st = app.exports.state.lock().unwrap_or_else(|p| p.into_inner());
