@@ -22,13 +22,12 @@ use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
 use super::auth::{TokenKind, TokenProvider};
-use super::error::{ApiError, MFA_REQUIRED, error_code, error_detail};
+use super::error::{ApiError, Context, MFA_REQUIRED, error_code, error_detail};
 use super::retry::{backoff, retry_after};
 use super::transport::describe_transport;
 use crate::clock::Clock;
 
 // `extract` still names a request's context by this path.
-pub use super::error::Context;
 
 /// One logical call: retries of it share its `MS-RequestId`.
 #[derive(Debug, Clone, Copy)]

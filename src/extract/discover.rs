@@ -282,7 +282,7 @@ pub async fn discover(
     let mut invoices: BTreeMap<String, (InvoiceHead, Option<String>)> = BTreeMap::new();
     for (index, item) in list.iter().enumerate() {
         let head: InvoiceHead = serde_json::from_slice(item).map_err(|e| PagingError::Malformed {
-            context: crate::api::http::Context { dataset: Dataset::InvoiceList, scope: "all".into(), page: 0 },
+            context: crate::api::error::Context { dataset: Dataset::InvoiceList, scope: "all".into(), page: 0 },
             url: "/v1/invoices".into(),
             request_id: String::new(),
             detail: format!("invoice list item {index}: {e}"),

@@ -31,11 +31,17 @@ pub fn part_name(schema: &DatasetSchema, scope: &str) -> String {
     }
 }
 
-/// The Parquet file and its CSV twin of a part, relative to the snapshot: `folder` is a
+/// The folders of a dataset's Parquet and CSV parts, relative to the snapshot: `folder` is a
 /// partition, [`STREAMING`], or empty.
-pub fn part_files(dataset: Dataset, folder: &str, part: &str) -> [String; 2] {
+pub fn part_dirs(dataset: Dataset, folder: &str) -> [String; 2] {
     let dir = if folder.is_empty() { dataset.name().to_owned() } else { format!("{dataset}/{folder}") };
-    [format!("{dir}/{part}.parquet"), format!("csv/{dir}/{part}.csv")]
+    [dir.clone(), format!("csv/{dir}")]
+}
+
+/// The Parquet file and its CSV twin of a part, relative to the snapshot (see [`part_dirs`]).
+pub fn part_files(dataset: Dataset, folder: &str, part: &str) -> [String; 2] {
+    let [parquet, csv] = part_dirs(dataset, folder);
+    [format!("{parquet}/{part}.parquet"), format!("{csv}/{part}.csv")]
 }
 
 /// An invoice statement, relative to the snapshot.

@@ -102,11 +102,10 @@ impl Snapshot {
             }
             placed.push((schema, report));
         }
-        for schema in registry() {
-            for streamed in layout::part_files(schema.name, layout::STREAMING, "") {
-                if let Some(dir) = Path::new(&streamed).parent() {
-                    let _ = std::fs::remove_dir(self.root.join(dir));
-                }
+        // Only line items stream into parts; their folders are empty by now.
+        for schema in registry().iter().filter(|s| s.name.is_line_item()) {
+            for dir in layout::part_dirs(schema.name, layout::STREAMING) {
+                let _ = std::fs::remove_dir(self.root.join(dir));
             }
         }
 
