@@ -19,6 +19,7 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod progress;
+pub mod redact;
 pub mod reconcile;
 pub mod sink;
 pub mod tabular;

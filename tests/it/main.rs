@@ -3,6 +3,9 @@
 // A failing unwrap in a test or its helpers is a failing test, with the panic as its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adversarial;
+mod audit;
+mod crash;
 mod documents;
 mod duckdb;
 mod errors;
@@ -14,6 +17,7 @@ mod matching;
 mod mfa;
 mod microsoft;
 mod operate;
+mod proxy;
 mod quirks;
 mod replay;
 mod run;
