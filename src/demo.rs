@@ -89,6 +89,7 @@ pub fn run(
             max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
             request_timeout: crate::config::DEFAULT_REQUEST_TIMEOUT,
             max_retries: crate::config::DEFAULT_MAX_RETRIES,
+            max_retry_after: crate::config::DEFAULT_MAX_RETRY_AFTER,
         },
         output_dir: out.to_path_buf(),
         csv_bom: false,

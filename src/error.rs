@@ -152,7 +152,7 @@ fn run_exit(e: &RunError) -> Exit {
         RunError::Config(_) => Exit::Usage,
         RunError::Extract(PagingError::Api(api)) if api.is_auth() => Exit::Auth,
         RunError::Extract(PagingError::Api(_) | PagingError::Export { .. }) => Exit::Api,
-        RunError::Extract(PagingError::Malformed { .. }) => Exit::Data,
+        RunError::Extract(PagingError::Malformed { .. } | PagingError::BadLink { .. }) => Exit::Data,
         RunError::Extract(PagingError::Closed | PagingError::Cache(_)) => Exit::Io,
         RunError::Extract(PagingError::Task(_)) | RunError::Panicked(_) => Exit::Internal,
         RunError::Stage(StageError::Data(_) | StageError::Fx(_)) | RunError::Replay(_) => Exit::Data,

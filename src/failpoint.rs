@@ -3,7 +3,7 @@
 //! `<point>`. Unset, a point costs one load of an initialised `OnceLock`.
 //!
 //! Points: `page` (after the snapshot took a page), `sequence` (after a fetched sequence is
-//! complete in the page cache), `blob` (after a v2 export file arrived, before it is checked and
+//! decoded and complete in the page cache), `blob` (after a v2 export file arrived, before it is checked and
 //! used), `finish` (before the snapshot's final writes), `manifest` (after
 //! `manifest.json`), `publish` (after the snapshot folder is renamed into place, before `LATEST`),
 //! `latest` (after `LATEST`, before the cache and retention are tidied), `swap` (a folder being

@@ -88,10 +88,11 @@ pub struct Policy {
     pub max_in_flight: usize,
     /// Time limit of one attempt, body included.
     pub timeout: Duration,
-    /// Retries of transient failures (5xx, resets, timeouts, truncated bodies).
+    /// Retries of one call after transient failures (5xx, resets, timeouts, truncated bodies),
+    /// and separately after 429 answers.
     pub max_retries: u32,
-    /// Retries after 429 (they wait as long as asked, so they may be many).
-    pub max_throttled: u32,
+    /// The longest wait a `Retry-After` is obeyed for: a longer one is cut to it, with a warning.
+    pub max_retry_after: Duration,
     /// First backoff; doubles each retry up to `max_backoff`.
     pub base_backoff: Duration,
     /// Longest backoff.
@@ -107,7 +108,7 @@ impl Policy {
             max_in_flight,
             timeout,
             max_retries,
-            max_throttled: 60,
+            max_retry_after: Duration::from_secs(300),
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             default_retry_after: Duration::from_secs(10),
@@ -122,6 +123,7 @@ pub struct Client {
     auth: TokenProvider,
     permits: Semaphore,
     not_before: Mutex<Instant>,
+    last_wait_notice: Mutex<Option<Instant>>,
     correlation_id: String,
     policy: Policy,
     clock: Clock,
@@ -140,6 +142,12 @@ async fn stream_to_file(mut response: reqwest::Response, path: &Path) -> Result<
     file.flush().await.map_err(shown)
 }
 
+/// How often a long `Retry-After` wait says it is still waiting.
+const WAIT_NOTICE_EVERY: Duration = Duration::from_secs(30);
+
+/// Redirects one call follows at most (on its own host).
+const MAX_REDIRECTS: usize = 5;
+
 /// Fresh tokens one call may ask for after 401 answers.
 const MAX_TOKEN_RENEWALS: u32 = 3;
 
@@ -149,10 +157,27 @@ enum Attempt {
     Retry { wait: Duration, reason: String, throttled: bool },
 }
 
+/// Why a redirect was not followed, naming only where it led (its query may hold a credential).
+fn redirect_detail(headers: &HeaderMap) -> String {
+    let target = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| Url::parse(l).ok())
+        .map_or_else(|| "elsewhere".to_owned(), |u| u.origin().ascii_serialization());
+    format!("redirects to {target}: pcrecon follows redirects on the host a call started from only")
+}
+
 impl Client {
     /// A client for an API root with a token provider.
     pub fn new(base: &Url, auth: TokenProvider, policy: Policy, clock: Clock) -> Result<Client, String> {
+        // A redirect is followed only on the host it started from (the bearer token goes with it),
+        // and only a few times; any other is answered as the 3xx it is, which fails the call.
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+            if same_origin && attempt.previous().len() <= MAX_REDIRECTS { attempt.follow() } else { attempt.stop() }
+        });
         let http = reqwest::Client::builder()
+            .redirect(redirects)
             .timeout(policy.timeout)
             .connect_timeout(Duration::from_secs(30))
             .user_agent(concat!("pcrecon/", env!("CARGO_PKG_VERSION")))
@@ -164,6 +189,7 @@ impl Client {
             auth,
             permits: Semaphore::new(policy.max_in_flight),
             not_before: Mutex::new(Instant::now()),
+            last_wait_notice: Mutex::new(None),
             correlation_id: uuid::Uuid::new_v4().to_string(),
             policy,
             clock,
@@ -202,13 +228,55 @@ impl Client {
         }
     }
 
+    /// Whether `url` is on the API's own scheme, host and port: the only place links and
+    /// redirects may lead, since every request there carries the bearer token.
+    pub fn is_api_origin(&self, url: &str) -> bool {
+        match (Url::parse(url), Url::parse(&self.base)) {
+            (Ok(url), Ok(base)) => url.origin() == base.origin(),
+            _ => false,
+        }
+    }
+
+    /// What a `Retry-After` of `asked` is obeyed as: at most `max_retry_after`, with a warning
+    /// when it asked for more.
+    fn capped(&self, asked: Duration, path: &str) -> Duration {
+        if asked <= self.policy.max_retry_after {
+            return asked;
+        }
+        tracing::warn!(
+            event = "retry_after_capped",
+            path,
+            asked_secs = asked.as_secs(),
+            cap_secs = self.policy.max_retry_after.as_secs(),
+            "the API asked to wait longer than api.max_retry_after_secs; waiting that long instead"
+        );
+        self.policy.max_retry_after
+    }
+
+    /// Waits until no `Retry-After` deadline holds; a long wait says so every
+    /// [`WAIT_NOTICE_EVERY`] (once for all the requests waiting), so that a log never goes quiet.
     async fn wait_for_deadline(&self) {
         loop {
             let deadline = *self.not_before.lock().await;
-            if deadline <= Instant::now() {
+            let now = Instant::now();
+            if deadline <= now {
                 return;
             }
-            tokio::time::sleep_until(deadline.into()).await;
+            let left = deadline - now;
+            if left > WAIT_NOTICE_EVERY {
+                let notice_due = {
+                    let mut last = self.last_wait_notice.lock().await;
+                    let due = last.is_none_or(|at| now.duration_since(at) >= WAIT_NOTICE_EVERY);
+                    if due {
+                        *last = Some(now);
+                    }
+                    due
+                };
+                if notice_due {
+                    tracing::info!(event = "throttled_wait", left_secs = left.as_secs(), "waiting out Retry-After");
+                }
+            }
+            tokio::time::sleep_until((now + left.min(WAIT_NOTICE_EVERY)).into()).await;
         }
     }
 
@@ -250,14 +318,14 @@ impl Client {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Retry { wait, reason, throttled: was_throttled } => {
-                    let (count, limit) = if was_throttled {
+                    let count = if was_throttled {
                         throttled += 1;
-                        (throttled, self.policy.max_throttled)
+                        throttled
                     } else {
                         retries += 1;
-                        (retries, self.policy.max_retries)
+                        retries
                     };
-                    if count > limit {
+                    if count > self.policy.max_retries {
                         return Err(ApiError::Exhausted {
                             context: context.clone(),
                             attempts: retries + throttled,
@@ -360,8 +428,9 @@ impl Client {
             }),
             429 => {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                let wait =
+                let asked =
                     retry_after(&response_headers, self.clock.now().into()).unwrap_or(self.policy.default_retry_after);
+                let wait = self.capped(asked, path);
                 self.push_deadline(wait).await;
                 Attempt::Retry {
                     wait: Duration::ZERO,
@@ -393,13 +462,20 @@ impl Client {
                 }
             }
             408 | 500..=599 => {
-                let asked = retry_after(&response_headers, self.clock.now().into());
+                let asked = retry_after(&response_headers, self.clock.now().into()).map(|a| self.capped(a, path));
                 if let Some(wait) = asked {
                     self.push_deadline(wait).await;
                 }
                 let wait = asked.map_or_else(|| self.backoff(1), |_| Duration::ZERO);
                 Attempt::Retry { wait, reason: format!("HTTP {status}: {}", error_detail(&body)), throttled: false }
             }
+            300..=399 => Attempt::Fatal(ApiError::Status {
+                context: context.clone(),
+                status,
+                path: path.to_owned(),
+                request_id: request_id.to_owned(),
+                detail: redirect_detail(&response_headers),
+            }),
             _ => Attempt::Fatal(ApiError::Status {
                 context: context.clone(),
                 status,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc::Sender;
 use tracing::Instrument;
+use url::Url;
 
 use crate::tabular::Dataset;
 
@@ -49,8 +50,8 @@ pub enum PagingError {
     /// The request failed.
     #[error(transparent)]
     Api(#[from] ApiError),
-    /// A 200 answer that is not a page, even after retries.
-    #[error("{context}: the page from {url} (MS-RequestId {request_id}) is not valid JSON: {detail}")]
+    /// A 200 answer that is not a page (not JSON, or no `items` array), even after retries.
+    #[error("{context}: the page from {url} (MS-RequestId {request_id}) is not a valid page: {detail}")]
     Malformed {
         /// Where.
         context: Context,
@@ -59,6 +60,19 @@ pub enum PagingError {
         /// Request id.
         request_id: String,
         /// Parser message.
+        detail: String,
+    },
+    /// A page whose link onward cannot be followed: to another host, or back to a page the
+    /// sequence already fetched (which would never end).
+    #[error("{context}: the page from {url} (MS-RequestId {request_id}) {detail}")]
+    BadLink {
+        /// Where.
+        context: Context,
+        /// URL of the page that holds the link.
+        url: String,
+        /// Request id.
+        request_id: String,
+        /// What is wrong with the link.
         detail: String,
     },
     /// The v2 export did not give its data (spec §12).
@@ -82,9 +96,10 @@ pub enum PagingError {
     Task(String),
 }
 
+/// A collection page. `items` is required: a page without it is not an empty page.
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     items: Vec<&'a RawValue>,
     #[serde(default)]
     links: Option<Links>,
@@ -212,30 +227,45 @@ fn next_page(
     link: Link,
     top_token: Option<String>,
     offset_seen: usize,
-) -> Option<NextPage> {
-    match seq.paging {
-        Paging::Seek => {
-            let mut headers: Vec<(String, String)> = link.headers.into_iter().map(|h| (h.key, h.value)).collect();
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("MS-ContinuationToken")) {
-                headers.push(("MS-ContinuationToken".into(), top_token.filter(|t| !t.is_empty())?));
-            }
-            let url = if link.uri.is_empty() || is_malformed(&link.uri) {
+) -> Result<Option<NextPage>, String> {
+    let (url, mut headers) = match seq.paging {
+        Paging::Seek | Paging::Offset => {
+            let headers: Vec<(String, String)> = link.headers.into_iter().map(|h| (h.key, h.value)).collect();
+            let url = if !link.uri.is_empty() && !is_malformed(&link.uri) {
+                client.resolve(&link.uri)
+            } else if seq.paging == Paging::Seek {
                 with_param(&seq.first, "seekOperation", "Next")
             } else {
-                client.resolve(&link.uri)
-            };
-            Some(NextPage { url, headers })
-        }
-        Paging::Offset => {
-            let url = if link.uri.is_empty() || is_malformed(&link.uri) {
                 with_param(&seq.first, "offset", &offset_seen.to_string())
-            } else {
-                client.resolve(&link.uri)
             };
-            Some(NextPage { url, headers: link.headers.into_iter().map(|h| (h.key, h.value)).collect() })
+            (url, headers)
         }
-        Paging::Single | Paging::Unpaged | Paging::Document | Paging::Lines => None,
+        Paging::Single | Paging::Unpaged | Paging::Document | Paging::Lines => return Ok(None),
+    };
+    if seq.paging == Paging::Seek && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("MS-ContinuationToken")) {
+        match top_token.filter(|t| !t.is_empty()) {
+            Some(token) => headers.push(("MS-ContinuationToken".into(), token)),
+            None => return Ok(None),
+        }
     }
+    // The bearer token goes with every request: a link elsewhere would hand it to that host.
+    if !client.is_api_origin(&url) {
+        let origin = Url::parse(&url).map_or_else(|_| "an unreadable URL".to_owned(), |u| u.origin().ascii_serialization());
+        return Err(format!("links to another host ({origin}); pcrecon follows links on the API's host only"));
+    }
+    Ok(Some(NextPage { url, headers }))
+}
+
+/// A fixed-size digest of where a request goes (URL and headers, so a continuation token
+/// counts): the pager keeps one per page to recognise a link back to a page already fetched.
+fn request_key(url: &str, headers: &[(String, String)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut hasher);
+    let mut sorted: Vec<(String, &str)> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str())).collect();
+    sorted.sort();
+    sorted.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How often a malformed 200 page is fetched again.
@@ -254,6 +284,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
         let mut number = 1u32;
         let mut items_total = 0u64;
         let mut offset = query_value(&seq.first, "offset").and_then(|o| o.parse().ok()).unwrap_or(0usize);
+        let mut followed = std::collections::HashSet::from([request_key(&url, &headers)]);
         loop {
             let context = Context { dataset: seq.dataset, scope: seq.scope.clone(), page: number };
             let mut refetch = 0;
@@ -313,11 +344,28 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                 paging: seq.paging,
             };
             let empty = page.items.is_empty();
+            let (page_url, page_request_id) = (page.url.clone(), page.request_id.clone());
             tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
-            let following = next.and_then(|(link, token)| next_page(client, seq, link, token, offset));
+            let bad_link = |detail: String| PagingError::BadLink {
+                context: Context { dataset: seq.dataset, scope: seq.scope.clone(), page: number },
+                url: page_url.clone(),
+                request_id: page_request_id.clone(),
+                detail,
+            };
+            let following = match next {
+                Some((link, token)) => next_page(client, seq, link, token, offset).map_err(bad_link)?,
+                None => None,
+            };
             match following {
                 // An empty page that still points onward would loop forever: treat it as the end.
                 Some(n) if !(empty && seq.paging == Paging::Offset) => {
+                    if !followed.insert(request_key(&n.url, &n.headers)) {
+                        return Err(bad_link(
+                            "links to a page this sequence already fetched (same URL and continuation token): \
+                             following it would never end"
+                                .into(),
+                        ));
+                    }
                     url = n.url;
                     headers = n.headers;
                     number += 1;

@@ -26,8 +26,10 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 pub const MAX_IN_FLIGHT_LIMIT: usize = 64;
 /// Time limit of one request, body included, by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// Retries of a transient failure, by default.
+/// Retries of one call, by default: after transient failures, and separately after 429 answers.
 pub const DEFAULT_MAX_RETRIES: u32 = 8;
+/// The longest wait a `Retry-After` is obeyed for, by default; a longer one is cut to it.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +45,7 @@ pub(super) struct RawApi {
     scope: Option<String>,
     request_timeout_secs: Option<u64>,
     max_retries: Option<u32>,
+    max_retry_after_secs: Option<u64>,
 }
 
 /// How pcrecon talks to Partner Center.
@@ -66,8 +69,11 @@ pub struct ApiSettings {
     pub max_in_flight: usize,
     /// Time limit of one request, body included.
     pub request_timeout: Duration,
-    /// Retries of a transient failure before giving up.
+    /// Retries of one call before giving up: after transient failures, and separately after
+    /// 429 answers.
     pub max_retries: u32,
+    /// The longest wait a `Retry-After` is obeyed for.
+    pub max_retry_after: Duration,
 }
 
 impl ApiSettings {
@@ -120,6 +126,7 @@ impl RawApi {
                 .request_timeout_secs
                 .map_or(DEFAULT_REQUEST_TIMEOUT, |s| Duration::from_secs(s.max(1))),
             max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+            max_retry_after: self.max_retry_after_secs.map_or(DEFAULT_MAX_RETRY_AFTER, Duration::from_secs),
         })
     }
 }

@@ -1,6 +1,9 @@
 //! The page cache of an output folder (`OUT/.cache`): every sequence a run fetched, page by page
 //! exactly as received (zstd), and a marker (`sequence.json`) written last that lists the pages
-//! with their SHA-256. It is what makes runs incremental and resumable:
+//! with their SHA-256. The marker is written when the fetch ends, as `sequence.pending.json`,
+//! and becomes `sequence.json` only once the run decoded every page of it ([`PageCache::confirm`]):
+//! a sequence whose data failed the run is fetched again by the next one, never replayed.
+//! It is what makes runs incremental and resumable:
 //!
 //! - a billed invoice's sequences are reused by later runs for as long as the invoice's entry in
 //!   the invoice list (its fingerprint) is unchanged, unless the run is told to `--refresh`;
@@ -28,6 +31,8 @@ use crate::model::page::{Event, ExportLineage, Page, Paging};
 use crate::tabular::Dataset;
 
 const MARKER: &str = "sequence.json";
+/// The marker of a sequence fetched whole but not yet decoded.
+const PENDING: &str = "sequence.pending.json";
 const ATTEMPT: &str = "attempt.json";
 /// zstd level of cached pages: the fastest, since the cache is written while the run waits.
 const LEVEL: i32 = 1;
@@ -246,6 +251,17 @@ impl PageCache {
         Ok(true)
     }
 
+    /// Marks a sequence fetched by this run as decoded: from now on it may stand in for a fetch.
+    /// Returns whether there was one to confirm (a replayed sequence has none).
+    pub fn confirm(&self, dataset: Dataset, scope: &str) -> io::Result<bool> {
+        let dir = self.dir(dataset, scope);
+        match fs::rename(dir.join(PENDING), dir.join(MARKER)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts recording a fetch of `seq`, first forgetting what the cache had of it.
     pub fn recorder(&self, seq: &Sequence, first: &str, reuse: &Reuse) -> io::Result<Recorder> {
         let dir = self.dir(seq.dataset, &seq.scope);
@@ -308,7 +324,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records one event of the sequence; its completion writes the marker.
+    /// Records one event of the sequence; its completion writes the pending marker.
     pub fn record(&mut self, event: &Event) -> io::Result<()> {
         match event {
             Event::Page(page) => {
@@ -342,7 +358,7 @@ impl Recorder {
                     }
                 }
                 let text = serde_json::to_vec_pretty(&self.marker).map_err(io::Error::other)?;
-                write_atomically(&self.dir.join(MARKER), &text)?;
+                write_atomically(&self.dir.join(PENDING), &text)?;
             }
         }
         Ok(())
@@ -403,6 +419,9 @@ mod tests {
             export: None,
         };
         r.record(&done).unwrap();
+        assert!(cache.reusable(&seq(scope), "/v1/x", reuse).is_none(), "not decoded yet: not reusable");
+        assert!(cache.confirm(Dataset::BilledRecon, scope).unwrap());
+        assert!(!cache.confirm(Dataset::BilledRecon, scope).unwrap(), "confirmed once");
     }
 
     async fn replayed(cache: &PageCache, cached: Cached) -> (bool, Vec<Event>) {

@@ -49,12 +49,13 @@ fn file_of(root: &Path, dataset: Dataset, scope: &str) -> PathBuf {
     root.join(dataset.name()).join(format!("{}.{ext}", scope_name(scope)))
 }
 
-/// Consumes events into `staging` (and the raw archive), until the channel closes.
+/// Consumes events into `staging` (and the raw archive), until the channel closes; gives the
+/// archive back for the caller to seal once the extraction is known to have succeeded.
 pub fn consume(
     mut rx: Receiver<Event>,
     staging: &Path,
     mut archive: Option<RawArchive>,
-) -> Result<DumpReport, DumpError> {
+) -> Result<(DumpReport, Option<RawArchive>), DumpError> {
     let mut report = DumpReport::default();
     while let Some(event) = rx.blocking_recv() {
         if let Some(a) = archive.as_mut() {
@@ -106,8 +107,5 @@ pub fn consume(
             }
         }
     }
-    if let Some(a) = archive {
-        a.finish().map_err(io(staging))?;
-    }
-    Ok(report)
+    Ok((report, archive))
 }

@@ -271,7 +271,6 @@ async fn fetch_or_replay(
     let (fetched, forwarded) = tokio::join!(fetch, forward);
     fetched?;
     forwarded?;
-    crate::failpoint::hit("sequence");
     Ok(Origin::Fetched)
 }
 

@@ -3,7 +3,10 @@
 //!
 //! Layout: `pages/<dataset>/<scope>/a<attempt>-p<page>.json.gz` (`.pdf.gz` for statements) and
 //! `index.jsonl`, one line per event in the order the run took them: pages (dataset, scope,
-//! attempt, page, MS-RequestId, URL, time, bytes, SHA-256, items, file), restarts and completions.
+//! attempt, page, MS-RequestId, URL, time, bytes, SHA-256, items, file), restarts and completions,
+//! and last an `end` line with the number of sequences and pages, written only once the whole
+//! extraction succeeded ([`RawArchive::seal`]). An archive without it (a run that failed or was
+//! killed, an index cut short) is refused by [`replay`], as is one whose lines do not add up.
 //! Continuation tokens and access tokens are never written: the URL carries neither.
 //!
 //! [`replay`] reads an archive back into the same events, each page checked against its SHA-256:
@@ -76,10 +79,20 @@ impl<'a> IndexLine<'a> {
     }
 }
 
+/// The last line of a complete archive's index.
+#[derive(Serialize, Deserialize)]
+struct EndLine {
+    event: String,
+    sequences: u64,
+    pages: u64,
+}
+
 /// Writes the archive.
 pub struct RawArchive {
     dir: PathBuf,
     index: BufWriter<File>,
+    sequences: u64,
+    pages: u64,
 }
 
 impl RawArchive {
@@ -87,7 +100,7 @@ impl RawArchive {
     pub fn open(dir: &Path) -> std::io::Result<RawArchive> {
         fs::create_dir_all(dir.join("pages"))?;
         let index = OpenOptions::new().create(true).write(true).truncate(true).open(dir.join("index.jsonl"))?;
-        Ok(RawArchive { dir: dir.to_path_buf(), index: BufWriter::new(index) })
+        Ok(RawArchive { dir: dir.to_path_buf(), index: BufWriter::new(index), sequences: 0, pages: 0 })
     }
 
     /// Records one event.
@@ -105,6 +118,7 @@ impl RawArchive {
                 gz.write_all(&p.body)?;
                 gz.finish()?.flush()?;
                 let sha = Sha256::digest(&p.body);
+                self.pages += 1;
                 serde_json::to_string(&IndexLine {
                     event: "page",
                     dataset: p.dataset,
@@ -127,9 +141,12 @@ impl RawArchive {
                 serde_json::to_string(&IndexLine::marker("restart", *dataset, scope, *attempt, reason))
             }
             Event::NotReady { dataset, scope, detail } => {
+                self.sequences += 1;
                 serde_json::to_string(&IndexLine::marker("not_ready", *dataset, scope, 1, detail))
             }
-            Event::Done { dataset, scope, attempt, pages, items, export } => serde_json::to_string(&IndexLine {
+            Event::Done { dataset, scope, attempt, pages, items, export } => {
+                self.sequences += 1;
+                serde_json::to_string(&IndexLine {
                 event: "done",
                 dataset: *dataset,
                 scope,
@@ -145,15 +162,21 @@ impl RawArchive {
                 reason: None,
                 paging: None,
                 export: export.as_deref(),
-            }),
+            })
+            }
         }
         .map_err(std::io::Error::other)?;
         self.index.write_all(line.as_bytes())?;
         self.index.write_all(b"\n")
     }
 
-    /// Flushes the index.
-    pub fn finish(mut self) -> std::io::Result<()> {
+    /// Marks the archive complete, once the extraction it recorded succeeded: writes the `end`
+    /// line and makes the index durable.
+    pub fn seal(mut self) -> std::io::Result<()> {
+        let end = EndLine { event: "end".into(), sequences: self.sequences, pages: self.pages };
+        let line = serde_json::to_string(&end).map_err(std::io::Error::other)?;
+        self.index.write_all(line.as_bytes())?;
+        self.index.write_all(b"\n")?;
         self.index.flush()?;
         self.index.get_ref().sync_all()
     }
@@ -197,6 +220,84 @@ fn paging_of(dataset: Dataset) -> Paging {
     }
 }
 
+/// The lines of a complete index (number, text), without its `end` line; an index that is not
+/// complete is refused before anything is replayed: no `end` line last, counts that differ from
+/// it, or a sequence whose pages do not add up to what its completion says.
+fn complete_index<'a>(index_path: &Path, index: &'a str) -> Result<Vec<(usize, &'a str)>, String> {
+    let incomplete = |why: String| {
+        format!(
+            "the raw archive {} is incomplete ({why}): it is not the record of a run that finished; \
+             archive a run again with --keep-raw",
+            index_path.display()
+        )
+    };
+    let mut lines: Vec<(usize, &str)> =
+        index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let end = lines
+        .pop()
+        .and_then(|(_, last)| serde_json::from_str::<EndLine>(last).ok())
+        .filter(|end| end.event == "end")
+        .ok_or_else(|| incomplete("its index has no end line".into()))?;
+    #[derive(Deserialize)]
+    struct Shape {
+        event: String,
+        dataset: String,
+        scope: String,
+        attempt: u32,
+        #[serde(default)]
+        page: Option<u32>,
+    }
+    // Pages of each sequence's current attempt, until its completion checks them.
+    let mut open: std::collections::HashMap<(String, String), (u32, u32)> = std::collections::HashMap::new();
+    let (mut sequences, mut pages) = (0u64, 0u64);
+    for &(number, line) in &lines {
+        let shape: Shape = serde_json::from_str(line)
+            .map_err(|e| format!("{} line {}: {e}", index_path.display(), number + 1))?;
+        let key = (shape.dataset, shape.scope);
+        match shape.event.as_str() {
+            "page" => {
+                pages += 1;
+                let entry = open.entry(key).or_insert((shape.attempt, 0));
+                if entry.0 != shape.attempt {
+                    *entry = (shape.attempt, 0);
+                }
+                entry.1 += 1;
+            }
+            "restart" => {
+                open.insert(key, (shape.attempt, 0));
+            }
+            "not_ready" => {
+                sequences += 1;
+                open.remove(&key);
+            }
+            "done" => {
+                sequences += 1;
+                let seen = open.remove(&key).map_or(0, |(_, n)| n);
+                let said = shape.page.unwrap_or(0);
+                if seen != said {
+                    return Err(incomplete(format!(
+                        "line {}: {}/{} ends after {said} pages, the index lists {seen}",
+                        number + 1,
+                        key.0,
+                        key.1
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(((dataset, scope), _)) = open.into_iter().min() {
+        return Err(incomplete(format!("{dataset}/{scope} has pages but no end")));
+    }
+    if (sequences, pages) != (end.sequences, end.pages) {
+        return Err(incomplete(format!(
+            "the end line counts {} sequences and {} pages, the index lists {sequences} and {pages}",
+            end.sequences, end.pages
+        )));
+    }
+    Ok(lines)
+}
+
 /// What a replay sent.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Replayed {
@@ -214,8 +315,9 @@ pub struct Replayed {
 pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replayed, String> {
     let index_path = dir.join("index.jsonl");
     let index = fs::read_to_string(&index_path).map_err(|e| format!("cannot read {}: {e}", index_path.display()))?;
+    let lines = complete_index(&index_path, &index)?;
     let mut replayed = Replayed::default();
-    for (number, line) in index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (number, line) in lines {
         let at = || format!("{} line {}", index_path.display(), number + 1);
         let entry: IndexEntry = serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
         let dataset = Dataset::from_name(&entry.dataset)

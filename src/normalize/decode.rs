@@ -44,21 +44,29 @@ impl<'a> Raw<'a> {
         self.0.as_bytes().first().copied().unwrap_or(b'n')
     }
 
-    /// The contents of a JSON string (borrowed unless it has escapes); `None` for other values.
-    pub fn string(self) -> Option<Cow<'a, str>> {
+    /// The contents of a JSON string (borrowed unless it has escapes); `None` for other values;
+    /// an error for a string no text can hold (a lone surrogate such as `"\ud800"`).
+    pub fn string(self) -> Result<Option<Cow<'a, str>>, DecodeError> {
         if self.first() != b'"' {
-            return None;
+            return Ok(None);
         }
-        let inner = self.0.get(1..self.0.len().saturating_sub(1))?;
+        let Some(inner) = self.0.get(1..self.0.len().saturating_sub(1)) else { return Ok(None) };
         if !inner.contains('\\') {
-            return Some(Cow::Borrowed(inner));
+            return Ok(Some(Cow::Borrowed(inner)));
         }
-        serde_json::from_str::<String>(self.0).ok().map(Cow::Owned)
+        match serde_json::from_str::<String>(self.0) {
+            Ok(text) => Ok(Some(Cow::Owned(text))),
+            Err(e) => err(format!("{} is not a string text can hold ({e})", self.0)),
+        }
     }
 
-    /// The value as a JSON tree (numbers kept exact), for the rare column that needs one.
-    pub fn value(self) -> Value {
-        serde_json::from_str(self.0).unwrap_or(Value::Null)
+    /// The value as a JSON tree (numbers kept exact), for the rare column that needs one; an
+    /// error when it cannot be read whole (nested deeper than the parser follows, say).
+    pub fn value(self) -> Result<Value, DecodeError> {
+        serde_json::from_str(self.0).map_err(|e| {
+            let shown: String = self.0.chars().take(40).collect();
+            DecodeError(format!("{shown}… cannot be kept exactly ({e})"))
+        })
     }
 
     fn is_number(self) -> bool {
@@ -67,23 +75,23 @@ impl<'a> Raw<'a> {
 }
 
 /// Whether a JSON value means "no value".
-fn is_absent(value: Option<Raw<'_>>) -> bool {
+fn is_absent(value: Option<Raw<'_>>) -> Result<bool, DecodeError> {
     match value {
-        None => true,
-        Some(raw) if raw.text() == "null" => true,
-        Some(raw) => raw.string().is_some_and(|s| s.trim().is_empty()),
+        None => Ok(true),
+        Some(raw) if raw.text() == "null" => Ok(true),
+        Some(raw) => Ok(raw.string()?.is_some_and(|s| s.trim().is_empty())),
     }
 }
 
 /// The digits of a JSON number or numeric string, exactly as sent.
-fn numeric_text(value: Raw<'_>) -> Option<Cow<'_, str>> {
+fn numeric_text(value: Raw<'_>) -> Result<Option<Cow<'_, str>>, DecodeError> {
     if value.is_number() {
-        return Some(Cow::Borrowed(value.text()));
+        return Ok(Some(Cow::Borrowed(value.text())));
     }
-    value.string().map(|s| match s {
+    Ok(value.string()?.map(|s| match s {
         Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
         Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
-    })
+    }))
 }
 
 /// Parses decimal text exactly: plain or scientific notation; never rounds.
@@ -158,23 +166,23 @@ pub fn parse_datetime(text: &str) -> Result<Option<NaiveDateTime>, DecodeError> 
 
 /// Decodes one value for a column. `None` (missing), `null` and `""` give [`Cell::Null`].
 pub fn decode(value: Option<Raw<'_>>, ty: ColType) -> Result<Cell, DecodeError> {
-    if is_absent(value) {
+    if is_absent(value)? {
         return Ok(Cell::Null);
     }
     let Some(value) = value else { return Ok(Cell::Null) };
     match ty {
-        ColType::Utf8 | ColType::Json => Ok(Cell::Str(match value.string() {
+        ColType::Utf8 | ColType::Json => Ok(Cell::Str(match value.string()? {
             Some(s) => s.into_owned(),
             // Numbers and booleans as sent; objects and arrays in their compact form.
             None if value.is_number() || matches!(value.text(), "true" | "false") => value.text().to_owned(),
-            None => value.value().to_string(),
+            None => value.value()?.to_string(),
         })),
         ColType::Decimal { scale } => {
-            let Some(text) = numeric_text(value) else { return err(format!("{} is not a number", value.text())) };
+            let Some(text) = numeric_text(value)? else { return err(format!("{} is not a number", value.text())) };
             to_decimal128(parse_decimal(&text)?, scale).map(Cell::Dec)
         }
         ColType::Int64 => {
-            let Some(text) = numeric_text(value) else {
+            let Some(text) = numeric_text(value)? else {
                 return err(format!("{} is not a whole number", value.text()));
             };
             let d = parse_decimal(&text)?;
@@ -184,7 +192,7 @@ pub fn decode(value: Option<Raw<'_>>, ty: ColType) -> Result<Cell, DecodeError> 
             let whole = d.trunc().mantissa() / 10i128.pow(d.trunc().scale());
             i64::try_from(whole).map(Cell::Int).or_else(|_| err(format!("{text} is out of range")))
         }
-        ColType::Bool => match (value.text(), value.string()) {
+        ColType::Bool => match (value.text(), value.string()?) {
             ("true", _) => Ok(Cell::Bool(true)),
             ("false", _) => Ok(Cell::Bool(false)),
             (_, Some(s)) if s.eq_ignore_ascii_case("true") => Ok(Cell::Bool(true)),
@@ -192,7 +200,7 @@ pub fn decode(value: Option<Raw<'_>>, ty: ColType) -> Result<Cell, DecodeError> 
             (other, _) => err(format!("{other} is not a boolean")),
         },
         ColType::Timestamp | ColType::TimestampMicros | ColType::Date => {
-            let Some(text) = value.string() else { return err(format!("{} is not a date", value.text())) };
+            let Some(text) = value.string()? else { return err(format!("{} is not a date", value.text())) };
             let Some(at) = parse_datetime(&text)? else { return Ok(Cell::Null) };
             if ty == ColType::Date {
                 if at.time().num_seconds_from_midnight() != 0 || at.time().nanosecond() != 0 {
@@ -303,5 +311,16 @@ mod tests {
         assert_eq!(normalize_key(" org:9060D13D-C3A1 "), "9060d13d-c3a1");
         assert_eq!(normalize_key("ORG:abc"), "abc");
         assert_eq!(normalize_key(&normalize_key("org:ABC")), normalize_key("org:ABC"));
+    }
+
+    #[test]
+    fn values_no_cell_can_hold_exactly_are_errors_never_null() {
+        let surrogate = decode(Some(Raw::new(r#""Contoso \ud800""#)), ColType::Utf8).unwrap_err();
+        assert!(surrogate.0.contains("not a string text can hold"), "{surrogate}");
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let nested = decode(Some(Raw::new(&deep)), ColType::Json).unwrap_err();
+        assert!(nested.0.contains("cannot be kept exactly"), "{nested}");
+        assert!(decode(Some(Raw::new(r#""\ud800""#)), ColType::Decimal { scale: 2 }).is_err());
+        assert_eq!(decode(Some(Raw::new("[[1]]")), ColType::Json).unwrap(), Cell::Str("[[1]]".into()));
     }
 }

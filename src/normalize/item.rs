@@ -61,8 +61,8 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
 }
 
 /// The JSON members of an item, looked up case-insensitively (`pcToBCExchangeRate`,
-/// `PCToBCExchangeRate` and `pCToBCExchangeRate` are one field; of two spellings in one item, the
-/// later in key order wins). Values stay raw text borrowed from the page: decoding an item
+/// `PCToBCExchangeRate` and `pCToBCExchangeRate` are one field). A member given twice, in the
+/// same or another spelling, is an error unless both say the same: no value silently wins. Values stay raw text borrowed from the page: decoding an item
 /// allocates only its index.
 pub struct Item<'a> {
     members: HashMap<u64, Member<'a>, BuildHasherDefault<Prehashed>>,
@@ -112,12 +112,21 @@ impl<'a> Item<'a> {
                 }
                 std::collections::hash_map::Entry::Occupied(mut slot) => {
                     let member = slot.get_mut();
-                    if member.name.eq_ignore_ascii_case(&name) {
-                        (member.name, member.value) = (name, value);
-                    } else if let Some(other) = member.others.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-                        *other = (name, value);
+                    let earlier = if member.name.eq_ignore_ascii_case(&name) {
+                        Some((&member.name, member.value))
                     } else {
-                        member.others.push((name, value));
+                        member.others.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)).map(|(n, v)| (n, *v))
+                    };
+                    match earlier {
+                        Some((_, earlier)) if earlier.get().trim() == value.get().trim() => {}
+                        Some((first, _)) => {
+                            return Err(if *first == name {
+                                format!("the member {name:?} appears twice with different values")
+                            } else {
+                                format!("the member {first:?} appears twice (also as {name:?}) with different values")
+                            });
+                        }
+                        None => member.others.push((name, value)),
                     }
                 }
             }
@@ -181,14 +190,22 @@ mod tests {
 
     #[test]
     fn nested_paths_are_followed_case_insensitively() {
-        let text =
-            r#"{"CompanyProfile":{"companyName":"Contoso"},"entitledArtifacts":[ {"resourceId":"r1"} ],"a":1,"A":2}"#;
+        let text = r#"{"CompanyProfile":{"companyName":"Contoso"},"entitledArtifacts":[ {"resourceId":"r1"} ]}"#;
         let item = Item::new(text.as_bytes()).unwrap();
         assert_eq!(item.path("companyProfile.CompanyName"), Some(Raw::new("\"Contoso\"")));
         assert_eq!(item.path("entitledArtifacts.0.resourceId"), Some(Raw::new("\"r1\"")));
         assert_eq!(item.path("entitledArtifacts.1.resourceId"), None);
-        assert_eq!(item.get(&["a"]), Some(Raw::new("2")), "of two spellings, the later wins");
         assert!(Item::new(b"[1]").is_err());
+    }
+
+    #[test]
+    fn a_member_given_twice_is_an_error_unless_both_agree() {
+        let twice = Item::new(br#"{"quantity":"7","quantity":"5"}"#).err().unwrap();
+        assert!(twice.contains("\"quantity\" appears twice"), "{twice}");
+        let spelled = Item::new(br#"{"pcToBCExchangeRate":1,"PCToBCExchangeRate":2}"#).err().unwrap();
+        assert!(spelled.contains("also as \"PCToBCExchangeRate\""), "{spelled}");
+        let agreed = Item::new(br#"{"a":1,"A":1}"#).unwrap();
+        assert_eq!(agreed.get(&["a"]), Some(Raw::new("1")));
     }
 
     #[test]

@@ -233,6 +233,9 @@ pub struct Checks<'a> {
     pub known: &'a KnownFields,
     /// Attributes its source promises to carry (a v2 export's attribute set), each to be present.
     pub promised: &'a [&'static str],
+    /// Whether the item must name its invoice: a line of a billed invoice's v2 export, which
+    /// has no other tie to the invoice it was exported for.
+    pub names_invoice: bool,
 }
 
 /// One item's rows, the names of its members no column reads (sorted), and the promised
@@ -267,6 +270,17 @@ pub fn decode_item(
         Some(known) => item.members().filter(|(name, _)| !known.knows(name)).collect(),
         None => Vec::new(),
     };
+    if checks.is_some_and(|c| c.names_invoice) {
+        let named = crate::normalize::decode::decode(item.get(&["invoiceNumber"]), crate::tabular::ColType::Utf8);
+        if !matches!(named, Ok(crate::tabular::Cell::Str(_))) {
+            let reason = "a line of a billed invoice's export must name its invoice".to_owned();
+            return Err(RowError::at(schema, origin, record, "invoiceNumber", "invoice_number", reason));
+        }
+    }
+    // Nothing the dataset reads: not a line of it (an all-empty row would hide that).
+    if known.is_some() && unread.len() == item.members().count() {
+        return Err(fail(format!("no member of the item is a field of {} (it has {} members)", schema.name, unread.len())));
+    }
     unread.sort_by(|a, b| a.0.cmp(b.0));
     let unknown: Vec<String> = unread.iter().map(|(name, _)| (*name).to_owned()).collect();
     let missing: Vec<&'static str> =
@@ -414,7 +428,7 @@ mod tests {
         let item = br#"{"id":"s1","offerId":"o","newField":{"a":1},"attributes":{"objectType":"Subscription"},"AnotherOne":2}"#;
         let origin = Origin { scope: "c1", page: 1 };
         let known = KnownFields::of(Dataset::Subscriptions, false);
-        let checks = |known| Some(Checks { known, promised: &["OfferId", "Missing"] });
+        let checks = |known| Some(Checks { known, promised: &["OfferId", "Missing"], names_invoice: false });
         let decoded = decode_item(schema, item, origin, 0, checks(&known)).unwrap();
         assert_eq!(decoded.missing, ["Missing"], "a promised attribute is looked for in any case");
         assert_eq!(decoded.unknown, ["AnotherOne", "newField"]);
@@ -424,6 +438,23 @@ mod tests {
         let kept = decode_item(schema, item, origin, 0, checks(&keep)).unwrap();
         assert_eq!(kept.rows[0][at], Cell::Str(r#"{"AnotherOne":2,"newField":{"a":1}}"#.into()));
         assert!(decode_item(schema, item, origin, 0, None).unwrap().unknown.is_empty());
+    }
+
+    #[test]
+    fn an_item_without_a_known_member_or_a_v2_line_without_its_invoice_is_an_error() {
+        let origin = Origin { scope: "G1", page: 4 };
+        let schema = Dataset::BilledUsage.schema().unwrap();
+        let known = KnownFields::of(Dataset::BilledUsage, false);
+        let checks = |names_invoice| Some(Checks { known: &known, promised: &[], names_invoice });
+        let stranger = decode_item(schema, br#"{"foo":1}"#, origin, 2, checks(false)).unwrap_err();
+        assert!(stranger.reason.contains("no member of the item"), "{stranger}");
+        assert!(decode_item(schema, b"{}", origin, 2, checks(false)).is_err(), "an empty object is no line either");
+        let line = br#"{"CustomerId":"c1","Quantity":"2"}"#;
+        assert!(decode_item(schema, line, origin, 0, checks(false)).is_ok());
+        let unnamed = decode_item(schema, line, origin, 0, checks(true)).unwrap_err();
+        assert_eq!((unnamed.field.as_str(), unnamed.record), ("invoiceNumber", 0), "{unnamed}");
+        let named = br#"{"InvoiceNumber":"G1","CustomerId":"c1","Quantity":"2"}"#;
+        assert!(decode_item(schema, named, origin, 0, checks(true)).is_ok());
     }
 
     #[test]

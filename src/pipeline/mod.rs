@@ -93,7 +93,7 @@ pub fn client(api: &ApiSettings, clock: &Clock) -> Result<Client, RunError> {
         scope: api.scope.clone(),
         refresh_token: api.refresh_token.clone(),
     };
-    let policy = Policy::new(api.max_in_flight, api.request_timeout, api.max_retries);
+    let policy = Policy { max_retry_after: api.max_retry_after, ..Policy::new(api.max_in_flight, api.request_timeout, api.max_retries) };
     Client::new(&api.base_url, TokenProvider::new(credentials), policy, clock.clone()).map_err(RunError::Start)
 }
 
@@ -169,6 +169,14 @@ fn replay_raw<R: Send + 'static>(
     Ok((ExtractReport { sequences: replayed.sequences, ..ExtractReport::default() }, result, elapsed))
 }
 
+/// Seals the raw archive of an extraction that succeeded (see [`RawArchive::seal`]).
+fn seal(archive: Option<RawArchive>, keep_raw: Option<&Path>) -> Result<(), RunError> {
+    match (archive, keep_raw) {
+        (Some(archive), Some(dir)) => archive.seal().map_err(|e| io_error(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 fn open_archive(keep_raw: Option<&Path>) -> Result<Option<RawArchive>, RunError> {
     keep_raw.map(|dir| RawArchive::open(dir).map_err(|e| io_error(dir, e))).transpose()
 }
@@ -185,7 +193,8 @@ pub fn extract_to_folder(
     let archive = open_archive(keep_raw)?;
     let into = staging.path().to_path_buf();
     let driven = drive(settings, clock, None, None, move |rx| Ok(dump::consume(rx, &into, archive)?));
-    let (report, dumped, elapsed) = driven?;
+    let (report, (dumped, archive), elapsed) = driven?;
+    seal(archive, keep_raw)?;
     let summary_path = staging.path().join("summary.json");
     let summary = serde_json::json!({ "items": dumped.items, "sequences": dumped.sequences });
     let text = json_text(&summary, &summary_path)?;
@@ -339,6 +348,8 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let started_at = options.clock.now();
     let progress = options.progress.clone();
     let seen = progress.clone();
+    let decoded = cache.clone();
+    let cache_dir = out.join(".cache");
     let consume = move |mut rx: tokio::sync::mpsc::Receiver<Event>| {
         let mut snapshot = Snapshot::new(&root, sink, normalizer);
         let mut archive = archive;
@@ -347,6 +358,12 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
                 a.record(&event).map_err(|e| io_error(&root, e))?;
             }
             snapshot.handle(&event)?;
+            // Every page of the sequence decoded: only now may the cache stand in for it.
+            if let (Some(cache), Event::Done { dataset, scope, .. }) = (&decoded, &event)
+                && cache.confirm(*dataset, scope).map_err(|e| io_error(&cache_dir, e))?
+            {
+                crate::failpoint::hit("sequence");
+            }
             if let Some(p) = &seen {
                 p.event(&event);
             }
@@ -354,13 +371,10 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
                 crate::failpoint::hit("page");
             }
         }
-        if let Some(a) = archive {
-            a.finish().map_err(|e| io_error(&root, e))?;
-        }
         crate::failpoint::hit("finish");
         let manifest = snapshot.finish(source)?;
         crate::failpoint::hit("manifest");
-        Ok(manifest)
+        Ok((manifest, archive))
     };
     let driven = match &options.from_raw {
         Some(dir) => replay_raw(dir, consume),
@@ -370,7 +384,8 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         p.finish();
     }
     // A failed run drops its staging folder unpublished.
-    let (report, manifest, elapsed) = driven?;
+    let (report, (manifest, archive), elapsed) = driven?;
+    seal(archive, options.keep_raw.as_deref())?;
     let (restated, new_invoices) = restatements(previous.as_ref().map(|(_, m)| m), &manifest);
     for invoice in &restated {
         tracing::warn!(event = "invoice_restated", invoice = %invoice, previous_snapshot = previous.as_ref().map(|p| p.0.as_str()).unwrap_or(""));

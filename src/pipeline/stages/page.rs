@@ -27,7 +27,9 @@ impl Snapshot {
             crate::model::page::Paging::Lines => promised_attributes(page.dataset),
             _ => &[],
         };
-        let checks = digest.then_some(Checks { known, promised });
+        let names_invoice = page.paging == crate::model::page::Paging::Lines
+            && page.dataset.scope_kind() == crate::tabular::ScopeKind::Invoice;
+        let checks = digest.then_some(Checks { known, promised, names_invoice });
         // Items decode on every core; collecting keeps them in page order.
         let decoded: Vec<_> = page
             .items
