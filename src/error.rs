@@ -36,11 +36,15 @@ pub enum Exit {
     Busy,
     /// A defect of pcrecon: a thread or task of the run panicked.
     Internal,
+    /// Stopped by SIGINT (Ctrl-C): nothing was published.
+    Interrupted,
+    /// Stopped by SIGTERM: nothing was published.
+    Terminated,
 }
 
 impl Exit {
     /// Every outcome, in code order, with what it means: `--help` and the README show this table.
-    pub const TABLE: [(Exit, &'static str); 9] = [
+    pub const TABLE: [(Exit, &'static str); 11] = [
         (Exit::Ok, "ok (diff: no differences; verify: every file matches)"),
         (
             Exit::Findings,
@@ -53,6 +57,8 @@ impl Exit {
         (Exit::Io, "output I/O error"),
         (Exit::Busy, "another run holds the output folder's lock"),
         (Exit::Internal, "internal error: a thread or task of the run panicked (a defect; the log has it)"),
+        (Exit::Interrupted, "stopped by SIGINT (Ctrl-C): nothing published; a rerun resumes"),
+        (Exit::Terminated, "stopped by SIGTERM: nothing published; a rerun resumes"),
     ];
 
     /// The process exit code.
@@ -67,6 +73,8 @@ impl Exit {
             Exit::Io => 6,
             Exit::Busy => 7,
             Exit::Internal => 8,
+            Exit::Interrupted => 130,
+            Exit::Terminated => 143,
         }
     }
 
@@ -169,9 +177,9 @@ mod tests {
     #[test]
     fn every_outcome_has_its_own_code_and_the_help_lists_them_in_order() {
         let codes: Vec<u8> = Exit::TABLE.iter().map(|(e, _)| e.code()).collect();
-        assert_eq!(codes, (0..9).collect::<Vec<u8>>());
+        assert_eq!(codes, (0..9).chain([130, 143]).collect::<Vec<u8>>(), "128 + the signal's number after one");
         let help = Exit::help();
-        for code in 0..9 {
+        for code in codes {
             assert!(help.contains(&format!("\n  {code}  ")), "{help}");
         }
         let busy = LockError::Busy { path: "out/.pcrecon.lock".into(), holder: "pid 1".into() };

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     } else {
         tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
     }
+    if !matches!(&cli.command, Command::Emulator(_)) {
+        stop_on_signals(progress.clone());
+    }
     // reqwest is built without a default TLS provider; ring is the one pcrecon ships.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = run(cli, progress.clone());
@@ -149,6 +152,33 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             let settings = args.settings(world_dir).map_err(Error::Usage)?;
             Ok(server::run_blocking(settings)?)
         }
+    }
+}
+
+/// On SIGTERM or SIGINT: a log line that says so, and the exit code of the signal. The process
+/// stops where it is, as a kill would: what is half-written is in hidden staging folders that
+/// nobody reads and the next run removes, and the output folder's lock is taken over by the next
+/// run, so nothing needs tidying first.
+fn stop_on_signals(progress: Arc<Progress>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let watch = move || -> Option<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().ok()?;
+        let (name, exit) = runtime.block_on(async {
+            let mut terminate = signal(SignalKind::terminate()).ok()?;
+            let mut interrupt = signal(SignalKind::interrupt()).ok()?;
+            tokio::select! {
+                _ = terminate.recv() => Some(("SIGTERM", pcrecon::error::Exit::Terminated)),
+                _ = interrupt.recv() => Some(("SIGINT", pcrecon::error::Exit::Interrupted)),
+            }
+        })?;
+        progress.finish();
+        tracing::error!(event = "interrupted", signal = name, "stopped by {name}: nothing was published");
+        std::process::exit(i32::from(exit.code()))
+    };
+    if let Err(e) = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        watch();
+    }) {
+        tracing::warn!(event = "signals_not_watched", error = %e);
     }
 }
 

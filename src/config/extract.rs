@@ -253,11 +253,20 @@ impl RawExtract {
                 .map_or(defaults.export_timeout, |s| Duration::from_secs(s.max(1))),
             ..defaults
         };
+        let invoices_from = date("extract.invoices_from", self.invoices_from)?;
+        let invoices_to = date("extract.invoices_to", self.invoices_to)?;
+        if let (Some(from), Some(to)) = (invoices_from, invoices_to)
+            && from > to
+        {
+            return Err(ConfigError::Invalid(format!(
+                "extract.invoices_from ({from}) is after extract.invoices_to ({to}): no invoice could be in range"
+            )));
+        }
         Ok(ExtractSettings {
             datasets,
             invoice_ids: self.invoice_ids.unwrap_or_default(),
-            invoices_from: date("extract.invoices_from", self.invoices_from)?,
-            invoices_to: date("extract.invoices_to", self.invoices_to)?,
+            invoices_from,
+            invoices_to,
             unbilled_periods,
             currencies: self.currencies.unwrap_or_default().iter().map(|c| c.to_uppercase()).collect(),
             api_version,

@@ -413,6 +413,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         rows: manifest.datasets.iter().map(|(k, v)| (k.as_str(), v.rows)).collect(),
         not_ready: &manifest.not_ready,
         schema_drift: &manifest.schema_drift,
+        exports: &manifest.operations,
     };
     let run_path = staging.path().join("run.json");
     let text = json_text(&run, &run_path)?;

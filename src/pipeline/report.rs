@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::extract::ExtractReport;
 use crate::extract::dump::DumpReport;
-use crate::sink::manifest::{Drift, Manifest};
+use crate::sink::manifest::{Drift, ExportOperation, Manifest};
 use crate::tabular::Dataset;
 
 /// `run.json`: what one run did, for the operator and for monitoring — the one file of a
@@ -63,6 +63,9 @@ pub struct RunRecord<'a> {
     pub not_ready: &'a BTreeMap<String, String>,
     /// Members no column reads and attributes missing, per dataset.
     pub schema_drift: &'a BTreeMap<String, Drift>,
+    /// Per `dataset/scope` served by the v2 export, the operation and manifest that served it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub exports: &'a BTreeMap<String, ExportOperation>,
 }
 
 /// What an extraction run produced.

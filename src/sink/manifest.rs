@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::writer::FileReport;
-use crate::model::page::ExportLineage;
 
 /// What the API sent that the datasets' columns did not expect, per extracted dataset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -62,9 +61,14 @@ pub struct Manifest {
     /// Per invoice, where its content came from; what tells a restated invoice.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lineage: BTreeMap<String, InvoiceLineage>,
-    /// Per `dataset/scope` served by the v2 export: its operation, manifest, eTag and files.
+    /// Per `dataset/scope` served by the v2 export: the data it read (eTag, attribute set).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub exports: BTreeMap<String, ExportLineage>,
+    pub exports: BTreeMap<String, ExportData>,
+    /// Per `dataset/scope` served by the v2 export: the operation, manifest and files that served
+    /// it. They go to `run.json`, not here: an export renewed after a failure has other ids and
+    /// file names for the same data (the same eTag), and the manifest says only what the data is.
+    #[serde(skip)]
+    pub operations: BTreeMap<String, ExportOperation>,
     /// Per `dataset/scope` the v2 export could not serve yet: what it said. Such a sequence has
     /// no file in the snapshot.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -73,6 +77,26 @@ pub struct Manifest {
     /// lines lacked of their attribute set (`missing`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schema_drift: BTreeMap<String, Drift>,
+}
+
+/// The data one v2 export served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ExportData {
+    /// The data version.
+    pub etag: String,
+    /// `full` or `basic`.
+    pub attribute_set: String,
+}
+
+/// The v2 operation, manifest and files that served one export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportOperation {
+    /// The export operation.
+    pub operation_id: String,
+    /// Its manifest.
+    pub manifest_id: String,
+    /// The files read, in order.
+    pub blobs: Vec<String>,
 }
 
 /// Where one invoice's content came from.

@@ -80,7 +80,7 @@ pub async fn run(
     tx: &mpsc::Sender<Event>,
 ) -> Result<u64, PagingError> {
     let mut exports = 1;
-    let mut ready = ready_export(client, seq, v2, &mut exports).await?;
+    let mut ready = ready_export(client, seq, v2, &mut exports, None).await?;
     let mut attempt = 1u32;
     let mut pages = 0u32;
     let mut items = 0u64;
@@ -104,7 +104,7 @@ pub async fn run(
                 };
                 tracing::info!(event = "export_renewed", blob = %blob.name, %reason);
                 exports += 1;
-                let fresh = match ready_export(client, seq, v2, &mut exports).await {
+                let fresh = match ready_export(client, seq, v2, &mut exports, Some(&reason)).await {
                     Ok(fresh) => fresh,
                     Err(e) => {
                         // Whatever comes next (a retry, a fallback to v1) starts from nothing:
@@ -184,16 +184,23 @@ fn failure(seq: &Sequence, detail: String) -> PagingError {
 }
 
 /// Requests an export and waits for its manifest, starting over when the operation or the
-/// manifest has expired (410). `exports` counts the requests made for this sequence.
+/// manifest has expired (410). `exports` counts the requests made for this sequence; `renewing`
+/// says why a new export is asked for, when a file of the last one could not be used, so that
+/// giving up names that reason rather than only the count.
 async fn ready_export(
     client: &Client,
     seq: &Sequence,
     v2: &V2Settings,
     exports: &mut u32,
+    renewing: Option<&str>,
 ) -> Result<Ready, PagingError> {
     loop {
         if *exports > MAX_EXPORTS {
-            return Err(failure(seq, format!("expired {MAX_EXPORTS} times in a row; giving up")));
+            let detail = match renewing {
+                Some(reason) => format!("gave no usable file in {MAX_EXPORTS} exports in a row; the last: {reason}"),
+                None => format!("expired {MAX_EXPORTS} times in a row; giving up"),
+            };
+            return Err(failure(seq, detail));
         }
         match request_export(client, seq, v2).await? {
             Some(ready) => return Ok(ready),

@@ -7,6 +7,8 @@
 
 use sha2::Digest;
 
+use crate::sink::manifest::{ExportData, ExportOperation};
+
 use super::*;
 
 impl Snapshot {
@@ -185,8 +187,33 @@ impl Snapshot {
             schema_drift.entry(dataset.to_string()).or_default().add(&drift);
         }
         schema_drift.retain(|_, d| *d != Drift::default());
-        let manifest =
-            Manifest { format: 1, source, datasets, checks, files, lineage, exports, not_ready, schema_drift };
+        let operations = exports
+            .iter()
+            .map(|(key, e)| {
+                let operation = ExportOperation {
+                    operation_id: e.operation_id.clone(),
+                    manifest_id: e.manifest_id.clone(),
+                    blobs: e.blobs.clone(),
+                };
+                (key.clone(), operation)
+            })
+            .collect();
+        let exports = exports
+            .into_iter()
+            .map(|(key, e)| (key, ExportData { etag: e.etag, attribute_set: e.attribute_set }))
+            .collect();
+        let manifest = Manifest {
+            format: 1,
+            source,
+            datasets,
+            checks,
+            files,
+            lineage,
+            exports,
+            operations,
+            not_ready,
+            schema_drift,
+        };
         let t = self.stages;
         tracing::info!(
             event = "stage_ms",
