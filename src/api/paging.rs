@@ -250,7 +250,8 @@ fn next_page(
     }
     // The bearer token goes with every request: a link elsewhere would hand it to that host.
     if !client.is_api_origin(&url) {
-        let origin = Url::parse(&url).map_or_else(|_| "an unreadable URL".to_owned(), |u| u.origin().ascii_serialization());
+        let origin =
+            Url::parse(&url).map_or_else(|_| "an unreadable URL".to_owned(), |u| u.origin().ascii_serialization());
         return Err(format!("links to another host ({origin}); pcrecon follows links on the API's host only"));
     }
     Ok(Some(NextPage { url, headers }))

@@ -147,22 +147,22 @@ impl RawArchive {
             Event::Done { dataset, scope, attempt, pages, items, export } => {
                 self.sequences += 1;
                 serde_json::to_string(&IndexLine {
-                event: "done",
-                dataset: *dataset,
-                scope,
-                attempt: *attempt,
-                page: Some(*pages),
-                request_id: None,
-                url: None,
-                fetched_at: None,
-                bytes: None,
-                sha256: None,
-                items: Some(*items),
-                file: None,
-                reason: None,
-                paging: None,
-                export: export.as_deref(),
-            })
+                    event: "done",
+                    dataset: *dataset,
+                    scope,
+                    attempt: *attempt,
+                    page: Some(*pages),
+                    request_id: None,
+                    url: None,
+                    fetched_at: None,
+                    bytes: None,
+                    sha256: None,
+                    items: Some(*items),
+                    file: None,
+                    reason: None,
+                    paging: None,
+                    export: export.as_deref(),
+                })
             }
         }
         .map_err(std::io::Error::other)?;
@@ -231,8 +231,7 @@ fn complete_index<'a>(index_path: &Path, index: &'a str) -> Result<Vec<(usize, &
             index_path.display()
         )
     };
-    let mut lines: Vec<(usize, &str)> =
-        index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let mut lines: Vec<(usize, &str)> = index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
     let end = lines
         .pop()
         .and_then(|(_, last)| serde_json::from_str::<EndLine>(last).ok())
@@ -251,8 +250,8 @@ fn complete_index<'a>(index_path: &Path, index: &'a str) -> Result<Vec<(usize, &
     let mut open: std::collections::HashMap<(String, String), (u32, u32)> = std::collections::HashMap::new();
     let (mut sequences, mut pages) = (0u64, 0u64);
     for &(number, line) in &lines {
-        let shape: Shape = serde_json::from_str(line)
-            .map_err(|e| format!("{} line {}: {e}", index_path.display(), number + 1))?;
+        let shape: Shape =
+            serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", index_path.display(), number + 1))?;
         let key = (shape.dataset, shape.scope);
         match shape.event.as_str() {
             "page" => {

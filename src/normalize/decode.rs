@@ -323,4 +323,106 @@ mod tests {
         assert!(decode(Some(Raw::new(r#""\ud800""#)), ColType::Decimal { scale: 2 }).is_err());
         assert_eq!(decode(Some(Raw::new("[[1]]")), ColType::Json).unwrap(), Cell::Str("[[1]]".into()));
     }
+
+    /// Property tests of the decoders, 10,000 cases each: what the API can send of a number, a
+    /// string or a date-time is either kept exactly or refused, never rounded or replaced.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const CASES: u32 = 10_000;
+
+        /// A decimal of up to 28 digits (what exact parsing holds), `frac` of them fractional.
+        fn decimal() -> impl Strategy<Value = (i128, u32)> {
+            (0u32..=18).prop_flat_map(|frac| {
+                let bound = 10i128.pow(28) - 1;
+                ((-bound..=bound), Just(frac))
+            })
+        }
+
+        /// The plain decimal text of `mantissa` × 10^-`frac`, written digit by digit.
+        fn text_of(mantissa: i128, frac: u32) -> String {
+            let digits = format!("{:0>width$}", mantissa.unsigned_abs(), width = frac as usize + 1);
+            let (int, fraction) = digits.split_at(digits.len() - frac as usize);
+            let sign = if mantissa < 0 { "-" } else { "" };
+            if frac == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{fraction}") }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+            #[test]
+            fn a_number_is_kept_to_the_last_digit_in_every_spelling((mantissa, frac) in decimal(), pad in 0u32..4) {
+                let scale = (frac + pad).min(18);
+                let want = mantissa * 10i128.pow(scale - frac);
+                let text = text_of(mantissa, frac);
+                for sent in [text.clone(), format!("\"{text}\""), format!("\" {text} \"")] {
+                    prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::Decimal { scale }), Ok(Cell::Dec(want)), "{}", sent);
+                }
+                // Scientific notation, as some producers write numbers: the same value.
+                let scientific = format!("{mantissa}e-{frac}");
+                prop_assert_eq!(decode(Some(Raw::new(&scientific)), ColType::Decimal { scale }), Ok(Cell::Dec(want)));
+            }
+
+            #[test]
+            fn a_number_with_more_digits_than_its_column_is_refused_never_rounded(
+                frac in 1u32..=18,
+                head in -(10i128.pow(26))..10i128.pow(26),
+                last in 1i128..=9,
+            ) {
+                // The last fractional digit is never 0: it is a digit the column must keep.
+                let mantissa = head * 10 + if head < 0 { -last } else { last };
+                let text = text_of(mantissa, frac);
+                prop_assert!(decode(Some(Raw::new(&text)), ColType::Decimal { scale: frac - 1 }).is_err(), "{}", text);
+                let wide = format!("{}{text}", "9".repeat(20));
+                let wide = if mantissa < 0 { format!("-{}", wide.replace('-', "")) } else { wide };
+                prop_assert!(decode(Some(Raw::new(&wide)), ColType::Decimal { scale: 18 }).is_err(), "{}", wide);
+            }
+
+            #[test]
+            fn garbage_in_a_number_is_an_error(text in "[0-9]{1,5}[,;a-df-z ][0-9]{1,5}|[1-9][0-9]{0,2}e[1-9][0-9]{2,3}") {
+                let sent = format!("\"{text}\"");
+                let decoded = decode(Some(Raw::new(&sent)), ColType::Decimal { scale: 6 });
+                prop_assert!(decoded.is_err(), "{} gave {:?}", sent, decoded);
+            }
+
+            #[test]
+            fn a_string_comes_back_as_sent(text in any::<String>()) {
+                let sent = serde_json::to_string(&text).unwrap();
+                let want = if text.trim().is_empty() { Cell::Null } else { Cell::Str(text.clone()) };
+                prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::Utf8), Ok(want));
+            }
+
+            #[test]
+            fn a_lone_surrogate_anywhere_is_an_error(before in "[a-zA-Z ]{0,8}", unit in 0xd800u32..0xe000, after in "[a-zA-Z ]{0,8}") {
+                let sent = format!("\"{before}\\u{unit:04x}{after}\"");
+                prop_assert!(decode(Some(Raw::new(&sent)), ColType::Utf8).is_err(), "{}", sent);
+            }
+
+            #[test]
+            fn a_date_time_is_the_same_instant_in_every_documented_spelling(
+                secs in -2_208_988_800i64..7_258_118_400, // 1900 to 2200
+                ticks in 0u32..10_000_000,                // 100 ns, as .NET writes seven digits
+                offset_minutes in -720i32..=840,
+            ) {
+                let at = DateTime::from_timestamp(secs, ticks * 100).unwrap();
+                let want = Ok(Cell::Timestamp(at.timestamp_nanos_opt().unwrap()));
+                let zone = chrono::FixedOffset::east_opt(offset_minutes * 60).unwrap();
+                let local = at.with_timezone(&zone);
+                let seven = |t: &DateTime<chrono::FixedOffset>| format!("{}.{ticks:07}", t.format("%Y-%m-%dT%H:%M:%S"));
+                let utc = seven(&at.fixed_offset());
+                let spellings = [format!("{utc}Z"), utc.clone(), format!("{}{}", seven(&local), local.format("%:z"))];
+                for text in spellings {
+                    let sent = format!("\"{text}\"");
+                    prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::Timestamp), want.clone(), "{}", text);
+                }
+            }
+
+            #[test]
+            fn a_date_time_that_is_no_date_is_an_error(text in "[0-9]{4}-(1[3-9]|00)-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z|[0-9]{4}-[0-9]{2}-(3[2-9]|00)") {
+                let sent = format!("\"{text}\"");
+                prop_assert!(decode(Some(Raw::new(&sent)), ColType::Timestamp).is_err(), "{}", text);
+            }
+        }
+    }
 }

@@ -279,7 +279,11 @@ pub fn decode_item(
     }
     // Nothing the dataset reads: not a line of it (an all-empty row would hide that).
     if known.is_some() && unread.len() == item.members().count() {
-        return Err(fail(format!("no member of the item is a field of {} (it has {} members)", schema.name, unread.len())));
+        return Err(fail(format!(
+            "no member of the item is a field of {} (it has {} members)",
+            schema.name,
+            unread.len()
+        )));
     }
     unread.sort_by(|a, b| a.0.cmp(b.0));
     let unknown: Vec<String> = unread.iter().map(|(name, _)| (*name).to_owned()).collect();

@@ -93,7 +93,10 @@ pub fn client(api: &ApiSettings, clock: &Clock) -> Result<Client, RunError> {
         scope: api.scope.clone(),
         refresh_token: api.refresh_token.clone(),
     };
-    let policy = Policy { max_retry_after: api.max_retry_after, ..Policy::new(api.max_in_flight, api.request_timeout, api.max_retries) };
+    let policy = Policy {
+        max_retry_after: api.max_retry_after,
+        ..Policy::new(api.max_in_flight, api.request_timeout, api.max_retries)
+    };
     Client::new(&api.base_url, TokenProvider::new(credentials), policy, clock.clone()).map_err(RunError::Start)
 }
 
