@@ -49,15 +49,39 @@ pub(super) struct Spooled {
     arrival: Arrival,
 }
 
+/// The documented home of export files: Azure Blob Storage accounts.
+const BLOB_HOST_SUFFIX: &str = ".blob.core.windows.net";
+
+/// Whether an export's files may be fetched from `root`: HTTPS on an Azure Blob Storage host
+/// (spec §12), or the host of the Graph root or of the API itself (an emulator serves both).
+fn is_export_host(root: &str, graph: &url::Url, client: &Client) -> bool {
+    let Ok(url) = url::Url::parse(root) else { return false };
+    let on_blob_storage =
+        url.scheme() == "https" && url.host_str().is_some_and(|h| h.to_ascii_lowercase().ends_with(BLOB_HOST_SUFFIX));
+    on_blob_storage || url.origin() == graph.origin() || client.is_api_origin(root)
+}
+
 /// Downloads one file until all of it has arrived, and decompresses it into the spool folder.
+/// A manifest that puts its files anywhere but the hosts [`is_export_host`] accepts fails.
 pub(super) async fn download(
     client: &Client,
     seq: &Sequence,
+    graph: &url::Url,
     manifest: &Manifest,
     blob: &BlobEntry,
     spool: &Path,
 ) -> Result<Spooled, BlobFailure> {
     let root = manifest.root_directory.trim_end_matches('/');
+    if !is_export_host(root, graph, client) {
+        let origin =
+            url::Url::parse(root).map_or_else(|_| "an unreadable URL".to_owned(), |u| u.origin().ascii_serialization());
+        let detail = format!(
+            "manifest puts its files on {origin}: pcrecon fetches export files from Azure Blob Storage \
+             (*{BLOB_HOST_SUFFIX}) or the Graph host only"
+        );
+        let context = Context { dataset: seq.dataset, scope: seq.scope.clone(), page: 0 };
+        return Err(BlobFailure::Failed(PagingError::Export { context, detail, no_data: false }));
+    }
     let shown = format!("{root}/{}", blob.name);
     let url = format!("{shown}?{}", manifest.sas_token.trim_start_matches('?'));
     let name = uuid::Uuid::new_v4().simple().to_string();

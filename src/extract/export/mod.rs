@@ -87,7 +87,7 @@ pub async fn run(
     let mut index = 0;
     while index < ready.manifest.blobs.len() {
         let blob = ready.manifest.blobs[index].clone();
-        match download(client, seq, &ready.manifest, &blob, spool).await {
+        match download(client, seq, &v2.graph_url, &ready.manifest, &blob, spool).await {
             Ok(spooled) => {
                 let sent = send_lines(seq, attempt, &mut pages, &spooled, tx).await;
                 let _ = std::fs::remove_file(&spooled.path);
