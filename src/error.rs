@@ -48,12 +48,15 @@ impl Exit {
         (Exit::Ok, "ok (diff: no differences; verify: every file matches)"),
         (
             Exit::Findings,
-            "finished with findings: published with rejected records or, as --fail-on asks, mismatches,\n     sequences not ready or exceptions; diff: the snapshots differ; verify: a file is missing,\n     altered or extra",
+            "finished with findings: published with rejected records or, as --fail-on asks, mismatches,\n     sequences not ready or exceptions; diff: the snapshots differ; verify: a file is missing,\n     altered, extra or listed outside the snapshot, a row count or control total is not what the\n     files hold, or a snapshot of the folder cannot be verified",
         ),
         (Exit::Usage, "usage or configuration error"),
         (Exit::Auth, "authentication refused (also: multi-factor authentication required, 900421)"),
         (Exit::Api, "the API failed after retries"),
-        (Exit::Data, "bad data (a value that does not fit its column, a missing exchange rate, not a snapshot)"),
+        (
+            Exit::Data,
+            "bad data (a value that does not fit its column, a missing exchange rate, not a snapshot, a snapshot that cannot be read back)",
+        ),
         (Exit::Io, "output I/O error"),
         (Exit::Busy, "another run holds the output folder's lock"),
         (Exit::Internal, "internal error: a thread or task of the run panicked (a defect; the log has it)"),

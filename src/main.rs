@@ -35,8 +35,6 @@ fn main() -> ExitCode {
     if !matches!(&cli.command, Command::Emulator(_)) {
         stop_on_signals(progress.clone());
     }
-    // reqwest is built without a default TLS provider; ring is the one pcrecon ships.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let result = run(cli, progress.clone());
     progress.finish();
     match result {
@@ -108,7 +106,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             print!("{}", verify::render(&verified));
             let problems: usize = verified.iter().map(|v| v.problems.len()).sum();
             if problems > 0 {
-                Err(Error::Findings(format!("{problems} files do not match their manifest")))
+                Err(Error::Findings(format!("{problems} problems: see the lines above")))
             } else {
                 Ok(())
             }

@@ -176,6 +176,8 @@ impl Client {
             let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
             if same_origin && attempt.previous().len() <= MAX_REDIRECTS { attempt.follow() } else { attempt.stop() }
         });
+        // reqwest is built without a default TLS provider; ring is the one pcrecon ships.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(redirects)
             .timeout(policy.timeout)

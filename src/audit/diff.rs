@@ -3,12 +3,15 @@
 //! Files whose SHA-256 is the same in both manifests are identical and skipped; the rows of the
 //! others are keyed by `row_key` (the natural key where a dataset has none) and compared column
 //! by column. Out: `diff_changes` and `diff_totals` as Parquet and CSV (published atomically) and
-//! a summary for people.
+//! a summary for people. A snapshot that cannot be read back (a corrupt or truncated Parquet
+//! file, a manifest path outside the snapshot) is bad input (exit 5, naming the file); only what
+//! `diff` writes fails as output. Before it writes, it removes the staging folders that killed
+//! diffs left beside its destination.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{AuditError, read_manifest};
+use super::{AuditError, outside, read_manifest, unreadable};
 use crate::sink::manifest::Manifest;
 use crate::sink::part::PartWriter;
 use crate::sink::read::for_each_row;
@@ -215,7 +218,7 @@ fn diff_dataset(
             }
             before.insert(keyer.key(schema, &row), row);
         })
-        .map_err(AuditError::io(&path))?;
+        .map_err(unreadable(&path))?;
     }
     let mut keyer = Keyer { columns: key_columns(schema), seen: HashMap::new() };
     let name = |s: &str| Cell::Str(s.to_owned());
@@ -255,7 +258,7 @@ fn diff_dataset(
                 }
             }
         })
-        .map_err(AuditError::io(&path))?;
+        .map_err(unreadable(&path))?;
     }
     for (key, row) in before {
         diff.removed += 1;
@@ -291,6 +294,8 @@ fn diff_dataset(
 /// Compares snapshot `a` with the later snapshot `b` and writes the result into `out`.
 pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<DiffReport, AuditError> {
     let (ma, mb) = (read_manifest(a)?, read_manifest(b)?);
+    inside(a, &ma)?;
+    inside(b, &mb)?;
     let (fa, fb) = (data_files(&ma), data_files(&mb));
     let mut datasets = BTreeMap::new();
     let mut changes = Vec::new();
@@ -360,8 +365,52 @@ pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<DiffReport, AuditError> {
     })
 }
 
+/// Refuses a manifest that lists a file outside its snapshot: `diff` opens none of them.
+fn inside(snapshot: &Path, manifest: &Manifest) -> Result<(), AuditError> {
+    let real = snapshot.canonicalize().map_err(unreadable(snapshot))?;
+    for file in &manifest.files {
+        if let Some(why) = outside(snapshot, &real, &file.path) {
+            return Err(AuditError::NotASnapshot(format!(
+                "{}: manifest.json lists {:?}: {why}",
+                snapshot.display(),
+                file.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a staging folder a killed diff left beside `out`: `.<A>-to-<B>.tmp-<pid>`
+/// (the default destinations, whatever pair) or `.<out's name>.tmp-<pid>`, of a process that
+/// is gone, or whose pid is now this process's (a killed diff in another container, say: this
+/// process has no staging folder yet).
+fn left_by_a_killed_diff(name: &str, own: &str) -> bool {
+    let Some((target, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) else { return false };
+    let run_id = |id: &str| crate::sink::retention::run_time(id).is_some();
+    let a_diff = target == own || target.split_once("-to-").is_some_and(|(a, b)| run_id(a) && run_id(b));
+    let gone = crate::sink::staging::is_abandoned(name) || pid.parse::<u32>().is_ok_and(|p| p == std::process::id());
+    a_diff && gone
+}
+
+/// Removes what killed diffs left beside `out`; a diff into another destination of the same
+/// folder (the next night's `diffs/<B>-to-<C>`) clears them too.
+fn remove_abandoned(out: &Path) -> Result<(), AuditError> {
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let own = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if left_by_a_killed_diff(&name, &own) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(entry.path()).map_err(AuditError::io(&entry.path()))?;
+            tracing::info!(event = "abandoned_staging_removed", path = %entry.path().display());
+        }
+    }
+    Ok(())
+}
+
 /// Writes both datasets into a hidden folder beside `out`, then puts it in place.
 fn write(out: &Path, changes: &[Vec<Cell>], deltas: &[Vec<Cell>]) -> Result<(), AuditError> {
+    remove_abandoned(out)?;
     let staging = Staging::beside(out).map_err(AuditError::io(out))?;
     for (dataset, rows) in [(Dataset::DiffChanges, changes), (Dataset::DiffTotals, deltas)] {
         let Some(schema) = dataset.schema() else { continue };
@@ -388,5 +437,28 @@ pub fn previous_pair(out: &Path) -> Result<(PathBuf, PathBuf), AuditError> {
     match at {
         Some(i) if i >= 1 => Ok((all[i - 1].1.clone(), all[i].1.clone())),
         _ => Err(AuditError::NotASnapshot(format!("{} has fewer than two published snapshots", out.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_folders_of_killed_diffs_are_told_from_everything_else() {
+        let own = "20261121T020000Z-to-20261122T020000Z";
+        let me = std::process::id();
+        // pid 1 is alive: a staging folder of a running process stays.
+        assert!(!left_by_a_killed_diff(&format!(".{own}.tmp-1"), own));
+        assert!(left_by_a_killed_diff(&format!(".{own}.tmp-{me}"), own), "this process has no staging yet");
+        let gone = u32::MAX;
+        assert!(left_by_a_killed_diff(&format!(".{own}.tmp-{gone}"), own));
+        assert!(left_by_a_killed_diff(&format!(".20261120T020000Z-2-to-20261121T020000Z.tmp-{gone}"), own));
+        assert!(left_by_a_killed_diff(&format!(".mine.tmp-{gone}"), "mine"), "its own destination");
+        // Not a diff's: a snapshot's staging, another folder's, not staging at all.
+        assert!(!left_by_a_killed_diff(&format!(".20261122T020000Z.tmp-{gone}"), own));
+        assert!(!left_by_a_killed_diff(&format!(".photos.tmp-{gone}"), own));
+        assert!(!left_by_a_killed_diff(&format!(".{own}.old-{gone}"), own));
+        assert!(!left_by_a_killed_diff(own, own));
     }
 }

@@ -1,19 +1,31 @@
-//! `pcrecon verify`: re-hashes every file of a snapshot against its `manifest.json` and lists
-//! every file that is missing, differs, or is not in the manifest.
+//! `pcrecon verify`: checks a snapshot against its `manifest.json` without trusting it. Every
+//! file is re-hashed (bytes and SHA-256); every Parquet file is read back, and its rows counted
+//! and summed into the control totals by the writer's rule; every CSV file's records are
+//! counted. It lists every file that is missing, differs, is not in the manifest, or is listed
+//! at a path outside the snapshot (never opened), every row count and every control total that
+//! is not what the files hold. An output folder is verified snapshot by snapshot: one that
+//! cannot be verified is reported, and the others are still checked.
 
-use std::io;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{AuditError, read_manifest};
+use super::{AuditError, outside, read_manifest};
 use crate::model::hex;
+use crate::sink::manifest::{DatasetEntry, Manifest};
+use crate::sink::totals::{TotalColumns, Totals, control_totals, merge};
+use crate::tabular::{Dataset, DatasetSchema};
 
 /// Files of a snapshot that are not data: written after the manifest, or the manifest itself.
 const NOT_LISTED: [&str; 2] = ["manifest.json", "run.json"];
 
-/// What is wrong with one file.
+/// What a value the manifest claims is shown as when it claims none.
+const NONE: &str = "none";
+
+/// What is wrong with one file, one dataset or one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// Listed in the manifest, not on disk.
@@ -29,6 +41,46 @@ pub enum Problem {
     },
     /// On disk, not in the manifest.
     Extra(String),
+    /// Listed at a path that is absolute, climbs out with `..`, or resolves outside the
+    /// snapshot: the file is not read.
+    Outside {
+        /// The path as the manifest lists it.
+        path: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A listed file whose bytes match the manifest but that cannot be read (or read back).
+    Unreadable {
+        /// The file.
+        path: String,
+        /// The cause.
+        reason: String,
+    },
+    /// A file or a dataset does not have the rows the manifest says.
+    Rows {
+        /// `<path>` or `dataset <name>`.
+        what: String,
+        /// Rows the manifest says.
+        claimed: u64,
+        /// Rows found.
+        found: u64,
+    },
+    /// A control total that is not the sum of its dataset's Parquet files.
+    Total {
+        /// The dataset.
+        dataset: String,
+        /// The currency (`-` for rows without one).
+        currency: String,
+        /// The control-total column.
+        column: String,
+        /// What the manifest says.
+        claimed: String,
+        /// The sum of the files.
+        recomputed: String,
+    },
+    /// The snapshot could not be verified at all (its manifest cannot be read), or `LATEST`
+    /// names no published snapshot.
+    Unverifiable(String),
 }
 
 impl std::fmt::Display for Problem {
@@ -39,6 +91,16 @@ impl std::fmt::Display for Problem {
                 write!(f, "differs  {path}: manifest says {expected}, the file is {found}")
             }
             Problem::Extra(path) => write!(f, "extra    {path}: not in the manifest"),
+            Problem::Outside { path, why } => write!(f, "outside  {path}: {why}; not read"),
+            Problem::Unreadable { path, reason } => write!(f, "unreadable {path}: {reason}"),
+            Problem::Rows { what, claimed, found } => {
+                write!(f, "rows     {what}: manifest says {claimed} rows, found {found}")
+            }
+            Problem::Total { dataset, currency, column, claimed, recomputed } => write!(
+                f,
+                "total    {dataset} {currency} {column}: manifest says {claimed}, the files sum to {recomputed}"
+            ),
+            Problem::Unverifiable(reason) => write!(f, "cannot verify: {reason}"),
         }
     }
 }
@@ -54,12 +116,55 @@ pub struct Verified {
     pub bytes: u64,
     /// Everything that does not match.
     pub problems: Vec<Problem>,
+    /// What could not be recomputed, and why (a dataset of another schema version than this
+    /// pcrecon reads): not a problem, but not verified beyond its bytes either.
+    pub notes: Vec<String>,
 }
 
-fn hash_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
-    let bytes = io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok((bytes, hex(&hasher.finalize())))
+impl Verified {
+    fn failed(snapshot: &Path, reason: String) -> Verified {
+        Verified {
+            snapshot: snapshot.to_path_buf(),
+            files: 0,
+            bytes: 0,
+            problems: vec![Problem::Unverifiable(reason)],
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Hashes and counts what passes through, and counts the line ends outside double quotes (the
+/// records of a CSV file, its header included).
+struct Scan {
+    hasher: Sha256,
+    bytes: u64,
+    quoted: bool,
+    lines: u64,
+}
+
+impl Write for Scan {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hasher.update(buf);
+        self.bytes += buf.len() as u64;
+        for at in memchr::memchr2_iter(b'"', b'\n', buf) {
+            if buf[at] == b'"' {
+                self.quoted = !self.quoted;
+            } else if !self.quoted {
+                self.lines += 1;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn scan_file(path: &Path) -> io::Result<Scan> {
+    let mut scan = Scan { hasher: Sha256::new(), bytes: 0, quoted: false, lines: 0 };
+    io::copy(&mut std::fs::File::open(path)?, &mut scan)?;
+    Ok(scan)
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
@@ -75,39 +180,213 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
     Ok(())
 }
 
+/// The dataset of a Parquet data file (`<dataset>/…parquet`; CSV copies are under `csv/`).
+fn parquet_dataset(path: &str) -> Option<&str> {
+    let dataset = path.split('/').next().filter(|d| !matches!(*d, "" | "." | ".."))?;
+    (path.ends_with(".parquet") && dataset != "csv").then_some(dataset)
+}
+
+/// What checking one listed file found.
+struct Checked {
+    bytes: u64,
+    problems: Vec<Problem>,
+    /// Rows and control totals read back from a Parquet file whose bytes match the manifest.
+    read: Option<(u64, Totals)>,
+}
+
+/// Hashes one listed file and, when its bytes are the manifest's, counts and sums its rows.
+fn check_file(
+    snapshot: &Path,
+    real_root: &Path,
+    file: &crate::sink::writer::FileReport,
+    readable: &HashMap<&str, &'static DatasetSchema>,
+) -> Checked {
+    let mut checked = Checked { bytes: 0, problems: Vec::new(), read: None };
+    if let Some(why) = outside(snapshot, real_root, &file.path) {
+        checked.problems.push(Problem::Outside { path: file.path.clone(), why });
+        return checked;
+    }
+    let path = snapshot.join(&file.path);
+    let scan = match scan_file(&path) {
+        Ok(scan) => scan,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            checked.problems.push(Problem::Missing(file.path.clone()));
+            return checked;
+        }
+        Err(e) => {
+            checked.problems.push(Problem::Unreadable { path: file.path.clone(), reason: e.to_string() });
+            return checked;
+        }
+    };
+    checked.bytes = scan.bytes;
+    let sha = hex(&scan.hasher.finalize());
+    if sha != file.sha256 || scan.bytes != file.bytes {
+        checked.problems.push(Problem::Differs {
+            path: file.path.clone(),
+            expected: format!("{} bytes, SHA-256 {}", file.bytes, file.sha256),
+            found: format!("{} bytes, SHA-256 {sha}", scan.bytes),
+        });
+        return checked;
+    }
+    let rows_differ = |found: u64| Problem::Rows { what: file.path.clone(), claimed: file.rows, found };
+    if file.path.starts_with("csv/") && file.path.ends_with(".csv") {
+        // Every record ends with a line end, the header's too.
+        let records = scan.lines.saturating_sub(1);
+        if records != file.rows {
+            checked.problems.push(rows_differ(records));
+        }
+    }
+    let Some(schema) = parquet_dataset(&file.path).and_then(|d| readable.get(d)) else { return checked };
+    let columns = TotalColumns::of(schema);
+    let (mut rows, mut totals, mut overflow) = (0u64, Totals::new(), None);
+    let read = crate::sink::read::for_each_row(&path, schema, |row| {
+        rows += 1;
+        if let Err(e) = columns.add(&row, &mut totals) {
+            overflow.get_or_insert(e.to_string());
+        }
+    });
+    match (read, overflow) {
+        (Err(e), _) => {
+            let text = e.to_string();
+            let reason = text.strip_prefix(&format!("{}: ", path.display())).unwrap_or(&text).to_owned();
+            checked.problems.push(Problem::Unreadable { path: file.path.clone(), reason });
+        }
+        (Ok(()), Some(reason)) => checked.problems.push(Problem::Unreadable { path: file.path.clone(), reason }),
+        (Ok(()), None) => {
+            if rows != file.rows {
+                checked.problems.push(rows_differ(rows));
+            }
+            checked.read = Some((rows, totals));
+        }
+    }
+    checked
+}
+
+/// Compares what a dataset's entry claims with what its files hold.
+fn compare_dataset(
+    name: &str,
+    claimed: &DatasetEntry,
+    rows: u64,
+    recomputed: &BTreeMap<String, BTreeMap<String, String>>,
+    problems: &mut Vec<Problem>,
+) {
+    if claimed.rows != rows {
+        problems.push(Problem::Rows { what: format!("dataset {name}"), claimed: claimed.rows, found: rows });
+    }
+    let currencies: BTreeSet<&String> = claimed.control_totals.keys().chain(recomputed.keys()).collect();
+    for currency in currencies {
+        let (said, summed) = (claimed.control_totals.get(currency), recomputed.get(currency));
+        let columns: BTreeSet<&String> = said.into_iter().chain(summed).flat_map(BTreeMap::keys).collect();
+        for column in columns {
+            let value = |side: Option<&BTreeMap<String, String>>| {
+                side.and_then(|c| c.get(column)).map_or_else(|| NONE.to_owned(), String::clone)
+            };
+            let (claimed, recomputed) = (value(said), value(summed));
+            if claimed != recomputed {
+                problems.push(Problem::Total {
+                    dataset: name.to_owned(),
+                    currency: currency.clone(),
+                    column: column.clone(),
+                    claimed,
+                    recomputed,
+                });
+            }
+        }
+    }
+}
+
 /// Verifies one snapshot folder.
 pub fn verify_snapshot(snapshot: &Path) -> Result<Verified, AuditError> {
-    let manifest = read_manifest(snapshot)?;
-    let checked: Vec<Result<(u64, Option<Problem>), AuditError>> = manifest
-        .files
-        .par_iter()
-        .map(|file| {
-            let path = snapshot.join(&file.path);
-            match hash_file(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((0, Some(Problem::Missing(file.path.clone())))),
-                Err(e) => Err(AuditError::Io { path, source: e }),
-                Ok((bytes, sha)) if sha != file.sha256 || bytes != file.bytes => Ok((
-                    bytes,
-                    Some(Problem::Differs {
-                        path: file.path.clone(),
-                        expected: format!("{} bytes, SHA-256 {}", file.bytes, file.sha256),
-                        found: format!("{bytes} bytes, SHA-256 {sha}"),
-                    }),
-                )),
-                Ok((bytes, _)) => Ok((bytes, None)),
+    let manifest: Manifest = read_manifest(snapshot)?;
+    let real_root =
+        snapshot.canonicalize().map_err(|e| AuditError::NotASnapshot(format!("{}: {e}", snapshot.display())))?;
+    let mut notes = Vec::new();
+    // The datasets whose Parquet files this pcrecon reads back: known, and of its schema version.
+    let mut readable: HashMap<&str, &'static DatasetSchema> = HashMap::new();
+    let with_files: BTreeSet<&str> = manifest.files.iter().filter_map(|f| parquet_dataset(&f.path)).collect();
+    for &name in &with_files {
+        let claimed = manifest.datasets.get(name).map(|d| d.schema_version);
+        match Dataset::from_name(name).and_then(Dataset::schema) {
+            Some(schema) if claimed.is_none_or(|v| v == schema.version) => {
+                readable.insert(name, schema);
             }
-        })
-        .collect();
+            Some(schema) => notes.push(format!(
+                "{name}: schema version {}, this pcrecon reads version {}: rows and control totals not recomputed",
+                claimed.unwrap_or_default(),
+                schema.version
+            )),
+            None => {
+                notes.push(format!("{name}: not a dataset this pcrecon knows: rows and control totals not recomputed"))
+            }
+        }
+    }
+    let checked: Vec<Checked> =
+        manifest.files.par_iter().map(|file| check_file(snapshot, &real_root, file, &readable)).collect();
+
     let mut problems = Vec::new();
     let mut bytes = 0;
-    for result in checked {
-        let (n, problem) = result?;
-        bytes += n;
-        problems.extend(problem);
+    // Per dataset: rows, totals, and whether every one of its files was read back.
+    let mut sums: BTreeMap<&str, (u64, Totals, bool)> = BTreeMap::new();
+    let mut documents = (0u64, true);
+    let mut overflowed = BTreeSet::new();
+    for (file, result) in manifest.files.iter().zip(checked) {
+        bytes += result.bytes;
+        let clean = result.problems.is_empty();
+        problems.extend(result.problems);
+        if file.path.starts_with("documents/") {
+            documents.0 += 1;
+            documents.1 &= clean;
+        }
+        let Some(name) = parquet_dataset(&file.path) else { continue };
+        let entry = sums.entry(name).or_insert_with(|| (0, Totals::new(), true));
+        // Read back only when its bytes are the manifest's (else reported, and its dataset's
+        // sums would be short).
+        let Some((rows, totals)) = result.read else {
+            entry.2 = false;
+            continue;
+        };
+        entry.0 += rows;
+        if merge(&mut entry.1, totals).is_err() {
+            entry.2 = false;
+            overflowed.insert(name);
+        }
     }
-    let listed: std::collections::HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    problems.extend(overflowed.into_iter().map(|name| Problem::Unreadable {
+        path: format!("dataset {name}"),
+        reason: "its control totals do not fit Decimal128".into(),
+    }));
+    let empty = DatasetEntry { schema_version: 0, rows: 0, control_totals: BTreeMap::new() };
+    let names: BTreeSet<&str> =
+        manifest.datasets.keys().map(String::as_str).chain(with_files.iter().copied()).collect();
+    for name in names {
+        let claimed = manifest.datasets.get(name).unwrap_or(&empty);
+        if name == Dataset::Documents.name() {
+            if documents.1 {
+                compare_dataset(name, claimed, documents.0, &BTreeMap::new(), &mut problems);
+            }
+            continue;
+        }
+        let Some(schema) = Dataset::from_name(name).and_then(Dataset::schema) else {
+            if !with_files.contains(name) {
+                notes.push(format!("{name}: not a dataset this pcrecon knows: rows and control totals not recomputed"));
+            }
+            continue;
+        };
+        match sums.get(name) {
+            Some((rows, totals, true)) if readable.contains_key(name) => {
+                compare_dataset(name, claimed, *rows, &control_totals(schema, totals), &mut problems)
+            }
+            // Not read back: noted above, or its files' problems are reported.
+            Some(_) => {}
+            // Claimed without any file.
+            None => compare_dataset(name, claimed, 0, &BTreeMap::new(), &mut problems),
+        }
+    }
+
+    let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
     let mut present = Vec::new();
-    walk(snapshot, snapshot, &mut present).map_err(AuditError::io(snapshot))?;
+    walk(snapshot, snapshot, &mut present)
+        .map_err(|e| AuditError::NotASnapshot(format!("cannot list {}: {e}", snapshot.display())))?;
     present.sort();
     problems.extend(
         present
@@ -115,10 +394,12 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<Verified, AuditError> {
             .filter(|p| !listed.contains(p.as_str()) && !NOT_LISTED.contains(&p.as_str()))
             .map(Problem::Extra),
     );
-    Ok(Verified { snapshot: snapshot.to_path_buf(), files: manifest.files.len(), bytes, problems })
+    Ok(Verified { snapshot: snapshot.to_path_buf(), files: manifest.files.len(), bytes, problems, notes })
 }
 
-/// Verifies a snapshot, or every snapshot of an output folder.
+/// Verifies a snapshot, or every snapshot of an output folder: a snapshot that cannot be
+/// verified (its manifest unreadable), a `LATEST` that names no published snapshot, and a
+/// snapshot folder without a manifest are reported among the others, which are all checked.
 pub fn verify(dir: &Path) -> Result<Vec<Verified>, AuditError> {
     if dir.join("manifest.json").exists() {
         return Ok(vec![verify_snapshot(dir)?]);
@@ -130,18 +411,137 @@ pub fn verify(dir: &Path) -> Result<Vec<Verified>, AuditError> {
             dir.display()
         )));
     }
-    snapshots.iter().map(|(_, path)| verify_snapshot(path)).collect()
+    let mut verified: Vec<Verified> = snapshots
+        .iter()
+        .map(|(_, path)| verify_snapshot(path).unwrap_or_else(|e| Verified::failed(path, e.to_string())))
+        .collect();
+    let mut unpublished: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| AuditError::NotASnapshot(format!("cannot list {}: {e}", dir.display())))?
+        .flatten()
+        .filter(|e| e.path().is_dir() && !e.path().join("manifest.json").exists())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|name| crate::sink::retention::run_time(name).is_some())
+        .collect();
+    unpublished.sort();
+    for name in unpublished {
+        verified.push(Verified::failed(&dir.join(name), "a snapshot folder without manifest.json".into()));
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join("LATEST")) {
+        let id = text.trim();
+        if !snapshots.iter().any(|(name, _)| name == id) {
+            let reason = format!("LATEST names {id:?}, which is not a published snapshot of {}", dir.display());
+            verified.push(Verified::failed(&dir.join("LATEST"), reason));
+        }
+    }
+    Ok(verified)
 }
 
-/// The report for people: one line per problem, one summary line per snapshot.
+/// The report for people: one line per problem and per note, one summary line per snapshot.
 pub fn render(verified: &[Verified]) -> String {
     let mut text = String::new();
     for v in verified {
         for p in &v.problems {
             text.push_str(&format!("{}: {p}\n", v.snapshot.display()));
         }
-        let verdict = if v.problems.is_empty() { "ok".to_owned() } else { format!("{} problems", v.problems.len()) };
+        for note in &v.notes {
+            text.push_str(&format!("{}: note     {note}\n", v.snapshot.display()));
+        }
+        let verdict = match v.problems.as_slice() {
+            [] => "ok".to_owned(),
+            [Problem::Unverifiable(_)] => "not verified".to_owned(),
+            problems => format!("{} problems", problems.len()),
+        };
         text.push_str(&format!("{}: {verdict} ({} files, {} bytes hashed)\n", v.snapshot.display(), v.files, v.bytes));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::part::PartWriter;
+    use crate::tabular::{Cell, ColType};
+
+    /// A row of `schema` with its currency and total columns set, every other cell null (or
+    /// zero where the column is not nullable).
+    fn row(schema: &DatasetSchema, currency: Option<&str>, amounts: &[i128]) -> Vec<Cell> {
+        let blank = |ty| match ty {
+            ColType::Utf8 | ColType::Json => Cell::Str(String::new()),
+            ColType::Decimal { .. } => Cell::Dec(0),
+            ColType::Int64 => Cell::Int(0),
+            ColType::Bool => Cell::Bool(false),
+            ColType::Timestamp | ColType::TimestampMicros => Cell::Timestamp(0),
+            ColType::Date => Cell::Date(0),
+        };
+        let mut cells: Vec<Cell> =
+            schema.columns.iter().map(|c| if c.nullable { Cell::Null } else { blank(c.ty) }).collect();
+        if let (Some(at), Some(c)) = (schema.currency_column.and_then(|c| schema.column(c)), currency) {
+            cells[at] = Cell::Str(c.to_owned());
+        }
+        for (column, &amount) in schema.totals.iter().zip(amounts) {
+            if let Some(at) = schema.column(column) {
+                cells[at] = Cell::Dec(amount);
+            }
+        }
+        cells
+    }
+
+    #[test]
+    fn control_totals_read_back_are_the_writers_own() {
+        let dir = tempfile::tempdir().unwrap();
+        for dataset in [Dataset::Invoices, Dataset::BilledRecon, Dataset::LegacyAzureUsage] {
+            let schema = dataset.schema().unwrap();
+            let parquet = dir.path().join(format!("{dataset}.parquet"));
+            let csv = dir.path().join(format!("{dataset}.csv"));
+            let mut writer = PartWriter::create(schema, &parquet, &csv, false).unwrap();
+            let rows = [
+                row(schema, Some("EUR"), &[1050, -25, 7]),
+                row(schema, Some("eur"), &[1, 2, 3]),
+                row(schema, Some("JPY"), &[-100, 0, 100]),
+                row(schema, None, &[5, 5, 5]),
+            ];
+            let mut sparse = row(schema, Some("EUR"), &[]);
+            if let Some(at) = schema.column(schema.totals[0]) {
+                sparse[at] = Cell::Dec(9);
+            }
+            for r in rows.into_iter().chain([sparse]) {
+                writer.push(r).unwrap();
+            }
+            let written = writer.finish().unwrap();
+            let columns = TotalColumns::of(schema);
+            let mut read = Totals::new();
+            let mut count = 0;
+            crate::sink::read::for_each_row(&parquet, schema, |r| {
+                count += 1;
+                columns.add(&r, &mut read).unwrap();
+            })
+            .unwrap();
+            assert_eq!(count, written.rows, "{dataset}");
+            assert_eq!(read, written.totals, "{dataset}: the same rule as the writer's");
+            assert!(!read.is_empty(), "{dataset}");
+        }
+    }
+
+    #[test]
+    fn csv_records_are_counted_outside_quotes() {
+        let mut scan = Scan { hasher: Sha256::new(), bytes: 0, quoted: false, lines: 0 };
+        scan.write_all(b"a,b\r\n\"x\r\ny\",\"say \"\"hi\"\"\"\r\n1,2\r\n").unwrap();
+        assert_eq!(scan.lines, 3, "a header and two records, one with a line end inside quotes");
+    }
+
+    #[test]
+    fn manifest_paths_outside_the_snapshot_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("snap");
+        std::fs::create_dir_all(root.join("invoices")).unwrap();
+        std::fs::write(dir.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("invoices/link")).unwrap();
+        let real = root.canonicalize().unwrap();
+        assert_eq!(outside(&root, &real, "invoices/part-00000.parquet"), None);
+        assert!(outside(&root, &real, "../secret").is_some());
+        assert!(outside(&root, &real, "invoices/../../secret").is_some());
+        assert!(outside(&root, &real, dir.path().join("secret").to_str().unwrap()).is_some());
+        assert!(outside(&root, &real, "invoices/link").is_some(), "a link out of the snapshot");
+        assert!(outside(&root, &real, "").is_some());
+    }
 }

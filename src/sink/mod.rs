@@ -11,4 +11,5 @@ pub mod part;
 pub mod read;
 pub mod retention;
 pub mod staging;
+pub mod totals;
 pub mod writer;

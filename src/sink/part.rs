@@ -5,8 +5,7 @@
 //! a page of rows and goes on with the next page while both files encode it. A lane holds at
 //! most [`LANE_PAGES`] pages, so memory stays bounded however many rows the file gets.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,12 +15,13 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::totals::TotalColumns;
 use super::writer::{FileReport, Writer};
 use crate::tabular::text::cell_text;
 use crate::tabular::{Cell, ColType, DatasetSchema, Partition, Source};
 
 /// Σ per currency of each total column, as unscaled Decimal128 values.
-pub type Totals = BTreeMap<String, Vec<i128>>;
+pub use super::totals::Totals;
 
 /// A finished file pair.
 #[derive(Debug, Clone)]
@@ -126,8 +126,7 @@ pub struct PartWriter<'s> {
     keys: Vec<usize>,
     row_key: Option<usize>,
     seen: HashMap<[u8; 16], u32>,
-    currency: Option<usize>,
-    totals_at: Vec<usize>,
+    total_columns: TotalColumns,
     totals: Totals,
     month_at: Option<usize>,
     month: Option<String>,
@@ -171,8 +170,7 @@ impl<'s> PartWriter<'s> {
             keys: schema.keys.iter().filter_map(|k| index(k)).collect(),
             row_key: schema.columns.iter().position(|c| c.source == Source::RowKey),
             seen: HashMap::new(),
-            currency: schema.currency_column.and_then(index),
-            totals_at: schema.totals.iter().filter_map(|t| index(t)).collect(),
+            total_columns: TotalColumns::of(schema),
             totals: Totals::new(),
             month_at: month_column,
             month: None,
@@ -182,7 +180,7 @@ impl<'s> PartWriter<'s> {
 
     /// Fills in `row_key` (exact duplicates are told apart by their order of arrival), and
     /// keeps the month and the control totals.
-    fn account(&mut self, row: &mut [Cell], digest: Option<[u8; 16]>) {
+    fn account(&mut self, row: &mut [Cell], digest: Option<[u8; 16]>) -> io::Result<()> {
         if let (Some(at), Some(short)) = (self.row_key, digest) {
             let ordinal = self.seen.entry(short).or_insert(0);
             row[at] = Cell::Str(format!("{}-{}", crate::model::hex(&short), ordinal));
@@ -191,28 +189,13 @@ impl<'s> PartWriter<'s> {
         if self.month.is_none() {
             self.month = self.month_at.and_then(|i| month_of(&row[i], self.schema.columns[i].ty));
         }
-        if !self.totals_at.is_empty() {
-            let currency = match self.currency.map(|i| &row[i]) {
-                Some(Cell::Str(c)) if c.bytes().any(|b| b.is_ascii_lowercase()) => Cow::Owned(c.to_uppercase()),
-                Some(Cell::Str(c)) => Cow::Borrowed(c.as_str()),
-                _ => Cow::Borrowed("-"),
-            };
-            if !self.totals.contains_key(currency.as_ref()) {
-                self.totals.insert(currency.to_string(), vec![0; self.totals_at.len()]);
-            }
-            let Some(sums) = self.totals.get_mut(currency.as_ref()) else { return };
-            for (sum, &i) in sums.iter_mut().zip(&self.totals_at) {
-                if let Cell::Dec(v) = row[i] {
-                    *sum += v;
-                }
-            }
-        }
+        self.total_columns.add(row, &mut self.totals).map_err(io::Error::other)
     }
 
     /// Writes one row (its `row_key` cell is filled in here).
     pub fn push(&mut self, mut row: Vec<Cell>) -> io::Result<()> {
         let digest = self.row_key.map(|_| key_digest(self.schema, &self.keys, &row));
-        self.account(&mut row, digest);
+        self.account(&mut row, digest)?;
         self.pending.push(row);
         self.rows += 1;
         if self.pending.len() >= PUSH_CHUNK {
@@ -232,7 +215,7 @@ impl<'s> PartWriter<'s> {
             None => vec![None; rows.len()],
         };
         for (row, digest) in rows.iter_mut().zip(digests) {
-            self.account(row, digest);
+            self.account(row, digest)?;
         }
         self.rows += rows.len() as u64;
         self.flush_pending()?;

@@ -121,13 +121,8 @@ impl Snapshot {
                 control_totals: BTreeMap::new(),
             });
             entry.rows += report.rows;
-            let totals = sums.entry(schema.name).or_default();
-            for (currency, values) in report.totals {
-                let sum = totals.entry(currency).or_insert_with(|| vec![0; values.len()]);
-                for (s, v) in sum.iter_mut().zip(values) {
-                    *s += v;
-                }
-            }
+            crate::sink::totals::merge(sums.entry(schema.name).or_default(), report.totals)
+                .map_err(|e| StageError::Fx(format!("dataset {}: {e}", schema.name)))?;
             for mut file in report.files {
                 file.path = relative(&self.root, &file.path);
                 files.push(file);
@@ -140,17 +135,7 @@ impl Snapshot {
                 rows: 0,
                 control_totals: BTreeMap::new(),
             });
-            for (currency, values) in totals {
-                let mut columns = BTreeMap::new();
-                for (column, value) in schema.totals.iter().zip(values) {
-                    let scale = match schema.column(column).map(|i| schema.columns[i].ty) {
-                        Some(crate::tabular::ColType::Decimal { scale }) => scale,
-                        _ => 0,
-                    };
-                    columns.insert((*column).to_owned(), fixed_point(value, scale));
-                }
-                entry.control_totals.insert(currency, columns);
-            }
+            entry.control_totals.extend(crate::sink::totals::control_totals(schema, &totals));
         }
         if !self.documents.is_empty() {
             let count = self.documents.len() as u64;

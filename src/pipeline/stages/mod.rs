@@ -27,7 +27,6 @@ use crate::sink::layout;
 use crate::sink::manifest::{DatasetEntry, Drift, InvoiceLineage, Manifest};
 use crate::sink::part::{PartReport, PartWriter, Totals, month_of};
 use crate::sink::writer::FileReport;
-use crate::tabular::text::fixed_point;
 use crate::tabular::{Cell, Dataset, DatasetSchema, MatchColumn, Partition, ScopeKind, Source, registry};
 use rayon::prelude::*;
 use sha2::Digest;

@@ -1,0 +1,94 @@
+//! Control totals: the one rule by which a dataset's money columns are summed, per billing
+//! currency, and the fixed-point text the manifest records them in. The writers keep them as rows
+//! stream by; `verify` recomputes them from the files read back, by the same rule.
+//!
+//! In: a dataset's schema and its rows. Out: [`Totals`] (unscaled Decimal128 sums), and their text.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::tabular::text::fixed_point;
+use crate::tabular::{Cell, ColType, DatasetSchema};
+
+/// Σ per currency of each control-total column (unscaled, at the column's scale).
+pub type Totals = BTreeMap<String, Vec<i128>>;
+
+/// Which columns of a dataset hold its currency and its control totals.
+#[derive(Debug, Clone)]
+pub struct TotalColumns {
+    currency: Option<usize>,
+    totals: Vec<usize>,
+}
+
+/// A sum that left Decimal128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a control total does not fit Decimal128(38)")]
+pub struct Overflow;
+
+impl TotalColumns {
+    /// The currency and control-total columns of `schema`.
+    pub fn of(schema: &DatasetSchema) -> TotalColumns {
+        TotalColumns {
+            currency: schema.currency_column.and_then(|c| schema.column(c)),
+            totals: schema.totals.iter().filter_map(|t| schema.column(t)).collect(),
+        }
+    }
+
+    /// Adds a row: under its currency in upper case (`-` without one), each total column's
+    /// unscaled decimal; a null adds nothing.
+    pub fn add(&self, row: &[Cell], totals: &mut Totals) -> Result<(), Overflow> {
+        if self.totals.is_empty() {
+            return Ok(());
+        }
+        let currency = match self.currency.map(|i| &row[i]) {
+            Some(Cell::Str(c)) if c.bytes().any(|b| b.is_ascii_lowercase()) => Cow::Owned(c.to_uppercase()),
+            Some(Cell::Str(c)) => Cow::Borrowed(c.as_str()),
+            _ => Cow::Borrowed("-"),
+        };
+        // Looked up before inserting: a row allocates nothing once its currency is known.
+        if !totals.contains_key(currency.as_ref()) {
+            totals.insert(currency.to_string(), vec![0; self.totals.len()]);
+        }
+        let Some(sums) = totals.get_mut(currency.as_ref()) else { return Ok(()) };
+        for (sum, &i) in sums.iter_mut().zip(&self.totals) {
+            if let Cell::Dec(v) = row[i] {
+                *sum = sum.checked_add(v).ok_or(Overflow)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds `more` into `into`, currency by currency.
+pub fn merge(into: &mut Totals, more: Totals) -> Result<(), Overflow> {
+    for (currency, values) in more {
+        let sums = into.entry(currency).or_insert_with(|| vec![0; values.len()]);
+        for (sum, value) in sums.iter_mut().zip(values) {
+            *sum = sum.checked_add(value).ok_or(Overflow)?;
+        }
+    }
+    Ok(())
+}
+
+/// The totals as the manifest records them: per currency, per column, fixed-point at the
+/// column's scale.
+pub fn control_totals(schema: &DatasetSchema, totals: &Totals) -> BTreeMap<String, BTreeMap<String, String>> {
+    totals
+        .iter()
+        .map(|(currency, values)| {
+            let columns = schema
+                .totals
+                .iter()
+                .zip(values)
+                .map(|(column, &value)| {
+                    let scale = match schema.column(column).map(|i| schema.columns[i].ty) {
+                        Some(ColType::Decimal { scale }) => scale,
+                        _ => 0,
+                    };
+                    ((*column).to_owned(), fixed_point(value, scale))
+                })
+                .collect();
+            (currency.clone(), columns)
+        })
+        .collect()
+}
