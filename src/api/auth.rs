@@ -4,7 +4,9 @@
 //! Tokens are cached and refreshed ahead of expiry (30 s, or a third of a short lifetime), and
 //! dropped when the API answers 401. The provider never sends a request on its own: the HTTP
 //! layer calls it while holding the request's in-flight permit, so token calls count against the
-//! same bound as API calls. Secrets and tokens live in [`SecretString`] and are never formatted.
+//! same bound as API calls. Secrets and tokens live in [`SecretString`] and are never formatted;
+//! what the token endpoint answers is redacted ([`crate::redact`]) with the secrets the request
+//! posted before it becomes an [`AuthError`], since an endpoint may quote the form back.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use url::Url;
+
+use crate::redact::{excerpt, redact_known};
 
 /// Which kind of token a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +43,13 @@ pub enum AuthError {
         grant: &'static str,
         /// HTTP status.
         status: u16,
-        /// OAuth error code.
+        /// OAuth error code (redacted).
         error: String,
-        /// Its description (Entra's AADSTS text, which never echoes the secret).
+        /// Its description (Entra's AADSTS text; redacted and capped, for an endpoint that
+        /// quotes the posted form), or the body itself when it is not an OAuth error.
         description: String,
     },
-    /// A transient failure (transport error, 5xx, 429); the caller may retry.
+    /// A transient failure (transport error, 5xx, 429); the caller may retry. Redacted.
     #[error("the token endpoint is unavailable: {0}")]
     Unavailable(String),
 }
@@ -99,6 +104,22 @@ struct TokenErrorBody {
     error: String,
     #[serde(default)]
     error_description: String,
+}
+
+/// The values of a token form's secret fields (`client_secret`, `refresh_token`, ...).
+fn posted_secrets<'a>(form: &[(&str, &'a str)]) -> Vec<&'a str> {
+    form.iter().filter(|(name, _)| crate::redact::is_secret_name(name)).map(|(_, value)| *value).collect()
+}
+
+/// The refusal a non-200 token answer says, redacted with the secrets the request posted.
+fn refused(grant: &'static str, status: u16, body: &[u8], posted: &[&str]) -> AuthError {
+    let e: TokenErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let description = if e.error.is_empty() && e.error_description.is_empty() {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        e.error_description
+    };
+    AuthError::Refused { grant, status, error: excerpt(&e.error, posted), description: excerpt(&description, posted) }
 }
 
 /// Seconds from `expires_in`, which v2 sends as a number and v1 as a string.
@@ -190,26 +211,25 @@ impl TokenProvider {
         grant: &'static str,
         form: &[(&str, &str)],
     ) -> Result<(Cached, Option<SecretString>), AuthError> {
+        // What this request posted that an answer must not show, however it quotes it.
+        let posted = posted_secrets(form);
+        let unavailable = |text: String| AuthError::Unavailable(redact_known(&text, &posted).into_owned());
         let response = http
             .post(self.credentials.token_url.clone())
             .form(form)
             .send()
             .await
-            .map_err(|e| AuthError::Unavailable(crate::api::transport::describe_transport(&e)))?;
+            .map_err(|e| unavailable(crate::api::transport::describe_transport(&e)))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| AuthError::Unavailable(crate::api::transport::describe_transport(&e)))?;
+        let body = response.bytes().await.map_err(|e| unavailable(crate::api::transport::describe_transport(&e)))?;
         if status == 429 || status >= 500 {
             return Err(AuthError::Unavailable(format!("HTTP {status}")));
         }
         if status != 200 {
-            let e: TokenErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-            return Err(AuthError::Refused { grant, status, error: e.error, description: e.error_description });
+            return Err(refused(grant, status, &body, &posted));
         }
-        let t: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| AuthError::Unavailable(format!("unreadable token response: {e}")))?;
+        let t: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| unavailable(format!("unreadable token response: {e}")))?;
         let life = lifetime(t.expires_in.as_ref());
         let cached = Cached {
             token: SecretString::from(t.access_token),
@@ -229,6 +249,36 @@ mod tests {
         assert_eq!(lifetime(Some(&serde_json::json!(3599))), Duration::from_secs(3599));
         assert_eq!(lifetime(Some(&serde_json::json!("3600"))), Duration::from_secs(3600));
         assert_eq!(lifetime(None), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_token_endpoint_quoting_the_posted_form_shows_no_secret() {
+        let secret = "Xy8Q~a.b_c-d e";
+        let refresh = "0.AAAA-refresh+token/with=chars";
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", "app"),
+            ("client_secret", secret),
+            ("refresh_token", refresh),
+            ("scope", "https://api.partnercenter.microsoft.com/user_impersonation offline_access"),
+        ];
+        let posted = posted_secrets(&form);
+        assert_eq!(posted, [secret, refresh]);
+        let encoded: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let quoted = serde_json::json!({
+            "error": "invalid_request",
+            "error_description": format!("AADSTS900144: the request body could not be read: {encoded}; the secret was {secret}, the token {refresh}"),
+        });
+        let not_oauth = format!("<html>bad gateway: {encoded}</html>");
+        for body in [quoted.to_string(), not_oauth] {
+            let e = refused("refresh_token", 400, body.as_bytes(), &posted);
+            let text = e.to_string();
+            for hidden in [secret, refresh, "Xy8Q", "a.b_c", "0.AAAA", "with=chars", "Xy8Q%7Ea.b_c-d+e"] {
+                assert!(!text.contains(hidden), "{hidden} in {text}");
+            }
+            assert!(text.contains("client_secret=[redacted]"), "{text}");
+            assert!(text.contains("the refresh_token grant with HTTP 400"), "{text}");
+        }
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! request fails with for good, and what a Partner Center or Graph error body says.
 //!
 //! In: the facts of a failed exchange (status, path, `MS-RequestId`, error body). Out: errors and
-//! one-line summaries fit for an operator. It sends nothing and decides nothing about retrying
-//! (that is the gate's, in `http`).
+//! one-line summaries fit for an operator, redacted ([`crate::redact`]) and capped when built from
+//! a body, and redacted again when displayed, so that whoever built one, its `Display`, the logs
+//! and the crate's report never show a token a server echoed. It sends nothing and decides nothing
+//! about retrying (that is the gate's, in `http`).
 
 use std::fmt;
 
+use crate::redact::{excerpt, redact};
 use crate::tabular::Dataset;
 
 use super::auth::AuthError;
@@ -43,21 +46,21 @@ fn scope_kind(scope: &str) -> &'static str {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The API answered with a status that retrying cannot fix.
-    #[error("{context}: HTTP {status} for {path} (MS-RequestId {request_id}): {detail}")]
+    #[error("{context}: HTTP {status} for {} (MS-RequestId {request_id}): {}", redact(.path), redact(.detail))]
     Status {
         /// Where.
         context: Context,
         /// HTTP status.
         status: u16,
-        /// Path and query (no secrets travel in them).
+        /// Path and query (no secrets travel in them; redacted when shown all the same).
         path: String,
         /// The request id sent.
         request_id: String,
-        /// What the error body said.
+        /// What the error body said, redacted and capped ([`error_detail`]).
         detail: String,
     },
     /// Transient failures did not stop.
-    #[error("{context}: gave up after {attempts} attempts for {path} (MS-RequestId {request_id}): {last}")]
+    #[error("{context}: gave up after {attempts} attempts for {} (MS-RequestId {request_id}): {}", redact(.path), redact(.last))]
     Exhausted {
         /// Where.
         context: Context,
@@ -73,7 +76,8 @@ pub enum ApiError {
     /// Partner Center refused an App+User call because the token has no MFA claim (401, error
     /// code 900421): the refresh token comes from a sign-in without multi-factor authentication.
     #[error(
-        "{context}: Partner Center requires multi-factor authentication for App+User calls (error code 900421, HTTP 401 for {path}, MS-RequestId {request_id}): the refresh token was issued by a sign-in without MFA; obtain a new refresh token through an interactive sign-in with MFA (the partner consent of the secure application model) and put it in api.refresh_token_file or PCRECON_REFRESH_TOKEN"
+        "{context}: Partner Center requires multi-factor authentication for App+User calls (error code 900421, HTTP 401 for {}, MS-RequestId {request_id}): the refresh token was issued by a sign-in without MFA; obtain a new refresh token through an interactive sign-in with MFA (the partner consent of the secure application model) and put it in api.refresh_token_file or PCRECON_REFRESH_TOKEN",
+        redact(.path)
     )]
     MfaRequired {
         /// Where.
@@ -123,20 +127,23 @@ pub(super) fn error_code(body: &[u8]) -> Option<String> {
 }
 
 /// What the error body says, in one line: Partner Center's canonical body, the framework's
-/// `message`, or Graph's `{"error":{"code","message"}}`.
+/// `message`, or Graph's `{"error":{"code","message"}}`; else the body itself. Always redacted
+/// (a server may echo the `Authorization` header, a continuation token, a signed URL) and capped
+/// at [`crate::redact::EXCERPT_CHARS`] characters.
 pub(super) fn error_detail(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
     if let Some(e) = v.get("error").filter(|e| e.is_object()) {
         let text = |k: &str| e.get(k).and_then(|x| x.as_str()).unwrap_or("");
-        return format!("{}: {}", text("code"), text("message"));
+        return excerpt(&format!("{}: {}", text("code"), text("message")), &[]);
     }
     let pick = |k: &str| v.get(k).map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned));
-    match (pick("code"), pick("description"), pick("message"), pick("errorCode")) {
+    let said = match (pick("code"), pick("description"), pick("message"), pick("errorCode")) {
         (Some(code), Some(description), _, _) => format!("{code}: {description}"),
         (_, _, Some(message), _) => message,
         (_, _, _, Some(code)) => code,
-        _ => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-    }
+        _ => return excerpt(&String::from_utf8_lossy(body), &[]),
+    };
+    excerpt(&said, &[])
 }
 
 #[cfg(test)]
@@ -175,6 +182,63 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part:?} missing from {text}");
         }
+    }
+
+    const BEARER: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2FwaSJ9.c2lnbmF0dXJl";
+
+    fn status(detail: String, path: &str) -> ApiError {
+        ApiError::Status {
+            context: Context { dataset: Dataset::BilledRecon, scope: "G000123".into(), page: 2 },
+            status: 400,
+            path: path.into(),
+            request_id: "r-1".into(),
+            detail,
+        }
+    }
+
+    #[test]
+    fn an_error_body_echoing_the_authorization_header_and_continuation_tokens_shows_neither() {
+        let data: Vec<serde_json::Value> = (1..=70)
+            .map(|n| serde_json::json!({ "key": "MS-ContinuationToken", "value": format!("tok-{n}-SECRET") }))
+            .collect();
+        let body = serde_json::json!({
+            "code": "400",
+            "description": format!("The request is invalid. Authorization: Bearer {BEARER}; continuationToken=tok-0-SECRET"),
+            "data": data,
+            "headers": { "Authorization": format!("Bearer {BEARER}") },
+        });
+        let detail = error_detail(body.to_string().as_bytes());
+        assert_eq!(
+            detail,
+            "400: The request is invalid. Authorization: Bearer [redacted]; continuationToken=[redacted]"
+        );
+        // A body of no known shape is shown itself: redacted, on one line, capped.
+        let unknown =
+            error_detail(body.to_string().replace("\"code\"", "\"c\"").replace("description", "d").as_bytes());
+        for shown in [&detail, &unknown, &status(unknown.clone(), "/v1/x").to_string()] {
+            assert!(!shown.contains("SECRET") && !shown.contains(BEARER) && !shown.contains("c2lnbmF0dXJl"), "{shown}");
+        }
+        assert!(unknown.chars().count() <= crate::redact::EXCERPT_CHARS + 30, "{unknown}");
+        assert!(
+            unknown.starts_with(r#"{"c":"400","data":[{"key":"MS-ContinuationToken","value":"[redacted]"}"#),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn errors_built_elsewhere_are_redacted_when_shown() {
+        let text =
+            status(format!("Authorization: Bearer {BEARER}"), "/v1/x?continuationToken=abc%2Bdef&size=5").to_string();
+        assert!(!text.contains(BEARER) && !text.contains("abc%2Bdef"), "{text}");
+        assert!(text.contains("HTTP 400 for /v1/x?continuationToken=[redacted]&size=5"), "{text}");
+        let exhausted = ApiError::Exhausted {
+            context: Context { dataset: Dataset::Invoices, scope: "all".into(), page: 1 },
+            attempts: 6,
+            path: "/v1/invoices".into(),
+            request_id: "r-2".into(),
+            last: "HTTP 503: refresh_token=0.AAA-secret".into(),
+        };
+        assert!(exhausted.to_string().ends_with("HTTP 503: refresh_token=[redacted]"), "{exhausted}");
     }
 
     #[test]

@@ -321,11 +321,15 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                 };
                 match parsed {
                     Ok(Parsed { items, next, token }) => break (response, items, next.map(|n| (n, token))),
+                    // A parser's message may quote the page (a token in it, say).
                     Err(detail) if refetch < MAX_REFETCH => {
+                        let detail = crate::redact::excerpt(&detail, &[]);
                         refetch += 1;
                         tracing::debug!(event = "page_refetch", page = number, %detail);
                     }
                     Err(detail) => {
+                        let (url, detail) =
+                            (crate::redact::redact(&url).into_owned(), crate::redact::excerpt(&detail, &[]));
                         return Err(PagingError::Malformed { context, url, request_id: response.request_id, detail });
                     }
                 }
@@ -349,7 +353,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
             tx.send(Event::Page(page)).await.map_err(|_| PagingError::Closed)?;
             let bad_link = |detail: String| PagingError::BadLink {
                 context: Context { dataset: seq.dataset, scope: seq.scope.clone(), page: number },
-                url: page_url.clone(),
+                url: crate::redact::redact(&page_url).into_owned(),
                 request_id: page_request_id.clone(),
                 detail,
             };

@@ -1,7 +1,9 @@
 //! How a failed HTTP exchange is told: the kind of transport failure and its causes, never the
-//! URL (which may carry a signature) nor a header. Used by the request gate and the token calls.
+//! URL (which may carry a signature) nor a header, and redacted ([`crate::redact`]) in case a
+//! cause quotes one. Used by the request gate and the token calls.
 
-/// A transport error described without its URL (which reqwest would include).
+/// A transport error described without its URL (which reqwest would include), redacted and
+/// capped like a body.
 pub fn describe_transport(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
@@ -21,5 +23,5 @@ pub fn describe_transport(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    crate::redact::excerpt(&text, &[])
 }

@@ -82,7 +82,7 @@ pub enum ConfigError {
     Parse {
         /// The file.
         path: PathBuf,
-        /// What is wrong (never a secret: secrets are not in the file).
+        /// What is wrong (redacted: a secret written inline is not quoted).
         message: String,
     },
     /// A value is not acceptable.
@@ -159,8 +159,11 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let raw: RawConfig = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        // A TOML error quotes the offending line, which may hold a secret someone put inline.
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: crate::redact::redact(&e.to_string()).into_owned(),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let graph_url = checked_url("api.graph_url", raw.api.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL))?;
@@ -267,6 +270,25 @@ mod tests {
         let err = Settings::load(&cfg).unwrap_err().to_string();
         assert!(err.contains("readable by group or others"), "{err}");
         assert!(!err.contains("do-not-show"));
+    }
+
+    #[test]
+    fn a_toml_error_on_an_inline_secret_does_not_quote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+        for (what, line, says) in [
+            ("text after the value", "client_secret = \"s3cr3t-XYZ\" oops\n", "line 4"),
+            ("a missing closing quote", "client_secret = \"s3cr3t-XYZ\nbase_url = \"x\"\n", "line 4"),
+            ("a duplicate key", "refresh_token = 's3cr3t-XYZ'\nrefresh_token = 's3cr3t-XYZ'\n", "duplicate"),
+            ("a key pcrecon does not know", "client_secret = \"s3cr3t-XYZ\"\n", "client_secret"),
+        ] {
+            let cfg = write(dir.path(), "c.toml", &format!("{head}{line}"), 0o644);
+            let err = Settings::load(&cfg).unwrap_err();
+            assert!(matches!(err, ConfigError::Parse { .. }), "{what}: {err}");
+            let text = err.to_string();
+            assert!(!text.contains("s3cr3t"), "{what}: {text}");
+            assert!(text.contains(says), "{what}: {text}");
+        }
     }
 
     #[test]

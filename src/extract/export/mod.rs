@@ -268,7 +268,11 @@ async fn request_export(client: &Client, seq: &Sequence, v2: &V2Settings) -> Res
             return Err(PagingError::Export {
                 context: ctx,
                 no_data: code == "5000",
-                detail: format!("operation {} failed with code {code}: {message}", operation.id),
+                detail: format!(
+                    "operation {} failed with code {code}: {}",
+                    operation.id,
+                    crate::redact::excerpt(&message, &[])
+                ),
             });
         }
         let wait = retry_after(&response.headers, client.clock().now().into())
