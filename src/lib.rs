@@ -19,7 +19,7 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod progress;
-pub mod redact;
 pub mod reconcile;
+pub mod redact;
 pub mod sink;
 pub mod tabular;
