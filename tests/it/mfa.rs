@@ -12,7 +12,7 @@ use crate::helpers::{Emulator, V1_ONLY, extract, http_client, log_lines, samples
 
 /// The partner-consent step: redeems an authorization code for a refresh token, written to a
 /// file only its owner can read.
-fn consent(emulator: &Emulator, dir: &Path, code: &str) -> (std::path::PathBuf, String) {
+pub fn consent(emulator: &Emulator, dir: &Path, code: &str) -> (std::path::PathBuf, String) {
     let body = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let response = http_client()
             .post(format!("{}/partner-tenant/oauth2/v2.0/token", emulator.base))
