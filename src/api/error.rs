@@ -56,7 +56,7 @@ pub enum ApiError {
         path: String,
         /// The request id sent.
         request_id: String,
-        /// What the error body said, redacted and capped ([`error_detail`]).
+        /// What the error body said, redacted and capped.
         detail: String,
     },
     /// Transient failures did not stop.

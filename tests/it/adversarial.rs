@@ -770,3 +770,51 @@ fn sigterm_and_sigint_leave_a_log_line() {
         assert!(data(&latest(&dir.join("out"))) == clean, "{name}: the rerun publishes the data of a clean run");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The v2 export
+
+/// Only billed reconciliation, through the v2 export.
+const V2_BILLED_RECON: &str = "\n[extract]\napi_version = \"v2\"\ndatasets = [\"billed_recon_line_items\"]\n";
+
+/// A GET of an export file.
+fn export_file(seen: &Seen) -> bool {
+    seen.method == "GET" && seen.path().starts_with("/blob/")
+}
+
+#[test]
+fn a_v2_file_that_never_arrives_usable_names_its_reason_not_only_the_count() {
+    let root = tempfile::tempdir().unwrap();
+    let emulator = emulator(&["--export-retry-after", "0", "--export-polls", "0"]);
+    let rule = Rule::edit(export_file, |_, reply, _| match reply.status {
+        200 => Outcome::Replace(reply.with_body(b"this is not a gzip stream".to_vec())),
+        _ => Outcome::Pass,
+    });
+    let through = run_through(&emulator, root.path(), "bad-file", rule, V2_BILLED_RECON);
+    assert_failed(&through, 4, &["no usable file", "gzip"], "every export file corrupt");
+}
+
+#[test]
+fn a_v2_billed_line_without_its_invoice_number_is_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    let emulator = emulator(&["--export-retry-after", "0", "--export-polls", "0"]);
+    let rule = Rule::edit(pinned(export_file), |_, reply, _| {
+        if reply.status != 200 {
+            return Outcome::Pass;
+        }
+        let mut lines = String::new();
+        flate2::read::MultiGzDecoder::new(&reply.body[..]).read_to_string(&mut lines).unwrap();
+        let Some(first) = lines.lines().next().and_then(|l| serde_json::from_str::<Value>(l).ok()) else {
+            return Outcome::Pass;
+        };
+        let mut first = first;
+        first.as_object_mut().unwrap().retain(|k, _| !k.eq_ignore_ascii_case("invoiceNumber"));
+        let rest: Vec<&str> = lines.lines().skip(1).collect();
+        let text = format!("{first}\n{}", rest.iter().map(|l| format!("{l}\n")).collect::<String>());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        Outcome::Replace(reply.with_body(gz.finish().unwrap()))
+    });
+    let through = run_through(&emulator, root.path(), "no-invoice", rule, V2_BILLED_RECON);
+    assert_failed(&through, 5, &["invoiceNumber", "must name its invoice"], "a v2 line without InvoiceNumber");
+}
