@@ -241,13 +241,13 @@ impl Client {
 
     /// What a `Retry-After` of `asked` is obeyed as: at most `max_retry_after`, with a warning
     /// when it asked for more.
-    fn capped(&self, asked: Duration, path: &str) -> Duration {
+    pub fn capped(&self, asked: Duration, path: &str) -> Duration {
         if asked <= self.policy.max_retry_after {
             return asked;
         }
         tracing::warn!(
             event = "retry_after_capped",
-            path,
+            path = %crate::redact::redact(path),
             asked_secs = asked.as_secs(),
             cap_secs = self.policy.max_retry_after.as_secs(),
             "the API asked to wait longer than api.max_retry_after_secs; waiting that long instead"

@@ -362,8 +362,9 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                 None => None,
             };
             match following {
-                // An empty page that still points onward would loop forever: treat it as the end.
-                Some(n) if !(empty && seq.paging == Paging::Offset) => {
+                // An empty page that still points onward (with a fresh token, say) could go on
+                // forever: it is the end.
+                Some(n) if !empty => {
                     if !followed.insert(request_key(&n.url, &n.headers)) {
                         return Err(bad_link(
                             "links to a page this sequence already fetched (same URL and continuation token): \

@@ -362,7 +362,9 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
             }
             snapshot.handle(&event)?;
             // Every page of the sequence decoded: only now may the cache stand in for it.
+            // A sequence with rejected records is not confirmed: the next run asks for it again.
             if let (Some(cache), Event::Done { dataset, scope, .. }) = (&decoded, &event)
+                && !snapshot.rejected_from(*dataset, scope)
                 && cache.confirm(*dataset, scope).map_err(|e| io_error(&cache_dir, e))?
             {
                 crate::failpoint::hit("sequence");

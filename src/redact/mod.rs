@@ -83,11 +83,16 @@ pub fn truncate(text: &str, max_chars: usize) -> Cow<'_, str> {
     }
 }
 
+/// How much of a text [`excerpt`] reads at most, for an excerpt of [`EXCERPT_CHARS`].
+const EXCERPT_SCAN_CHARS: usize = 64 * 1024;
+
 /// A server's text fit for an error message or a log field: redacted (with the `known` secret
 /// values too), on one line (runs of white space become one space), and at most
 /// [`EXCERPT_CHARS`] characters. Redaction comes first, so that a cut never leaves part of a
 /// secret unrecognised.
 pub fn excerpt(text: &str, known: &[&str]) -> String {
+    // Only the start can be shown: a hostile body of megabytes is not scanned whole.
+    let text = text.char_indices().nth(EXCERPT_SCAN_CHARS).map_or(text, |(cut, _)| &text[..cut]);
     let redacted = redact_known(text, known);
     let one_line = redacted.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
     truncate(&one_line, EXCERPT_CHARS).into_owned()

@@ -199,3 +199,14 @@ proptest! {
         prop_assert!(!redacted.contains(&secret), "{} -> {}", text, redacted);
     }
 }
+
+#[test]
+fn a_huge_body_is_read_only_as_far_as_an_excerpt_can_show() {
+    let body = format!("{{\"client_secret\":\"{}\"}}", "s".repeat(200_000));
+    let shown = excerpt(&body, &[]);
+    assert!(!shown.contains("sss"), "{shown}");
+    let noise = "a=a&".repeat(500_000);
+    let cut = excerpt(&noise, &[]);
+    assert!(cut.starts_with("a=a&a=a&") && cut.contains("more characters)"), "{cut}");
+    assert!(cut.chars().count() < EXCERPT_CHARS + 40, "{cut}");
+}

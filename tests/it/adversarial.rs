@@ -818,3 +818,22 @@ fn a_v2_billed_line_without_its_invoice_number_is_an_error() {
     let through = run_through(&emulator, root.path(), "no-invoice", rule, V2_BILLED_RECON);
     assert_failed(&through, 5, &["invoiceNumber", "must name its invoice"], "a v2 line without InvoiceNumber");
 }
+
+#[test]
+fn an_export_operation_on_another_host_gets_no_bearer_token() {
+    let root = tempfile::tempdir().unwrap();
+    let emulator = emulator(&["--export-retry-after", "0", "--export-polls", "0"]);
+    let decoy = Decoy::start();
+    let elsewhere = decoy.base.clone();
+    let rule = Rule::edit(
+        |seen| seen.method == "POST" && seen.path().ends_with("/export"),
+        move |_, reply, _| {
+            let mut moved = reply.clone();
+            moved.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("location"));
+            Outcome::Replace(moved.with_header("location", &format!("{elsewhere}/v1.0/operations/stolen")))
+        },
+    );
+    let through = run_through(&emulator, root.path(), "operation-elsewhere", rule, V2_BILLED_RECON);
+    assert!(decoy.requests().is_empty(), "the other host was called: {:?}", decoy.requests());
+    assert_failed(&through, 4, &["another host", "Location"], "an operation Location on another host");
+}

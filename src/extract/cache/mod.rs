@@ -31,6 +31,9 @@ use crate::model::page::{Event, ExportLineage, Page, Paging};
 use crate::tabular::Dataset;
 
 const MARKER: &str = "sequence.json";
+/// The marker's format. Format 1 was confirmed before its pages decoded: such a sequence is
+/// fetched again.
+const MARKER_FORMAT: u32 = 2;
 /// The marker of a sequence fetched whole but not yet decoded.
 const PENDING: &str = "sequence.pending.json";
 const ATTEMPT: &str = "attempt.json";
@@ -186,7 +189,11 @@ impl PageCache {
     pub fn reusable(&self, seq: &Sequence, first: &str, reuse: &Reuse) -> Option<Cached> {
         let bytes = fs::read(self.dir(seq.dataset, &seq.scope).join(MARKER)).ok()?;
         let marker: Marker = serde_json::from_slice(&bytes).ok()?;
-        if marker.dataset != seq.dataset.name() || marker.scope != seq.scope || marker.first != first {
+        if marker.format != MARKER_FORMAT
+            || marker.dataset != seq.dataset.name()
+            || marker.scope != seq.scope
+            || marker.first != first
+        {
             return None;
         }
         let this_attempt = !self.attempt.id.is_empty() && marker.attempt == self.attempt.id;
@@ -204,6 +211,9 @@ impl PageCache {
     /// that the sequence has to be fetched.
     pub async fn replay(&self, seq: &Sequence, cached: Cached, tx: &mpsc::Sender<Event>) -> Result<bool, PagingError> {
         let dir = self.dir(seq.dataset, &seq.scope);
+        // Replayed pages are decoded again: until they are, the sequence is pending once more.
+        fs::rename(dir.join(MARKER), dir.join(PENDING))
+            .map_err(|e| PagingError::Cache(format!("{}: {e}", dir.display())))?;
         let paging = Paging::from_name(&cached.marker.paging).unwrap_or(seq.paging);
         let mut items_total = 0u64;
         for (index, entry) in cached.marker.pages.iter().enumerate() {
@@ -276,7 +286,7 @@ impl PageCache {
         Ok(Recorder {
             dir,
             marker: Marker {
-                format: 1,
+                format: MARKER_FORMAT,
                 dataset: seq.dataset.to_string(),
                 scope: seq.scope.clone(),
                 first: first.to_owned(),

@@ -58,7 +58,7 @@ fn is_export_host(root: &str, graph: &url::Url, client: &Client) -> bool {
     let Ok(url) = url::Url::parse(root) else { return false };
     let on_blob_storage =
         url.scheme() == "https" && url.host_str().is_some_and(|h| h.to_ascii_lowercase().ends_with(BLOB_HOST_SUFFIX));
-    on_blob_storage || url.origin() == graph.origin() || client.is_api_origin(root)
+    on_blob_storage || super::is_graph_origin(root, graph, client)
 }
 
 /// Downloads one file until all of it has arrived, and decompresses it into the spool folder.

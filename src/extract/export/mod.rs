@@ -179,8 +179,34 @@ fn context(seq: &Sequence, page: u32) -> Context {
     Context { dataset: seq.dataset, scope: seq.scope.clone(), page }
 }
 
+/// An export failure; its detail may quote what Graph sent (a URL with a signature, say), so it
+/// is redacted here, once.
 fn failure(seq: &Sequence, detail: String) -> PagingError {
-    PagingError::Export { context: context(seq, 0), detail, no_data: false }
+    PagingError::Export {
+        context: context(seq, 0),
+        detail: crate::redact::redact(&detail).into_owned(),
+        no_data: false,
+    }
+}
+
+/// Whether `url` is on the Graph root's origin or the API's (an emulator serves both): the only
+/// places the Graph bearer token may go.
+pub(super) fn is_graph_origin(url: &str, graph: &url::Url, client: &Client) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.origin() == graph.origin()) || client.is_api_origin(url)
+}
+
+/// Refuses a link Graph gave (the operation's `Location`, the manifest's link) that leads
+/// elsewhere than [`is_graph_origin`]: following it would hand that host the bearer token.
+fn graph_link(seq: &Sequence, what: &str, url: &str, v2: &V2Settings, client: &Client) -> Result<(), PagingError> {
+    if is_graph_origin(url, &v2.graph_url, client) {
+        return Ok(());
+    }
+    let origin =
+        url::Url::parse(url).map_or_else(|_| "an unreadable URL".to_owned(), |u| u.origin().ascii_serialization());
+    Err(failure(
+        seq,
+        format!("{what} leads to another host ({origin}); pcrecon follows Graph links on the Graph host only"),
+    ))
 }
 
 /// Requests an export and waits for its manifest, starting over when the operation or the
@@ -220,6 +246,7 @@ async fn request_export(client: &Client, seq: &Sequence, v2: &V2Settings) -> Res
     // A relative `Location` is resolved against the export's own URL.
     let location =
         url::Url::parse(&seq.first).and_then(|first| first.join(&location)).map_or(location, |u| u.to_string());
+    graph_link(seq, "the operation's Location", &location, v2, client)?;
     let deadline = Instant::now() + v2.export_timeout;
     tracing::debug!(event = "export_requested", operation = %location);
     let mut polls = 0u32;
@@ -235,10 +262,15 @@ async fn request_export(client: &Client, seq: &Sequence, v2: &V2Settings) -> Res
         let status = operation.status.to_ascii_lowercase();
         if kind == "exportsuccessoperation" || status == "succeeded" || status == "completed" {
             let manifest = match (operation.manifest_link, operation.embedded) {
-                (Some(link), _) => match client.get(&Call::get(&link, TokenKind::Graph, &ctx)).await {
-                    Err(e) if e.status() == Some(410) => return Ok(None),
-                    other => serde_json::from_slice::<Manifest>(&other?.body)
-                        .map_err(|e| failure(seq, format!("manifest {link} is not readable: {e}")))?,
+                (Some(link), _) => match graph_link(seq, "the operation's manifest link", &link, v2, client)
+                    .map(|()| Call::get(&link, TokenKind::Graph, &ctx))
+                {
+                    Err(e) => return Err(e),
+                    Ok(call) => match client.get(&call).await {
+                        Err(e) if e.status() == Some(410) => return Ok(None),
+                        other => serde_json::from_slice::<Manifest>(&other?.body)
+                            .map_err(|e| failure(seq, format!("manifest {link} is not readable: {e}")))?,
+                    },
                 },
                 (None, Some(embedded)) => serde_json::from_value(embedded).map_err(|e| {
                     failure(seq, format!("the manifest in operation {} is not readable: {e}", operation.id))
@@ -276,8 +308,9 @@ async fn request_export(client: &Client, seq: &Sequence, v2: &V2Settings) -> Res
             });
         }
         let wait = retry_after(&response.headers, client.clock().now().into())
+            .map(|asked| client.capped(asked, "the export operation"))
             .unwrap_or_else(|| Duration::from_millis(500 * 2u64.pow(polls.min(6))).min(MAX_POLL_WAIT));
-        if Instant::now() + wait > deadline {
+        if Instant::now().checked_add(wait).is_none_or(|at| at > deadline) {
             return Err(failure(
                 seq,
                 format!(

@@ -118,6 +118,8 @@ pub struct Snapshot {
     /// SHA-256 of the items of each invoice-scoped sequence so far.
     content: HashMap<(Dataset, String), sha2::Sha256>,
     exports: BTreeMap<String, ExportLineage>,
+    /// The sequences some record of which went to `rejects`.
+    rejected: std::collections::HashSet<(Dataset, String)>,
     /// What the tie-out observes of each sequence, and what the v2 export could not serve yet.
     ledger: Ledger,
     /// What each extracted dataset's columns read.
@@ -186,6 +188,7 @@ impl Snapshot {
             lines: HashMap::new(),
             content: HashMap::new(),
             exports: BTreeMap::new(),
+            rejected: std::collections::HashSet::new(),
             ledger: Ledger::default(),
             known: HashMap::new(),
             drift: HashMap::new(),
@@ -197,6 +200,12 @@ impl Snapshot {
     fn part_paths(&self, dataset: Dataset, folder: &str, part: &str) -> (PathBuf, PathBuf) {
         let [parquet, csv] = layout::part_files(dataset, folder, part);
         (self.root.join(parquet), self.root.join(csv))
+    }
+
+    /// Whether some record of a sequence went to `rejects` (then it must not stand in for a
+    /// fetch: the next run asks the API again).
+    pub fn rejected_from(&self, dataset: Dataset, scope: &str) -> bool {
+        self.rejected.contains(&(dataset, scope.to_owned()))
     }
 
     /// Takes one event of the extraction.

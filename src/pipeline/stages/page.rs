@@ -64,7 +64,10 @@ impl Snapshot {
                         *seen.missing.entry(attribute.to_owned()).or_default() += 1;
                     }
                 }
-                Err(e) if self.options.rejects => self.reject(&e, &page.body[span.clone()]),
+                Err(e) if self.options.rejects => {
+                    self.rejected.insert((page.dataset, page.scope.clone()));
+                    self.reject(&e, &page.body[span.clone()]);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
