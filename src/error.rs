@@ -36,9 +36,9 @@ pub enum Exit {
     Busy,
     /// A defect of pcrecon: a thread or task of the run panicked.
     Internal,
-    /// Stopped by SIGINT (Ctrl-C): nothing was published.
+    /// Stopped by SIGINT (Ctrl-C) before the run finished, as a kill would stop it.
     Interrupted,
-    /// Stopped by SIGTERM: nothing was published.
+    /// Stopped by SIGTERM before the run finished, as a kill would stop it.
     Terminated,
 }
 
@@ -60,8 +60,8 @@ impl Exit {
         (Exit::Io, "output I/O error"),
         (Exit::Busy, "another run holds the output folder's lock"),
         (Exit::Internal, "internal error: a thread or task of the run panicked (a defect; the log has it)"),
-        (Exit::Interrupted, "stopped by SIGINT (Ctrl-C): nothing published; a rerun resumes"),
-        (Exit::Terminated, "stopped by SIGTERM: nothing published; a rerun resumes"),
+        (Exit::Interrupted, "stopped by SIGINT (Ctrl-C), as a kill would stop the run; a rerun resumes it"),
+        (Exit::Terminated, "stopped by SIGTERM, as a kill would stop the run; a rerun resumes it"),
     ];
 
     /// The process exit code.

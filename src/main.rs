@@ -170,7 +170,11 @@ fn stop_on_signals(progress: Arc<Progress>) {
             }
         })?;
         progress.finish();
-        tracing::error!(event = "interrupted", signal = name, "stopped by {name}: nothing was published");
+        tracing::error!(
+            event = "interrupted",
+            signal = name,
+            "stopped by {name} before the run finished; a rerun completes it"
+        );
         std::process::exit(i32::from(exit.code()))
     };
     if let Err(e) = std::thread::Builder::new().name("signals".into()).spawn(move || {

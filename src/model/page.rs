@@ -142,9 +142,14 @@ pub enum Event {
     },
 }
 
-/// A folder-safe name for a scope (`EUR/current` → `EUR-current`).
+/// A folder-safe name for a scope (`EUR/current` → `EUR-current`). A name of dots only (or
+/// none) would name the folder itself or its parent: its dots become `-` too.
 pub fn scope_name(scope: &str) -> String {
-    scope.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect()
+    let name: String = scope
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .collect();
+    if name.chars().all(|c| c == '.') { "-".repeat(name.len().max(1)) } else { name }
 }
 
 #[cfg(test)]
@@ -156,5 +161,8 @@ mod tests {
         assert_eq!(scope_name("EUR/current"), "EUR-current");
         assert_eq!(scope_name("G000123"), "G000123");
         assert_eq!(scope_name("../etc"), "..-etc");
+        assert_eq!(scope_name(".."), "--", "never the parent folder");
+        assert_eq!(scope_name("."), "-");
+        assert_eq!(scope_name(""), "-");
     }
 }
