@@ -220,10 +220,10 @@ fn paging_of(dataset: Dataset) -> Paging {
     }
 }
 
-/// The lines of a complete index (number, text), without its `end` line; an index that is not
+/// The entries of a complete index (line number, entry), without its `end` line; an index that is not
 /// complete is refused before anything is replayed: no `end` line last, counts that differ from
 /// it, or a sequence whose pages do not add up to what its completion says.
-fn complete_index<'a>(index_path: &Path, index: &'a str) -> Result<Vec<(usize, &'a str)>, String> {
+fn complete_index(index_path: &Path, index: &str) -> Result<Vec<(usize, IndexEntry)>, String> {
     let incomplete = |why: String| {
         format!(
             "the raw archive {} is incomplete ({why}): it is not the record of a run that finished; \
@@ -237,22 +237,14 @@ fn complete_index<'a>(index_path: &Path, index: &'a str) -> Result<Vec<(usize, &
         .and_then(|(_, last)| serde_json::from_str::<EndLine>(last).ok())
         .filter(|end| end.event == "end")
         .ok_or_else(|| incomplete("its index has no end line".into()))?;
-    #[derive(Deserialize)]
-    struct Shape {
-        event: String,
-        dataset: String,
-        scope: String,
-        attempt: u32,
-        #[serde(default)]
-        page: Option<u32>,
-    }
     // Pages of each sequence's current attempt, until its completion checks them.
     let mut open: std::collections::HashMap<(String, String), (u32, u32)> = std::collections::HashMap::new();
     let (mut sequences, mut pages) = (0u64, 0u64);
-    for &(number, line) in &lines {
-        let shape: Shape =
+    let mut entries = Vec::with_capacity(lines.len());
+    for (number, line) in lines {
+        let shape: IndexEntry =
             serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", index_path.display(), number + 1))?;
-        let key = (shape.dataset, shape.scope);
+        let key = (shape.dataset.clone(), shape.scope.clone());
         match shape.event.as_str() {
             "page" => {
                 pages += 1;
@@ -284,6 +276,7 @@ fn complete_index<'a>(index_path: &Path, index: &'a str) -> Result<Vec<(usize, &
             }
             _ => {}
         }
+        entries.push((number, shape));
     }
     if let Some(((dataset, scope), _)) = open.into_iter().min() {
         return Err(incomplete(format!("{dataset}/{scope} has pages but no end")));
@@ -294,7 +287,7 @@ fn complete_index<'a>(index_path: &Path, index: &'a str) -> Result<Vec<(usize, &
             end.sequences, end.pages
         )));
     }
-    Ok(lines)
+    Ok(entries)
 }
 
 /// What a replay sent.
@@ -314,11 +307,10 @@ pub struct Replayed {
 pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replayed, String> {
     let index_path = dir.join("index.jsonl");
     let index = fs::read_to_string(&index_path).map_err(|e| format!("cannot read {}: {e}", index_path.display()))?;
-    let lines = complete_index(&index_path, &index)?;
+    let entries = complete_index(&index_path, &index)?;
     let mut replayed = Replayed::default();
-    for (number, line) in lines {
+    for (number, entry) in entries {
         let at = || format!("{} line {}", index_path.display(), number + 1);
-        let entry: IndexEntry = serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
         let dataset = Dataset::from_name(&entry.dataset)
             .ok_or_else(|| format!("{}: unknown dataset {:?}", at(), entry.dataset))?;
         let event = match entry.event.as_str() {
