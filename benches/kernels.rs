@@ -1,5 +1,6 @@
-//! Per-stage kernels of the pipeline, one criterion group each: decode (JSON item → typed row),
-//! match (row → order, subscription, entitlement), encode (rows → Parquet and CSV files).
+//! Per-stage kernels of the pipeline, one criterion group each: decode (JSON items → a record
+//! batch), match (row → order, subscription, entitlement), encode (a batch → Parquet and CSV
+//! files).
 //! Input: the bundled sample world's daily rated usage and master data.
 //!
 //! `cargo bench --bench kernels`; the whole pipeline is measured by `benches/pipeline.sh`.
@@ -9,11 +10,14 @@
 
 use std::path::Path;
 
+use arrow_array::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pcrecon::matching::MatchIndex;
-use pcrecon::normalize::rows::{Origin, decode_item};
+use pcrecon::matching::Match;
+use pcrecon::matching::{LineKeys, MatchIndex};
+use pcrecon::normalize::items::{Origin, decode_page};
 use pcrecon::sink::part::PartWriter;
-use pcrecon::tabular::{Cell, Dataset};
+use pcrecon::tabular::Dataset;
+use pcrecon::tabular::batch::{Columns, rows_of};
 
 const DATASET: Dataset = Dataset::BilledUsage;
 
@@ -37,10 +41,24 @@ fn usage_items() -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn decode_all(items: &[Vec<u8>]) -> Vec<Vec<Cell>> {
-    let schema = DATASET.schema().unwrap();
-    let origin = Origin { scope: "bench", page: 1 };
-    items.iter().enumerate().flat_map(|(i, item)| decode_item(schema, item, origin, i, None).unwrap().rows).collect()
+/// Items as a page holds them: one body, a span per item.
+fn page_of(items: &[Vec<u8>]) -> (Vec<u8>, Vec<std::ops::Range<usize>>) {
+    let mut body = Vec::new();
+    let mut spans = Vec::new();
+    for item in items {
+        spans.push(body.len()..body.len() + item.len());
+        body.extend_from_slice(item);
+        body.push(b',');
+    }
+    (body, spans)
+}
+
+fn decode_all(dataset: Dataset, items: &[Vec<u8>]) -> RecordBatch {
+    let schema = dataset.schema().unwrap();
+    let (body, spans) = page_of(items);
+    let page = decode_page(schema, &body, &spans, Origin { scope: "bench", page: 1 }, None).unwrap();
+    assert!(page.errors.is_empty());
+    page.batch
 }
 
 /// The match index of the sample world's master data.
@@ -49,16 +67,11 @@ fn index() -> MatchIndex {
     let customers = world().join("customers");
     for dataset in [Dataset::Orders, Dataset::Subscriptions, Dataset::Entitlements] {
         let schema = dataset.schema().unwrap();
-        let origin = Origin { scope: "bench", page: 1 };
         for folder in std::fs::read_dir(&customers).unwrap() {
             let text = std::fs::read(folder.unwrap().path().join(format!("{dataset}.jsonl"))).unwrap();
-            let rows: Vec<Vec<Cell>> = text
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .enumerate()
-                .flat_map(|(i, item)| decode_item(schema, item, origin, i, None).unwrap().rows)
-                .collect();
-            index.add(schema, &rows);
+            let items: Vec<Vec<u8>> =
+                text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+            index.add(schema, &rows_of(&decode_all(dataset, &items)));
         }
     }
     index
@@ -71,29 +84,36 @@ fn kernels(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Bytes(bytes as u64));
-    group.bench_function(DATASET.name(), |b| b.iter(|| decode_all(&items)));
+    group.bench_function(DATASET.name(), |b| b.iter(|| decode_all(DATASET, &items)));
     group.finish();
 
-    let rows = decode_all(&items);
+    let batch = decode_all(DATASET, &items);
     let index = index();
     let mut group = c.benchmark_group("match");
-    group.throughput(Throughput::Elements(rows.len() as u64));
+    group.throughput(Throughput::Elements(batch.num_rows() as u64));
     group.bench_function(DATASET.name(), |b| {
-        b.iter(|| rows.iter().map(|r| index.match_row(schema, r)).collect::<Vec<_>>())
+        b.iter(|| {
+            let (columns, keys) = (Columns::of(&batch), LineKeys::of(schema));
+            (0..columns.rows()).map(|r| index.match_row(&keys, &columns.row(r))).collect::<Vec<Match>>()
+        })
     });
     group.finish();
 
     // A file of about 20,000 rows, so that creating and syncing it weighs little.
-    let rows: Vec<Vec<Cell>> = rows.iter().cycle().take(20_000).cloned().collect();
+    let copies = 20_000 / batch.num_rows().max(1) + 1;
+    let batches: Vec<RecordBatch> = std::iter::repeat_n(batch, copies).collect();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("encode");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(rows.len() as u64));
+    group.throughput(Throughput::Elements(rows as u64));
     group.bench_function(DATASET.name(), |b| {
         b.iter(|| {
             let (parquet, csv) = (dir.path().join("part.parquet"), dir.path().join("part.csv"));
             let mut writer = PartWriter::create(schema, &parquet, &csv, false).unwrap();
-            writer.push_all(rows.clone()).unwrap();
+            for batch in &batches {
+                writer.push_batch(batch.clone()).unwrap();
+            }
             writer.finish().unwrap()
         })
     });

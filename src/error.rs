@@ -166,7 +166,9 @@ fn run_exit(e: &RunError) -> Exit {
         RunError::Extract(PagingError::Malformed { .. } | PagingError::BadLink { .. }) => Exit::Data,
         RunError::Extract(PagingError::Closed | PagingError::Cache(_)) => Exit::Io,
         RunError::Extract(PagingError::Task(_)) | RunError::Panicked(_) => Exit::Internal,
-        RunError::Stage(StageError::Data(_) | StageError::Fx(_)) | RunError::Replay(_) => Exit::Data,
+        RunError::Stage(StageError::Data(_) | StageError::Fx(_) | StageError::Batch(_)) | RunError::Replay(_) => {
+            Exit::Data
+        }
         RunError::Stage(StageError::Io { .. }) => Exit::Io,
         RunError::Lock(LockError::Busy { .. }) => Exit::Busy,
         RunError::Lock(LockError::Io { .. }) | RunError::Dump(_) | RunError::Io { .. } | RunError::Start(_) => Exit::Io,

@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 
 use crate::normalize::decode::normalize_key;
 use crate::normalize::fx::day_of;
-use crate::tabular::{Cell, Dataset, DatasetSchema};
+use crate::tabular::{Cell, ColType, Dataset, DatasetSchema, Row, Value};
 
 /// The outcome for one line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -79,15 +79,54 @@ pub struct MatchIndex {
 }
 
 /// A column's text, normalised as a key (`None` when empty).
-fn key(schema: &DatasetSchema, row: &[Cell], column: &str) -> Option<String> {
-    match schema.column(column).map(|i| &row[i]) {
-        Some(Cell::Str(s)) => Some(normalize_key(s)).filter(|k| !k.is_empty()),
+fn key(schema: &DatasetSchema, row: &(impl Row + ?Sized), column: &str) -> Option<String> {
+    match schema.column(column).map(|i| row.value(i)) {
+        Some(Value::Str(s)) => Some(normalize_key(&s)).filter(|k| !k.is_empty()),
         _ => None,
     }
 }
 
-fn day(schema: &DatasetSchema, row: &[Cell], column: &str) -> Option<NaiveDate> {
-    schema.column(column).and_then(|i| day_of(&row[i], schema.columns[i].ty))
+fn day(schema: &DatasetSchema, row: &(impl Row + ?Sized), column: &str) -> Option<NaiveDate> {
+    schema.column(column).and_then(|i| day_of(&row.value(i), schema.columns[i].ty))
+}
+
+/// The columns of a line-item dataset the rules read, found once per dataset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineKeys {
+    order: Option<usize>,
+    subscription: Option<usize>,
+    entitlement: Option<usize>,
+    charge_day: Option<(usize, ColType)>,
+    customer: Option<usize>,
+}
+
+impl LineKeys {
+    /// The key columns of `schema`'s lines (none for a dataset that is not a line item).
+    pub fn of(schema: &DatasetSchema) -> LineKeys {
+        let at = |c: &str| schema.column(c);
+        let (order, subscription, entitlement, day) = match schema.name {
+            Dataset::BilledRecon | Dataset::UnbilledRecon => {
+                (at("order_id"), at("subscription_id"), at("reservation_order_id"), at("charge_start_date"))
+            }
+            Dataset::BilledUsage | Dataset::UnbilledUsage => {
+                (None, at("subscription_id"), at("benefit_order_id"), at("usage_date"))
+            }
+            Dataset::LegacyOffice => {
+                (at("order_id"), at("syndication_partner_subscription_number"), None, at("charge_start_date"))
+            }
+            Dataset::LegacyAzure | Dataset::LegacyAzureUsage => {
+                (at("order_id"), at("subscription_id"), None, at("charge_start_date"))
+            }
+            _ => return LineKeys::default(),
+        };
+        LineKeys {
+            order,
+            subscription,
+            entitlement,
+            charge_day: day.map(|i| (i, schema.columns[i].ty)),
+            customer: at("customer_id"),
+        }
+    }
 }
 
 impl MatchIndex {
@@ -121,30 +160,16 @@ impl MatchIndex {
         }
     }
 
-    /// Matches one line-item row of a dataset.
-    pub fn match_row(&self, schema: &DatasetSchema, row: &[Cell]) -> Match {
-        let get = |c: &str| key(schema, row, c);
-        let (order_key, subscription_key, entitlement_key, charge_day) = match schema.name {
-            Dataset::BilledRecon | Dataset::UnbilledRecon => (
-                get("order_id"),
-                get("subscription_id"),
-                get("reservation_order_id"),
-                day(schema, row, "charge_start_date"),
-            ),
-            Dataset::BilledUsage | Dataset::UnbilledUsage => {
-                (None, get("subscription_id"), get("benefit_order_id"), day(schema, row, "usage_date"))
-            }
-            Dataset::LegacyOffice => (
-                get("order_id"),
-                get("syndication_partner_subscription_number"),
-                None,
-                day(schema, row, "charge_start_date"),
-            ),
-            Dataset::LegacyAzure | Dataset::LegacyAzureUsage => {
-                (get("order_id"), get("subscription_id"), None, day(schema, row, "charge_start_date"))
-            }
-            _ => (None, None, None, None),
+    /// Matches one line-item row, its columns found by `keys`.
+    pub fn match_row(&self, keys: &LineKeys, row: &(impl Row + ?Sized)) -> Match {
+        let get = |at: Option<usize>| match at.map(|i| row.value(i)) {
+            Some(Value::Str(s)) => Some(normalize_key(&s)).filter(|k| !k.is_empty()),
+            _ => None,
         };
+        let order_key = get(keys.order);
+        let subscription_key = get(keys.subscription);
+        let entitlement_key = get(keys.entitlement);
+        let charge_day = keys.charge_day.and_then(|(i, ty)| day_of(&row.value(i), ty));
         if order_key.is_none() && subscription_key.is_none() && entitlement_key.is_none() {
             return Match { status: "not_applicable", rule: "none", ..Match::default() };
         }
@@ -193,7 +218,7 @@ impl MatchIndex {
             }
             owner = owner.or_else(|| Some(e.customer.clone()));
         }
-        let line_customer = get("customer_id");
+        let line_customer = get(keys.customer);
         if let (Some(line), Some(owner)) = (&line_customer, &owner)
             && line != owner
         {
@@ -228,7 +253,7 @@ mod tests {
     fn rules_apply_in_their_documented_order() {
         let recon = Dataset::BilledRecon.schema().unwrap();
         let index = index();
-        let status = |values: &[(&str, &str)]| index.match_row(recon, &row(recon, values)).status;
+        let status = |values: &[(&str, &str)]| index.match_row(&LineKeys::of(recon), &row(recon, values)).status;
         assert_eq!(status(&[("order_id", "o1"), ("subscription_id", "s1"), ("customer_id", "org:C1")]), "matched");
         assert_eq!(status(&[("order_id", "A1"), ("customer_id", "c1")]), "matched", "alternate ids match");
         assert_eq!(status(&[("order_id", "nope"), ("subscription_id", "nope")]), "order_not_found");
@@ -270,7 +295,7 @@ mod tests {
                         row(recon, &values)
                     })
                     .collect();
-                let results: Vec<Match> = rows.iter().map(|r| index.match_row(recon, r)).collect();
+                let results: Vec<Match> = rows.iter().map(|r| index.match_row(&LineKeys::of(recon), r)).collect();
                 let exceptions = results.iter().filter(|m| m.is_exception()).count();
                 let fine = results.iter().filter(|m| !m.is_exception()).count();
                 prop_assert_eq!(exceptions + fine, rows.len());
@@ -282,7 +307,7 @@ mod tests {
                     order.swap(i, (state % (i as u64 + 1)) as usize);
                 }
                 for &i in &order {
-                    prop_assert_eq!(&index.match_row(recon, &rows[i]), &results[i]);
+                    prop_assert_eq!(&index.match_row(&LineKeys::of(recon), &rows[i]), &results[i]);
                 }
             }
         }

@@ -10,10 +10,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike};
 use rust_decimal::Decimal;
-use serde_json::Value;
 use std::borrow::Cow;
 
-pub use crate::tabular::{Cell, ColType};
+pub use crate::tabular::{Cell, ColType, Value};
 
 /// Why a value could not be decoded (the caller adds file, page, record and field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +61,7 @@ impl<'a> Raw<'a> {
 
     /// The value as a JSON tree (numbers kept exact), for the rare column that needs one; an
     /// error when it cannot be read whole (nested deeper than the parser follows, say).
-    pub fn value(self) -> Result<Value, DecodeError> {
+    pub fn value(self) -> Result<serde_json::Value, DecodeError> {
         serde_json::from_str(self.0).map_err(|e| {
             let shown: String = self.0.chars().take(40).collect();
             DecodeError(format!("{shown}… cannot be kept exactly ({e})"))
@@ -164,22 +163,22 @@ pub fn parse_datetime(text: &str) -> Result<Option<NaiveDateTime>, DecodeError> 
     err(format!("{text:?} is not a date-time"))
 }
 
-/// Decodes one value for a column. `None` (missing), `null` and `""` give [`Cell::Null`].
-pub fn decode(value: Option<Raw<'_>>, ty: ColType) -> Result<Cell, DecodeError> {
+/// Decodes one value for a column. `None` (missing), `null` and `""` give [`Value::Null`]; text is borrowed from the page unless it had to be unescaped or rebuilt.
+pub fn decode<'a>(value: Option<Raw<'a>>, ty: ColType) -> Result<Value<'a>, DecodeError> {
     if is_absent(value)? {
-        return Ok(Cell::Null);
+        return Ok(Value::Null);
     }
-    let Some(value) = value else { return Ok(Cell::Null) };
+    let Some(value) = value else { return Ok(Value::Null) };
     match ty {
-        ColType::Utf8 | ColType::Json => Ok(Cell::Str(match value.string()? {
-            Some(s) => s.into_owned(),
+        ColType::Utf8 | ColType::Json => Ok(Value::Str(match value.string()? {
+            Some(s) => s,
             // Numbers and booleans as sent; objects and arrays in their compact form.
-            None if value.is_number() || matches!(value.text(), "true" | "false") => value.text().to_owned(),
-            None => value.value()?.to_string(),
+            None if value.is_number() || matches!(value.text(), "true" | "false") => Cow::Borrowed(value.text()),
+            None => Cow::Owned(value.value()?.to_string()),
         })),
         ColType::Decimal { scale } => {
             let Some(text) = numeric_text(value)? else { return err(format!("{} is not a number", value.text())) };
-            to_decimal128(parse_decimal(&text)?, scale).map(Cell::Dec)
+            to_decimal128(parse_decimal(&text)?, scale).map(Value::Dec)
         }
         ColType::Int64 => {
             let Some(text) = numeric_text(value)? else {
@@ -190,33 +189,33 @@ pub fn decode(value: Option<Raw<'_>>, ty: ColType) -> Result<Cell, DecodeError> 
                 return err(format!("{text} is not a whole number"));
             }
             let whole = d.trunc().mantissa() / 10i128.pow(d.trunc().scale());
-            i64::try_from(whole).map(Cell::Int).or_else(|_| err(format!("{text} is out of range")))
+            i64::try_from(whole).map(Value::Int).or_else(|_| err(format!("{text} is out of range")))
         }
         ColType::Bool => match (value.text(), value.string()?) {
-            ("true", _) => Ok(Cell::Bool(true)),
-            ("false", _) => Ok(Cell::Bool(false)),
-            (_, Some(s)) if s.eq_ignore_ascii_case("true") => Ok(Cell::Bool(true)),
-            (_, Some(s)) if s.eq_ignore_ascii_case("false") => Ok(Cell::Bool(false)),
+            ("true", _) => Ok(Value::Bool(true)),
+            ("false", _) => Ok(Value::Bool(false)),
+            (_, Some(s)) if s.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
+            (_, Some(s)) if s.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
             (other, _) => err(format!("{other} is not a boolean")),
         },
         ColType::Timestamp | ColType::TimestampMicros | ColType::Date => {
             let Some(text) = value.string()? else { return err(format!("{} is not a date", value.text())) };
-            let Some(at) = parse_datetime(&text)? else { return Ok(Cell::Null) };
+            let Some(at) = parse_datetime(&text)? else { return Ok(Value::Null) };
             if ty == ColType::Date {
                 if at.time().num_seconds_from_midnight() != 0 || at.time().nanosecond() != 0 {
                     return err(format!("{text:?} is not a whole day"));
                 }
                 let days = at.date().signed_duration_since(NaiveDate::default()).num_days();
-                return i32::try_from(days).map(Cell::Date).or_else(|_| err(format!("{text:?} is out of range")));
+                return i32::try_from(days).map(Value::Date).or_else(|_| err(format!("{text:?} is out of range")));
             }
             if ty == ColType::TimestampMicros {
                 if at.and_utc().timestamp_subsec_nanos() % 1000 != 0 {
                     return err(format!("{text:?} has digits below a microsecond"));
                 }
-                return Ok(Cell::Timestamp(at.and_utc().timestamp_micros()));
+                return Ok(Value::Timestamp(at.and_utc().timestamp_micros()));
             }
             match at.and_utc().timestamp_nanos_opt() {
-                Some(nanos) => Ok(Cell::Timestamp(nanos)),
+                Some(nanos) => Ok(Value::Timestamp(nanos)),
                 None => err(format!("{text:?} is outside the range of a nanosecond timestamp (1677-2262)")),
             }
         }
@@ -246,16 +245,16 @@ mod tests {
     #[test]
     fn decimals_are_exact_and_never_rounded_to_fit() {
         let v = Raw::new("0.1835431430074643112595");
-        assert_eq!(decode(Some(v), ColType::Decimal { scale: 22 }).unwrap(), Cell::Dec(1835431430074643112595));
+        assert_eq!(decode(Some(v), ColType::Decimal { scale: 22 }).unwrap(), Value::Dec(1835431430074643112595));
         let e = decode(Some(v), ColType::Decimal { scale: 10 }).unwrap_err();
         assert!(e.0.contains("22 fractional digits"), "{e}");
         let big = Raw::new("-1234567890123456.78");
-        assert_eq!(decode(Some(big), ColType::Decimal { scale: 6 }).unwrap(), Cell::Dec(-1234567890123456780000));
+        assert_eq!(decode(Some(big), ColType::Decimal { scale: 6 }).unwrap(), Value::Dec(-1234567890123456780000));
         assert_eq!(
             decode(Some(Raw::new("\"16\"")), ColType::Decimal { scale: 28 }).unwrap(),
-            Cell::Dec(16 * 10i128.pow(28))
+            Value::Dec(16 * 10i128.pow(28))
         );
-        assert_eq!(decode(Some(Raw::new("\" 1.5E-3 \"")), ColType::Decimal { scale: 4 }).unwrap(), Cell::Dec(15));
+        assert_eq!(decode(Some(Raw::new("\" 1.5E-3 \"")), ColType::Decimal { scale: 4 }).unwrap(), Value::Dec(15));
         let e = decode(Some(Raw::new("79228162514264337593543950335")), ColType::Decimal { scale: 10 }).unwrap_err();
         assert!(e.0.contains("does not fit Decimal128(38, 10)"), "{e}");
         assert_eq!(from_decimal128(16 * 10i128.pow(28), 28), Some(d("16")));
@@ -266,42 +265,42 @@ mod tests {
 
     #[test]
     fn text_keeps_numbers_as_sent_and_unescapes_strings() {
-        assert_eq!(decode(Some(Raw::new("1.50")), ColType::Utf8).unwrap(), Cell::Str("1.50".into()));
-        assert_eq!(decode(Some(Raw::new("false")), ColType::Utf8).unwrap(), Cell::Str("false".into()));
+        assert_eq!(decode(Some(Raw::new("1.50")), ColType::Utf8).unwrap(), Value::Str("1.50".into()));
+        assert_eq!(decode(Some(Raw::new("false")), ColType::Utf8).unwrap(), Value::Str("false".into()));
         let escaped = Raw::new(r#""{\"env\":\"dev\"} \u00e9""#);
-        assert_eq!(decode(Some(escaped), ColType::Utf8).unwrap(), Cell::Str("{\"env\":\"dev\"} é".into()));
+        assert_eq!(decode(Some(escaped), ColType::Utf8).unwrap(), Value::Str("{\"env\":\"dev\"} é".into()));
         assert_eq!(
             decode(Some(Raw::new(r#"[ "AddOn", "Trial" ]"#)), ColType::Json).unwrap(),
-            Cell::Str(r#"["AddOn","Trial"]"#.into())
+            Value::Str(r#"["AddOn","Trial"]"#.into())
         );
-        assert_eq!(decode(Some(Raw::new(r#""TRUE""#)), ColType::Bool).unwrap(), Cell::Bool(true));
+        assert_eq!(decode(Some(Raw::new(r#""TRUE""#)), ColType::Bool).unwrap(), Value::Bool(true));
     }
 
     #[test]
     fn absent_values_are_null_whatever_their_spelling() {
         for v in [None, Some(Raw::new("null")), Some(Raw::new("\"\"")), Some(Raw::new("\"  \""))] {
-            assert_eq!(decode(v, ColType::Decimal { scale: 2 }).unwrap(), Cell::Null);
-            assert_eq!(decode(v, ColType::Utf8).unwrap(), Cell::Null);
+            assert_eq!(decode(v, ColType::Decimal { scale: 2 }).unwrap(), Value::Null);
+            assert_eq!(decode(v, ColType::Utf8).unwrap(), Value::Null);
         }
         let sentinel = quoted("0001-01-01T00:00:00");
-        assert_eq!(decode(Some(Raw::new(&sentinel)), ColType::Timestamp).unwrap(), Cell::Null);
+        assert_eq!(decode(Some(Raw::new(&sentinel)), ColType::Timestamp).unwrap(), Value::Null);
     }
 
     #[test]
     fn dates_are_read_leniently_into_utc() {
-        let ts = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::Timestamp).unwrap();
+        let ts = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::Timestamp).map(Value::into_cell).unwrap();
         assert_eq!(ts("2019-02-04T09:22:40.1767993-08:00"), ts("2019-02-04T17:22:40.1767993Z"));
         assert_eq!(ts("2021-05-01T00:00:00"), ts("2021-05-01T00:00:00Z"));
         assert_eq!(ts("2021-05-20T18:48:30.6168285Z"), Cell::Timestamp(1_621_536_510_616_828_500));
-        let day = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::Date);
+        let day = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::Date).map(Value::into_cell);
         assert_eq!(day("9999-12-14T00:00:00Z").unwrap(), Cell::Date(2_932_879));
         assert_eq!(day("1970-01-02").unwrap(), Cell::Date(1));
         assert!(day("2025-01-01T10:00:00Z").is_err());
-        let raw_ts = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::Timestamp);
+        let raw_ts = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::Timestamp).map(Value::into_cell);
         assert!(raw_ts("9999-12-14T00:00:00Z").is_err(), "beyond the nanosecond range is an error, not a wrap");
         assert_eq!(raw_ts("2015-11-25T06: 41: 12Z").unwrap(), ts("2015-11-25T06:41:12Z"), "Microsoft's own example");
         assert!(raw_ts("2015-11-25T06:41:1x").is_err());
-        let micros = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::TimestampMicros);
+        let micros = |s: &str| decode(Some(Raw::new(&quoted(s))), ColType::TimestampMicros).map(Value::into_cell);
         assert_eq!(micros("9999-12-31T23:59:59Z").unwrap(), Cell::Timestamp(253_402_300_799_000_000));
         assert!(micros("2021-05-20T18:48:30.6168285Z").is_err(), "a 100 ns digit does not fit microseconds");
     }
@@ -321,7 +320,7 @@ mod tests {
         let nested = decode(Some(Raw::new(&deep)), ColType::Json).unwrap_err();
         assert!(nested.0.contains("cannot be kept exactly"), "{nested}");
         assert!(decode(Some(Raw::new(r#""\ud800""#)), ColType::Decimal { scale: 2 }).is_err());
-        assert_eq!(decode(Some(Raw::new("[[1]]")), ColType::Json).unwrap(), Cell::Str("[[1]]".into()));
+        assert_eq!(decode(Some(Raw::new("[[1]]")), ColType::Json).unwrap(), Value::Str("[[1]]".into()));
     }
 
     /// Property tests of the decoders, 10,000 cases each: what the API can send of a number, a
@@ -357,11 +356,11 @@ mod tests {
                 let want = mantissa * 10i128.pow(scale - frac);
                 let text = text_of(mantissa, frac);
                 for sent in [text.clone(), format!("\"{text}\""), format!("\" {text} \"")] {
-                    prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::Decimal { scale }), Ok(Cell::Dec(want)), "{}", sent);
+                    prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::Decimal { scale }), Ok(Value::Dec(want)), "{}", sent);
                 }
                 // Scientific notation, as some producers write numbers: the same value.
                 let scientific = format!("{mantissa}e-{frac}");
-                prop_assert_eq!(decode(Some(Raw::new(&scientific)), ColType::Decimal { scale }), Ok(Cell::Dec(want)));
+                prop_assert_eq!(decode(Some(Raw::new(&scientific)), ColType::Decimal { scale }), Ok(Value::Dec(want)));
             }
 
             #[test]
@@ -389,7 +388,7 @@ mod tests {
             #[test]
             fn a_string_comes_back_as_sent(text in any::<String>()) {
                 let sent = serde_json::to_string(&text).unwrap();
-                let want = if text.trim().is_empty() { Cell::Null } else { Cell::Str(text.clone()) };
+                let want = if text.trim().is_empty() { Value::Null } else { Value::Str(text.clone().into()) };
                 prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::Utf8), Ok(want));
             }
 
@@ -406,7 +405,7 @@ mod tests {
                 offset_minutes in -720i32..=840,
             ) {
                 let at = DateTime::from_timestamp(secs, ticks * 100).unwrap();
-                let want = Ok(Cell::Timestamp(at.timestamp_nanos_opt().unwrap()));
+                let want = Ok(Value::Timestamp(at.timestamp_nanos_opt().unwrap()));
                 let zone = chrono::FixedOffset::east_opt(offset_minutes * 60).unwrap();
                 let local = at.with_timezone(&zone);
                 let seven = |t: &DateTime<chrono::FixedOffset>| format!("{}.{ticks:07}", t.format("%Y-%m-%dT%H:%M:%S"));

@@ -13,9 +13,12 @@ use std::str::FromStr;
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
+use arrow_array::RecordBatch;
+
 use super::decode::{from_decimal128, to_decimal128};
 use crate::model::money::{Currency, RoundingMode};
-use crate::tabular::{Cell, ColType, DatasetSchema, FxColumn, Source};
+use crate::tabular::batch::{ColumnBuilder, Columns, with_columns};
+use crate::tabular::{ColType, DatasetSchema, FxColumn, Row, Source, Value};
 
 /// Which day's rate converts a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -109,7 +112,7 @@ pub struct InvoiceDates {
     pub period_end: Option<NaiveDate>,
 }
 
-/// Converts rows into the reporting currency.
+/// Converts amounts into the reporting currency.
 #[derive(Debug)]
 pub struct Normalizer {
     reporting: Currency,
@@ -119,17 +122,25 @@ pub struct Normalizer {
     missing: BTreeSet<(String, NaiveDate)>,
 }
 
-/// The UTC day of a date or timestamp cell of a column type.
-pub fn day_of(cell: &Cell, ty: ColType) -> Option<NaiveDate> {
+/// The UTC day of a date or timestamp value of a column type.
+pub fn day_of(value: &Value<'_>, ty: ColType) -> Option<NaiveDate> {
     let epoch = NaiveDate::default();
-    match (cell, ty) {
-        (Cell::Date(days), _) => epoch.checked_add_signed(chrono::Duration::days(i64::from(*days))),
-        (Cell::Timestamp(micros), ColType::TimestampMicros) => {
+    match (value, ty) {
+        (Value::Date(days), _) => epoch.checked_add_signed(chrono::Duration::days(i64::from(*days))),
+        (Value::Timestamp(micros), ColType::TimestampMicros) => {
             chrono::DateTime::from_timestamp_micros(*micros).map(|t| t.date_naive())
         }
-        (Cell::Timestamp(nanos), _) => Some(chrono::DateTime::from_timestamp_nanos(*nanos).date_naive()),
+        (Value::Timestamp(nanos), _) => Some(chrono::DateTime::from_timestamp_nanos(*nanos).date_naive()),
         _ => None,
     }
+}
+
+/// The rate that converts one row: its day, the rate and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+struct Found {
+    date: NaiveDate,
+    rate: Decimal,
+    source: String,
 }
 
 fn month_end(day: NaiveDate) -> NaiveDate {
@@ -152,73 +163,142 @@ impl Normalizer {
         &self.missing
     }
 
-    fn rate_date(&self, schema: &DatasetSchema, row: &[Cell], invoice: Option<InvoiceDates>) -> Option<NaiveDate> {
-        let fx = schema.fx.as_ref()?;
-        let column = |name: &str| schema.column(name).and_then(|i| day_of(&row[i], schema.columns[i].ty));
-        let month_end_of_row =
-            || invoice.and_then(|i| i.period_end).or_else(|| column(fx.period_column).map(month_end));
+    fn rate_date(&self, dates: &DateColumns, row: &impl Row, invoice: Option<InvoiceDates>) -> Option<NaiveDate> {
+        let column = |at: Option<(usize, ColType)>| at.and_then(|(i, ty)| day_of(&row.value(i), ty));
+        let month_end_of_row = || invoice.and_then(|i| i.period_end).or_else(|| column(dates.period).map(month_end));
         match self.rule {
-            RateDateRule::InvoiceDate => invoice
-                .and_then(|i| i.invoice_date)
-                .or_else(|| column(fx.invoice_date_column))
-                .or_else(month_end_of_row),
-            RateDateRule::ChargeEnd => column(fx.charge_end_column).or_else(month_end_of_row),
+            RateDateRule::InvoiceDate => {
+                invoice.and_then(|i| i.invoice_date).or_else(|| column(dates.invoice_date)).or_else(month_end_of_row)
+            }
+            RateDateRule::ChargeEnd => column(dates.charge_end).or_else(month_end_of_row),
             RateDateRule::MonthEnd => month_end_of_row(),
         }
     }
 
-    /// Fills a row's FX columns. `invoice` is the row's invoice, when it has one.
-    pub fn apply(
+    /// The rate of a row, or `None` when it has no currency or no day, or the table has no rate
+    /// (then the pair is kept for the run's error).
+    fn rate_of(
         &mut self,
-        schema: &DatasetSchema,
-        row: &mut [Cell],
+        dates: &DateColumns,
+        row: &impl Row,
+        currency_at: usize,
         invoice: Option<InvoiceDates>,
-    ) -> Result<(), String> {
-        let Some(currency_at) = schema.currency_column.and_then(|c| schema.column(c)) else { return Ok(()) };
-        let Cell::Str(code) = &row[currency_at] else { return Ok(()) };
+    ) -> Option<Found> {
+        let Value::Str(code) = row.value(currency_at) else { return None };
         let code = code.trim().to_uppercase();
-        let Some(date) = self.rate_date(schema, row, invoice) else { return Ok(()) };
+        let date = self.rate_date(dates, row, invoice)?;
         let from = Currency::from_str(&code).ok();
         let found = match from {
             Some(c) if c == self.reporting => Some((Decimal::ONE, "identity".to_owned())),
             Some(c) => self.table.rates.get(&(date, c, self.reporting)).map(|r| (*r, self.table.source.clone())),
             None => None,
         };
-        let Some((rate, source)) = found else {
-            self.missing.insert((code, date));
-            return Ok(());
-        };
-        for (i, column) in schema.columns.iter().enumerate() {
-            let Source::Fx(fx) = &column.source else { continue };
-            row[i] = match fx {
-                FxColumn::ReportingCurrency => Cell::Str(self.reporting.code().to_owned()),
-                FxColumn::Rate => Cell::Dec(to_decimal128(rate, scale_of(column.ty)).map_err(|e| e.0)?),
-                FxColumn::RateDate => {
-                    Cell::Date(i32::try_from(date.signed_duration_since(NaiveDate::default()).num_days()).unwrap_or(0))
-                }
-                FxColumn::RateSource => Cell::Str(source.clone()),
-                FxColumn::Unrounded(amount) | FxColumn::Rounded(amount) => {
-                    let Some(at) = schema.column(amount) else { continue };
-                    let Cell::Dec(unscaled) = row[at] else { continue };
-                    let value = from_decimal128(unscaled, scale_of(schema.columns[at].ty))
-                        .ok_or_else(|| format!("{amount} {unscaled} cannot be converted"))?;
-                    let product = exact_product(value, rate).ok_or_else(|| {
-                        format!("{amount} {value} × rate {rate} has more digits than an exact product can hold")
-                    })?;
-                    let converted = if matches!(fx, FxColumn::Rounded(_)) {
-                        self.reporting.round(product, self.mode)
-                    } else {
-                        product
-                    };
-                    Cell::Dec(
-                        to_decimal128(converted, scale_of(column.ty))
-                            .map_err(|e| format!("{}: {}", column.name, e.0))?,
-                    )
-                }
-            };
+        match found {
+            Some((rate, source)) => Some(Found { date, rate, source }),
+            None => {
+                self.missing.insert((code, date));
+                None
+            }
         }
-        Ok(())
     }
+
+    /// The value of one FX column of a row converted at `found`.
+    fn fx_value(&self, row: &impl Row, target: &Target<'_>, found: &Found) -> Result<Value<'static>, String> {
+        let Target { fx, ty, name, amount, .. } = *target;
+        Ok(match fx {
+            FxColumn::ReportingCurrency => Value::Str(self.reporting.code().into()),
+            FxColumn::Rate => Value::Dec(to_decimal128(found.rate, scale_of(ty)).map_err(|e| e.0)?),
+            FxColumn::RateDate => Value::Date(
+                i32::try_from(found.date.signed_duration_since(NaiveDate::default()).num_days()).unwrap_or(0),
+            ),
+            FxColumn::RateSource => Value::Str(found.source.clone().into()),
+            FxColumn::Unrounded(column) | FxColumn::Rounded(column) => {
+                let Some((at, scale)) = amount else { return Ok(Value::Null) };
+                let Value::Dec(unscaled) = row.value(at) else { return Ok(Value::Null) };
+                let value = from_decimal128(unscaled, scale)
+                    .ok_or_else(|| format!("{column} {unscaled} cannot be converted"))?;
+                let rate = found.rate;
+                let product = exact_product(value, rate).ok_or_else(|| {
+                    format!("{column} {value} × rate {rate} has more digits than an exact product can hold")
+                })?;
+                let converted =
+                    if matches!(fx, FxColumn::Rounded(_)) { self.reporting.round(product, self.mode) } else { product };
+                Value::Dec(to_decimal128(converted, scale_of(ty)).map_err(|e| format!("{name}: {}", e.0))?)
+            }
+        })
+    }
+
+    /// `batch` with its FX columns filled: each row converted at its own rate; a row without a
+    /// currency, a day or a rate keeps them null. `invoice` is the rows' invoice, when they have
+    /// one.
+    pub fn apply(
+        &mut self,
+        schema: &DatasetSchema,
+        batch: &RecordBatch,
+        invoice: Option<InvoiceDates>,
+    ) -> Result<RecordBatch, String> {
+        let Some(currency_at) = schema.currency_column.and_then(|c| schema.column(c)) else { return Ok(batch.clone()) };
+        let Some(fx) = schema.fx.as_ref() else { return Ok(batch.clone()) };
+        let at = |name: &str| schema.column(name).map(|i| (i, schema.columns[i].ty));
+        let dates = DateColumns {
+            invoice_date: at(fx.invoice_date_column),
+            charge_end: at(fx.charge_end_column),
+            period: at(fx.period_column),
+        };
+        let targets: Vec<Target<'_>> = schema
+            .columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.source {
+                Source::Fx(fx) => {
+                    let amount = match fx {
+                        FxColumn::Unrounded(a) | FxColumn::Rounded(a) => at(a).map(|(i, ty)| (i, scale_of(ty))),
+                        _ => None,
+                    };
+                    Some(Target { at: i, fx, ty: c.ty, name: &c.name, amount })
+                }
+                _ => None,
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(batch.clone());
+        }
+        let columns = Columns::of(batch);
+        let mut builders: Vec<ColumnBuilder> =
+            targets.iter().map(|t| ColumnBuilder::new(t.ty, batch.num_rows())).collect();
+        for r in 0..columns.rows() {
+            let row = columns.row(r);
+            let Some(found) = self.rate_of(&dates, &row, currency_at, invoice) else {
+                builders.iter_mut().for_each(ColumnBuilder::append_null);
+                continue;
+            };
+            for (builder, target) in builders.iter_mut().zip(&targets) {
+                builder.append(&self.fx_value(&row, target, &found)?);
+            }
+        }
+        let mut replaced = Vec::with_capacity(targets.len());
+        for (builder, target) in builders.iter_mut().zip(&targets) {
+            replaced.push((target.at, builder.finish().map_err(|e| e.to_string())?));
+        }
+        with_columns(batch, replaced).map_err(|e| e.to_string())
+    }
+}
+
+/// The date columns the rate date rules read, found once per batch.
+struct DateColumns {
+    invoice_date: Option<(usize, ColType)>,
+    charge_end: Option<(usize, ColType)>,
+    period: Option<(usize, ColType)>,
+}
+
+/// One FX column to fill, and the amount column it converts.
+#[derive(Clone, Copy)]
+struct Target<'s> {
+    at: usize,
+    fx: &'s FxColumn,
+    ty: ColType,
+    name: &'s str,
+    amount: Option<(usize, u32)>,
 }
 
 fn scale_of(ty: ColType) -> u32 {
@@ -268,9 +348,9 @@ mod tests {
     #[test]
     fn days_follow_the_unit_of_their_column() {
         let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
-        assert_eq!(day_of(&Cell::Timestamp(1_772_582_400_000_000), ColType::TimestampMicros), Some(day));
-        assert_eq!(day_of(&Cell::Timestamp(1_772_582_400_000_000_000), ColType::Timestamp), Some(day));
-        assert_eq!(day_of(&Cell::Date(20516), ColType::Date), Some(day));
+        assert_eq!(day_of(&Value::Timestamp(1_772_582_400_000_000), ColType::TimestampMicros), Some(day));
+        assert_eq!(day_of(&Value::Timestamp(1_772_582_400_000_000_000), ColType::Timestamp), Some(day));
+        assert_eq!(day_of(&Value::Date(20516), ColType::Date), Some(day));
     }
 
     #[test]

@@ -183,10 +183,10 @@ mod tests {
     use std::str::FromStr;
 
     use rust_decimal::Decimal;
-    use serde_json::Value;
 
     use crate::normalize::decode::{decode, normalize_key, to_decimal128};
-    use crate::tabular::{Cell, ColType};
+    use crate::tabular::{ColType, Value as Decoded};
+    use serde_json::Value;
 
     #[test]
     fn nested_paths_are_followed_case_insensitively() {
@@ -225,7 +225,7 @@ mod tests {
                 // Each value at exactly its own number of fractional digits: nothing lost, nothing added.
                 let scale = want.normalize().scale();
                 let got = decode(value, ColType::Decimal { scale }).unwrap();
-                assert_eq!(got, Cell::Dec(to_decimal128(want, scale).unwrap()), "{quirk}");
+                assert_eq!(got, Decoded::Dec(to_decimal128(want, scale).unwrap()), "{quirk}");
                 if scale > 0 {
                     assert!(
                         decode(value, ColType::Decimal { scale: scale - 1 }).is_err(),
@@ -240,14 +240,18 @@ mod tests {
                 assert_eq!(decode(value, ty).unwrap(), decode(want, ty).unwrap(), "{quirk}");
             } else if e.get("absent").is_some() {
                 let ty = if field.to_lowercase().contains("date") { ColType::Timestamp } else { ColType::Utf8 };
-                assert_eq!(decode(value, ty).unwrap(), Cell::Null, "{file} {field}: {quirk}");
+                assert_eq!(decode(value, ty).unwrap(), Decoded::Null, "{file} {field}: {quirk}");
             } else if let Some(want) = e.get("key") {
-                let Cell::Str(raw) = decode(value, ColType::Utf8).unwrap() else { panic!("{quirk}") };
+                let Decoded::Str(raw) = decode(value, ColType::Utf8).unwrap() else { panic!("{quirk}") };
                 assert_eq!(normalize_key(&raw), want.as_str().unwrap(), "{quirk}");
             } else if let Some(want) = e.get("text") {
-                assert_eq!(decode(value, ColType::Utf8).unwrap(), Cell::Str(want.as_str().unwrap().into()), "{quirk}");
+                assert_eq!(
+                    decode(value, ColType::Utf8).unwrap(),
+                    Decoded::Str(want.as_str().unwrap().into()),
+                    "{quirk}"
+                );
             } else if let Some(want) = e.get("json") {
-                let Cell::Str(text) = decode(value, ColType::Json).unwrap() else { panic!("{quirk}") };
+                let Decoded::Str(text) = decode(value, ColType::Json).unwrap() else { panic!("{quirk}") };
                 assert_eq!(&serde_json::from_str::<Value>(&text).unwrap(), want, "{quirk}");
             }
         }

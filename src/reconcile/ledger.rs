@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::TO_USAGE_SCALE;
-use crate::tabular::{Cell, Dataset, DatasetSchema};
+use crate::tabular::{Dataset, DatasetSchema, Row, Value};
 
 /// What one sequence's distinct lines add up to.
 #[derive(Debug, Default, Clone)]
@@ -123,21 +123,21 @@ impl Observer {
     }
 
     /// Adds one distinct line to its sequence's sums.
-    pub fn observe(&self, sums: &mut Sums, row: &[Cell]) {
+    pub fn observe(&self, sums: &mut Sums, row: &(impl Row + ?Sized)) {
         sums.distinct += 1;
         match self.metered {
             Metered::Usage(at) => {
-                if let Cell::Dec(v) = row[at] {
+                if let Value::Dec(v) = row.value(at) {
                     sums.metered += v;
                 }
             }
             Metered::Recon { subtotal, meter, charge, rate } => {
-                let metered_line = !matches!(row[meter], Cell::Null)
-                    && !matches!(&row[charge], Cell::Str(c) if c.eq_ignore_ascii_case("customerCredit"));
-                if let (true, Cell::Dec(v)) = (metered_line, &row[subtotal]) {
+                let metered_line = !row.value(meter).is_null()
+                    && !matches!(row.value(charge), Value::Str(c) if c.eq_ignore_ascii_case("customerCredit"));
+                if let (true, Value::Dec(v)) = (metered_line, row.value(subtotal)) {
                     sums.metered += v * TO_USAGE_SCALE;
                     sums.metered_lines += 1;
-                    if let Cell::Dec(r) = row[rate] {
+                    if let Value::Dec(r) = row.value(rate) {
                         sums.max_rate = sums.max_rate.max(r);
                     }
                 }
@@ -145,7 +145,7 @@ impl Observer {
             Metered::None => {}
         }
         if let Some((t, c)) = self.total
-            && let (Cell::Dec(v), Cell::Str(currency)) = (&row[t], &row[c])
+            && let (Value::Dec(v), Value::Str(currency)) = (row.value(t), row.value(c))
         {
             let entry = sums.total.get_or_insert_with(|| (currency.to_uppercase(), 0));
             entry.1 += v;

@@ -1,24 +1,26 @@
-//! The rows of one dataset for one file pair (Parquet + CSV): computes each row's `row_key`,
-//! the control totals per currency, and the billing month its rows belong to.
+//! The rows of one dataset for one file pair (Parquet + CSV): adds each row's `row_key` array,
+//! and keeps the control totals per currency and the billing month its rows belong to.
 //!
 //! Each file is encoded on its own thread (a lane), behind the caller: the caller hands over
-//! a page of rows and goes on with the next page while both files encode it. A lane holds at
-//! most [`LANE_PAGES`] pages, so memory stays bounded however many rows the file gets.
+//! a page's batch and goes on with the next page while both files encode it. A lane holds at
+//! most [`LANE_PAGES`] batches, so memory stays bounded however many rows the file gets.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::totals::TotalColumns;
 use super::writer::{FileReport, Writer};
-use crate::tabular::text::cell_text;
-use crate::tabular::{Cell, ColType, DatasetSchema, Partition, Source};
+use crate::tabular::batch::{BatchBuilder, ColumnBuilder, Columns, arrow_schema};
+use crate::tabular::text::{push_value_text, value_text};
+use crate::tabular::{Cell, ColType, DatasetSchema, Partition, Row, Source, Value};
 
 /// Σ per currency of each total column, as unscaled Decimal128 values.
 pub use super::totals::Totals;
@@ -42,13 +44,10 @@ pub const LANE_PAGES: usize = 2;
 /// Rows handed to single-row [`PartWriter::push`] are sent to the lanes this many at a time.
 const PUSH_CHUNK: usize = 4096;
 
-/// Rows shared by the two lanes of a file pair.
-type Rows = Arc<Vec<Vec<Cell>>>;
-
 /// What a lane is told.
 enum LaneJob {
     /// Encode these rows.
-    Rows(Rows),
+    Rows(RecordBatch),
     /// Complete the file. A lane whose channel closes without this abandons its file.
     Finish,
 }
@@ -68,7 +67,7 @@ impl Lane {
     }
 
     /// Queues rows; an error here is the lane's own, which ended it.
-    fn send(&mut self, rows: &Rows) -> io::Result<()> {
+    fn send(&mut self, rows: &RecordBatch) -> io::Result<()> {
         let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send(LaneJob::Rows(rows.clone())).is_ok());
         if sent { Ok(()) } else { Err(self.join().err().unwrap_or_else(|| io::Error::other("the encoder stopped"))) }
     }
@@ -105,7 +104,7 @@ fn encode(mut writer: Writer, queue: Receiver<LaneJob>) -> io::Result<FileReport
     for job in queue.iter() {
         match job {
             LaneJob::Rows(rows) => {
-                if let Err(e) = rows.iter().try_for_each(|row| writer.push(row)) {
+                if let Err(e) = writer.write(&rows) {
                     writer.abandon();
                     return Err(e);
                 }
@@ -122,7 +121,8 @@ pub struct PartWriter<'s> {
     schema: &'s DatasetSchema,
     parquet: Lane,
     csv: Lane,
-    pending: Vec<Vec<Cell>>,
+    pending: BatchBuilder,
+    arrow: std::sync::Arc<arrow_schema::Schema>,
     keys: Vec<usize>,
     row_key: Option<usize>,
     seen: HashMap<[u8; 16], u32>,
@@ -133,22 +133,23 @@ pub struct PartWriter<'s> {
     rows: u64,
 }
 
-/// `YYYY-MM` of a date or timestamp cell.
-pub fn month_of(cell: &Cell, ty: ColType) -> Option<String> {
-    let text = cell_text(cell, ty);
+/// `YYYY-MM` of a date or timestamp value.
+pub fn month_of(value: &Value<'_>, ty: ColType) -> Option<String> {
+    let text = value_text(value, ty);
     text.get(..7).filter(|m| m.len() == 7).map(str::to_owned)
 }
 
-/// The first 16 bytes of the SHA-256 of a row's key columns.
-fn key_digest(schema: &DatasetSchema, keys: &[usize], row: &[Cell]) -> [u8; 16] {
-    let mut hasher = Sha256::new();
+/// The first 16 bytes of the SHA-256 of a row's key columns (`name=text\x1f` each); `text` is
+/// scratch space.
+fn key_digest(schema: &DatasetSchema, keys: &[usize], row: &impl Row, text: &mut String) -> [u8; 16] {
+    text.clear();
     for &k in keys {
-        hasher.update(schema.columns[k].name.as_bytes());
-        hasher.update(b"=");
-        hasher.update(cell_text(&row[k], schema.columns[k].ty).as_bytes());
-        hasher.update(b"\x1f");
+        text.push_str(&schema.columns[k].name);
+        text.push('=');
+        push_value_text(text, &row.value(k), schema.columns[k].ty);
+        text.push('\x1f');
     }
-    let digest = hasher.finalize();
+    let digest = Sha256::digest(text.as_bytes());
     let mut short = [0u8; 16];
     short.copy_from_slice(&digest[..16]);
     short
@@ -166,7 +167,8 @@ impl<'s> PartWriter<'s> {
             schema,
             parquet: Lane::spawn(Writer::parquet(parquet, schema)?, parquet)?,
             csv: Lane::spawn(Writer::csv(csv, schema, bom)?, csv)?,
-            pending: Vec::new(),
+            pending: BatchBuilder::new(schema, 0),
+            arrow: arrow_schema(schema),
             keys: schema.keys.iter().filter_map(|k| index(k)).collect(),
             row_key: schema.columns.iter().position(|c| c.source == Source::RowKey),
             seen: HashMap::new(),
@@ -178,48 +180,21 @@ impl<'s> PartWriter<'s> {
         })
     }
 
-    /// Fills in `row_key` (exact duplicates are told apart by their order of arrival), and
-    /// keeps the month and the control totals.
-    fn account(&mut self, row: &mut [Cell], digest: Option<[u8; 16]>) -> io::Result<()> {
-        if let (Some(at), Some(short)) = (self.row_key, digest) {
-            let ordinal = self.seen.entry(short).or_insert(0);
-            row[at] = Cell::Str(format!("{}-{}", crate::model::hex(&short), ordinal));
-            *ordinal += 1;
-        }
-        if self.month.is_none() {
-            self.month = self.month_at.and_then(|i| month_of(&row[i], self.schema.columns[i].ty));
-        }
-        self.total_columns.add(row, &mut self.totals).map_err(io::Error::other)
-    }
-
-    /// Writes one row (its `row_key` cell is filled in here).
-    pub fn push(&mut self, mut row: Vec<Cell>) -> io::Result<()> {
-        let digest = self.row_key.map(|_| key_digest(self.schema, &self.keys, &row));
-        self.account(&mut row, digest)?;
-        self.pending.push(row);
-        self.rows += 1;
+    /// Writes one row (its `row_key` is filled in here); rows are sent on in batches.
+    pub fn push(&mut self, row: Vec<Cell>) -> io::Result<()> {
+        self.pending.push_cells(&row);
         if self.pending.len() >= PUSH_CHUNK {
             self.flush_pending()?;
         }
         Ok(())
     }
 
-    /// Writes a page of rows in order, as [`PartWriter::push`] would one by one: key digests are
-    /// computed on every core, and both files encode the page on their own threads.
-    pub fn push_all(&mut self, mut rows: Vec<Vec<Cell>>) -> io::Result<()> {
-        let digests: Vec<Option<[u8; 16]>> = match self.row_key {
-            Some(_) => {
-                let (schema, keys) = (self.schema, &self.keys);
-                rows.par_iter().map(|row| Some(key_digest(schema, keys, row))).collect()
-            }
-            None => vec![None; rows.len()],
-        };
-        for (row, digest) in rows.iter_mut().zip(digests) {
-            self.account(row, digest)?;
-        }
-        self.rows += rows.len() as u64;
+    /// Writes a batch of rows after those already pushed, its `row_key` array added (exact
+    /// duplicates are told apart by their order of arrival; key digests are computed on every
+    /// core), while both files encode it on their own threads.
+    pub fn push_batch(&mut self, batch: RecordBatch) -> io::Result<()> {
         self.flush_pending()?;
-        self.send(rows)
+        self.account(batch)
     }
 
     /// Sends the rows [`PartWriter::push`] gathered, if any.
@@ -227,14 +202,50 @@ impl<'s> PartWriter<'s> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
-        self.send(pending)
+        let batch = self.pending.finish().map_err(io::Error::other)?;
+        self.account(batch)
     }
 
-    fn send(&mut self, rows: Vec<Vec<Cell>>) -> io::Result<()> {
-        let rows = Arc::new(rows);
-        self.parquet.send(&rows)?;
-        self.csv.send(&rows)
+    /// Adds `row_key`, keeps the month and the control totals, and sends the batch to the lanes.
+    fn account(&mut self, batch: RecordBatch) -> io::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let columns = Columns::of(&batch);
+        let mut row_keys = None;
+        if let Some(at) = self.row_key {
+            let (schema, keys) = (self.schema, &self.keys);
+            let digests: Vec<[u8; 16]> = (0..columns.rows())
+                .into_par_iter()
+                .map_init(String::new, |text, r| key_digest(schema, keys, &columns.row(r), text))
+                .collect();
+            let mut keys = ColumnBuilder::new(schema.columns[at].ty, digests.len());
+            let mut text = String::with_capacity(40);
+            for short in digests {
+                let ordinal = self.seen.entry(short).or_insert(0);
+                text.clear();
+                let _ = write!(text, "{}-{ordinal}", crate::model::hex(&short));
+                keys.append_str(Some(&text));
+                *ordinal += 1;
+            }
+            row_keys = Some((at, keys.finish().map_err(io::Error::other)?));
+        }
+        if let (None, Some(i)) = (&self.month, self.month_at) {
+            let ty = self.schema.columns[i].ty;
+            self.month = (0..columns.rows()).find_map(|r| month_of(&columns.value(i, r), ty));
+        }
+        for r in 0..columns.rows() {
+            self.total_columns.add(&columns.row(r), &mut self.totals).map_err(io::Error::other)?;
+        }
+        self.rows += batch.num_rows() as u64;
+        let mut columns = batch.columns().to_vec();
+        if let Some((at, keys)) = row_keys {
+            columns[at] = keys;
+        }
+        // Held to the published schema: a required column left empty is an error here.
+        let batch = RecordBatch::try_new(self.arrow.clone(), columns).map_err(io::Error::other)?;
+        self.parquet.send(&batch)?;
+        self.csv.send(&batch)
     }
 
     /// Completes both files.

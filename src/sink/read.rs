@@ -38,7 +38,7 @@ pub fn for_each_row(path: &Path, schema: &DatasetSchema, mut each: impl FnMut(Ve
         .map_err(|e| bad(e.to_string()))?;
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
-        let expected = crate::sink::writer::arrow_schema(schema);
+        let expected = crate::tabular::batch::arrow_schema(schema);
         if batch.schema().fields() != expected.fields() {
             return Err(bad(format!(
                 "its columns are not those of dataset {} version {}",

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::tabular::text::fixed_point;
-use crate::tabular::{Cell, ColType, DatasetSchema};
+use crate::tabular::{ColType, DatasetSchema, Row, Value};
 
 /// Σ per currency of each control-total column (unscaled, at the column's scale).
 pub type Totals = BTreeMap<String, Vec<i128>>;
@@ -36,13 +36,14 @@ impl TotalColumns {
 
     /// Adds a row: under its currency in upper case (`-` without one), each total column's
     /// unscaled decimal; a null adds nothing.
-    pub fn add(&self, row: &[Cell], totals: &mut Totals) -> Result<(), Overflow> {
+    pub fn add(&self, row: &(impl Row + ?Sized), totals: &mut Totals) -> Result<(), Overflow> {
         if self.totals.is_empty() {
             return Ok(());
         }
-        let currency = match self.currency.map(|i| &row[i]) {
-            Some(Cell::Str(c)) if c.bytes().any(|b| b.is_ascii_lowercase()) => Cow::Owned(c.to_uppercase()),
-            Some(Cell::Str(c)) => Cow::Borrowed(c.as_str()),
+        let value = self.currency.map(|i| row.value(i));
+        let currency = match &value {
+            Some(Value::Str(c)) if c.bytes().any(|b| b.is_ascii_lowercase()) => Cow::Owned(c.to_uppercase()),
+            Some(Value::Str(c)) => Cow::Borrowed(c.as_ref()),
             _ => Cow::Borrowed("-"),
         };
         // Looked up before inserting: a row allocates nothing once its currency is known.
@@ -51,7 +52,7 @@ impl TotalColumns {
         }
         let Some(sums) = totals.get_mut(currency.as_ref()) else { return Ok(()) };
         for (sum, &i) in sums.iter_mut().zip(&self.totals) {
-            if let Cell::Dec(v) = row[i] {
+            if let Value::Dec(v) = row.value(i) {
                 *sum = sum.checked_add(v).ok_or(Overflow)?;
             }
         }

@@ -1,29 +1,26 @@
-//! One output file, Parquet or CSV, written row by row and made visible only by [`Writer::finish`],
-//! which renames it into place and reports its rows, bytes and SHA-256 (hashed while writing).
+//! One output file, Parquet or CSV, written batch by batch and made visible only by
+//! [`Writer::finish`], which renames it into place and reports its rows, bytes and SHA-256
+//! (hashed while writing).
 //!
-//! Parquet: zstd, `Decimal128(38, s)` checked against its precision, UTC timestamps, dictionary
-//! encoding, row groups of 128 Ki rows, and a fixed `created_by`, so the same rows give the same
-//! bytes. CSV: RFC 4180 with CRLF, UTF-8 (optional BOM for Excel), fixed-point decimals, ISO-8601
+//! Parquet: zstd, `Decimal128(38, s)`, UTC timestamps, dictionary encoding, row groups of 128 Ki
+//! rows, and a fixed `created_by`; batches reach the encoder re-cut into [`BATCH_ROWS`] rows, so
+//! the same rows give the same bytes however the pages that brought them were cut. CSV: RFC 4180 with CRLF, UTF-8 (optional BOM for Excel), fixed-point decimals, ISO-8601
 //! dates, and a formula-injection guard on text columns only (amounts keep their minus sign).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-    TimestampNanosecondBuilder,
-};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
-use crate::tabular::text::{push_cell_text, push_fixed_point};
-use crate::tabular::{Cell, ColType, DatasetSchema};
+use crate::tabular::batch::{Columns, arrow_schema};
+use crate::tabular::text::{push_fixed_point, push_value_text};
+use crate::tabular::{ColType, DatasetSchema, Value};
 
 /// What a finished file is.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -85,113 +82,43 @@ fn close(out: Hashing<BufWriter<File>>, path: &Path, rows: u64) -> io::Result<Fi
     })
 }
 
-/// The Arrow type of a column.
-pub fn data_type(ty: ColType) -> DataType {
-    match ty {
-        ColType::Utf8 | ColType::Json => DataType::Utf8,
-        ColType::Decimal { scale } => DataType::Decimal128(38, i8::try_from(scale).unwrap_or(38)),
-        ColType::Int64 => DataType::Int64,
-        ColType::Bool => DataType::Boolean,
-        ColType::Timestamp => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-        ColType::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        ColType::Date => DataType::Date32,
-    }
-}
-
-/// The Arrow schema of a dataset.
-pub fn arrow_schema(schema: &DatasetSchema) -> Arc<Schema> {
-    Arc::new(Schema::new(
-        schema.columns.iter().map(|c| Field::new(&c.name, data_type(c.ty), c.nullable)).collect::<Vec<_>>(),
-    ))
-}
-
-enum Builder {
-    Utf8(StringBuilder),
-    Decimal(Decimal128Builder, u32),
-    Int(Int64Builder),
-    Bool(BooleanBuilder),
-    Nanos(TimestampNanosecondBuilder),
-    Micros(TimestampMicrosecondBuilder),
-    Date(Date32Builder),
-}
-
-impl Builder {
-    fn new(ty: ColType) -> Builder {
-        match ty {
-            ColType::Utf8 | ColType::Json => Builder::Utf8(StringBuilder::new()),
-            ColType::Decimal { scale } => Builder::Decimal(Decimal128Builder::new(), scale),
-            ColType::Int64 => Builder::Int(Int64Builder::new()),
-            ColType::Bool => Builder::Bool(BooleanBuilder::new()),
-            ColType::Timestamp => Builder::Nanos(TimestampNanosecondBuilder::new()),
-            ColType::TimestampMicros => Builder::Micros(TimestampMicrosecondBuilder::new()),
-            ColType::Date => Builder::Date(Date32Builder::new()),
-        }
-    }
-
-    fn append(&mut self, cell: &Cell) {
-        match (self, cell) {
-            (Builder::Utf8(b), Cell::Str(s)) => b.append_value(s),
-            (Builder::Decimal(b, _), Cell::Dec(v)) => b.append_value(*v),
-            (Builder::Int(b), Cell::Int(v)) => b.append_value(*v),
-            (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
-            (Builder::Nanos(b), Cell::Timestamp(v)) => b.append_value(*v),
-            (Builder::Micros(b), Cell::Timestamp(v)) => b.append_value(*v),
-            (Builder::Date(b), Cell::Date(v)) => b.append_value(*v),
-            (Builder::Utf8(b), _) => b.append_null(),
-            (Builder::Decimal(b, _), _) => b.append_null(),
-            (Builder::Int(b), _) => b.append_null(),
-            (Builder::Bool(b), _) => b.append_null(),
-            (Builder::Nanos(b), _) => b.append_null(),
-            (Builder::Micros(b), _) => b.append_null(),
-            (Builder::Date(b), _) => b.append_null(),
-        }
-    }
-
-    fn finish(&mut self) -> io::Result<ArrayRef> {
-        let array: ArrayRef = match self {
-            Builder::Utf8(b) => Arc::new(b.finish()),
-            Builder::Decimal(b, scale) => {
-                let array = b
-                    .finish()
-                    .with_precision_and_scale(38, i8::try_from(*scale).unwrap_or(38))
-                    .map_err(io::Error::other)?;
-                // arrow does not check values against the declared precision by itself.
-                array.validate_decimal_precision(38).map_err(io::Error::other)?;
-                Arc::new(array)
-            }
-            Builder::Int(b) => Arc::new(b.finish()),
-            Builder::Bool(b) => Arc::new(b.finish()),
-            Builder::Nanos(b) => Arc::new(b.finish().with_timezone("UTC")),
-            Builder::Micros(b) => Arc::new(b.finish().with_timezone("UTC")),
-            Builder::Date(b) => Arc::new(b.finish()),
-        };
-        Ok(array)
-    }
-}
-
-/// Rows per record batch handed to the Parquet writer.
-const BATCH_ROWS: usize = 8192;
+/// Rows per record batch handed to the Parquet encoder: the encoder cuts its pages by what it is
+/// handed, so every file is handed the same cut.
+pub const BATCH_ROWS: usize = 8192;
 
 /// A Parquet file being written.
 pub struct ParquetFile {
     path: PathBuf,
-    schema: Arc<Schema>,
-    builders: Vec<Builder>,
-    pending: usize,
+    /// Batches not yet handed to the encoder, fewer than [`BATCH_ROWS`] rows in all.
+    pending: VecDeque<RecordBatch>,
+    pending_rows: usize,
     rows: u64,
     writer: ArrowWriter<Hashing<BufWriter<File>>>,
 }
 
 impl ParquetFile {
-    fn flush_batch(&mut self) -> io::Result<()> {
-        if self.pending == 0 {
-            return Ok(());
+    /// Hands the encoder `rows` rows from the front of the pending batches.
+    fn encode(&mut self, rows: usize) -> io::Result<()> {
+        let mut parts = Vec::new();
+        let mut needed = rows;
+        while needed > 0 {
+            let Some(front) = self.pending.pop_front() else { break };
+            if front.num_rows() <= needed {
+                needed -= front.num_rows();
+                parts.push(front);
+            } else {
+                parts.push(front.slice(0, needed));
+                self.pending.push_front(front.slice(needed, front.num_rows() - needed));
+                needed = 0;
+            }
         }
-        let arrays = self.builders.iter_mut().map(Builder::finish).collect::<io::Result<Vec<_>>>()?;
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(io::Error::other)?;
-        self.writer.write(&batch).map_err(io::Error::other)?;
-        self.pending = 0;
-        Ok(())
+        self.pending_rows -= rows - needed;
+        let batch = match parts.len() {
+            0 => return Ok(()),
+            1 => parts.remove(0),
+            _ => arrow_select::concat::concat_batches(&parts[0].schema(), &parts).map_err(io::Error::other)?,
+        };
+        self.writer.write(&batch).map_err(io::Error::other)
     }
 }
 
@@ -201,7 +128,7 @@ pub struct CsvFile {
     types: Vec<ColType>,
     out: Hashing<BufWriter<File>>,
     rows: u64,
-    line: String,
+    text: String,
 }
 
 /// Guards a text cell against spreadsheet formula injection: a leading `=`, `+`, `-`, `@`, tab
@@ -243,12 +170,11 @@ impl Writer {
             .set_dictionary_page_size_limit(256 * 1024)
             .set_created_by(concat!("pcrecon ", env!("CARGO_PKG_VERSION")).to_owned())
             .build();
-        let writer = ArrowWriter::try_new(open(path)?, arrow.clone(), Some(props)).map_err(io::Error::other)?;
+        let writer = ArrowWriter::try_new(open(path)?, arrow, Some(props)).map_err(io::Error::other)?;
         Ok(Writer::Parquet(Box::new(ParquetFile {
             path: path.to_path_buf(),
-            builders: schema.columns.iter().map(|c| Builder::new(c.ty)).collect(),
-            schema: arrow,
-            pending: 0,
+            pending: VecDeque::new(),
+            pending_rows: 0,
             rows: 0,
             writer,
         })))
@@ -274,44 +200,53 @@ impl Writer {
             types: schema.columns.iter().map(|c| c.ty).collect(),
             out,
             rows: 0,
-            line: String::with_capacity(4096),
+            text: String::with_capacity(1 << 16),
         })))
     }
 
-    /// Appends one row (cells in schema order).
-    pub fn push(&mut self, row: &[Cell]) -> io::Result<()> {
+    /// Appends a batch of the dataset's rows (columns in schema order).
+    pub fn write(&mut self, batch: &RecordBatch) -> io::Result<()> {
         match self {
             Writer::Parquet(p) => {
-                for (builder, cell) in p.builders.iter_mut().zip(row) {
-                    builder.append(cell);
+                if batch.num_rows() == 0 {
+                    return Ok(());
                 }
-                p.pending += 1;
-                p.rows += 1;
-                if p.pending >= BATCH_ROWS {
-                    p.flush_batch()?;
+                p.rows += batch.num_rows() as u64;
+                p.pending_rows += batch.num_rows();
+                p.pending.push_back(batch.clone());
+                while p.pending_rows >= BATCH_ROWS {
+                    p.encode(BATCH_ROWS)?;
                 }
                 Ok(())
             }
             Writer::Csv(c) => {
-                c.line.clear();
-                for (i, (cell, ty)) in row.iter().zip(&c.types).enumerate() {
-                    if i > 0 {
-                        c.line.push(',');
-                    }
-                    match (cell, ty) {
-                        // Digits, sign and point never need quoting.
-                        (Cell::Dec(v), ColType::Decimal { scale }) => push_fixed_point(&mut c.line, *v, *scale),
-                        (Cell::Str(text), ColType::Utf8 | ColType::Json) => {
-                            push_field(&mut c.line, &guard_formula(text))
+                let columns = Columns::of(batch);
+                for row in 0..batch.num_rows() {
+                    for (i, ty) in c.types.iter().enumerate() {
+                        if i > 0 {
+                            c.text.push(',');
                         }
-                        // Numbers, dates and timestamps never need quoting either.
-                        (Cell::Str(text), _) => push_field(&mut c.line, text),
-                        _ => push_cell_text(&mut c.line, cell, *ty),
+                        match (columns.value(i, row), ty) {
+                            // Digits, sign and point never need quoting.
+                            (Value::Dec(v), ColType::Decimal { scale }) => push_fixed_point(&mut c.text, v, *scale),
+                            (Value::Str(text), ColType::Utf8 | ColType::Json) => {
+                                push_field(&mut c.text, &guard_formula(&text))
+                            }
+                            (Value::Str(text), _) => push_field(&mut c.text, &text),
+                            // Numbers, dates and timestamps never need quoting either.
+                            (value, ty) => push_value_text(&mut c.text, &value, *ty),
+                        }
+                    }
+                    c.text.push_str("\r\n");
+                    if c.text.len() >= 1 << 16 {
+                        c.out.write_all(c.text.as_bytes())?;
+                        c.text.clear();
                     }
                 }
-                c.line.push_str("\r\n");
-                c.rows += 1;
-                c.out.write_all(c.line.as_bytes())
+                c.rows += batch.num_rows() as u64;
+                c.out.write_all(c.text.as_bytes())?;
+                c.text.clear();
+                Ok(())
             }
         }
     }
@@ -320,7 +255,7 @@ impl Writer {
     pub fn finish(self) -> io::Result<FileReport> {
         match self {
             Writer::Parquet(mut p) => {
-                p.flush_batch()?;
+                p.encode(p.pending_rows)?;
                 let rows = p.rows;
                 let out = p.writer.into_inner().map_err(io::Error::other)?;
                 close(out, &p.path, rows)
@@ -360,7 +295,7 @@ mod tests {
 
     #[test]
     fn csv_files_guard_text_but_keep_amounts_signed() {
-        use crate::tabular::{Column, Partition, Source};
+        use crate::tabular::{Cell, Column, Partition, Source};
         let column = |name: &str, ty| Column { name: name.into(), source: Source::Field(vec![]), ty, nullable: true };
         let schema = DatasetSchema {
             // Any dataset: only the columns matter here.
@@ -385,8 +320,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         let mut w = Writer::csv(&path, &schema, true).unwrap();
-        w.push(&[Cell::Str("=cmd|' /C calc'!A0".into()), Cell::Dec(-2647), Cell::Date(20089)]).unwrap();
-        w.push(&[Cell::Str("Müller, \"Logistik\"".into()), Cell::Null, Cell::Null]).unwrap();
+        let mut rows = crate::tabular::batch::BatchBuilder::new(&schema, 2);
+        rows.push_cells(&[Cell::Str("=cmd|' /C calc'!A0".into()), Cell::Dec(-2647), Cell::Date(20089)]);
+        rows.push_cells(&[Cell::Str("Müller, \"Logistik\"".into()), Cell::Null, Cell::Null]);
+        w.write(&rows.finish().unwrap()).unwrap();
         let report = w.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(

@@ -54,6 +54,95 @@ pub enum Cell {
     Date(i32),
 }
 
+impl Cell {
+    /// The value this cell holds, borrowed.
+    pub fn value(&self) -> Value<'_> {
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Str(s) => Value::Str(std::borrow::Cow::Borrowed(s)),
+            Cell::Dec(v) => Value::Dec(*v),
+            Cell::Int(v) => Value::Int(*v),
+            Cell::Bool(v) => Value::Bool(*v),
+            Cell::Timestamp(v) => Value::Timestamp(*v),
+            Cell::Date(v) => Value::Date(*v),
+        }
+    }
+}
+
+/// One decoded value as a stage reads or appends it: text borrowed from the page or from an
+/// Arrow array (owned only when it had to be unescaped or built), everything else by value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// No value.
+    Null,
+    /// Text.
+    Str(std::borrow::Cow<'a, str>),
+    /// Exact decimal as Decimal128: the unscaled value at its column's scale.
+    Dec(i128),
+    /// Whole number.
+    Int(i64),
+    /// Boolean.
+    Bool(bool),
+    /// Nanoseconds (microseconds in a [`ColType::TimestampMicros`] column) since the epoch.
+    Timestamp(i64),
+    /// Days since 1970-01-01.
+    Date(i32),
+}
+
+impl Value<'_> {
+    /// The owned cell of this value.
+    pub fn into_cell(self) -> Cell {
+        match self {
+            Value::Null => Cell::Null,
+            Value::Str(s) => Cell::Str(s.into_owned()),
+            Value::Dec(v) => Cell::Dec(v),
+            Value::Int(v) => Cell::Int(v),
+            Value::Bool(v) => Cell::Bool(v),
+            Value::Timestamp(v) => Cell::Timestamp(v),
+            Value::Date(v) => Cell::Date(v),
+        }
+    }
+
+    /// The text, for a text value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The unscaled decimal, for a decimal value.
+    pub fn as_dec(&self) -> Option<i128> {
+        match self {
+            Value::Dec(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Whether there is no value.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+/// A row as the stages read it: a buffered row of cells, or one row of a record batch.
+pub trait Row {
+    /// The value of the column at `index`.
+    fn value(&self, index: usize) -> Value<'_>;
+}
+
+impl Row for [Cell] {
+    fn value(&self, index: usize) -> Value<'_> {
+        self.get(index).map_or(Value::Null, Cell::value)
+    }
+}
+
+impl Row for Vec<Cell> {
+    fn value(&self, index: usize) -> Value<'_> {
+        self.as_slice().value(index)
+    }
+}
+
 /// Fractional digits of amounts in a billing currency (subtotals, totals, taxes).
 pub const AMOUNT: ColType = ColType::Decimal { scale: 10 };
 /// Fractional digits of unit prices (prorated prices have 28 significant digits).

@@ -1,11 +1,12 @@
 //! The table vocabulary: which datasets there are ([`Dataset`]), what their columns are and
 //! where each value comes from ([`DatasetSchema`], [`Column`], [`Cell`]), the canonical text of
-//! a value (`text`), and the generated dataset files of `schemas/` (`docs`).
+//! a value (`text`), the same tables in Arrow (`batch`), and the generated dataset files of `schemas/` (`docs`).
 //!
 //! In: nothing: it is the bottom of the crate (`model`'s pages name their dataset by it). Out:
 //! the types every stage names a table, a column or a cell by. It fetches, decodes and writes
 //! nothing.
 
+pub mod batch;
 mod catalog;
 pub mod column;
 pub mod dataset;

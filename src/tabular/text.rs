@@ -2,53 +2,61 @@
 //! fixed-point at their column's scale, dates `YYYY-MM-DD`, instants RFC 3339 in UTC with `Z` and
 //! as many fractional digits (0, 3, 6 or 9) as they need.
 //!
-//! In: a typed cell. Out: its text, without allocating where it can. It parses nothing.
+//! In: a typed cell or value. Out: its text, without allocating where it can. It parses nothing.
 
 use std::borrow::Cow;
 
-use super::column::{Cell, ColType};
+use super::column::{Cell, ColType, Value};
 
 /// The canonical text of a cell (CSV cells and row-key input); text cells are borrowed.
 pub fn cell_text(cell: &Cell, ty: ColType) -> Cow<'_, str> {
     match cell {
         Cell::Str(s) => Cow::Borrowed(s),
-        Cell::Null => Cow::Borrowed(""),
+        _ => value_text(&cell.value(), ty).into_owned().into(),
+    }
+}
+
+/// The canonical text of a value; text values are borrowed.
+pub fn value_text<'v>(value: &'v Value<'_>, ty: ColType) -> Cow<'v, str> {
+    match value {
+        Value::Str(s) => Cow::Borrowed(s),
+        Value::Null => Cow::Borrowed(""),
         _ => {
             let mut text = String::with_capacity(40);
-            push_cell_text(&mut text, cell, ty);
+            push_value_text(&mut text, value, ty);
             Cow::Owned(text)
         }
     }
 }
 
-/// Appends [`cell_text`] to `out`, without allocating: dates as `YYYY-MM-DD`, timestamps as
+/// Appends [`value_text`] to `out`, without allocating: dates as `YYYY-MM-DD`, timestamps as
 /// RFC 3339 in UTC with `Z` and as many fractional digits (0, 3, 6 or 9) as they need.
-pub fn push_cell_text(out: &mut String, cell: &Cell, ty: ColType) {
+pub fn push_value_text(out: &mut String, value: &Value<'_>, ty: ColType) {
     use std::fmt::Write;
-    match (cell, ty) {
-        (Cell::Null, _) => {}
-        (Cell::Str(s), _) => out.push_str(s),
-        (Cell::Dec(v), ColType::Decimal { scale }) => push_fixed_point(out, *v, scale),
-        (Cell::Dec(v), _) => {
+    match (value, ty) {
+        (Value::Null, _) => {}
+        (Value::Str(s), _) => out.push_str(s),
+        (Value::Dec(v), ColType::Decimal { scale }) => push_fixed_point(out, *v, scale),
+        (Value::Dec(v), _) => {
             let _ = write!(out, "{v}");
         }
-        (Cell::Int(v), _) => {
+        (Value::Int(v), _) => {
             let _ = write!(out, "{v}");
         }
-        (Cell::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
-        (Cell::Date(days), _) => {
+        (Value::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
+        (Value::Date(days), _) => {
             if let Some(date) =
                 chrono::NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(*days)))
             {
                 push_date(out, date);
             }
         }
-        (Cell::Timestamp(v), ColType::TimestampMicros) => {
+        (Value::Timestamp(v), ColType::TimestampMicros) => {
             if let Some(t) = chrono::DateTime::from_timestamp_micros(*v) {
                 push_timestamp(out, t.naive_utc());
             }
         }
-        (Cell::Timestamp(v), _) => push_timestamp(out, chrono::DateTime::from_timestamp_nanos(*v).naive_utc()),
+        (Value::Timestamp(v), _) => push_timestamp(out, chrono::DateTime::from_timestamp_nanos(*v).naive_utc()),
     }
 }
 

@@ -74,7 +74,8 @@ impl Snapshot {
                     let id = schema.column("id");
                     let mut by_month: BTreeMap<String, Vec<&Vec<Cell>>> = BTreeMap::new();
                     for row in rows {
-                        let month = month_of(&row[at], schema.columns[at].ty).unwrap_or_else(|| "unknown".into());
+                        let month =
+                            month_of(&row[at].value(), schema.columns[at].ty).unwrap_or_else(|| "unknown".into());
                         if let Some(Cell::Str(invoice)) = id.map(|i| &row[i]) {
                             invoice_months.insert(invoice.to_uppercase(), month.clone());
                         }

@@ -1,6 +1,7 @@
-//! The stages of a run, page by page, and the snapshot they build: each page is decoded into its
-//! datasets' rows (`normalize`), converted into the reporting currency, matched to what was
-//! sold (`matching`), observed by the tie-out (`reconcile`) and handed to the sink's part files;
+//! The stages of a run, page by page, and the snapshot they build: each page is decoded into one
+//! record batch per dataset it fills (`normalize`), given its reporting-currency arrays, matched
+//! to what was sold (`matching`, which adds the match arrays), observed by the tie-out
+//! (`reconcile`) and handed to the sink's part files;
 //! at the end the dimensions and computed datasets are written, every file placed in its
 //! partition and `manifest.json` written, in a hidden staging folder that
 //! [`crate::sink::staging::Staging`] puts in place in one step.
@@ -18,16 +19,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::matching::{Match, MatchIndex};
+use crate::matching::{LineKeys, Match, MatchIndex};
 use crate::model::page::{Event, ExportLineage};
 use crate::normalize::fx::{InvoiceDates, Normalizer, day_of};
-use crate::normalize::rows::{Checks, KnownFields, Origin, RowError, decode_item};
+use crate::normalize::items::{Checks, KnownFields, Origin, RowError, decode_page};
 use crate::reconcile::{self, Ledger, Observer};
 use crate::sink::layout;
 use crate::sink::manifest::{DatasetEntry, Drift, InvoiceLineage, Manifest};
 use crate::sink::part::{PartReport, PartWriter, Totals, month_of};
 use crate::sink::writer::FileReport;
-use crate::tabular::{Cell, Dataset, DatasetSchema, MatchColumn, Partition, ScopeKind, Source, registry};
+use crate::tabular::batch::{ColumnBuilder, Columns, rows_of, with_columns};
+use crate::tabular::{Cell, Dataset, DatasetSchema, MatchColumn, Partition, ScopeKind, Source, Value, registry};
+use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use sha2::Digest;
 
@@ -40,6 +43,9 @@ pub enum StageError {
     /// Amounts could not be converted into the reporting currency.
     #[error("{0}")]
     Fx(String),
+    /// A page's values do not fit their columns' arrays (a decimal beyond 38 digits).
+    #[error("{0}")]
+    Batch(String),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -106,11 +112,8 @@ pub struct Snapshot {
     done: Vec<(&'static DatasetSchema, String, PartReport)>,
     dims: BTreeMap<Dataset, BTreeMap<String, Vec<Vec<Cell>>>>,
     documents: BTreeMap<String, FileReport>,
-    rows: Vec<Vec<Cell>>,
     normalizer: Option<Normalizer>,
     invoice_dates: HashMap<String, InvoiceDates>,
-    /// The item each decoded row came from (its index in the page).
-    row_items: Vec<usize>,
     /// The first 16 bytes of the SHA-256 of each item of the current page.
     item_digests: Vec<[u8; 16]>,
     index: Option<MatchIndex>,
@@ -154,13 +157,6 @@ struct Lines {
     statuses: BTreeMap<&'static str, u64>,
 }
 
-fn text(schema: &DatasetSchema, row: &[Cell], column: &str) -> Cell {
-    match schema.column(column).map(|i| &row[i]) {
-        Some(Cell::Str(s)) => Cell::Str(s.clone()),
-        _ => Cell::Null,
-    }
-}
-
 fn is_dimension(schema: &DatasetSchema) -> bool {
     matches!(schema.partition, Partition::None | Partition::RowMonth(_))
 }
@@ -179,10 +175,8 @@ impl Snapshot {
             done: Vec::new(),
             dims: BTreeMap::new(),
             documents: BTreeMap::new(),
-            rows: Vec::new(),
             normalizer,
             invoice_dates: HashMap::new(),
-            row_items: Vec::new(),
             item_digests: Vec::new(),
             index: None,
             lines: HashMap::new(),

@@ -1,16 +1,16 @@
-//! One page through the stages of its dataset: its items decoded into rows (rejects kept aside
-//! when the run allows them), converted into the reporting currency, and then buffered (master
-//! data, written at the end) or matched and streamed into the sequence's part file.
+//! One page through the stages of its dataset: its items decoded into one record batch (rejects
+//! kept aside when the run allows them), the reporting-currency arrays added, and then buffered
+//! (master data, written at the end) or matched and streamed into the sequence's part file.
 //!
-//! In: a page and the schema of one dataset it fills. Out: rows in the snapshot's buffers and
-//! part files. It does not decide what the page is (that is `Snapshot::handle`).
+//! In: a page and the schema of one dataset it fills. Out: rows in the snapshot's buffers, batches
+//! in its part files. It does not decide what the page is (that is `Snapshot::handle`).
 
 use rayon::prelude::*;
 
 use super::*;
 
 impl Snapshot {
-    /// Decodes a page into one dataset's rows and routes them to its file or its buffer; with
+    /// Decodes a page into one dataset's batch and routes it to its file or its buffer; with
     /// `digest`, also digests its items into `item_digests`.
     pub(super) fn take_page(
         &mut self,
@@ -19,7 +19,15 @@ impl Snapshot {
         digest: bool,
     ) -> Result<(), StageError> {
         let origin = Origin { scope: &page.scope, page: page.number };
+        let at_page = |e: &dyn std::fmt::Display| {
+            format!("dataset {}, scope {}, page {}: {e}", schema.name, page.scope, page.number)
+        };
         let started = std::time::Instant::now();
+        if digest {
+            self.item_digests = page.items.par_iter().map(|span| short_digest(&page.body[span.clone()])).collect();
+        }
+        let digested_at = std::time::Instant::now();
+        self.stages.digest += digested_at - started;
         // Unread members are looked for once per item: in the first dataset that decodes the page.
         let keep = self.options.keep_unknown_fields;
         let known = &*self.known.entry(page.dataset).or_insert_with(|| KnownFields::of(page.dataset, keep));
@@ -30,68 +38,51 @@ impl Snapshot {
         let names_invoice = page.paging == crate::model::page::Paging::Lines
             && page.dataset.scope_kind() == crate::tabular::ScopeKind::Invoice;
         let checks = digest.then_some(Checks { known, promised, names_invoice });
-        // Items decode on every core; collecting keeps them in page order.
-        let decoded: Vec<_> = page
-            .items
-            .par_iter()
-            .enumerate()
-            .map(|(record, span)| {
-                let text = &page.body[span.clone()];
-                (digest.then(|| short_digest(text)), decode_item(schema, text, origin, record, checks))
-            })
-            .collect();
-        self.rows.clear();
-        self.row_items.clear();
-        if digest {
-            self.item_digests.clear();
+        let decoded =
+            decode_page(schema, &page.body, &page.items, origin, checks).map_err(|e| StageError::Batch(at_page(&e)))?;
+        if let Some((_, error)) = decoded.errors.first()
+            && !self.options.rejects
+        {
+            return Err(error.clone().into());
         }
-        for (index, ((item_digest, result), span)) in decoded.into_iter().zip(&page.items).enumerate() {
-            self.item_digests.extend(item_digest);
-            match result {
-                Ok(decoded) => {
-                    self.row_items.extend(std::iter::repeat_n(index, decoded.rows.len()));
-                    self.rows.extend(decoded.rows);
-                    for field in decoded.unknown {
-                        let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
-                        if !seen.unknown.contains_key(&field) {
-                            tracing::warn!(event = "unknown_field", field = %field, record = index);
-                        }
-                        *seen.unknown.entry(field).or_default() += 1;
-                    }
-                    // Judged against the attribute set when the sequence ends and names it.
-                    for attribute in decoded.missing {
-                        let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
-                        *seen.missing.entry(attribute.to_owned()).or_default() += 1;
-                    }
+        for (index, notes) in decoded.notes {
+            for field in notes.unknown {
+                let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
+                if !seen.unknown.contains_key(&field) {
+                    tracing::warn!(event = "unknown_field", field = %field, record = index);
                 }
-                Err(e) if self.options.rejects => {
-                    self.rejected.insert((page.dataset, page.scope.clone()));
-                    self.reject(&e, &page.body[span.clone()]);
-                }
-                Err(e) => return Err(e.into()),
+                *seen.unknown.entry(field).or_default() += 1;
+            }
+            // Judged against the attribute set when the sequence ends and names it.
+            for attribute in notes.missing {
+                let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
+                *seen.missing.entry(attribute.to_owned()).or_default() += 1;
             }
         }
+        for (index, error) in &decoded.errors {
+            self.rejected.insert((page.dataset, page.scope.clone()));
+            self.reject(error, &page.body[page.items[*index].clone()]);
+        }
+        let mut batch = decoded.batch;
         if schema.name == Dataset::Invoices {
-            self.remember_invoices(schema);
+            self.remember_invoices(schema, &batch);
         }
         let decoded_at = std::time::Instant::now();
-        self.stages.decode += decoded_at - started;
+        self.stages.decode += decoded_at - digested_at;
         if let Some(normalizer) = self.normalizer.as_mut() {
             let invoice = self.invoice_dates.get(&page.scope.to_uppercase()).copied();
-            for row in self.rows.iter_mut() {
-                normalizer.apply(schema, row, invoice).map_err(|e| {
-                    StageError::Fx(format!("dataset {}, scope {}, page {}: {e}", schema.name, page.scope, page.number))
-                })?;
-            }
+            batch = normalizer.apply(schema, &batch, invoice).map_err(|e| StageError::Fx(at_page(&e)))?;
         }
         let normalized_at = std::time::Instant::now();
         self.stages.normalize += normalized_at - decoded_at;
         if is_dimension(schema) {
-            self.dims.entry(schema.name).or_default().entry(page.scope.clone()).or_default().append(&mut self.rows);
+            let rows = rows_of(&batch);
+            self.dims.entry(schema.name).or_default().entry(page.scope.clone()).or_default().extend(rows);
             return Ok(());
         }
         if schema.name.is_line_item() {
-            self.check_lines(schema, page);
+            batch =
+                self.check_lines(schema, page, &batch, &decoded.items).map_err(|e| StageError::Batch(at_page(&e)))?;
         }
         let matched_at = std::time::Instant::now();
         self.stages.matching += matched_at - normalized_at;
@@ -103,7 +94,7 @@ impl Snapshot {
             self.open.insert(key.clone(), writer);
         }
         if let Some(writer) = self.open.get_mut(&key) {
-            writer.push_all(std::mem::take(&mut self.rows)).map_err(io_at(&self.root))?;
+            writer.push_batch(batch).map_err(io_at(&self.root))?;
         }
         self.stages.write += matched_at.elapsed();
         Ok(())
@@ -127,17 +118,18 @@ impl Snapshot {
     }
 
     /// Notes each invoice's dates, which the rows of its line items are converted with.
-    fn remember_invoices(&mut self, schema: &DatasetSchema) {
+    fn remember_invoices(&mut self, schema: &DatasetSchema, batch: &RecordBatch) {
         let (Some(id), Some(date), Some(end)) =
             (schema.column("id"), schema.column("invoice_date"), schema.column("billing_period_end_date"))
         else {
             return;
         };
-        for row in &self.rows {
-            if let Cell::Str(invoice) = &row[id] {
+        let columns = Columns::of(batch);
+        for r in 0..columns.rows() {
+            if let Value::Str(invoice) = columns.value(id, r) {
                 let dates = InvoiceDates {
-                    invoice_date: day_of(&row[date], schema.columns[date].ty),
-                    period_end: day_of(&row[end], schema.columns[end].ty),
+                    invoice_date: day_of(&columns.value(date, r), schema.columns[date].ty),
+                    period_end: day_of(&columns.value(end, r), schema.columns[end].ty),
                 };
                 self.invoice_dates.insert(invoice.to_uppercase(), dates);
             }

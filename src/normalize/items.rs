@@ -1,12 +1,23 @@
-//! A page's items → typed rows of a dataset, following its [`DatasetSchema`]. Errors name the
-//! dataset, scope, page, record and field, so a bad value is found in seconds.
+//! A page's items → a record batch of a dataset's source columns, following its
+//! [`DatasetSchema`]: each item is indexed once ([`Item`]), each column's value decoded straight
+//! into the row being built and appended to the column builders, with no owned text unless the
+//! wire text had to be unescaped. An item is all or nothing: a record that cannot be decoded adds
+//! no row and comes back as a [`RowError`] naming the dataset, scope, page, record and field.
+//!
+//! In: item texts borrowed from a page. Out: a [`RecordBatch`] (derived columns left null for the
+//! stages to fill), the item each row came from, the members no column reads, the errors. It
+//! converts no currency and matches nothing.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
+use arrow_array::RecordBatch;
+use rayon::prelude::*;
 use serde_json::value::RawValue;
 
-use super::decode::{Cell, ColType, decode, from_decimal128, to_decimal128};
+use super::decode::{ColType, Value, decode, from_decimal128, to_decimal128};
 use super::item::{Item, elements};
+use crate::tabular::batch::{BatchBuilder, stage_schema};
 use crate::tabular::{Dataset, DatasetSchema, Implied, Source};
 
 /// Where in the input a value could not be decoded.
@@ -59,95 +70,97 @@ pub struct Origin<'a> {
     pub page: u32,
 }
 
-fn row_of(
+/// Decodes one item (or one element of its exploded array) into `row`, in column order.
+fn row_of<'a>(
     schema: &DatasetSchema,
-    item: &Item<'_>,
-    parent: Option<&Item<'_>>,
-    origin: Origin<'_>,
+    item: &Item<'a>,
+    parent: Option<&Item<'a>>,
+    origin: Origin<'a>,
     record: usize,
-) -> Result<Vec<Cell>, Box<RowError>> {
-    let mut row = Vec::with_capacity(schema.columns.len());
+    row: &mut Vec<Value<'a>>,
+) -> Result<(), Box<RowError>> {
+    row.clear();
     for column in &schema.columns {
         let (value, field) = match &column.source {
             Source::Field(paths) => (paths.iter().find_map(|p| item.path(p)), paths[0]),
             Source::Parent(path) => (parent.and_then(|p| p.path(path)), *path),
             Source::Percent { field, percent } => {
-                let cell = percent_cell(item, field, percent, column.ty)
+                let value = percent_value(item, field, percent, column.ty)
                     .map_err(|(f, reason)| RowError::at(schema, origin, record, f, &column.name, reason))?;
-                row.push(cell);
+                row.push(value);
                 continue;
             }
             Source::Implied { field, otherwise } => {
-                let value = item.path(field);
-                let cell = decode(value, column.ty)
+                let value = decode(item.path(field), column.ty)
                     .map_err(|e| RowError::at(schema, origin, record, field, &column.name, e.0))?;
-                row.push(match (cell, otherwise) {
-                    (Cell::Null, Implied::Text(text)) => Cell::Str((*text).to_owned()),
-                    (Cell::Null, Implied::Positive(other)) => match schema.column(other).and_then(|i| row.get(i)) {
-                        Some(Cell::Dec(d)) => Cell::Bool(*d > 0),
-                        _ => Cell::Null,
+                let value = match (value, otherwise) {
+                    (Value::Null, Implied::Text(text)) => Value::Str(Cow::Borrowed(text)),
+                    (Value::Null, Implied::Positive(other)) => match schema.column(other).and_then(|i| row.get(i)) {
+                        Some(Value::Dec(d)) => Value::Bool(*d > 0),
+                        _ => Value::Null,
                     },
-                    (cell, _) => cell,
-                });
+                    (value, _) => value,
+                };
+                row.push(value);
                 continue;
             }
             Source::Scope => {
-                row.push(Cell::Str(origin.scope.to_owned()));
+                row.push(Value::Str(Cow::Borrowed(origin.scope)));
                 continue;
             }
             Source::RowKey | Source::Fx(_) | Source::Match(_) | Source::Unread => {
-                row.push(Cell::Null);
+                row.push(Value::Null);
                 continue;
             }
             Source::BillingPrice { price, rate, currency } => {
-                let cell = billing_price(schema, &row, price, rate, currency, column.ty)
+                let value = billing_price(schema, row, price, rate, currency, column.ty)
                     .map_err(|reason| RowError::at(schema, origin, record, price, &column.name, reason))?;
-                row.push(cell);
+                row.push(value);
                 continue;
             }
         };
         let fail = |reason: String| RowError::at(schema, origin, record, field, &column.name, reason);
-        let cell = decode(value, column.ty).map_err(|e| fail(e.0))?;
-        if cell == Cell::Null && !column.nullable {
+        let value = decode(value, column.ty).map_err(|e| fail(e.0))?;
+        if value.is_null() && !column.nullable {
             return Err(fail("a value is required".into()));
         }
-        row.push(cell);
+        row.push(value);
     }
-    Ok(row)
+    Ok(())
 }
 
 /// A fraction from its field, or from a percentage field divided by 100, exactly. The v2 export
 /// writes its percentages as whole numbers (15 for 15 %); a percentage with a fraction (0.15) is
 /// most likely a fraction under a percentage's name, and an error rather than a silent 0.0015.
 /// Either way the result must be a rate between 0 and 1.
-fn percent_cell(
-    item: &Item<'_>,
+fn percent_value<'a>(
+    item: &Item<'a>,
     field: &'static str,
     percent: &'static str,
     ty: ColType,
-) -> Result<Cell, (&'static str, String)> {
+) -> Result<Value<'a>, (&'static str, String)> {
     let ColType::Decimal { scale } = ty else {
         return decode(item.path(field), ty).map_err(|e| (field, e.0));
     };
     let one = 10i128.pow(scale);
-    let in_range = |cell: Cell, name: &'static str, shown: &dyn std::fmt::Display| match cell {
-        Cell::Dec(v) if !(0..=one).contains(&v) => {
+    let in_range = |value: Value<'a>, name: &'static str, shown: &dyn std::fmt::Display| match value {
+        Value::Dec(v) if !(0..=one).contains(&v) => {
             Err((name, format!("{shown} is not a rate between 0 and 1 (0 % to 100 %)")))
         }
-        cell => Ok(cell),
+        value => Ok(value),
     };
-    let cell = decode(item.path(field), ty).map_err(|e| (field, e.0))?;
-    if cell != Cell::Null {
-        let raw = item.path(field).map(|r| r.text().to_owned()).unwrap_or_default();
-        return in_range(cell, field, &raw);
+    let value = decode(item.path(field), ty).map_err(|e| (field, e.0))?;
+    if !value.is_null() {
+        let raw = item.path(field).map(|r| r.text()).unwrap_or_default();
+        return in_range(value, field, &raw);
     }
-    let Some(raw) = item.path(percent) else { return Ok(Cell::Null) };
+    let Some(raw) = item.path(percent) else { return Ok(Value::Null) };
     let whole = decode(Some(raw), ColType::Decimal { scale: 0 });
     match (whole, scale >= 2) {
-        (Ok(Cell::Null), _) => Ok(Cell::Null),
+        (Ok(Value::Null), _) => Ok(Value::Null),
         (Ok(_), true) => {
-            let cell = decode(Some(raw), ColType::Decimal { scale: scale - 2 }).map_err(|e| (percent, e.0))?;
-            in_range(cell, percent, &raw.text())
+            let value = decode(Some(raw), ColType::Decimal { scale: scale - 2 }).map_err(|e| (percent, e.0))?;
+            in_range(value, percent, &raw.text())
         }
         _ => Err((
             percent,
@@ -159,29 +172,29 @@ fn percent_cell(
     }
 }
 
-/// `price × rate` truncated to the billing currency's minor units, from cells already decoded.
+/// `price × rate` truncated to the billing currency's minor units, from values already decoded.
 fn billing_price(
     schema: &DatasetSchema,
-    row: &[Cell],
+    row: &[Value<'_>],
     price: &str,
     rate: &str,
     currency: &str,
     ty: ColType,
-) -> Result<Cell, String> {
+) -> Result<Value<'static>, String> {
     let get = |name: &str| schema.column(name).and_then(|i| row.get(i).map(|c| (c, schema.columns[i].ty)));
     let (
-        Some((Cell::Dec(p), ColType::Decimal { scale: ps })),
-        Some((Cell::Dec(r), ColType::Decimal { scale: rs })),
-        Some((Cell::Str(c), _)),
+        Some((Value::Dec(p), ColType::Decimal { scale: ps })),
+        Some((Value::Dec(r), ColType::Decimal { scale: rs })),
+        Some((Value::Str(c), _)),
     ) = (get(price), get(rate), get(currency))
     else {
-        return Ok(Cell::Null);
+        return Ok(Value::Null);
     };
-    let Ok(currency) = c.parse::<crate::model::money::Currency>() else { return Ok(Cell::Null) };
-    let (Some(p), Some(r)) = (from_decimal128(*p, ps), from_decimal128(*r, rs)) else { return Ok(Cell::Null) };
+    let Ok(currency) = c.parse::<crate::model::money::Currency>() else { return Ok(Value::Null) };
+    let (Some(p), Some(r)) = (from_decimal128(*p, ps), from_decimal128(*r, rs)) else { return Ok(Value::Null) };
     let product = p.checked_mul(r).ok_or_else(|| format!("{p} × {r} overflows"))?;
-    let ColType::Decimal { scale } = ty else { return Ok(Cell::Null) };
-    to_decimal128(currency.truncate_minor(product), scale).map(Cell::Dec).map_err(|e| e.0)
+    let ColType::Decimal { scale } = ty else { return Ok(Value::Null) };
+    to_decimal128(currency.truncate_minor(product), scale).map(Value::Dec).map_err(|e| e.0)
 }
 
 /// The top-level members the datasets built from one extracted dataset read: what the API sends
@@ -238,28 +251,31 @@ pub struct Checks<'a> {
     pub names_invoice: bool,
 }
 
-/// One item's rows, the names of its members no column reads (sorted), and the promised
-/// attributes it lacks, when asked.
+/// What an item gave besides its values: how many rows, the names of its members no column
+/// reads (sorted), and the promised attributes it lacks, when asked.
 #[derive(Debug, Default)]
-pub struct Decoded {
-    /// One row, or one per element of an exploded array.
-    pub rows: Vec<Vec<Cell>>,
+pub struct ItemNotes {
+    /// Rows appended: one, or one per element of an exploded array.
+    pub rows: usize,
     /// Members no column reads.
     pub unknown: Vec<String>,
     /// Promised attributes the item lacks.
     pub missing: Vec<&'static str>,
 }
 
-/// Decodes one item (JSON text) into its rows (one, or one per element of an exploded array);
-/// with `checks`, also finds the members no column reads (kept in `unknown_fields` when they say
-/// so) and the promised attributes the item lacks.
-pub fn decode_item(
+/// Decodes one item (JSON text) into its rows (one, or one per element of an exploded array),
+/// appended to `out` only when all of them decode; `row` is scratch space the caller reuses. With
+/// `checks`, also finds the members no column reads (kept in `unknown_fields` when they say so)
+/// and the promised attributes the item lacks.
+pub fn decode_item<'a>(
     schema: &DatasetSchema,
-    text: &[u8],
-    origin: Origin<'_>,
+    text: &'a [u8],
+    origin: Origin<'a>,
     record: usize,
     checks: Option<Checks<'_>>,
-) -> Result<Decoded, Box<RowError>> {
+    row: &mut Vec<Value<'a>>,
+    out: &mut BatchBuilder,
+) -> Result<ItemNotes, Box<RowError>> {
     let known = checks.map(|c| c.known);
     let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
     let item = Item::new(text).map_err(|e| {
@@ -270,12 +286,11 @@ pub fn decode_item(
         Some(known) => item.members().filter(|(name, _)| !known.knows(name)).collect(),
         None => Vec::new(),
     };
-    if checks.is_some_and(|c| c.names_invoice) {
-        let named = crate::normalize::decode::decode(item.get(&["invoiceNumber"]), crate::tabular::ColType::Utf8);
-        if !matches!(named, Ok(crate::tabular::Cell::Str(_))) {
-            let reason = "a line of a billed invoice's export must name its invoice".to_owned();
-            return Err(RowError::at(schema, origin, record, "invoiceNumber", "invoice_number", reason));
-        }
+    if checks.is_some_and(|c| c.names_invoice)
+        && !matches!(decode(item.get(&["invoiceNumber"]), ColType::Utf8), Ok(Value::Str(_)))
+    {
+        let reason = "a line of a billed invoice's export must name its invoice".to_owned();
+        return Err(RowError::at(schema, origin, record, "invoiceNumber", "invoice_number", reason));
     }
     // Nothing the dataset reads: not a line of it (an all-empty row would hide that).
     if known.is_some() && unread.len() == item.members().count() {
@@ -289,69 +304,164 @@ pub fn decode_item(
     let unknown: Vec<String> = unread.iter().map(|(name, _)| (*name).to_owned()).collect();
     let missing: Vec<&'static str> =
         checks.map_or(&[][..], |c| c.promised).iter().copied().filter(|a| item.get(&[a]).is_none()).collect();
-    let rows = rows_of(schema, &item, origin, record)?;
     let unread_at = schema.columns.iter().position(|c| c.source == Source::Unread);
-    let Some(at) = known.filter(|k| k.keep && !unread.is_empty()).and(unread_at) else {
-        return Ok(Decoded { rows, unknown, missing });
-    };
-    let mut json = String::from("{");
-    for (i, (name, value)) in unread.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
+    let kept = match known.filter(|k| k.keep && !unread.is_empty()).and(unread_at) {
+        Some(at) => {
+            let mut json = String::from("{");
+            for (i, (name, value)) in unread.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                json.push_str(&serde_json::to_string(name).unwrap_or_default());
+                json.push(':');
+                json.push_str(value.get().trim());
+            }
+            json.push('}');
+            Some((at, json))
         }
-        json.push_str(&serde_json::to_string(name).unwrap_or_default());
-        json.push(':');
-        json.push_str(value.get().trim());
-    }
-    json.push('}');
-    let mut rows = rows;
-    for row in &mut rows {
-        row[at] = Cell::Str(json.clone());
-    }
-    Ok(Decoded { rows, unknown, missing })
-}
-
-fn rows_of(
-    schema: &DatasetSchema,
-    item: &Item<'_>,
-    origin: Origin<'_>,
-    record: usize,
-) -> Result<Vec<Vec<Cell>>, Box<RowError>> {
-    let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
-    match schema.explode {
-        None => Ok(vec![row_of(schema, item, None, origin, record)?]),
+        None => None,
+    };
+    let keep = |row: &mut Vec<Value<'a>>| {
+        if let Some((at, json)) = &kept {
+            row[*at] = Value::Str(Cow::Owned(json.clone()));
+        }
+    };
+    let rows = match schema.explode {
+        None => {
+            row_of(schema, &item, None, origin, record, row)?;
+            keep(row);
+            out.push_row(row);
+            1
+        }
         Some(array) => {
             let elements = item.path(array).and_then(|raw| elements(raw.text())).unwrap_or_default();
-            elements
-                .iter()
-                .map(|element| {
-                    let child =
-                        Item::new(element.get().as_bytes()).map_err(|_| fail(format!("{array} holds a non-object")))?;
-                    row_of(schema, &child, Some(item), origin, record)
-                })
-                .collect()
+            let mut rows = Vec::with_capacity(elements.len());
+            for element in elements {
+                let child =
+                    Item::new(element.get().as_bytes()).map_err(|_| fail(format!("{array} holds a non-object")))?;
+                row_of(schema, &child, Some(&item), origin, record, row)?;
+                keep(row);
+                rows.push(std::mem::take(row));
+            }
+            for values in &rows {
+                out.push_row(values);
+            }
+            rows.len()
         }
-    }
+    };
+    Ok(ItemNotes { rows, unknown, missing })
 }
 
-/// Decodes the items of one page (JSON texts) into rows, appended to `out`; stops at the first
-/// record that cannot be decoded.
+/// Items decoded per task: enough to keep both cores busy on one page, few enough batches to
+/// join.
+const CHUNK_ITEMS: usize = 256;
+
+/// A page's items as one batch.
+#[derive(Debug)]
+pub struct PageBatch {
+    /// The rows of every item that decoded, in item order.
+    pub batch: RecordBatch,
+    /// The index in the page of the item each row came from.
+    pub items: Vec<u32>,
+    /// Items with members no column reads or promised attributes missing: (index, notes).
+    pub notes: Vec<(usize, ItemNotes)>,
+    /// Items that could not be decoded, in order: (index, error).
+    pub errors: Vec<(usize, Box<RowError>)>,
+}
+
+/// Decodes a page's items (spans into `body`) on every core into one batch; records that cannot
+/// be decoded are left out of it and listed. An error only when the batch itself cannot be built
+/// (a decimal beyond 38 digits).
 pub fn decode_page<'a>(
     schema: &DatasetSchema,
-    items: impl Iterator<Item = &'a [u8]>,
-    origin: Origin<'_>,
-    out: &mut Vec<Vec<Cell>>,
-) -> Result<(), Box<RowError>> {
-    for (record, text) in items.enumerate() {
-        out.extend(decode_item(schema, text, origin, record, None)?.rows);
+    body: &'a [u8],
+    spans: &[std::ops::Range<usize>],
+    origin: Origin<'a>,
+    checks: Option<Checks<'_>>,
+) -> Result<PageBatch, arrow_schema::ArrowError> {
+    let chunks: Vec<_> = spans
+        .par_chunks(CHUNK_ITEMS)
+        .enumerate()
+        .map(|(chunk, spans)| {
+            let first = chunk * CHUNK_ITEMS;
+            let mut out = BatchBuilder::new(schema, spans.len());
+            let mut row = Vec::with_capacity(schema.columns.len());
+            let (mut items, mut notes, mut errors) = (Vec::with_capacity(spans.len()), Vec::new(), Vec::new());
+            for (offset, span) in spans.iter().enumerate() {
+                let index = first + offset;
+                match decode_item(schema, &body[span.clone()], origin, index, checks, &mut row, &mut out) {
+                    Ok(item) => {
+                        items.extend(std::iter::repeat_n(index as u32, item.rows));
+                        if !item.unknown.is_empty() || !item.missing.is_empty() {
+                            notes.push((index, item));
+                        }
+                    }
+                    Err(e) => errors.push((index, e)),
+                }
+            }
+            out.finish().map(|batch| (batch, items, notes, errors))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut page = PageBatch {
+        batch: RecordBatch::new_empty(stage_schema(schema)),
+        items: Vec::new(),
+        notes: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut batches = Vec::with_capacity(chunks.len());
+    for (batch, items, notes, errors) in chunks {
+        batches.push(batch);
+        page.items.extend(items);
+        page.notes.extend(notes);
+        page.errors.extend(errors);
     }
-    Ok(())
+    if batches.len() == 1 {
+        page.batch = batches.remove(0);
+    } else if !batches.is_empty() {
+        page.batch = arrow_select::concat::concat_batches(&page.batch.schema(), &batches)?;
+    }
+    Ok(page)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tabular::Cell;
+    use crate::tabular::batch::rows_of;
     use crate::tabular::text::cell_text;
+
+    /// The rows of items as one page decodes them, or its first error.
+    fn decode_texts(
+        schema: &DatasetSchema,
+        texts: &[&[u8]],
+        origin: Origin<'_>,
+        rows: &mut Vec<Vec<Cell>>,
+    ) -> Result<(), Box<RowError>> {
+        let mut body = Vec::new();
+        let mut spans = Vec::new();
+        for text in texts {
+            spans.push(body.len()..body.len() + text.len());
+            body.extend_from_slice(text);
+        }
+        let mut page = decode_page(schema, &body, &spans, origin, None).unwrap();
+        if !page.errors.is_empty() {
+            return Err(page.errors.remove(0).1);
+        }
+        rows.extend(rows_of(&page.batch));
+        Ok(())
+    }
+
+    /// One item's notes and rows.
+    fn decode_one(
+        schema: &DatasetSchema,
+        text: &[u8],
+        origin: Origin<'_>,
+        record: usize,
+        checks: Option<Checks<'_>>,
+    ) -> Result<(ItemNotes, Vec<Vec<Cell>>), Box<RowError>> {
+        let mut out = BatchBuilder::new(schema, 1);
+        let notes = decode_item(schema, text, origin, record, checks, &mut Vec::new(), &mut out)?;
+        Ok((notes, rows_of(&out.finish().unwrap())))
+    }
 
     #[test]
     fn quirky_items_decode_into_rows_and_bad_values_are_located() {
@@ -361,9 +471,9 @@ mod tests {
         )
         .unwrap();
         let texts: Vec<String> = page["items"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+        let texts: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
         let mut rows = Vec::new();
-        decode_page(schema, texts.iter().map(|t| t.as_bytes()), Origin { scope: "G000773581", page: 1 }, &mut rows)
-            .unwrap();
+        decode_texts(schema, &texts, Origin { scope: "G000773581", page: 1 }, &mut rows).unwrap();
         assert_eq!(rows.len(), 4);
         let rate = schema.column("pc_to_bc_exchange_rate").unwrap();
         let scale = 18;
@@ -371,8 +481,7 @@ mod tests {
         assert_eq!(cell_text(&rows[2][rate], ColType::Decimal { scale }), "0.891200000000000000");
 
         let bad = r#"{"subtotal":"12.345678901234","currency":"EUR"}"#;
-        let err =
-            decode_page(schema, [bad.as_bytes()].into_iter(), Origin { scope: "G1", page: 3 }, &mut rows).unwrap_err();
+        let err = decode_texts(schema, &[bad.as_bytes()], Origin { scope: "G1", page: 3 }, &mut rows).unwrap_err();
         let text = err.to_string();
         for part in [
             "dataset billed_recon_line_items",
@@ -392,7 +501,7 @@ mod tests {
         let schema = Dataset::BilledRecon.schema().unwrap();
         let item = r#"{"unitPrice":"16","effectiveUnitPrice":0.1835431430074643112595,"pcToBCExchangeRate":0.8912,"currency":"EUR"}"#;
         let mut rows = Vec::new();
-        decode_page(schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 1 }, &mut rows).unwrap();
+        decode_texts(schema, &[item.as_bytes()], Origin { scope: "G1", page: 1 }, &mut rows).unwrap();
         let text = |c: &str| cell_text(&rows[0][schema.column(c).unwrap()], ColType::Decimal { scale: 10 });
         assert_eq!(text("unit_price_billing"), "14.2500000000", "16 × 0.8912 = 14.2592 → 14.25");
         assert_eq!(text("effective_unit_price_billing"), "0.1600000000", "0.16357… → 0.16");
@@ -405,7 +514,7 @@ mod tests {
         let credit = schema.column("rate_of_credit").unwrap();
         let decode_one = |item: &str| {
             let mut rows = Vec::new();
-            decode_page(schema, [item.as_bytes()].into_iter(), Origin { scope: "G1", page: 2 }, &mut rows)
+            decode_texts(schema, &[item.as_bytes()], Origin { scope: "G1", page: 2 }, &mut rows)
                 .map(|()| rows.remove(0))
         };
         let row = decode_one(r#"{"PartnerEarnedCreditPercentage":15,"CreditPercentage":"100"}"#).unwrap();
@@ -433,15 +542,15 @@ mod tests {
         let origin = Origin { scope: "c1", page: 1 };
         let known = KnownFields::of(Dataset::Subscriptions, false);
         let checks = |known| Some(Checks { known, promised: &["OfferId", "Missing"], names_invoice: false });
-        let decoded = decode_item(schema, item, origin, 0, checks(&known)).unwrap();
-        assert_eq!(decoded.missing, ["Missing"], "a promised attribute is looked for in any case");
-        assert_eq!(decoded.unknown, ["AnotherOne", "newField"]);
+        let (notes, rows) = decode_one(schema, item, origin, 0, checks(&known)).unwrap();
+        assert_eq!(notes.missing, ["Missing"], "a promised attribute is looked for in any case");
+        assert_eq!(notes.unknown, ["AnotherOne", "newField"]);
         let at = schema.column("unknown_fields").unwrap();
-        assert_eq!(decoded.rows[0][at], Cell::Null);
+        assert_eq!(rows[0][at], Cell::Null);
         let keep = KnownFields::of(Dataset::Subscriptions, true);
-        let kept = decode_item(schema, item, origin, 0, checks(&keep)).unwrap();
-        assert_eq!(kept.rows[0][at], Cell::Str(r#"{"AnotherOne":2,"newField":{"a":1}}"#.into()));
-        assert!(decode_item(schema, item, origin, 0, None).unwrap().unknown.is_empty());
+        let (_, kept) = decode_one(schema, item, origin, 0, checks(&keep)).unwrap();
+        assert_eq!(kept[0][at], Cell::Str(r#"{"AnotherOne":2,"newField":{"a":1}}"#.into()));
+        assert!(decode_one(schema, item, origin, 0, None).unwrap().0.unknown.is_empty());
     }
 
     #[test]
@@ -450,15 +559,15 @@ mod tests {
         let schema = Dataset::BilledUsage.schema().unwrap();
         let known = KnownFields::of(Dataset::BilledUsage, false);
         let checks = |names_invoice| Some(Checks { known: &known, promised: &[], names_invoice });
-        let stranger = decode_item(schema, br#"{"foo":1}"#, origin, 2, checks(false)).unwrap_err();
+        let stranger = decode_one(schema, br#"{"foo":1}"#, origin, 2, checks(false)).unwrap_err();
         assert!(stranger.reason.contains("no member of the item"), "{stranger}");
-        assert!(decode_item(schema, b"{}", origin, 2, checks(false)).is_err(), "an empty object is no line either");
+        assert!(decode_one(schema, b"{}", origin, 2, checks(false)).is_err(), "an empty object is no line either");
         let line = br#"{"CustomerId":"c1","Quantity":"2"}"#;
-        assert!(decode_item(schema, line, origin, 0, checks(false)).is_ok());
-        let unnamed = decode_item(schema, line, origin, 0, checks(true)).unwrap_err();
+        assert!(decode_one(schema, line, origin, 0, checks(false)).is_ok());
+        let unnamed = decode_one(schema, line, origin, 0, checks(true)).unwrap_err();
         assert_eq!((unnamed.field.as_str(), unnamed.record), ("invoiceNumber", 0), "{unnamed}");
         let named = br#"{"InvoiceNumber":"G1","CustomerId":"c1","Quantity":"2"}"#;
-        assert!(decode_item(schema, named, origin, 0, checks(true)).is_ok());
+        assert!(decode_one(schema, named, origin, 0, checks(true)).is_ok());
     }
 
     #[test]
@@ -467,7 +576,7 @@ mod tests {
         let order =
             r#"{"id":"o1","lineItems":[{"lineItemNumber":0,"offerId":"A"},{"lineItemNumber":1,"offerId":"B"}]}"#;
         let mut rows = Vec::new();
-        decode_page(schema, [order.as_bytes()].into_iter(), Origin { scope: "c1", page: 1 }, &mut rows).unwrap();
+        decode_texts(schema, &[order.as_bytes()], Origin { scope: "c1", page: 1 }, &mut rows).unwrap();
         assert_eq!(rows.len(), 2);
         let order_id = schema.column("order_id").unwrap();
         assert_eq!(rows[1][order_id], Cell::Str("o1".into()));
