@@ -8,6 +8,7 @@
 #
 # Usage: benches/pipeline.sh            (LINES=1000000 usage rows per month, LATENCY_MS=50)
 #        LINES=5000000 benches/pipeline.sh
+#        BIN=/path/to/pcrecon benches/pipeline.sh   (another build, e.g. to compare two commits)
 # Work files go to $BENCH_DIR (default target/bench); the world is generated once per LINES.
 set -euo pipefail
 
@@ -15,12 +16,14 @@ LINES=${LINES:-1000000}
 LATENCY_MS=${LATENCY_MS:-50}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${BENCH_DIR:-$ROOT/target/bench}
-BIN=$ROOT/target/release/pcrecon
 mkdir -p "$WORK"
 cd "$WORK"
 
-echo "building (release)…" >&2
-cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
+if [ -z "${BIN:-}" ]; then
+    echo "building (release)…" >&2
+    cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
+    BIN=$ROOT/target/release/pcrecon
+fi
 if [ ! -x venv/bin/python ] || ! venv/bin/python -c 'import duckdb' 2>/dev/null; then
     echo "installing DuckDB into $WORK/venv…" >&2
     python3 -m venv venv

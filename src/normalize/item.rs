@@ -75,10 +75,28 @@ struct Member<'a> {
     others: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
-/// FNV-1a over the ASCII-lower-cased bytes: a case-insensitive key without allocating.
-fn folded_hash(name: &str) -> u64 {
-    name.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
+/// A case-insensitive hash of a name, eight bytes at a time: each byte has its `0x20` bit set
+/// before mixing, so ASCII letters hash alike in either case (other bytes may collide, which the
+/// comparison after the lookup sorts out). Computed once per member and once per column path.
+pub fn folded_hash(name: &str) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ (word | CASE)).wrapping_mul(K);
+    let bytes = name.as_bytes();
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    h ^ (h >> 29)
 }
 
 /// The keys are hashes already.
@@ -100,9 +118,10 @@ impl std::hash::Hasher for Prehashed {
 }
 
 impl<'a> Item<'a> {
-    /// Indexes an item from its JSON text; an error unless it is a JSON object.
-    pub fn new(text: &'a [u8]) -> Result<Item<'a>, String> {
-        let Members(object) = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    /// Indexes an item from its JSON text (UTF-8 already checked, so the parser does not check
+    /// it again); an error unless it is a JSON object.
+    pub fn new(text: &'a str) -> Result<Item<'a>, String> {
+        let Members(object) = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut members: HashMap<u64, Member<'a>, BuildHasherDefault<Prehashed>> =
             HashMap::with_capacity_and_hasher(object.len(), BuildHasherDefault::default());
         for (Key(name), value) in object {
@@ -135,11 +154,41 @@ impl<'a> Item<'a> {
     }
 
     fn raw(&self, name: &str) -> Option<&'a RawValue> {
-        let member = self.members.get(&folded_hash(name))?;
+        self.raw_hashed(folded_hash(name), name)
+    }
+
+    fn raw_hashed(&self, hash: u64, name: &str) -> Option<&'a RawValue> {
+        let member = self.members.get(&hash)?;
         if member.name.eq_ignore_ascii_case(name) {
             return Some(member.value);
         }
         member.others.iter().find(|(other, _)| other.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    }
+
+    /// Members, counted in every spelling the item gives them.
+    pub fn len(&self) -> usize {
+        self.members.values().map(|m| 1 + m.others.len()).sum()
+    }
+
+    /// Whether the item has no member.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The members whose names `known` does not have, as named in the item, with their raw
+    /// values (in no particular order).
+    pub fn unknown(&self, known: &FoldedNames) -> Vec<(&str, &'a RawValue)> {
+        let mut unknown = Vec::new();
+        for (hash, m) in &self.members {
+            let names =
+                std::iter::once((m.name.as_ref(), m.value)).chain(m.others.iter().map(|(n, v)| (n.as_ref(), *v)));
+            for (name, value) in names {
+                if !known.contains_hashed(*hash, name) {
+                    unknown.push((name, value));
+                }
+            }
+        }
+        unknown
     }
 
     /// Every member, as named in the item, with its raw value (in no particular order).
@@ -157,17 +206,67 @@ impl<'a> Item<'a> {
     /// A value by dotted path (`companyProfile.companyName`, `entitledArtifacts.0.resourceId`),
     /// every segment matched case-insensitively.
     pub fn path(&self, path: &str) -> Option<Raw<'a>> {
-        let mut segments = path.split('.');
-        let mut value = self.raw(segments.next()?)?;
-        for segment in segments {
+        self.at(&Path::new(path))
+    }
+
+    /// A value by a path whose first segment is hashed already.
+    pub fn at(&self, path: &Path<'_>) -> Option<Raw<'a>> {
+        let mut value = self.raw_hashed(path.hash, path.first)?;
+        let Some(rest) = path.rest else { return Some(Raw::new(value.get())) };
+        for segment in rest.split('.') {
             let text: &'a str = value.get();
             value = match text.trim_start().as_bytes().first() {
-                Some(b'{') => Item::new(text.as_bytes()).ok()?.raw(segment)?,
+                Some(b'{') => Item::new(text).ok()?.raw(segment)?,
                 Some(b'[') => elements(text)?.get(segment.parse::<usize>().ok()?).copied()?,
                 _ => return None,
             };
         }
         Some(Raw::new(value.get()))
+    }
+}
+
+/// A dotted path into an item, its first segment hashed once for lookups in many items.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<'p> {
+    first: &'p str,
+    hash: u64,
+    rest: Option<&'p str>,
+}
+
+impl<'p> Path<'p> {
+    /// The path `a.b.c`.
+    pub fn new(path: &'p str) -> Path<'p> {
+        let (first, rest) = match path.split_once('.') {
+            Some((first, rest)) => (first, Some(rest)),
+            None => (path, None),
+        };
+        Path { first, hash: folded_hash(first), rest }
+    }
+}
+
+/// A set of member names, matched case-insensitively as [`Item`] matches them, looked up
+/// without allocating.
+#[derive(Debug, Clone, Default)]
+pub struct FoldedNames {
+    names: HashMap<u64, Vec<String>, BuildHasherDefault<Prehashed>>,
+}
+
+impl FoldedNames {
+    /// Adds a name.
+    pub fn insert(&mut self, name: &str) {
+        let names = self.names.entry(folded_hash(name)).or_default();
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_owned());
+        }
+    }
+
+    /// Whether the set has `name`, in any case.
+    pub fn contains(&self, name: &str) -> bool {
+        self.contains_hashed(folded_hash(name), name)
+    }
+
+    fn contains_hashed(&self, hash: u64, name: &str) -> bool {
+        self.names.get(&hash).is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
     }
 }
 
@@ -191,20 +290,20 @@ mod tests {
     #[test]
     fn nested_paths_are_followed_case_insensitively() {
         let text = r#"{"CompanyProfile":{"companyName":"Contoso"},"entitledArtifacts":[ {"resourceId":"r1"} ]}"#;
-        let item = Item::new(text.as_bytes()).unwrap();
+        let item = Item::new(text).unwrap();
         assert_eq!(item.path("companyProfile.CompanyName"), Some(Raw::new("\"Contoso\"")));
         assert_eq!(item.path("entitledArtifacts.0.resourceId"), Some(Raw::new("\"r1\"")));
         assert_eq!(item.path("entitledArtifacts.1.resourceId"), None);
-        assert!(Item::new(b"[1]").is_err());
+        assert!(Item::new("[1]").is_err());
     }
 
     #[test]
     fn a_member_given_twice_is_an_error_unless_both_agree() {
-        let twice = Item::new(br#"{"quantity":"7","quantity":"5"}"#).err().unwrap();
+        let twice = Item::new(r#"{"quantity":"7","quantity":"5"}"#).err().unwrap();
         assert!(twice.contains("\"quantity\" appears twice"), "{twice}");
-        let spelled = Item::new(br#"{"pcToBCExchangeRate":1,"PCToBCExchangeRate":2}"#).err().unwrap();
+        let spelled = Item::new(r#"{"pcToBCExchangeRate":1,"PCToBCExchangeRate":2}"#).err().unwrap();
         assert!(spelled.contains("also as \"PCToBCExchangeRate\""), "{spelled}");
-        let agreed = Item::new(br#"{"a":1,"A":1}"#).unwrap();
+        let agreed = Item::new(r#"{"a":1,"A":1}"#).unwrap();
         assert_eq!(agreed.get(&["a"]), Some(Raw::new("1")));
     }
 
@@ -216,7 +315,7 @@ mod tests {
             let file = e["file"].as_str().unwrap();
             let doc: Value = serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap();
             let record = doc.pointer(e["path"].as_str().unwrap()).unwrap().to_string();
-            let item = Item::new(record.as_bytes()).unwrap();
+            let item = Item::new(&record).unwrap();
             let field = e["field"].as_str().unwrap();
             let value = item.get(&[field]);
             let quirk = e["quirk"].as_str().unwrap();

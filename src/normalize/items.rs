@@ -9,14 +9,13 @@
 //! converts no currency and matches nothing.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use serde_json::value::RawValue;
 
-use super::decode::{ColType, Value, decode, from_decimal128, to_decimal128};
-use super::item::{Item, elements};
+use super::decode::{ColType, Raw, Value, decode, from_decimal128, to_decimal128};
+use super::item::{FoldedNames, Item, Path, elements};
 use crate::tabular::batch::{BatchBuilder, stage_schema};
 use crate::tabular::{Dataset, DatasetSchema, Implied, Source};
 
@@ -70,28 +69,58 @@ pub struct Origin<'a> {
     pub page: u32,
 }
 
+/// A dataset's schema and what each of its columns reads from an item, its paths hashed once
+/// per page.
+#[derive(Debug, Clone)]
+pub struct ColumnPaths<'s> {
+    schema: &'s DatasetSchema,
+    /// Per column: its field and aliases (`Field`), its parent's field (`Parent`), its field
+    /// (`Implied`), or its fraction then percentage field (`Percent`); none for the others.
+    paths: Vec<Vec<Path<'static>>>,
+}
+
+impl<'s> ColumnPaths<'s> {
+    /// The paths of `schema`'s columns.
+    pub fn of(schema: &'s DatasetSchema) -> ColumnPaths<'s> {
+        let paths = schema
+            .columns
+            .iter()
+            .map(|column| match &column.source {
+                Source::Field(paths) => paths.iter().map(|p| Path::new(p)).collect(),
+                Source::Parent(path) => vec![Path::new(path)],
+                Source::Implied { field, .. } => vec![Path::new(field)],
+                Source::Percent { field, percent } => vec![Path::new(field), Path::new(percent)],
+                _ => Vec::new(),
+            })
+            .collect();
+        ColumnPaths { schema, paths }
+    }
+}
+
 /// Decodes one item (or one element of its exploded array) into `row`, in column order.
 fn row_of<'a>(
-    schema: &DatasetSchema,
+    paths: &ColumnPaths<'_>,
     item: &Item<'a>,
     parent: Option<&Item<'a>>,
     origin: Origin<'a>,
     record: usize,
     row: &mut Vec<Value<'a>>,
 ) -> Result<(), Box<RowError>> {
+    let schema = paths.schema;
     row.clear();
-    for column in &schema.columns {
+    for (column, bound) in schema.columns.iter().zip(&paths.paths) {
         let (value, field) = match &column.source {
-            Source::Field(paths) => (paths.iter().find_map(|p| item.path(p)), paths[0]),
-            Source::Parent(path) => (parent.and_then(|p| p.path(path)), *path),
+            Source::Field(names) => (bound.iter().find_map(|p| item.at(p)), names[0]),
+            Source::Parent(path) => (parent.and_then(|p| bound.first().and_then(|b| p.at(b))), *path),
             Source::Percent { field, percent } => {
-                let value = percent_value(item, field, percent, column.ty)
+                let found = (bound.first().and_then(|b| item.at(b)), bound.get(1).and_then(|b| item.at(b)));
+                let value = percent_value(found, field, percent, column.ty)
                     .map_err(|(f, reason)| RowError::at(schema, origin, record, f, &column.name, reason))?;
                 row.push(value);
                 continue;
             }
             Source::Implied { field, otherwise } => {
-                let value = decode(item.path(field), column.ty)
+                let value = decode(bound.first().and_then(|b| item.at(b)), column.ty)
                     .map_err(|e| RowError::at(schema, origin, record, field, &column.name, e.0))?;
                 let value = match (value, otherwise) {
                     (Value::Null, Implied::Text(text)) => Value::Str(Cow::Borrowed(text)),
@@ -134,13 +163,13 @@ fn row_of<'a>(
 /// most likely a fraction under a percentage's name, and an error rather than a silent 0.0015.
 /// Either way the result must be a rate between 0 and 1.
 fn percent_value<'a>(
-    item: &Item<'a>,
+    (fraction, percentage): (Option<Raw<'a>>, Option<Raw<'a>>),
     field: &'static str,
     percent: &'static str,
     ty: ColType,
 ) -> Result<Value<'a>, (&'static str, String)> {
     let ColType::Decimal { scale } = ty else {
-        return decode(item.path(field), ty).map_err(|e| (field, e.0));
+        return decode(fraction, ty).map_err(|e| (field, e.0));
     };
     let one = 10i128.pow(scale);
     let in_range = |value: Value<'a>, name: &'static str, shown: &dyn std::fmt::Display| match value {
@@ -149,12 +178,12 @@ fn percent_value<'a>(
         }
         value => Ok(value),
     };
-    let value = decode(item.path(field), ty).map_err(|e| (field, e.0))?;
+    let value = decode(fraction, ty).map_err(|e| (field, e.0))?;
     if !value.is_null() {
-        let raw = item.path(field).map(|r| r.text()).unwrap_or_default();
+        let raw = fraction.map(|r| r.text()).unwrap_or_default();
         return in_range(value, field, &raw);
     }
-    let Some(raw) = item.path(percent) else { return Ok(Value::Null) };
+    let Some(raw) = percentage else { return Ok(Value::Null) };
     let whole = decode(Some(raw), ColType::Decimal { scale: 0 });
     match (whole, scale >= 2) {
         (Ok(Value::Null), _) => Ok(Value::Null),
@@ -201,8 +230,8 @@ fn billing_price(
 /// beyond them is schema drift, reported rather than dropped in silence.
 #[derive(Debug, Clone, Default)]
 pub struct KnownFields {
-    /// Lower-cased member names.
-    names: HashSet<String>,
+    /// Member names, in any case.
+    names: FoldedNames,
     /// Keep the unread members in the `unknown_fields` column.
     pub keep: bool,
 }
@@ -211,10 +240,12 @@ impl KnownFields {
     /// What the datasets built from `dataset`'s pages read. `attributes` (`objectType`) and
     /// `links` are the envelope of every resource, not data.
     pub fn of(dataset: Dataset, keep: bool) -> KnownFields {
-        let mut names: HashSet<String> = ["attributes", "links"].into_iter().map(str::to_owned).collect();
+        let mut names = FoldedNames::default();
+        names.insert("attributes");
+        names.insert("links");
         for schema in dataset.tables_filled() {
             if let Some(array) = schema.explode {
-                names.insert(array.to_ascii_lowercase());
+                names.insert(array);
                 continue;
             }
             for column in &schema.columns {
@@ -226,16 +257,12 @@ impl KnownFields {
                 };
                 for path in paths {
                     if let Some(first) = path.split('.').next() {
-                        names.insert(first.to_ascii_lowercase());
+                        names.insert(first);
                     }
                 }
             }
         }
         KnownFields { names, keep }
-    }
-
-    fn knows(&self, name: &str) -> bool {
-        self.names.contains(&name.to_ascii_lowercase())
     }
 }
 
@@ -268,7 +295,7 @@ pub struct ItemNotes {
 /// `checks`, also finds the members no column reads (kept in `unknown_fields` when they say so)
 /// and the promised attributes the item lacks.
 pub fn decode_item<'a>(
-    schema: &DatasetSchema,
+    paths: &ColumnPaths<'_>,
     text: &'a [u8],
     origin: Origin<'a>,
     record: usize,
@@ -276,14 +303,18 @@ pub fn decode_item<'a>(
     row: &mut Vec<Value<'a>>,
     out: &mut BatchBuilder,
 ) -> Result<ItemNotes, Box<RowError>> {
+    let schema = paths.schema;
     let known = checks.map(|c| c.known);
     let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
-    let item = Item::new(text).map_err(|e| {
-        let object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-        fail(if object { format!("not JSON: {e}") } else { "not a JSON object".into() })
+    let object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let text = simdutf8::basic::from_utf8(text).map_err(|_| {
+        let at = std::str::from_utf8(text).err().map_or(0, |e| e.valid_up_to());
+        fail(format!("not JSON: the text is not UTF-8 (byte {at})"))
     })?;
+    let item = Item::new(text)
+        .map_err(|e| fail(if object { format!("not JSON: {e}") } else { "not a JSON object".into() }))?;
     let mut unread: Vec<(&str, &RawValue)> = match known {
-        Some(known) => item.members().filter(|(name, _)| !known.knows(name)).collect(),
+        Some(known) => item.unknown(&known.names),
         None => Vec::new(),
     };
     if checks.is_some_and(|c| c.names_invoice)
@@ -293,7 +324,7 @@ pub fn decode_item<'a>(
         return Err(RowError::at(schema, origin, record, "invoiceNumber", "invoice_number", reason));
     }
     // Nothing the dataset reads: not a line of it (an all-empty row would hide that).
-    if known.is_some() && unread.len() == item.members().count() {
+    if known.is_some() && unread.len() == item.len() {
         return Err(fail(format!(
             "no member of the item is a field of {} (it has {} members)",
             schema.name,
@@ -328,7 +359,7 @@ pub fn decode_item<'a>(
     };
     let rows = match schema.explode {
         None => {
-            row_of(schema, &item, None, origin, record, row)?;
+            row_of(paths, &item, None, origin, record, row)?;
             keep(row);
             out.push_row(row);
             1
@@ -337,9 +368,8 @@ pub fn decode_item<'a>(
             let elements = item.path(array).and_then(|raw| elements(raw.text())).unwrap_or_default();
             let mut rows = Vec::with_capacity(elements.len());
             for element in elements {
-                let child =
-                    Item::new(element.get().as_bytes()).map_err(|_| fail(format!("{array} holds a non-object")))?;
-                row_of(schema, &child, Some(&item), origin, record, row)?;
+                let child = Item::new(element.get()).map_err(|_| fail(format!("{array} holds a non-object")))?;
+                row_of(paths, &child, Some(&item), origin, record, row)?;
                 keep(row);
                 rows.push(std::mem::take(row));
             }
@@ -379,6 +409,7 @@ pub fn decode_page<'a>(
     origin: Origin<'a>,
     checks: Option<Checks<'_>>,
 ) -> Result<PageBatch, arrow_schema::ArrowError> {
+    let paths = ColumnPaths::of(schema);
     let chunks: Vec<_> = spans
         .par_chunks(CHUNK_ITEMS)
         .enumerate()
@@ -389,7 +420,7 @@ pub fn decode_page<'a>(
             let (mut items, mut notes, mut errors) = (Vec::with_capacity(spans.len()), Vec::new(), Vec::new());
             for (offset, span) in spans.iter().enumerate() {
                 let index = first + offset;
-                match decode_item(schema, &body[span.clone()], origin, index, checks, &mut row, &mut out) {
+                match decode_item(&paths, &body[span.clone()], origin, index, checks, &mut row, &mut out) {
                     Ok(item) => {
                         items.extend(std::iter::repeat_n(index as u32, item.rows));
                         if !item.unknown.is_empty() || !item.missing.is_empty() {
@@ -459,7 +490,8 @@ mod tests {
         checks: Option<Checks<'_>>,
     ) -> Result<(ItemNotes, Vec<Vec<Cell>>), Box<RowError>> {
         let mut out = BatchBuilder::new(schema, 1);
-        let notes = decode_item(schema, text, origin, record, checks, &mut Vec::new(), &mut out)?;
+        let paths = ColumnPaths::of(schema);
+        let notes = decode_item(&paths, text, origin, record, checks, &mut Vec::new(), &mut out)?;
         Ok((notes, rows_of(&out.finish().unwrap())))
     }
 
