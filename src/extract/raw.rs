@@ -201,6 +201,9 @@ struct IndexEntry {
     sha256: Option<String>,
     #[serde(default)]
     items: Option<u64>,
+    /// The page's size, uncompressed.
+    #[serde(default)]
+    bytes: Option<usize>,
     #[serde(default)]
     file: Option<String>,
     #[serde(default)]
@@ -290,6 +293,9 @@ fn complete_index(index_path: &Path, index: &str) -> Result<Vec<(usize, IndexEnt
     Ok(entries)
 }
 
+/// The largest page size a replay trusts its index for when it allocates.
+const PREALLOCATED_PAGE: usize = 256 << 20;
+
 /// What a replay sent.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Replayed {
@@ -318,7 +324,9 @@ pub fn replay(dir: &Path, mut send: impl FnMut(Event) -> bool) -> Result<Replaye
                 let file = entry.file.as_deref().ok_or_else(|| format!("{}: a page without a file", at()))?;
                 let paging = entry.paging.as_deref().and_then(Paging::from_name).unwrap_or_else(|| paging_of(dataset));
                 let path = dir.join(file);
-                let mut body = Vec::new();
+                // The index records the page's size: read it into one allocation (a lying index
+                // only costs a regrowth).
+                let mut body = Vec::with_capacity(entry.bytes.unwrap_or(0).min(PREALLOCATED_PAGE));
                 flate2::read::GzDecoder::new(
                     File::open(&path).map_err(|e| format!("{}: {}: {e}", at(), path.display()))?,
                 )

@@ -31,7 +31,8 @@ pub struct Raw<'a>(&'a str);
 impl<'a> Raw<'a> {
     /// A value from its JSON text (surrounding whitespace ignored).
     pub fn new(text: &'a str) -> Raw<'a> {
-        Raw(text.trim())
+        // JSON's whitespace is ASCII.
+        Raw(text.trim_ascii())
     }
 
     /// The JSON text.
@@ -50,7 +51,7 @@ impl<'a> Raw<'a> {
             return Ok(None);
         }
         let Some(inner) = self.0.get(1..self.0.len().saturating_sub(1)) else { return Ok(None) };
-        if !inner.contains('\\') {
+        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
             return Ok(Some(Cow::Borrowed(inner)));
         }
         match serde_json::from_str::<String>(self.0) {

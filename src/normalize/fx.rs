@@ -6,6 +6,7 @@
 //! ISO 4217 minor units with the configured mode. A missing rate does not stop the rows: every
 //! missing (currency, date) is collected, and the run fails listing them all at once.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
@@ -175,20 +176,11 @@ impl Normalizer {
         }
     }
 
-    /// The rate of a row, or `None` when it has no currency or no day, or the table has no rate
-    /// (then the pair is kept for the run's error).
-    fn rate_of(
-        &mut self,
-        dates: &DateColumns,
-        row: &impl Row,
-        currency_at: usize,
-        invoice: Option<InvoiceDates>,
-    ) -> Option<Found> {
-        let Value::Str(code) = row.value(currency_at) else { return None };
+    /// The rate of `code` on `date`, or `None` when the table has none (then the pair is kept for
+    /// the run's error).
+    fn rate_on(&mut self, code: &str, date: NaiveDate) -> Option<Found> {
         let code = code.trim().to_uppercase();
-        let date = self.rate_date(dates, row, invoice)?;
-        let from = Currency::from_str(&code).ok();
-        let found = match from {
+        let found = match Currency::from_str(&code).ok() {
             Some(c) if c == self.reporting => Some((Decimal::ONE, "identity".to_owned())),
             Some(c) => self.table.rates.get(&(date, c, self.reporting)).map(|r| (*r, self.table.source.clone())),
             None => None,
@@ -203,15 +195,15 @@ impl Normalizer {
     }
 
     /// The value of one FX column of a row converted at `found`.
-    fn fx_value(&self, row: &impl Row, target: &Target<'_>, found: &Found) -> Result<Value<'static>, String> {
+    fn fx_value<'f>(&self, row: &impl Row, target: &Target<'_>, found: &'f Found) -> Result<Value<'f>, String> {
         let Target { fx, ty, name, amount, .. } = *target;
         Ok(match fx {
-            FxColumn::ReportingCurrency => Value::Str(self.reporting.code().into()),
+            FxColumn::ReportingCurrency => Value::Str(Cow::Borrowed(self.reporting.code())),
             FxColumn::Rate => Value::Dec(to_decimal128(found.rate, scale_of(ty)).map_err(|e| e.0)?),
             FxColumn::RateDate => Value::Date(
                 i32::try_from(found.date.signed_duration_since(NaiveDate::default()).num_days()).unwrap_or(0),
             ),
-            FxColumn::RateSource => Value::Str(found.source.clone().into()),
+            FxColumn::RateSource => Value::Str(Cow::Borrowed(&found.source)),
             FxColumn::Unrounded(column) | FxColumn::Rounded(column) => {
                 let Some((at, scale)) = amount else { return Ok(Value::Null) };
                 let Value::Dec(unscaled) = row.value(at) else { return Ok(Value::Null) };
@@ -266,14 +258,25 @@ impl Normalizer {
         let columns = Columns::of(batch);
         let mut builders: Vec<ColumnBuilder> =
             targets.iter().map(|t| ColumnBuilder::new(t.ty, batch.num_rows())).collect();
+        // Rows of a page mostly share their currency and rate day: the last lookup is kept.
+        let mut last: Option<(String, NaiveDate, Option<Found>)> = None;
         for r in 0..columns.rows() {
             let row = columns.row(r);
-            let Some(found) = self.rate_of(&dates, &row, currency_at, invoice) else {
+            let code = row.value(currency_at);
+            let (Value::Str(code), Some(date)) = (code, self.rate_date(&dates, &row, invoice)) else {
+                builders.iter_mut().for_each(ColumnBuilder::append_null);
+                continue;
+            };
+            if !matches!(&last, Some((c, d, _)) if *c == code && *d == date) {
+                let found = self.rate_on(&code, date);
+                last = Some((code.into_owned(), date, found));
+            }
+            let Some((_, _, Some(found))) = &last else {
                 builders.iter_mut().for_each(ColumnBuilder::append_null);
                 continue;
             };
             for (builder, target) in builders.iter_mut().zip(&targets) {
-                builder.append(&self.fx_value(&row, target, &found)?);
+                builder.append(&self.fx_value(&row, target, found)?);
             }
         }
         let mut replaced = Vec::with_capacity(targets.len());

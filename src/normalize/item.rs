@@ -248,15 +248,22 @@ impl<'p> Path<'p> {
 /// without allocating.
 #[derive(Debug, Clone, Default)]
 pub struct FoldedNames {
-    names: HashMap<u64, Vec<String>, BuildHasherDefault<Prehashed>>,
+    names: HashMap<u64, String, BuildHasherDefault<Prehashed>>,
+    /// Names whose hash another name has already (almost never).
+    others: Vec<String>,
 }
 
 impl FoldedNames {
     /// Adds a name.
     pub fn insert(&mut self, name: &str) {
-        let names = self.names.entry(folded_hash(name)).or_default();
-        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            names.push(name.to_owned());
+        if self.contains(name) {
+            return;
+        }
+        match self.names.entry(folded_hash(name)) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(name.to_owned());
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.others.push(name.to_owned()),
         }
     }
 
@@ -266,7 +273,11 @@ impl FoldedNames {
     }
 
     fn contains_hashed(&self, hash: u64, name: &str) -> bool {
-        self.names.get(&hash).is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        match self.names.get(&hash) {
+            Some(known) if known.eq_ignore_ascii_case(name) => true,
+            Some(_) => self.others.iter().any(|n| n.eq_ignore_ascii_case(name)),
+            None => false,
+        }
     }
 }
 
