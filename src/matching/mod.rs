@@ -80,7 +80,12 @@ pub struct MatchIndex {
 
 /// A column's text, normalised as a key (`None` when empty).
 fn key(schema: &DatasetSchema, row: &(impl Row + ?Sized), column: &str) -> Option<String> {
-    match schema.column(column).map(|i| row.value(i)) {
+    key_at(row, schema.column(column))
+}
+
+/// The normalised join key in a column of a row, when it has one.
+fn key_at(row: &(impl Row + ?Sized), at: Option<usize>) -> Option<String> {
+    match at.map(|i| row.value(i)) {
         Some(Value::Str(s)) => Some(normalize_key(&s)).filter(|k| !k.is_empty()),
         _ => None,
     }
@@ -162,10 +167,7 @@ impl MatchIndex {
 
     /// Matches one line-item row, its columns found by `keys`.
     pub fn match_row(&self, keys: &LineKeys, row: &(impl Row + ?Sized)) -> Match {
-        let get = |at: Option<usize>| match at.map(|i| row.value(i)) {
-            Some(Value::Str(s)) => Some(normalize_key(&s)).filter(|k| !k.is_empty()),
-            _ => None,
-        };
+        let get = |at: Option<usize>| key_at(row, at);
         let order_key = get(keys.order);
         let subscription_key = get(keys.subscription);
         let entitlement_key = get(keys.entitlement);

@@ -3,8 +3,9 @@
 //! arrays.
 //!
 //! In: one item's JSON text as the page holds it. Out: an [`Item`] that hands out each member as
-//! a [`Raw`] value borrowed from the page. It parses no value (that is `decode`'s) and knows no
-//! column.
+//! a [`Raw`] value borrowed from the page, by name or by a [`MemberPath`] hashed once for many
+//! items; and [`FoldedNames`], a set of names matched the same way. It parses no value (that is
+//! `decode`'s) and knows no column.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -78,7 +79,7 @@ struct Member<'a> {
 /// A case-insensitive hash of a name, eight bytes at a time: each byte has its `0x20` bit set
 /// before mixing, so ASCII letters hash alike in either case (other bytes may collide, which the
 /// comparison after the lookup sorts out). Computed once per member and once per column path.
-pub fn folded_hash(name: &str) -> u64 {
+fn folded_hash(name: &str) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     const CASE: u64 = 0x2020_2020_2020_2020;
     let mix = |h: u64, word: u64| (h.rotate_left(5) ^ (word | CASE)).wrapping_mul(K);
@@ -118,8 +119,18 @@ impl std::hash::Hasher for Prehashed {
 }
 
 impl<'a> Item<'a> {
-    /// Indexes an item from its JSON text (UTF-8 already checked, so the parser does not check
-    /// it again); an error unless it is a JSON object.
+    /// Indexes an item from its JSON bytes: UTF-8 is checked once, fast, and the parser does not
+    /// check it again; text that is not UTF-8 gets the parser's own account of where it is not.
+    pub fn parse(text: &'a [u8]) -> Result<Item<'a>, String> {
+        match simdutf8::basic::from_utf8(text) {
+            Ok(text) => Item::new(text),
+            Err(_) => Err(serde_json::from_slice::<Members<'_>>(text)
+                .err()
+                .map_or_else(|| "the text is not UTF-8".to_owned(), |e| e.to_string())),
+        }
+    }
+
+    /// Indexes an item from its JSON text; an error unless it is a JSON object.
     pub fn new(text: &'a str) -> Result<Item<'a>, String> {
         let Members(object) = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut members: HashMap<u64, Member<'a>, BuildHasherDefault<Prehashed>> =
@@ -191,13 +202,6 @@ impl<'a> Item<'a> {
         unknown
     }
 
-    /// Every member, as named in the item, with its raw value (in no particular order).
-    pub fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> + '_ {
-        self.members.values().flat_map(|m| {
-            std::iter::once((m.name.as_ref(), m.value)).chain(m.others.iter().map(|(n, v)| (n.as_ref(), *v)))
-        })
-    }
-
     /// The first of `names` (in any case) that is present.
     pub fn get(&self, names: &[&str]) -> Option<Raw<'a>> {
         names.iter().find_map(|n| self.raw(n)).map(|v| Raw::new(v.get()))
@@ -206,11 +210,11 @@ impl<'a> Item<'a> {
     /// A value by dotted path (`companyProfile.companyName`, `entitledArtifacts.0.resourceId`),
     /// every segment matched case-insensitively.
     pub fn path(&self, path: &str) -> Option<Raw<'a>> {
-        self.at(&Path::new(path))
+        self.at(&MemberPath::new(path))
     }
 
     /// A value by a path whose first segment is hashed already.
-    pub fn at(&self, path: &Path<'_>) -> Option<Raw<'a>> {
+    pub fn at(&self, path: &MemberPath<'_>) -> Option<Raw<'a>> {
         let mut value = self.raw_hashed(path.hash, path.first)?;
         let Some(rest) = path.rest else { return Some(Raw::new(value.get())) };
         for segment in rest.split('.') {
@@ -227,20 +231,20 @@ impl<'a> Item<'a> {
 
 /// A dotted path into an item, its first segment hashed once for lookups in many items.
 #[derive(Debug, Clone, Copy)]
-pub struct Path<'p> {
+pub struct MemberPath<'p> {
     first: &'p str,
     hash: u64,
     rest: Option<&'p str>,
 }
 
-impl<'p> Path<'p> {
+impl<'p> MemberPath<'p> {
     /// The path `a.b.c`.
-    pub fn new(path: &'p str) -> Path<'p> {
+    pub fn new(path: &'p str) -> MemberPath<'p> {
         let (first, rest) = match path.split_once('.') {
             Some((first, rest)) => (first, Some(rest)),
             None => (path, None),
         };
-        Path { first, hash: folded_hash(first), rest }
+        MemberPath { first, hash: folded_hash(first), rest }
     }
 }
 

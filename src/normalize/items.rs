@@ -1,8 +1,9 @@
 //! A page's items → a record batch of a dataset's source columns, following its
 //! [`DatasetSchema`]: each item is indexed once ([`Item`]), each column's value decoded straight
-//! into the row being built and appended to the column builders, with no owned text unless the
-//! wire text had to be unescaped. An item is all or nothing: a record that cannot be decoded adds
-//! no row and comes back as a [`RowError`] naming the dataset, scope, page, record and field.
+//! into the row being built and appended to the column builders; text stays borrowed from the
+//! page unless it had to be unescaped or rebuilt (JSON values kept as text, `unknown_fields`). An
+//! item is all or nothing: a record that cannot be decoded adds no row and comes back as a
+//! [`RowError`] naming the dataset, scope, page, record and field.
 //!
 //! In: item texts borrowed from a page. Out: a [`RecordBatch`] (derived columns left null for the
 //! stages to fill), the item each row came from, the members no column reads, the errors. It
@@ -15,7 +16,7 @@ use rayon::prelude::*;
 use serde_json::value::RawValue;
 
 use super::decode::{ColType, Raw, Value, decode, from_decimal128, to_decimal128};
-use super::item::{FoldedNames, Item, Path, elements};
+use super::item::{FoldedNames, Item, MemberPath, elements};
 use crate::tabular::batch::{BatchBuilder, stage_schema};
 use crate::tabular::{Dataset, DatasetSchema, Implied, Source};
 
@@ -76,7 +77,7 @@ pub struct ColumnPaths<'s> {
     schema: &'s DatasetSchema,
     /// Per column: its field and aliases (`Field`), its parent's field (`Parent`), its field
     /// (`Implied`), or its fraction then percentage field (`Percent`); none for the others.
-    paths: Vec<Vec<Path<'static>>>,
+    paths: Vec<Vec<MemberPath<'static>>>,
 }
 
 impl<'s> ColumnPaths<'s> {
@@ -86,10 +87,10 @@ impl<'s> ColumnPaths<'s> {
             .columns
             .iter()
             .map(|column| match &column.source {
-                Source::Field(paths) => paths.iter().map(|p| Path::new(p)).collect(),
-                Source::Parent(path) => vec![Path::new(path)],
-                Source::Implied { field, .. } => vec![Path::new(field)],
-                Source::Percent { field, percent } => vec![Path::new(field), Path::new(percent)],
+                Source::Field(paths) => paths.iter().map(|p| MemberPath::new(p)).collect(),
+                Source::Parent(path) => vec![MemberPath::new(path)],
+                Source::Implied { field, .. } => vec![MemberPath::new(field)],
+                Source::Percent { field, percent } => vec![MemberPath::new(field), MemberPath::new(percent)],
                 _ => Vec::new(),
             })
             .collect();
@@ -307,11 +308,7 @@ pub fn decode_item<'a>(
     let known = checks.map(|c| c.known);
     let fail = |reason: String| RowError::at(schema, origin, record, "-", "-", reason);
     let object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let text = simdutf8::basic::from_utf8(text).map_err(|_| {
-        let at = std::str::from_utf8(text).err().map_or(0, |e| e.valid_up_to());
-        fail(format!("not JSON: the text is not UTF-8 (byte {at})"))
-    })?;
-    let item = Item::new(text)
+    let item = Item::parse(text)
         .map_err(|e| fail(if object { format!("not JSON: {e}") } else { "not a JSON object".into() }))?;
     let mut unread: Vec<(&str, &RawValue)> = match known {
         Some(known) => item.unknown(&known.names),
@@ -382,9 +379,13 @@ pub fn decode_item<'a>(
     Ok(ItemNotes { rows, unknown, missing })
 }
 
-/// Items decoded per task: enough to keep both cores busy on one page, few enough batches to
-/// join.
-const CHUNK_ITEMS: usize = 256;
+/// Items decoded per task at most: a page is cut into about two tasks per core, each of at least
+/// [`MIN_CHUNK_ITEMS`] items, so that both cores work on small pages too and big pages are few
+/// batches to join.
+const CHUNK_ITEMS: usize = 1024;
+
+/// Items decoded per task at least.
+const MIN_CHUNK_ITEMS: usize = 32;
 
 /// A page's items as one batch.
 #[derive(Debug)]
@@ -392,7 +393,7 @@ pub struct PageBatch {
     /// The rows of every item that decoded, in item order.
     pub batch: RecordBatch,
     /// The index in the page of the item each row came from.
-    pub items: Vec<u32>,
+    pub row_items: Vec<u32>,
     /// Items with members no column reads or promised attributes missing: (index, notes).
     pub notes: Vec<(usize, ItemNotes)>,
     /// Items that could not be decoded, in order: (index, error).
@@ -410,11 +411,12 @@ pub fn decode_page<'a>(
     checks: Option<Checks<'_>>,
 ) -> Result<PageBatch, arrow_schema::ArrowError> {
     let paths = ColumnPaths::of(schema);
+    let chunk_items = spans.len().div_ceil(rayon::current_num_threads() * 2).clamp(MIN_CHUNK_ITEMS, CHUNK_ITEMS);
     let chunks: Vec<_> = spans
-        .par_chunks(CHUNK_ITEMS)
+        .par_chunks(chunk_items)
         .enumerate()
         .map(|(chunk, spans)| {
-            let first = chunk * CHUNK_ITEMS;
+            let first = chunk * chunk_items;
             let mut out = BatchBuilder::new(schema, spans.len());
             let mut row = Vec::with_capacity(schema.columns.len());
             let (mut items, mut notes, mut errors) = (Vec::with_capacity(spans.len()), Vec::new(), Vec::new());
@@ -435,14 +437,14 @@ pub fn decode_page<'a>(
         .collect::<Result<_, _>>()?;
     let mut page = PageBatch {
         batch: RecordBatch::new_empty(stage_schema(schema)),
-        items: Vec::new(),
+        row_items: Vec::new(),
         notes: Vec::new(),
         errors: Vec::new(),
     };
     let mut batches = Vec::with_capacity(chunks.len());
     for (batch, items, notes, errors) in chunks {
         batches.push(batch);
-        page.items.extend(items);
+        page.row_items.extend(items);
         page.notes.extend(notes);
         page.errors.extend(errors);
     }
@@ -614,5 +616,16 @@ mod tests {
         assert_eq!(rows[1][order_id], Cell::Str("o1".into()));
         assert_eq!(rows[1][schema.column("customer_id").unwrap()], Cell::Str("c1".into()));
         assert_eq!(rows[1][schema.column("line_item_number").unwrap()], Cell::Int(1));
+    }
+
+    #[test]
+    fn an_item_that_is_not_utf_8_is_located_by_the_parser() {
+        let schema = Dataset::BilledUsage.schema().unwrap();
+        let item = b"{\"customerName\":\"M\xfcller\"}";
+        let error = decode_one(schema, item, Origin { scope: "G1", page: 2 }, 5, None).unwrap_err();
+        assert_eq!((error.page, error.record), (2, 5));
+        assert!(error.reason.starts_with("not JSON: invalid unicode code point at line 1"), "{}", error.reason);
+        let not_object = decode_one(schema, b"[\xff]", Origin { scope: "G1", page: 2 }, 0, None).unwrap_err();
+        assert_eq!(not_object.reason, "not a JSON object");
     }
 }

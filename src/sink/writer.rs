@@ -3,8 +3,8 @@
 //! (hashed while writing).
 //!
 //! Parquet: zstd, `Decimal128(38, s)`, UTC timestamps, dictionary encoding, row groups of 128 Ki
-//! rows, and a fixed `created_by`; batches reach the encoder re-cut into [`BATCH_ROWS`] rows, so
-//! the same rows give the same bytes however the pages that brought them were cut. CSV: RFC 4180 with CRLF, UTF-8 (optional BOM for Excel), fixed-point decimals, ISO-8601
+//! rows, and a fixed `created_by`; batches reach the encoder re-cut into [`BATCH_ROWS`] rows,
+//! so the same rows give the same bytes however the pages that brought them were cut. CSV: RFC 4180 with CRLF, UTF-8 (optional BOM for Excel), fixed-point decimals, ISO-8601
 //! dates, and a formula-injection guard on text columns only (amounts keep their minus sign).
 
 use std::collections::VecDeque;
@@ -108,7 +108,10 @@ impl ParquetFile {
                 parts.push(front);
             } else {
                 parts.push(front.slice(0, needed));
-                self.pending.push_front(front.slice(needed, front.num_rows() - needed));
+                // A copy of the rest: a slice would keep the whole batch it came from alive.
+                let rest = front.slice(needed, front.num_rows() - needed);
+                let rest = arrow_select::concat::concat_batches(&rest.schema(), [&rest]).map_err(io::Error::other)?;
+                self.pending.push_front(rest);
                 needed = 0;
             }
         }
@@ -229,10 +232,7 @@ impl Writer {
                         match (columns.value(i, row), ty) {
                             // Digits, sign and point never need quoting.
                             (Value::Dec(v), ColType::Decimal { scale }) => push_fixed_point(&mut c.text, v, *scale),
-                            (Value::Str(text), ColType::Utf8 | ColType::Json) => {
-                                push_field(&mut c.text, &guard_formula(&text))
-                            }
-                            (Value::Str(text), _) => push_field(&mut c.text, &text),
+                            (Value::Str(text), _) => push_field(&mut c.text, &guard_formula(&text)),
                             // Numbers, dates and timestamps never need quoting either.
                             (value, ty) => push_value_text(&mut c.text, &value, *ty),
                         }
@@ -333,5 +333,41 @@ mod tests {
         assert_eq!(report.rows, 2);
         assert_eq!(report.bytes, text.len() as u64);
         assert!(!dir.path().join("t.csv.partial").exists());
+    }
+
+    #[test]
+    fn parquet_bytes_do_not_depend_on_how_the_rows_were_cut_into_batches() {
+        use crate::tabular::batch::BatchBuilder;
+        use crate::tabular::{Cell, Dataset};
+        let schema = Dataset::Rejects.schema().unwrap();
+        let rows: Vec<Vec<Cell>> = (0..20_000i64)
+            .map(|n| {
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| match c.ty {
+                        ColType::Int64 => Cell::Int(n % 97),
+                        _ => Cell::Str(format!("{}-{}", c.name, n % 1013)),
+                    })
+                    .collect()
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, cuts: &[usize]| {
+            let path = dir.path().join(name);
+            let mut writer = Writer::parquet(&path, schema).unwrap();
+            let mut start = 0;
+            for &end in cuts.iter().chain([&rows.len()]) {
+                let mut batch = BatchBuilder::new(schema, end - start);
+                rows[start..end].iter().for_each(|row| batch.push_cells(row));
+                writer.write(&batch.finish().unwrap()).unwrap();
+                start = end;
+            }
+            writer.finish().unwrap();
+            std::fs::read(path).unwrap()
+        };
+        let whole = write("whole.parquet", &[]);
+        assert_eq!(whole, write("cut.parquet", &[1, 300, 8191, 8192, 16_385]));
+        assert_eq!(whole, write("pages.parquet", &(1..20).map(|k| k * 1000).collect::<Vec<_>>()));
     }
 }

@@ -45,7 +45,7 @@ pub fn arrow_schema(schema: &DatasetSchema) -> Arc<Schema> {
 
 /// The Arrow schema of a dataset's batches between the stages: every column nullable, since the
 /// columns the stages derive (`row_key`, FX, match) are empty until they are filled. The sink
-/// holds each batch to [`arrow_schema`] before it writes it.
+/// holds each batch to [`arrow_schema()`] before it writes it.
 pub fn stage_schema(schema: &DatasetSchema) -> Arc<Schema> {
     Arc::new(Schema::new(schema.columns.iter().map(|c| Field::new(&c.name, data_type(c.ty), true)).collect::<Vec<_>>()))
 }

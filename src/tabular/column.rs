@@ -103,22 +103,6 @@ impl Value<'_> {
         }
     }
 
-    /// The text, for a text value.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The unscaled decimal, for a decimal value.
-    pub fn as_dec(&self) -> Option<i128> {
-        match self {
-            Value::Dec(v) => Some(*v),
-            _ => None,
-        }
-    }
-
     /// Whether there is no value.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

@@ -40,13 +40,28 @@ impl Snapshot {
         let checks = digest.then_some(Checks { known, promised, names_invoice });
         let decoded =
             decode_page(schema, &page.body, &page.items, origin, checks).map_err(|e| StageError::Batch(at_page(&e)))?;
-        if let Some((_, error)) = decoded.errors.first()
-            && !self.options.rejects
-        {
-            return Err(error.clone().into());
-        }
-        for (index, notes) in decoded.notes {
-            for field in notes.unknown {
+        // Notes and errors in item order, as the items came: drift is counted and warned about,
+        // and the first error fails the page unless the run keeps rejects.
+        let mut errors = decoded.errors.into_iter().peekable();
+        let mut notes = decoded.notes.into_iter().peekable();
+        loop {
+            let error_first = match (notes.peek(), errors.peek()) {
+                (None, None) => break,
+                (Some((n, _)), Some((e, _))) => e < n,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if error_first {
+                let Some((index, error)) = errors.next() else { break };
+                if !self.options.rejects {
+                    return Err(error.into());
+                }
+                self.rejected.insert((page.dataset, page.scope.clone()));
+                self.reject(&error, &page.body[page.items[index].clone()]);
+                continue;
+            }
+            let Some((index, item)) = notes.next() else { break };
+            for field in item.unknown {
                 let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
                 if !seen.unknown.contains_key(&field) {
                     tracing::warn!(event = "unknown_field", field = %field, record = index);
@@ -54,14 +69,10 @@ impl Snapshot {
                 *seen.unknown.entry(field).or_default() += 1;
             }
             // Judged against the attribute set when the sequence ends and names it.
-            for attribute in notes.missing {
+            for attribute in item.missing {
                 let seen = self.drift.entry((page.dataset, page.scope.clone())).or_default();
                 *seen.missing.entry(attribute.to_owned()).or_default() += 1;
             }
-        }
-        for (index, error) in &decoded.errors {
-            self.rejected.insert((page.dataset, page.scope.clone()));
-            self.reject(error, &page.body[page.items[*index].clone()]);
         }
         let mut batch = decoded.batch;
         if schema.name == Dataset::Invoices {
@@ -81,8 +92,9 @@ impl Snapshot {
             return Ok(());
         }
         if schema.name.is_line_item() {
-            batch =
-                self.check_lines(schema, page, &batch, &decoded.items).map_err(|e| StageError::Batch(at_page(&e)))?;
+            batch = self
+                .check_lines(schema, page, &batch, &decoded.row_items)
+                .map_err(|e| StageError::Batch(at_page(&e)))?;
         }
         let matched_at = std::time::Instant::now();
         self.stages.matching += matched_at - normalized_at;
