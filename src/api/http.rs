@@ -142,6 +142,21 @@ async fn stream_to_file(mut response: reqwest::Response, path: &Path) -> Result<
     file.flush().await.map_err(shown)
 }
 
+/// The largest body size a response's `Content-Length` is trusted for when its buffer is
+/// allocated (a larger body still arrives, into a growing buffer).
+const PREALLOCATED_BODY: u64 = 64 << 20;
+
+/// Reads a response body into one buffer, allocated once at its announced length: no chunk list
+/// beside the copy, so a page in flight costs its own size.
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, String> {
+    let announced = response.content_length().unwrap_or(0).min(PREALLOCATED_BODY);
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe_transport(&e))? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
 /// How often a long `Retry-After` wait says it is still waiting.
 const WAIT_NOTICE_EVERY: Duration = Duration::from_secs(30);
 
@@ -412,7 +427,7 @@ impl Client {
         let response_headers = response.headers().clone();
         let body = match to {
             Some(path) if (200..300).contains(&status) => stream_to_file(response, path).await.map(|()| Bytes::new()),
-            _ => response.bytes().await.map_err(|e| describe_transport(&e)),
+            _ => read_body(response).await,
         };
         drop(permit);
         let body = match body {
