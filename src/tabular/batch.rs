@@ -148,8 +148,14 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// A builder for `schema`'s rows, with room for `rows` of them.
     pub fn new(schema: &DatasetSchema, rows: usize) -> BatchBuilder {
+        BatchBuilder::with_schema(stage_schema(schema), schema, rows)
+    }
+
+    /// [`BatchBuilder::new`] with `schema`'s [`stage_schema`] made already (by a caller that
+    /// builds many batches of one dataset).
+    pub fn with_schema(arrow: Arc<Schema>, schema: &DatasetSchema, rows: usize) -> BatchBuilder {
         BatchBuilder {
-            schema: stage_schema(schema),
+            schema: arrow,
             columns: schema.columns.iter().map(|c| ColumnBuilder::new(c.ty, rows)).collect(),
             rows: 0,
         }

@@ -411,13 +411,14 @@ pub fn decode_page<'a>(
     checks: Option<Checks<'_>>,
 ) -> Result<PageBatch, arrow_schema::ArrowError> {
     let paths = ColumnPaths::of(schema);
+    let arrow = stage_schema(schema);
     let chunk_items = spans.len().div_ceil(rayon::current_num_threads() * 2).clamp(MIN_CHUNK_ITEMS, CHUNK_ITEMS);
     let chunks: Vec<_> = spans
         .par_chunks(chunk_items)
         .enumerate()
         .map(|(chunk, spans)| {
             let first = chunk * chunk_items;
-            let mut out = BatchBuilder::new(schema, spans.len());
+            let mut out = BatchBuilder::with_schema(arrow.clone(), schema, spans.len());
             let mut row = Vec::with_capacity(schema.columns.len());
             let (mut items, mut notes, mut errors) = (Vec::with_capacity(spans.len()), Vec::new(), Vec::new());
             for (offset, span) in spans.iter().enumerate() {
@@ -436,7 +437,7 @@ pub fn decode_page<'a>(
         })
         .collect::<Result<_, _>>()?;
     let mut page = PageBatch {
-        batch: RecordBatch::new_empty(stage_schema(schema)),
+        batch: RecordBatch::new_empty(arrow),
         row_items: Vec::new(),
         notes: Vec::new(),
         errors: Vec::new(),
@@ -448,9 +449,7 @@ pub fn decode_page<'a>(
         page.notes.extend(notes);
         page.errors.extend(errors);
     }
-    if batches.len() == 1 {
-        page.batch = batches.remove(0);
-    } else if !batches.is_empty() {
+    if !batches.is_empty() {
         page.batch = arrow_select::concat::concat_batches(&page.batch.schema(), &batches)?;
     }
     Ok(page)
