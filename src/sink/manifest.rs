@@ -41,8 +41,33 @@ pub struct DatasetEntry {
     pub schema_version: u32,
     /// Rows.
     pub rows: u64,
-    /// Σ per currency of each control-total column, fixed-point at the column's scale.
+    /// Σ per currency of each control-total column over the distinct rows, fixed-point at the
+    /// column's scale.
     pub control_totals: BTreeMap<String, BTreeMap<String, String>>,
+    /// Rows that are a later copy of a line the API served twice (in `rows`, not in
+    /// `control_totals`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub served_twice_rows: u64,
+    /// Σ of those copies, as `control_totals` are given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub served_twice_totals: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl DatasetEntry {
+    /// A dataset's entry before its files are counted.
+    pub fn new(schema_version: u32) -> DatasetEntry {
+        DatasetEntry {
+            schema_version,
+            rows: 0,
+            control_totals: BTreeMap::new(),
+            served_twice_rows: 0,
+            served_twice_totals: BTreeMap::new(),
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `manifest.json`.

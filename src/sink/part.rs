@@ -1,26 +1,22 @@
-//! The rows of one dataset for one file pair (Parquet + CSV): adds each row's `row_key` array,
-//! and keeps the control totals per currency and the billing month its rows belong to.
+//! The rows of one dataset for one file pair (Parquet + CSV), held to the published schema: it
+//! keeps the control totals per currency and the billing month its rows belong to.
 //!
 //! Each file is encoded on its own thread (a lane), behind the caller: the caller hands over
 //! a page's batch and goes on with the next page while both files encode it. A lane holds at
 //! most [`LANE_PAGES`] batches, so memory stays bounded however many rows the file gets.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
-use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::totals::TotalColumns;
 use super::writer::{FileReport, Writer};
-use crate::tabular::batch::{BatchBuilder, ColumnBuilder, Columns, arrow_schema};
-use crate::tabular::text::{push_value_text, value_text};
-use crate::tabular::{Cell, ColType, DatasetSchema, Partition, Row, Source, Value};
+use crate::tabular::batch::{BatchBuilder, Columns, arrow_schema};
+use crate::tabular::text::value_text;
+use crate::tabular::{Cell, ColType, DatasetSchema, Partition, Value};
 
 /// Σ per currency of each total column, as unscaled Decimal128 values.
 pub use super::totals::Totals;
@@ -123,9 +119,6 @@ pub struct PartWriter<'s> {
     csv: Lane,
     pending: BatchBuilder,
     arrow: std::sync::Arc<arrow_schema::Schema>,
-    keys: Vec<usize>,
-    row_key: Option<usize>,
-    seen: HashMap<[u8; 16], u32>,
     total_columns: TotalColumns,
     totals: Totals,
     month_at: Option<usize>,
@@ -137,22 +130,6 @@ pub struct PartWriter<'s> {
 pub fn month_of(value: &Value<'_>, ty: ColType) -> Option<String> {
     let text = value_text(value, ty);
     text.get(..7).filter(|m| m.len() == 7).map(str::to_owned)
-}
-
-/// The first 16 bytes of the SHA-256 of a row's key columns (`name=text\x1f` each); `text` is
-/// scratch space.
-fn key_digest(schema: &DatasetSchema, keys: &[usize], row: &impl Row, text: &mut String) -> [u8; 16] {
-    text.clear();
-    for &k in keys {
-        text.push_str(&schema.columns[k].name);
-        text.push('=');
-        push_value_text(text, &row.value(k), schema.columns[k].ty);
-        text.push('\x1f');
-    }
-    let digest = Sha256::digest(text.as_bytes());
-    let mut short = [0u8; 16];
-    short.copy_from_slice(&digest[..16]);
-    short
 }
 
 impl<'s> PartWriter<'s> {
@@ -169,9 +146,6 @@ impl<'s> PartWriter<'s> {
             csv: Lane::spawn(Writer::csv(csv, schema, bom)?, csv)?,
             pending: BatchBuilder::new(schema, 0),
             arrow: arrow_schema(schema),
-            keys: schema.keys.iter().filter_map(|k| index(k)).collect(),
-            row_key: schema.columns.iter().position(|c| c.source == Source::RowKey),
-            seen: HashMap::new(),
             total_columns: TotalColumns::of(schema),
             totals: Totals::new(),
             month_at: month_column,
@@ -180,7 +154,7 @@ impl<'s> PartWriter<'s> {
         })
     }
 
-    /// Writes one row (its `row_key` is filled in here); rows are sent on in batches.
+    /// Writes one row; rows are sent on in batches.
     pub fn push(&mut self, row: Vec<Cell>) -> io::Result<()> {
         self.pending.push_cells(&row);
         if self.pending.len() >= PUSH_CHUNK {
@@ -189,9 +163,8 @@ impl<'s> PartWriter<'s> {
         Ok(())
     }
 
-    /// Writes a batch of rows after those already pushed, its `row_key` array added (exact
-    /// duplicates are told apart by their order of arrival; key digests are computed on every
-    /// core), while both files encode it on their own threads.
+    /// Writes a batch of rows after those already pushed, while both files encode it on their
+    /// own threads.
     pub fn push_batch(&mut self, batch: RecordBatch) -> io::Result<()> {
         self.flush_pending()?;
         self.account(batch)
@@ -206,30 +179,12 @@ impl<'s> PartWriter<'s> {
         self.account(batch)
     }
 
-    /// Adds `row_key`, keeps the month and the control totals, and sends the batch to the lanes.
+    /// Keeps the month and the control totals, and sends the batch to the lanes.
     fn account(&mut self, batch: RecordBatch) -> io::Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let columns = Columns::of(&batch);
-        let mut row_keys = None;
-        if let Some(at) = self.row_key {
-            let (schema, keys) = (self.schema, &self.keys);
-            let digests: Vec<[u8; 16]> = (0..columns.rows())
-                .into_par_iter()
-                .map_init(String::new, |text, r| key_digest(schema, keys, &columns.row(r), text))
-                .collect();
-            let mut keys = ColumnBuilder::new(schema.columns[at].ty, digests.len());
-            let mut text = String::with_capacity(40);
-            for short in digests {
-                let ordinal = self.seen.entry(short).or_insert(0);
-                text.clear();
-                let _ = write!(text, "{}-{ordinal}", crate::model::hex(&short));
-                keys.append_str(Some(&text));
-                *ordinal += 1;
-            }
-            row_keys = Some((at, keys.finish().map_err(io::Error::other)?));
-        }
         if let (None, Some(i)) = (&self.month, self.month_at) {
             let ty = self.schema.columns[i].ty;
             self.month = (0..columns.rows()).find_map(|r| month_of(&columns.value(i, r), ty));
@@ -238,12 +193,8 @@ impl<'s> PartWriter<'s> {
             self.total_columns.add(&columns.row(r), &mut self.totals).map_err(io::Error::other)?;
         }
         self.rows += batch.num_rows() as u64;
-        let mut columns = batch.columns().to_vec();
-        if let Some((at, keys)) = row_keys {
-            columns[at] = keys;
-        }
         // Held to the published schema: a required column left empty is an error here.
-        let batch = RecordBatch::try_new(self.arrow.clone(), columns).map_err(io::Error::other)?;
+        let batch = RecordBatch::try_new(self.arrow.clone(), batch.columns().to_vec()).map_err(io::Error::other)?;
         self.parquet.send(&batch)?;
         self.csv.send(&batch)
     }

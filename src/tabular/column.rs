@@ -169,6 +169,12 @@ pub enum Source {
     Parent(&'static str),
     /// The row's stable key: SHA-256 of the key columns and the ordinal among exact duplicates.
     RowKey,
+    /// Whether the API served this line before in the same sequence, byte for byte
+    /// ([`Duplicate::Flag`]), and the `row_key` of that first copy ([`Duplicate::FirstCopy`]).
+    Duplicate(Duplicate),
+    /// A customer id column normalised as the matcher compares ids (`org:` stripped, trimmed,
+    /// lower case): the key that joins every dataset naming a customer.
+    CustomerKey(&'static str),
     /// Derived by currency normalisation.
     Fx(FxColumn),
     /// Decided by matching (see `matching`).
@@ -231,6 +237,16 @@ pub enum MatchColumn {
     Subscription,
     /// The matched or named entitlement key.
     Entitlement,
+}
+
+/// A column telling a line served twice from the first copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplicate {
+    /// `true` on every copy after the first.
+    Flag,
+    /// The `row_key` of the first copy, on the later ones.
+    FirstCopy,
 }
 
 /// Which amounts of a dataset are converted, and the dates its rate date rules read.

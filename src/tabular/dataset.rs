@@ -235,6 +235,19 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// The column holding what one line is worth in its billing currency: the invoice-total
+    /// column of billed lines, the same column of open ones, the billing total of daily rated
+    /// usage. Legacy Azure usage carries quantities only.
+    pub const fn line_amount_column(self) -> Option<&'static str> {
+        match self {
+            Dataset::UnbilledRecon => Some("total_for_customer"),
+            Dataset::BilledUsage | Dataset::UnbilledUsage => Some("billing_pre_tax_total"),
+            _ => self.invoice_total_column(),
+        }
+    }
+}
+
 impl fmt::Display for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -5,7 +5,7 @@
 //! In: the catalog. Out: (file name, text) pairs.
 
 use super::catalog::registry;
-use super::column::{FxColumn, Implied, Partition, Source, arrow_type};
+use super::column::{Duplicate, FxColumn, Implied, Partition, Source, arrow_type};
 
 /// The dataset files of `schemas/`: one `<dataset>.json` per dataset and a `README.md` column
 /// reference .
@@ -40,6 +40,9 @@ pub fn dataset_files() -> Vec<(String, String)> {
                 Source::Scope => "the request's scope".into(),
                 Source::Parent(p) => format!("parent `{p}`"),
                 Source::RowKey => "SHA-256 of the key + ordinal".into(),
+                Source::Duplicate(Duplicate::Flag) => "served before in the same sequence, byte for byte".into(),
+                Source::Duplicate(Duplicate::FirstCopy) => "`row_key` of the first copy of a line served twice".into(),
+                Source::CustomerKey(column) => format!("`{column}` normalised: `org:` stripped, trimmed, lower case"),
                 Source::Fx(FxColumn::Unrounded(a)) => format!("`{a}` × `fx_rate`, exact"),
                 Source::Fx(FxColumn::Rounded(a)) => format!("`{a}` × `fx_rate`, rounded to the reporting currency"),
                 Source::Fx(_) => "currency normalisation".into(),

@@ -2,6 +2,7 @@
 //! knows the spec.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,7 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -238,15 +240,29 @@ pub fn truth(world: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(world.join("truth.json")).unwrap()).unwrap()
 }
 
-/// truth.json's control totals as decimals.
-pub fn truth_totals(truth: &Value) -> Totals {
+/// Σ over every row truth.json says was served: its control totals (each distinct line once)
+/// plus the copies served twice.
+pub fn truth_served_totals(truth: &Value) -> Totals {
     let mut out = Totals::new();
-    for (dataset, by_currency) in truth["control_totals"].as_object().unwrap() {
-        for (currency, fields) in by_currency.as_object().unwrap() {
-            for (f, v) in fields.as_object().unwrap() {
-                out.entry(dataset.clone()).or_default().entry(currency.clone()).or_default().insert(f.clone(), dec(v));
+    for part in ["control_totals", "served_twice_totals"] {
+        for (dataset, by_currency) in truth[part].as_object().into_iter().flatten() {
+            for (currency, fields) in by_currency.as_object().unwrap() {
+                for (f, v) in fields.as_object().unwrap() {
+                    let sums = out.entry(dataset.clone()).or_default().entry(currency.clone()).or_default();
+                    *sums.entry(f.clone()).or_default() += dec(v);
+                }
             }
         }
+    }
+    out
+}
+
+/// Every record batch of every Parquet file of a dataset.
+pub fn batches(snapshot: &Path, dataset: &str) -> Vec<arrow_array::RecordBatch> {
+    let mut out = Vec::new();
+    for (file, _) in digest_tree(&snapshot.join(dataset)) {
+        let file = File::open(snapshot.join(dataset).join(&file)).unwrap();
+        out.extend(ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap));
     }
     out
 }

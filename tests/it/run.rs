@@ -2,16 +2,16 @@
 //! exact to the last digit, byte-identical reruns, and nothing visible after a failure.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
 
-use arrow_array::{Array, Decimal128Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_array::{Array, BooleanArray, Decimal128Array, StringArray};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Emulator, bin, dec, digest_tree, latest, pcrecon, samples, truth, visible_tree, write_config};
+use crate::helpers::{
+    Emulator, batches, bin, dec, digest_tree, latest, pcrecon, samples, truth, visible_tree, write_config,
+};
 
 fn demo(out: &Path) -> String {
     demo_with(out, "")
@@ -41,16 +41,6 @@ fn column_of(field: &str) -> String {
     pcrecon::tabular::snake(field)
 }
 
-/// Every record batch of every Parquet file of a dataset.
-fn batches(snapshot: &Path, dataset: &str) -> Vec<arrow_array::RecordBatch> {
-    let mut out = Vec::new();
-    for (file, _) in digest_tree(&snapshot.join(dataset)) {
-        let file = File::open(snapshot.join(dataset).join(&file)).unwrap();
-        out.extend(ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap));
-    }
-    out
-}
-
 fn decimals(batch: &arrow_array::RecordBatch, column: &str) -> Decimal128Array {
     batch.column_by_name(column).unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap().clone()
 }
@@ -60,21 +50,24 @@ fn decimal_at(array: &Decimal128Array, i: usize) -> Decimal {
     pcrecon::normalize::decode::from_decimal128(array.value(i), array.scale() as u32).unwrap().normalize()
 }
 
-/// Σ of a decimal column per currency over every Parquet file of a dataset.
+/// Σ of a decimal column per currency over every Parquet file of a dataset, a line served twice
+/// counted once.
 fn parquet_sums(snapshot: &Path, dataset: &str, column: &str, currency: &str) -> BTreeMap<String, Decimal> {
     let mut sums = BTreeMap::new();
     for batch in batches(snapshot, dataset) {
         let values = decimals(&batch, column);
         let currencies =
             batch.column_by_name(currency).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
-        for i in (0..batch.num_rows()).filter(|i| !values.is_null(*i)) {
+        let duplicate =
+            batch.column_by_name("is_duplicate").unwrap().as_any().downcast_ref::<BooleanArray>().unwrap().clone();
+        for i in (0..batch.num_rows()).filter(|i| !values.is_null(*i) && !duplicate.value(*i)) {
             *sums.entry(currencies.value(i).to_owned()).or_default() += decimal_at(&values, i);
         }
     }
     sums
 }
 
-/// Σ of a column per currency over every CSV file of a dataset.
+/// Σ of a column per currency over every CSV file of a dataset, a line served twice counted once.
 fn csv_sums(snapshot: &Path, dataset: &str, column: &str, currency: &str) -> BTreeMap<String, Decimal> {
     let mut sums = BTreeMap::new();
     let root = snapshot.join("csv").join(dataset);
@@ -83,9 +76,10 @@ fn csv_sums(snapshot: &Path, dataset: &str, column: &str, currency: &str) -> BTr
         let headers = reader.headers().unwrap().clone();
         let at = headers.iter().position(|h| h == column).unwrap();
         let ccy = headers.iter().position(|h| h == currency).unwrap();
+        let duplicate = headers.iter().position(|h| h == "is_duplicate").unwrap();
         for record in reader.records() {
             let record = record.unwrap();
-            if !record[at].is_empty() {
+            if !record[at].is_empty() && &record[duplicate] == "false" {
                 *sums.entry(record[ccy].to_owned()).or_default() += record[at].parse::<Decimal>().unwrap();
             }
         }
@@ -125,6 +119,21 @@ fn the_demo_publishes_every_dataset_exact_to_the_last_digit() {
         }
     }
     assert!(checked > 40, "{checked}");
+
+    // The copies of lines served twice are summed beside the totals, never in them.
+    let mut copies = 0;
+    for (dataset, rows) in truth["served_twice_rows"].as_object().unwrap() {
+        let entry = &manifest["datasets"][dataset];
+        assert_eq!(entry["served_twice_rows"], *rows, "{dataset} served twice");
+        for (currency, fields) in truth["served_twice_totals"][dataset].as_object().unwrap() {
+            for (field, value) in fields.as_object().unwrap() {
+                let got = &entry["served_twice_totals"][currency][column_of(field)];
+                assert_eq!(dec(got), dec(value), "{dataset} {currency} {field} served twice");
+                copies += 1;
+            }
+        }
+    }
+    assert!(copies > 3, "{copies}");
 
     // Every file is what the manifest says it is.
     for f in manifest["files"].as_array().unwrap() {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::helpers::{
     Emulator, Replayed, Totals, V1_ONLY, add, data, generate, http_client, latest, log_lines, run, run_case,
-    run_then_replay, samples, truth, truth_totals, write_config,
+    run_then_replay, samples, truth, truth_served_totals, write_config,
 };
 
 /// A client of the Graph export that knows only the spec.
@@ -237,7 +237,7 @@ async fn the_emulated_export_serves_the_world_by_the_spec() {
             add_lines(&mut totals, dataset, &lines);
         }
     }
-    let expected = truth_totals(&truth);
+    let expected = truth_served_totals(&truth);
     for dataset in counts.keys() {
         assert_eq!(counts[dataset], truth["datasets"][dataset].as_u64().unwrap(), "{dataset}");
         assert_eq!(totals.get(dataset), expected.get(dataset), "{dataset}: control totals equal truth.json");

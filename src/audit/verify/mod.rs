@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::{AuditError, outside, read_manifest};
 use crate::model::hex;
 use crate::sink::manifest::{DatasetEntry, Manifest};
-use crate::sink::totals::{TotalColumns, Totals, control_totals, merge};
+use crate::sink::totals::{TotalColumns, Totals, control_totals};
 use crate::tabular::{Dataset, DatasetSchema};
 
 /// Files of a snapshot that are not data: written after the manifest, or the manifest itself.
@@ -262,20 +262,45 @@ fn check_file(
     checked
 }
 
+/// What a dataset's files hold, as its manifest entry would state it.
+fn recomputed_entry(schema: &DatasetSchema, rows: u64, totals: &Totals) -> DatasetEntry {
+    DatasetEntry {
+        rows,
+        control_totals: control_totals(schema, &totals.distinct),
+        served_twice_rows: totals.served_twice_rows,
+        served_twice_totals: control_totals(schema, &totals.served_twice),
+        ..DatasetEntry::new(schema.version)
+    }
+}
+
 /// Compares what a dataset's entry claims with what its files hold.
-fn compare_dataset(
+fn compare_dataset(name: &str, claimed: &DatasetEntry, recomputed: &DatasetEntry, problems: &mut Vec<Problem>) {
+    if claimed.rows != recomputed.rows {
+        problems.push(Problem::Rows { what: format!("dataset {name}"), claimed: claimed.rows, found: recomputed.rows });
+    }
+    if claimed.served_twice_rows != recomputed.served_twice_rows {
+        problems.push(Problem::Rows {
+            what: format!("served twice in dataset {name}"),
+            claimed: claimed.served_twice_rows,
+            found: recomputed.served_twice_rows,
+        });
+    }
+    compare_totals(name, "", &claimed.control_totals, &recomputed.control_totals, problems);
+    compare_totals(name, "served twice ", &claimed.served_twice_totals, &recomputed.served_twice_totals, problems);
+}
+
+/// Compares control totals as the manifest states them, column by column; `what` tells the
+/// served-twice sums from the others.
+fn compare_totals(
     name: &str,
-    claimed: &DatasetEntry,
-    rows: u64,
+    what: &str,
+    claimed: &BTreeMap<String, BTreeMap<String, String>>,
     recomputed: &BTreeMap<String, BTreeMap<String, String>>,
     problems: &mut Vec<Problem>,
 ) {
-    if claimed.rows != rows {
-        problems.push(Problem::Rows { what: format!("dataset {name}"), claimed: claimed.rows, found: rows });
-    }
-    let currencies: BTreeSet<&String> = claimed.control_totals.keys().chain(recomputed.keys()).collect();
+    let currencies: BTreeSet<&String> = claimed.keys().chain(recomputed.keys()).collect();
     for currency in currencies {
-        let (said, summed) = (claimed.control_totals.get(currency), recomputed.get(currency));
+        let (said, summed) = (claimed.get(currency), recomputed.get(currency));
         let columns: BTreeSet<&String> = said.into_iter().chain(summed).flat_map(BTreeMap::keys).collect();
         for column in columns {
             let value = |side: Option<&BTreeMap<String, String>>| {
@@ -286,7 +311,7 @@ fn compare_dataset(
                 problems.push(Problem::Total {
                     dataset: name.to_owned(),
                     currency: currency.clone(),
-                    column: column.clone(),
+                    column: format!("{what}{column}"),
                     claimed,
                     recomputed,
                 });
@@ -346,7 +371,7 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<Verified, AuditError> {
             continue;
         };
         entry.0 += rows;
-        if merge(&mut entry.1, totals).is_err() {
+        if entry.1.merge(totals).is_err() {
             entry.2 = false;
             overflowed.insert(name);
         }
@@ -355,14 +380,19 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<Verified, AuditError> {
         path: format!("dataset {name}"),
         reason: "its control totals do not fit Decimal128".into(),
     }));
-    let empty = DatasetEntry { schema_version: 0, rows: 0, control_totals: BTreeMap::new() };
+    let empty = DatasetEntry::new(0);
     let names: BTreeSet<&str> =
         manifest.datasets.keys().map(String::as_str).chain(with_files.iter().copied()).collect();
     for name in names {
         let claimed = manifest.datasets.get(name).unwrap_or(&empty);
         if name == Dataset::Documents.name() {
             if documents.1 {
-                compare_dataset(name, claimed, documents.0, &BTreeMap::new(), &mut problems);
+                compare_dataset(
+                    name,
+                    claimed,
+                    &DatasetEntry { rows: documents.0, ..DatasetEntry::new(0) },
+                    &mut problems,
+                );
             }
             continue;
         }
@@ -374,12 +404,12 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<Verified, AuditError> {
         };
         match sums.get(name) {
             Some((rows, totals, true)) if readable.contains_key(name) => {
-                compare_dataset(name, claimed, *rows, &control_totals(schema, totals), &mut problems)
+                compare_dataset(name, claimed, &recomputed_entry(schema, *rows, totals), &mut problems)
             }
             // Not read back: noted above, or its files' problems are reported.
             Some(_) => {}
             // Claimed without any file.
-            None => compare_dataset(name, claimed, 0, &BTreeMap::new(), &mut problems),
+            None => compare_dataset(name, claimed, &DatasetEntry::new(0), &mut problems),
         }
     }
 

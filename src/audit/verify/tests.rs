@@ -60,7 +60,7 @@ fn control_totals_read_back_are_the_writers_own() {
         .unwrap();
         assert_eq!(count, written.rows, "{dataset}");
         assert_eq!(read, written.totals, "{dataset}: the same rule as the writer's");
-        assert!(!read.is_empty(), "{dataset}");
+        assert!(!read.distinct.is_empty(), "{dataset}");
     }
 }
 

@@ -97,22 +97,15 @@ struct Written {
 
 /// Counts `copies` served recon rows of a line in the tally.
 fn tally_recon(tally: &mut Tally, dataset: &'static str, copies: u32, l: &ReconLine) {
-    for _ in 0..copies {
-        tally.row(dataset);
-        tally.add(dataset, l.currency, "subtotal", l.subtotal);
-        tally.add(dataset, l.currency, "taxTotal", l.tax);
-        tally.add(dataset, l.currency, "totalForCustomer", l.total);
-    }
+    let amounts = [("subtotal", l.subtotal), ("taxTotal", l.tax), ("totalForCustomer", l.total)];
+    tally.line(dataset, l.currency, copies, &amounts);
 }
 
 /// Counts `copies` served usage rows in the tally: quantity, pricing and billing totals.
 fn tally_usage(tally: &mut Tally, dataset: &'static str, currency: Currency, copies: u32, amounts: [Decimal; 3]) {
-    for _ in 0..copies {
-        tally.row(dataset);
-        for (field, amount) in ["quantity", "pricingPreTaxTotal", "billingPreTaxTotal"].into_iter().zip(amounts) {
-            tally.add(dataset, currency, field, amount);
-        }
-    }
+    let [quantity, pricing, billing] = amounts;
+    let amounts = [("quantity", quantity), ("pricingPreTaxTotal", pricing), ("billingPreTaxTotal", billing)];
+    tally.line(dataset, currency, copies, &amounts);
 }
 
 /// The quoted JSON text of an id, as it appears in a written line.

@@ -306,6 +306,8 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
         generator,
         datasets: tally.counts.clone(),
         control_totals: tally.totals.clone(),
+        served_twice_rows: tally.served_twice_rows.clone(),
+        served_twice_totals: tally.served_twice.clone(),
         invoices,
         summaries,
         unbilled,

@@ -41,13 +41,39 @@ pub mod dataset {
     pub const ENTITLEMENTS: &str = "entitlements";
 }
 
+/// Σ field per dataset × currency.
+pub type FieldSums = BTreeMap<&'static str, BTreeMap<Currency, BTreeMap<&'static str, Decimal>>>;
+
 /// Row counts and control totals, accumulated while the world is written.
+///
+/// A line the API serves twice is two rows but one charge: its amounts count once in
+/// [`Tally::totals`], and the second copy's in [`Tally::served_twice`].
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     /// Rows served per dataset (duplicates included: they are served).
     pub counts: BTreeMap<&'static str, u64>,
-    /// Σ field per dataset × currency, over every served row.
-    pub totals: BTreeMap<&'static str, BTreeMap<Currency, BTreeMap<&'static str, Decimal>>>,
+    /// Σ field per dataset × currency, over every distinct line.
+    pub totals: FieldSums,
+    /// Copies served after the first, per dataset.
+    pub served_twice_rows: BTreeMap<&'static str, u64>,
+    /// Σ field per dataset × currency over those copies.
+    pub served_twice: FieldSums,
+}
+
+/// Adds `amount` at `dataset` × `currency` × `field`.
+fn add_to(sums: &mut FieldSums, dataset: &'static str, currency: Currency, field: &'static str, amount: Decimal) {
+    *sums.entry(dataset).or_default().entry(currency).or_default().entry(field).or_default() += amount;
+}
+
+/// Adds every sum of `more` into `sums`.
+fn merge_sums(sums: &mut FieldSums, more: FieldSums) {
+    for (dataset, by_currency) in more {
+        for (currency, fields) in by_currency {
+            for (field, amount) in fields {
+                add_to(sums, dataset, currency, field, amount);
+            }
+        }
+    }
 }
 
 impl Tally {
@@ -58,7 +84,30 @@ impl Tally {
 
     /// Adds an amount to a control total.
     pub fn add(&mut self, dataset: &'static str, currency: Currency, field: &'static str, amount: Decimal) {
-        *self.totals.entry(dataset).or_default().entry(currency).or_default().entry(field).or_default() += amount;
+        add_to(&mut self.totals, dataset, currency, field, amount);
+    }
+
+    /// Counts a line served `copies` times with its `amounts`: every copy is a row, the first
+    /// counts in the control totals and the others beside them.
+    pub fn line(
+        &mut self,
+        dataset: &'static str,
+        currency: Currency,
+        copies: u32,
+        amounts: &[(&'static str, Decimal)],
+    ) {
+        for copy in 0..copies {
+            self.row(dataset);
+            let sums = if copy == 0 {
+                &mut self.totals
+            } else {
+                *self.served_twice_rows.entry(dataset).or_default() += 1;
+                &mut self.served_twice
+            };
+            for &(field, amount) in amounts {
+                add_to(sums, dataset, currency, field, amount);
+            }
+        }
     }
 
     /// Adds another tally into this one.
@@ -66,13 +115,11 @@ impl Tally {
         for (k, v) in other.counts {
             *self.counts.entry(k).or_default() += v;
         }
-        for (dataset, by_currency) in other.totals {
-            for (currency, fields) in by_currency {
-                for (field, amount) in fields {
-                    self.add(dataset, currency, field, amount);
-                }
-            }
+        for (k, v) in other.served_twice_rows {
+            *self.served_twice_rows.entry(k).or_default() += v;
         }
+        merge_sums(&mut self.totals, other.totals);
+        merge_sums(&mut self.served_twice, other.served_twice);
     }
 }
 
@@ -205,8 +252,14 @@ pub struct Truth {
     pub generator: BTreeMap<&'static str, String>,
     /// Rows served per dataset.
     pub datasets: BTreeMap<&'static str, u64>,
-    /// Σ per dataset × currency × field over every served row, as decimal strings.
-    pub control_totals: BTreeMap<&'static str, BTreeMap<Currency, BTreeMap<&'static str, Decimal>>>,
+    /// Σ per dataset × currency × field over every distinct line (a line served twice once).
+    pub control_totals: FieldSums,
+    /// Copies served after the first, per dataset (none: absent).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub served_twice_rows: BTreeMap<&'static str, u64>,
+    /// Σ per dataset × currency × field over those copies.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub served_twice_totals: FieldSums,
     /// Every document of the invoice list: invoices, notes and rebills.
     pub invoices: Vec<InvoiceTruth>,
     /// Every billing currency's summary.

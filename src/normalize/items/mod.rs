@@ -15,7 +15,7 @@ use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use serde_json::value::RawValue;
 
-use super::decode::{ColType, Raw, Value, decode, from_decimal128, to_decimal128};
+use super::decode::{ColType, Raw, Value, decode, from_decimal128, normalize_key, to_decimal128};
 use super::item::{FoldedNames, Item, MemberPath, elements};
 use crate::tabular::batch::{BatchBuilder, stage_schema};
 use crate::tabular::{Dataset, DatasetSchema, Implied, Source};
@@ -138,7 +138,15 @@ fn row_of<'a>(
                 row.push(Value::Str(Cow::Borrowed(origin.scope)));
                 continue;
             }
-            Source::RowKey | Source::Fx(_) | Source::Match(_) | Source::Unread => {
+            Source::CustomerKey(id) => {
+                let key = match schema.column(id).and_then(|i| row.get(i)) {
+                    Some(Value::Str(id)) => Some(normalize_key(id)).filter(|k| !k.is_empty()),
+                    _ => None,
+                };
+                row.push(key.map_or(Value::Null, |k| Value::Str(Cow::Owned(k))));
+                continue;
+            }
+            Source::RowKey | Source::Duplicate(_) | Source::Fx(_) | Source::Match(_) | Source::Unread => {
                 row.push(Value::Null);
                 continue;
             }

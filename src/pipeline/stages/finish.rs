@@ -116,13 +116,11 @@ impl Snapshot {
         let mut sums: BTreeMap<Dataset, Totals> = BTreeMap::new();
         let mut files = Vec::new();
         for (schema, report) in placed {
-            let entry = datasets.entry(schema.name.to_string()).or_insert_with(|| DatasetEntry {
-                schema_version: schema.version,
-                rows: 0,
-                control_totals: BTreeMap::new(),
-            });
+            let entry = datasets.entry(schema.name.to_string()).or_insert_with(|| DatasetEntry::new(schema.version));
             entry.rows += report.rows;
-            crate::sink::totals::merge(sums.entry(schema.name).or_default(), report.totals)
+            sums.entry(schema.name)
+                .or_default()
+                .merge(report.totals)
                 .map_err(|e| StageError::Fx(format!("dataset {}: {e}", schema.name)))?;
             for mut file in report.files {
                 file.path = relative(&self.root, &file.path);
@@ -131,19 +129,14 @@ impl Snapshot {
         }
         for (name, totals) in sums {
             let Some(schema) = name.schema() else { continue };
-            let entry = datasets.entry(name.to_string()).or_insert_with(|| DatasetEntry {
-                schema_version: schema.version,
-                rows: 0,
-                control_totals: BTreeMap::new(),
-            });
-            entry.control_totals.extend(crate::sink::totals::control_totals(schema, &totals));
+            let entry = datasets.entry(name.to_string()).or_insert_with(|| DatasetEntry::new(schema.version));
+            entry.control_totals.extend(crate::sink::totals::control_totals(schema, &totals.distinct));
+            entry.served_twice_totals.extend(crate::sink::totals::control_totals(schema, &totals.served_twice));
+            entry.served_twice_rows += totals.served_twice_rows;
         }
         if !self.documents.is_empty() {
             let count = self.documents.len() as u64;
-            datasets.insert(
-                Dataset::Documents.to_string(),
-                DatasetEntry { schema_version: 1, rows: count, control_totals: BTreeMap::new() },
-            );
+            datasets.insert(Dataset::Documents.to_string(), DatasetEntry { rows: count, ..DatasetEntry::new(1) });
             files.extend(self.documents.into_values());
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));

@@ -148,9 +148,13 @@ struct StageTimes {
 struct Lines {
     /// Rows seen (the next row's position).
     position: u64,
-    /// Digests of items seen, to spot an item served twice; emptied when the sequence is
-    /// complete, so that memory does not grow with the lines of a run.
-    seen: std::collections::HashSet<[u8; 16]>,
+    /// The next ordinal of each key digest: rows with equal keys are told apart by their order
+    /// of arrival (the `-N` of `row_key`).
+    ordinals: HashMap<[u8; 16], u32>,
+    /// Per item digest, the key digest and ordinal of its first copy, to spot an item served
+    /// twice and name the `row_key` of the first; emptied when the sequence is complete, so that
+    /// memory does not grow with the lines of a run.
+    seen: HashMap<[u8; 16], ([u8; 16], u32)>,
     /// Distinct items of a complete sequence.
     distinct: u64,
     /// Rows per match status.
@@ -284,6 +288,7 @@ impl Snapshot {
                 for schema in dataset.tables_filled() {
                     if let Some(lines) = self.lines.get_mut(&(schema.name, scope.clone())) {
                         lines.distinct = std::mem::take(&mut lines.seen).len() as u64;
+                        lines.ordinals = HashMap::new();
                     }
                     if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
                         let report = writer.finish().map_err(io_at(&self.root))?;

@@ -24,6 +24,16 @@ pub(super) fn match_exceptions() -> DatasetSchema {
     for c in ["reason", "match_rule", "customer_id", "order_id", "subscription_id", "entitlement_key", "failed_key"] {
         s.columns.push(computed(c, S));
     }
+    // What the line is and what it is worth: the money at risk, without a join back to it.
+    s.columns.push(computed("row_key", S));
+    s.columns.push(computed("currency", S));
+    s.columns.push(computed("amount_column", S));
+    // Usage amounts carry more digits than charges: the usage scale holds both exactly.
+    s.columns.push(computed("amount", USAGE_TOTAL));
+    s.columns.push(customer_key("customer_id"));
+    s.currency_column = Some("currency");
+    s.totals = vec!["amount"];
+    s.version += 1;
     s.built_from = "-";
     s
 }

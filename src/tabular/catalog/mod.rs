@@ -79,7 +79,7 @@ fn build(dataset: Dataset) -> Option<DatasetSchema> {
         Dataset::DiffChanges => return Some(computed::diff_changes()),
         Dataset::DiffTotals => return Some(computed::diff_totals()),
     };
-    let mut schema = with_unread(fetched);
+    let mut schema = with_customer_key(with_unread(fetched));
     if dataset.is_line_item() {
         schema = with_match(schema);
     }
@@ -204,8 +204,36 @@ fn fx(amounts: &[&'static str], charge_end: &'static str, period: &'static str, 
     }
 }
 
-/// Adds the match columns to a line-item dataset.
+/// Adds `customer_key` to a dataset that names a customer (its `customer_id`, or a customer's
+/// own `id`).
+fn with_customer_key(mut schema: DatasetSchema) -> DatasetSchema {
+    let id = if schema.name == Dataset::Customers { "id" } else { "customer_id" };
+    if schema.column(id).is_some() {
+        schema.columns.push(customer_key(id));
+        schema.version += 1;
+    }
+    schema
+}
+
+fn customer_key(id: &'static str) -> Column {
+    Column { name: "customer_key".into(), source: Source::CustomerKey(id), ty: S, nullable: true }
+}
+
+/// Adds the duplicate and match columns to a line-item dataset.
 fn with_match(mut schema: DatasetSchema) -> DatasetSchema {
+    schema.columns.push(Column {
+        name: "is_duplicate".into(),
+        source: Source::Duplicate(Duplicate::Flag),
+        ty: B,
+        nullable: false,
+    });
+    schema.columns.push(Column {
+        name: "duplicate_of".into(),
+        source: Source::Duplicate(Duplicate::FirstCopy),
+        ty: S,
+        nullable: true,
+    });
+    schema.version += 1;
     for (name, column) in [
         ("match_status", MatchColumn::Status),
         ("match_rule", MatchColumn::Rule),
