@@ -38,6 +38,10 @@ pub enum Command {
     Verify {
         /// A snapshot folder, or an output folder.
         dir: PathBuf,
+        /// A minisign public key: each manifest's signature (`manifest.json.minisig`) must be
+        /// valid for it.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
     /// Write the output dataset schemas (`<dataset>.json` and a README) into a folder.
     Schemas {

@@ -95,6 +95,7 @@ pub fn run(
         csv_bom: false,
         rejects: false,
         keep_unknown_fields: false,
+        signing_key_file: None,
         tolerance: BTreeMap::new(),
         retention: crate::sink::retention::Retention {
             keep_snapshots: crate::config::DEFAULT_KEEP_SNAPSHOTS,

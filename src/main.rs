@@ -101,8 +101,12 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             print!("{}", report.render());
             if report.differs() { Err(Error::Findings("the snapshots differ".into())) } else { Ok(()) }
         }
-        Command::Verify { dir } => {
-            let verified = verify::verify(&dir)?;
+        Command::Verify { dir, public_key } => {
+            let key = public_key
+                .map(|path| pcrecon::sink::signature::PublicKey::load(&path))
+                .transpose()
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let verified = verify::verify(&dir, key.as_ref())?;
             print!("{}", verify::render(&verified));
             let problems: usize = verified.iter().map(|v| v.problems.len()).sum();
             if problems > 0 {

@@ -64,6 +64,15 @@ pub enum ApiVersion {
 }
 
 impl ApiVersion {
+    /// The name used in configuration and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiVersion::Auto => "auto",
+            ApiVersion::V1 => "v1",
+            ApiVersion::V2 => "v2",
+        }
+    }
+
     fn parse(name: &str, text: &str) -> Result<ApiVersion, ConfigError> {
         match text {
             "auto" => Ok(ApiVersion::Auto),

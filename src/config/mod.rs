@@ -22,6 +22,7 @@
 //! keep_snapshots = 10                                      # published snapshots kept (the newest two always)
 //! keep_days = 90                                           # optional: also remove snapshots older than this
 //! resume_within_hours = 12                                 # a killed run restarted within this resumes
+//! signing_key_file = "/etc/pcrecon/manifest.key"           # optional: minisign key signing each manifest
 //!
 //! [normalize]                                            # optional
 //! reporting_currency = "EUR"
@@ -126,6 +127,8 @@ pub struct Settings {
     pub retention: Retention,
     /// How long after its start a killed run may be resumed from what it fetched.
     pub resume_within: Duration,
+    /// A minisign secret key that signs each manifest (none: manifests are not signed).
+    pub signing_key_file: Option<std::path::PathBuf>,
 }
 
 fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
@@ -178,6 +181,7 @@ impl Settings {
             keep_unknown_fields: output.keep_unknown_fields,
             retention: output.retention,
             resume_within: output.resume_within,
+            signing_key_file: output.signing_key_file,
             tolerance: raw.reconcile.tolerance()?,
             normalize: raw.normalize.map(|n| n.settings(resolve)).transpose()?,
             extract,

@@ -1,6 +1,6 @@
 //! The `[output]` section: where snapshots go, the CSV flavour, what happens to records that
-//! cannot be decoded and to members no column reads, how many snapshots stay, and how long a
-//! killed run may resume.
+//! cannot be decoded and to members no column reads, how many snapshots stay, how long a
+//! killed run may resume, and the key that signs each manifest.
 //!
 //! In: the section as parsed, and where relative paths start. Out: [`OutputSettings`].
 
@@ -31,6 +31,7 @@ pub(super) struct RawOutput {
     keep_snapshots: Option<usize>,
     keep_days: Option<u32>,
     resume_within_hours: Option<u64>,
+    signing_key_file: Option<PathBuf>,
 }
 
 /// What the `[output]` section decides.
@@ -42,6 +43,7 @@ pub(super) struct OutputSettings {
     pub(super) keep_unknown_fields: bool,
     pub(super) retention: Retention,
     pub(super) resume_within: Duration,
+    pub(super) signing_key_file: Option<PathBuf>,
 }
 
 impl RawOutput {
@@ -57,6 +59,7 @@ impl RawOutput {
                 keep_days: self.keep_days,
             },
             resume_within: Duration::from_secs(self.resume_within_hours.unwrap_or(DEFAULT_RESUME_WITHIN_HOURS) * 3600),
+            signing_key_file: self.signing_key_file.as_deref().map(&resolve),
         }
     }
 }

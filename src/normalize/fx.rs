@@ -34,6 +34,17 @@ pub enum RateDateRule {
     MonthEnd,
 }
 
+impl RateDateRule {
+    /// The name used in configuration and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            RateDateRule::InvoiceDate => "invoice_date",
+            RateDateRule::ChargeEnd => "charge_end",
+            RateDateRule::MonthEnd => "month_end",
+        }
+    }
+}
+
 /// Why rates cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FxError {

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use crate::api::auth::{Credentials, TokenProvider};
 use crate::api::http::{Client, Policy};
 use crate::api::paging::PagingError;
@@ -31,7 +33,8 @@ use crate::model::page::Event;
 use crate::normalize::fx::{Normalizer, RateTable};
 use crate::progress::Progress;
 use crate::sink::lock::{LockError, OutputLock};
-use crate::sink::manifest::Manifest;
+use crate::sink::manifest::{Manifest, Provenance};
+use crate::sink::signature::SigningKey;
 use crate::sink::staging::{Staging, is_abandoned, point_latest};
 use stages::{Snapshot, StageError, StageOptions};
 use std::collections::BTreeMap;
@@ -272,7 +275,39 @@ fn stage_options(settings: &Settings) -> Result<StageOptions, RunError> {
         rejects: settings.rejects,
         keep_unknown_fields: settings.keep_unknown_fields,
         rules: crate::reconcile::Rules { tolerance, filtered: settings.extract.filters_invoices() },
+        signing_key: settings
+            .signing_key_file
+            .as_deref()
+            .map(SigningKey::load)
+            .transpose()
+            .map_err(|e| RunError::Config(ConfigError::Invalid(format!("output.signing_key_file: {e}"))))?,
     })
+}
+
+/// What the manifest records of the run's settings: those that change its numbers.
+fn provenance(settings: &Settings) -> Result<Provenance, RunError> {
+    let extract = &settings.extract;
+    let v2 = [
+        ("recon_from", extract.v2.recon_from.clone()),
+        ("usage_from", extract.v2.usage_from.clone()),
+        ("attribute_set", extract.v2.attribute_set.to_owned()),
+    ];
+    let mut provenance = Provenance {
+        pcrecon_version: env!("CARGO_PKG_VERSION").to_owned(),
+        tenant_id: settings.api.tenant_id.clone(),
+        routing: extract.api_version.iter().map(|(d, v)| (d.to_string(), v.name().to_owned())).collect(),
+        v2: v2.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        tolerance: settings.tolerance.iter().map(|(c, t)| (c.clone(), t.to_string())).collect(),
+        ..Provenance::default()
+    };
+    if let Some(n) = &settings.normalize {
+        let table = std::fs::read(&n.rates_file).map_err(|e| io_error(&n.rates_file, e))?;
+        provenance.reporting_currency = Some(n.reporting_currency.to_string());
+        provenance.rounding = Some(n.rounding.name().to_owned());
+        provenance.rate_date = Some(n.rate_date.name().to_owned());
+        provenance.rate_table_sha256 = Some(crate::model::hex(&Sha256::digest(&table)));
+    }
+    Ok(provenance)
 }
 
 fn normalizer(settings: &Settings) -> Result<Option<Normalizer>, RunError> {
@@ -348,6 +383,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     ]
     .into_iter()
     .collect();
+    let provenance = provenance(&settings)?;
     let started_at = options.clock.now();
     let progress = options.progress.clone();
     let seen = progress.clone();
@@ -377,7 +413,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
             }
         }
         crate::failpoint::hit("finish");
-        let manifest = snapshot.finish(source)?;
+        let manifest = snapshot.finish(source, provenance)?;
         crate::failpoint::hit("manifest");
         Ok((manifest, archive))
     };

@@ -1,15 +1,17 @@
 //! `manifest.json`: what an auditor checks a snapshot against. Per file its rows, bytes and
 //! SHA-256; per dataset and currency the control totals; the checks' counts; per invoice its
-//! lineage; the v2 exports, the sequences not ready, and the schema drift.
+//! lineage; the v2 exports, the sequences not ready, and the schema drift; what made it
+//! (provenance) and each dataset's columns.
 //!
-//! In: nothing (types). Out: the manifest's serde shape, read back by `verify` and `diff`. It
-//! computes nothing.
+//! In: nothing (types), and a dataset's schema for its columns. Out: the manifest's serde shape,
+//! read back by `verify` and `diff`. It computes nothing.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::writer::FileReport;
+use crate::tabular::{DatasetSchema, arrow_type};
 
 /// What the API sent that the datasets' columns did not expect, per extracted dataset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -51,10 +53,23 @@ pub struct DatasetEntry {
     /// Σ of those copies, as `control_totals` are given.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub served_twice_totals: BTreeMap<String, BTreeMap<String, String>>,
+    /// The columns, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnEntry>,
 }
 
 impl DatasetEntry {
-    /// A dataset's entry before its files are counted.
+    /// A dataset's entry before its rows are counted: its version and columns.
+    pub fn of(schema: &DatasetSchema) -> DatasetEntry {
+        let columns = schema
+            .columns
+            .iter()
+            .map(|c| ColumnEntry { name: c.name.to_owned(), ty: arrow_type(c.ty), nullable: c.nullable })
+            .collect();
+        DatasetEntry { columns, ..DatasetEntry::new(schema.version) }
+    }
+
+    /// An entry of a version, without columns (documents, which are files, not a table).
     pub fn new(schema_version: u32) -> DatasetEntry {
         DatasetEntry {
             schema_version,
@@ -62,12 +77,54 @@ impl DatasetEntry {
             control_totals: BTreeMap::new(),
             served_twice_rows: 0,
             served_twice_totals: BTreeMap::new(),
+            columns: Vec::new(),
         }
     }
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// What made a snapshot and the settings that change its numbers; identical runs record
+/// identical provenance, and two snapshots that differ only by a setting say which.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// The pcrecon that wrote the snapshot.
+    pub pcrecon_version: String,
+    /// The partner's tenant.
+    pub tenant_id: String,
+    /// Per dataset both APIs serve: `auto`, `v1` or `v2`.
+    pub routing: BTreeMap<String, String>,
+    /// Under `auto`, the first billing month each dataset is asked of the v2 export, and the
+    /// attribute set asked.
+    pub v2: BTreeMap<String, String>,
+    /// The reporting currency (none: amounts are not converted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting_currency: Option<String>,
+    /// How reporting amounts are rounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding: Option<String>,
+    /// Which day's rate converts a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_date: Option<String>,
+    /// SHA-256 of the rate table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_table_sha256: Option<String>,
+    /// The tie-out's tolerance per billing currency (none: differences must be zero).
+    pub tolerance: BTreeMap<String, String>,
+}
+
+/// One column of a dataset as written: its name, its Arrow type, whether it may be null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ColumnEntry {
+    /// The column.
+    pub name: String,
+    /// Its Arrow type, as `schemas/README.md` writes it.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Whether it may be null.
+    pub nullable: bool,
 }
 
 /// `manifest.json`.
@@ -77,6 +134,9 @@ pub struct Manifest {
     pub format: u32,
     /// Where the data came from.
     pub source: BTreeMap<String, String>,
+    /// What made the snapshot, and with which settings.
+    #[serde(default)]
+    pub provenance: Provenance,
     /// Per dataset.
     pub datasets: BTreeMap<String, DatasetEntry>,
     /// Line items per match status (`match:<dataset>`) and invoices per tie-out status (`tie_out`).

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod part;
 pub mod read;
 pub mod retention;
+pub mod signature;
 pub mod staging;
 pub mod totals;
 pub mod writer;

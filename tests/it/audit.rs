@@ -237,3 +237,90 @@ fn diff_on_a_corrupt_parquet_exits_6_instead_of_5() {
     assert!(diff.stderr.contains(&path.display().to_string()), "names the file: {}", diff.stderr);
     assert!(!diff_out.exists(), "nothing is published");
 }
+
+/// A minisign key pair made by minisign itself (`-W`: no password): (secret, public).
+fn minisign_keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (secret, public) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pub")));
+    let made = std::process::Command::new("minisign")
+        .args(["-G", "-W", "-f", "-p"])
+        .arg(&public)
+        .arg("-s")
+        .arg(&secret)
+        .output()
+        .expect("minisign is installed (.ci/run installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    (secret, public)
+}
+
+/// `minisign -Vm manifest.json -p KEY`: whether minisign accepts the snapshot's signature.
+fn minisign_accepts(snapshot: &Path, public: &Path) -> bool {
+    let checked = std::process::Command::new("minisign")
+        .args(["-V", "-q", "-m"])
+        .arg(snapshot.join("manifest.json"))
+        .arg("-p")
+        .arg(public)
+        .output()
+        .unwrap();
+    checked.status.success()
+}
+
+#[test]
+fn an_unsigned_manifest_could_be_forged_a_signed_one_checks_with_its_key_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = minisign_keys(dir.path(), "ours");
+    let (_, other) = minisign_keys(dir.path(), "theirs");
+    let emulator = emulator();
+    let extra = format!("[output]\nsigning_key_file = {:?}\n", secret.to_str().unwrap());
+    let snapshot = published(&emulator, &dir.path().join("case"), &extra, 1).remove(0);
+    assert!(snapshot.join("manifest.json.minisig").is_file());
+    assert!(minisign_accepts(&snapshot, &public), "minisign itself checks the signature");
+    assert!(!minisign_accepts(&snapshot, &other));
+
+    let ours = pcrecon(&["verify", snapshot.to_str().unwrap(), "--public-key", public.to_str().unwrap()], &[]);
+    assert_eq!(ours.code, 0, "{}{}", ours.stdout, ours.stderr);
+    assert!(ours.stdout.contains("signed by key"), "{}", ours.stdout);
+    let theirs = pcrecon(&["verify", snapshot.to_str().unwrap(), "--public-key", other.to_str().unwrap()], &[]);
+    assert_eq!(theirs.code, 1, "{}", theirs.stdout);
+    assert!(problems(&theirs.stdout).iter().any(|l| l.contains("signature not valid for key")), "{}", theirs.stdout);
+    let unchecked = pcrecon(&["verify", snapshot.to_str().unwrap()], &[]);
+    assert_eq!(unchecked.code, 0);
+    assert!(unchecked.stdout.contains("not checked: give --public-key"), "{}", unchecked.stdout);
+
+    // The manifest records what made it and what each dataset's files hold.
+    let m = manifest(&snapshot);
+    assert_eq!(m["provenance"]["tenant_id"], "partner-tenant");
+    assert_eq!(m["provenance"]["pcrecon_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(m["provenance"]["routing"]["billed_recon_line_items"], "auto");
+    let columns = m["datasets"]["billed_recon_line_items"]["columns"].as_array().unwrap();
+    assert!(columns.iter().any(|c| c["name"] == "is_duplicate" && c["type"] == "Boolean"), "{columns:?}");
+
+    // An edited control total breaks the signature as well as the sums; so does re-signing with
+    // another key.
+    edit_a_control_total(&snapshot);
+    assert!(!minisign_accepts(&snapshot, &public));
+    let edited = pcrecon(&["verify", snapshot.to_str().unwrap(), "--public-key", public.to_str().unwrap()], &[]);
+    assert_eq!(edited.code, 1);
+    let found = problems(&edited.stdout);
+    assert!(found.iter().any(|l| l.contains("signature not valid")), "{}", edited.stdout);
+    assert!(found.iter().any(|l| l.contains("total ")), "{}", edited.stdout);
+
+    // A snapshot without a signature fails a check that asks for one.
+    std::fs::remove_file(snapshot.join("manifest.json.minisig")).unwrap();
+    let unsigned = pcrecon(&["verify", snapshot.to_str().unwrap(), "--public-key", public.to_str().unwrap()], &[]);
+    assert!(problems(&unsigned.stdout).iter().any(|l| l.contains("signature missing")), "{}", unsigned.stdout);
+}
+
+#[test]
+fn a_signing_key_that_cannot_be_read_stops_the_run_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = emulator();
+    let case = dir.path().join("case");
+    std::fs::create_dir_all(&case).unwrap();
+    std::fs::write(case.join("bad.key"), "untrusted comment: not a key\nAAAA\n").unwrap();
+    let config = write_config(&emulator, &case, "[output]\nsigning_key_file = \"bad.key\"\n");
+    let finished = run(&config, &[], &[]);
+    assert_eq!(finished.code, 2, "a configuration error: {}", finished.stderr);
+    assert!(finished.stderr.contains("output.signing_key_file") && finished.stderr.contains("bad.key"));
+    assert!(!finished.stderr.contains("AAAA"), "no key material in the message");
+    assert!(!case.join("out").join("LATEST").exists(), "nothing published");
+}

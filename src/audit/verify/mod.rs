@@ -4,7 +4,9 @@
 //! counted. It lists every file that is missing, differs, is not in the manifest, or is listed
 //! at a path outside the snapshot (never opened), every row count and every control total that
 //! is not what the files hold. An output folder is verified snapshot by snapshot: one that
-//! cannot be verified is reported, and the others are still checked.
+//! cannot be verified is reported, and the others are still checked. With a public key, each
+//! manifest's minisign signature must be valid for it; the columns each manifest records must be
+//! those its files hold.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
@@ -16,11 +18,12 @@ use sha2::{Digest, Sha256};
 use super::{AuditError, outside, read_manifest};
 use crate::model::hex;
 use crate::sink::manifest::{DatasetEntry, Manifest};
+use crate::sink::signature::{PublicKey, SIGNATURE_FILE, signature_of};
 use crate::sink::totals::{TotalColumns, Totals, control_totals};
 use crate::tabular::{Dataset, DatasetSchema};
 
 /// Files of a snapshot that are not data: written after the manifest, or the manifest itself.
-const NOT_LISTED: [&str; 2] = ["manifest.json", "run.json"];
+const NOT_LISTED: [&str; 3] = ["manifest.json", SIGNATURE_FILE, "run.json"];
 
 /// What a value the manifest claims is shown as when it claims none.
 const NONE: &str = "none";
@@ -78,6 +81,14 @@ pub enum Problem {
         /// The sum of the files.
         recomputed: String,
     },
+    /// A dataset's columns as the manifest records them are not those its files hold.
+    Columns {
+        /// The dataset.
+        dataset: String,
+    },
+    /// The manifest's signature is missing, made by another key, or does not match the
+    /// manifest's bytes.
+    Signature(String),
     /// The snapshot could not be verified at all (its manifest cannot be read), or `LATEST`
     /// names no published snapshot.
     Unverifiable(String),
@@ -100,6 +111,10 @@ impl std::fmt::Display for Problem {
                 f,
                 "total    {dataset} {currency} {column}: manifest says {claimed}, the files sum to {recomputed}"
             ),
+            Problem::Columns { dataset } => {
+                write!(f, "columns  {dataset}: the manifest records other columns than its files hold")
+            }
+            Problem::Signature(reason) => write!(f, "signature {reason}"),
             Problem::Unverifiable(reason) => write!(f, "cannot verify: {reason}"),
         }
     }
@@ -119,6 +134,8 @@ pub struct Verified {
     /// What could not be recomputed, and why (a dataset of another schema version than this
     /// pcrecon reads): not a problem, but not verified beyond its bytes either.
     pub notes: Vec<String>,
+    /// The id of the key whose signature of the manifest was checked.
+    pub signed_by: Option<String>,
 }
 
 impl Verified {
@@ -129,6 +146,7 @@ impl Verified {
             bytes: 0,
             problems: vec![Problem::Unverifiable(reason)],
             notes: Vec::new(),
+            signed_by: None,
         }
     }
 }
@@ -269,7 +287,7 @@ fn recomputed_entry(schema: &DatasetSchema, rows: u64, totals: &Totals) -> Datas
         control_totals: control_totals(schema, &totals.distinct),
         served_twice_rows: totals.served_twice_rows,
         served_twice_totals: control_totals(schema, &totals.served_twice),
-        ..DatasetEntry::new(schema.version)
+        ..DatasetEntry::of(schema)
     }
 }
 
@@ -284,6 +302,10 @@ fn compare_dataset(name: &str, claimed: &DatasetEntry, recomputed: &DatasetEntry
             claimed: claimed.served_twice_rows,
             found: recomputed.served_twice_rows,
         });
+    }
+    // A manifest that records its columns says what the files hold (older ones record none).
+    if !claimed.columns.is_empty() && claimed.columns != recomputed.columns {
+        problems.push(Problem::Columns { dataset: name.to_owned() });
     }
     compare_totals(name, "", &claimed.control_totals, &recomputed.control_totals, problems);
     compare_totals(name, "served twice ", &claimed.served_twice_totals, &recomputed.served_twice_totals, problems);
@@ -320,8 +342,32 @@ fn compare_totals(
     }
 }
 
-/// Verifies one snapshot folder.
-pub fn verify_snapshot(snapshot: &Path) -> Result<Verified, AuditError> {
+/// Checks the manifest's signature with `key`; without a key, notes a signature left unchecked.
+fn check_signature(snapshot: &Path, key: Option<&PublicKey>, verified: &mut Verified) {
+    let manifest = snapshot.join("manifest.json");
+    let signed = signature_of(&manifest).exists();
+    match key {
+        Some(_) if !signed => verified.problems.push(Problem::Signature(format!("missing: no {SIGNATURE_FILE}"))),
+        Some(key) => match key.check(&manifest) {
+            Ok(()) => verified.signed_by = Some(key.id()),
+            Err(e) => {
+                verified.problems.push(Problem::Signature(format!("not valid for key {}: {}", key.id(), e.reason)))
+            }
+        },
+        None if signed => verified.notes.push(format!("{SIGNATURE_FILE} not checked: give --public-key to check it")),
+        None => {}
+    }
+}
+
+/// Verifies one snapshot folder: its files, its numbers, and with `key` its signature.
+pub fn verify_snapshot(snapshot: &Path, key: Option<&PublicKey>) -> Result<Verified, AuditError> {
+    let mut verified = verify_contents(snapshot)?;
+    check_signature(snapshot, key, &mut verified);
+    Ok(verified)
+}
+
+/// Verifies one snapshot folder's files against its manifest.
+fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
     let manifest: Manifest = read_manifest(snapshot)?;
     let real_root =
         snapshot.canonicalize().map_err(|e| AuditError::NotASnapshot(format!("{}: {e}", snapshot.display())))?;
@@ -424,15 +470,22 @@ pub fn verify_snapshot(snapshot: &Path) -> Result<Verified, AuditError> {
             .filter(|p| !listed.contains(p.as_str()) && !NOT_LISTED.contains(&p.as_str()))
             .map(Problem::Extra),
     );
-    Ok(Verified { snapshot: snapshot.to_path_buf(), files: manifest.files.len(), bytes, problems, notes })
+    Ok(Verified {
+        snapshot: snapshot.to_path_buf(),
+        files: manifest.files.len(),
+        bytes,
+        problems,
+        notes,
+        signed_by: None,
+    })
 }
 
 /// Verifies a snapshot, or every snapshot of an output folder: a snapshot that cannot be
 /// verified (its manifest unreadable), a `LATEST` that names no published snapshot, and a
 /// snapshot folder without a manifest are reported among the others, which are all checked.
-pub fn verify(dir: &Path) -> Result<Vec<Verified>, AuditError> {
+pub fn verify(dir: &Path, key: Option<&PublicKey>) -> Result<Vec<Verified>, AuditError> {
     if dir.join("manifest.json").exists() {
-        return Ok(vec![verify_snapshot(dir)?]);
+        return Ok(vec![verify_snapshot(dir, key)?]);
     }
     let snapshots = crate::sink::retention::snapshots(dir);
     if snapshots.is_empty() {
@@ -443,7 +496,7 @@ pub fn verify(dir: &Path) -> Result<Vec<Verified>, AuditError> {
     }
     let mut verified: Vec<Verified> = snapshots
         .iter()
-        .map(|(_, path)| verify_snapshot(path).unwrap_or_else(|e| Verified::failed(path, e.to_string())))
+        .map(|(_, path)| verify_snapshot(path, key).unwrap_or_else(|e| Verified::failed(path, e.to_string())))
         .collect();
     let mut unpublished: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| AuditError::NotASnapshot(format!("cannot list {}: {e}", dir.display())))?
@@ -481,7 +534,13 @@ pub fn render(verified: &[Verified]) -> String {
             [Problem::Unverifiable(_)] => "not verified".to_owned(),
             problems => format!("{} problems", problems.len()),
         };
-        text.push_str(&format!("{}: {verdict} ({} files, {} bytes hashed)\n", v.snapshot.display(), v.files, v.bytes));
+        let signed = v.signed_by.as_ref().map_or_else(String::new, |id| format!(", signed by key {id}"));
+        text.push_str(&format!(
+            "{}: {verdict} ({} files, {} bytes hashed{signed})\n",
+            v.snapshot.display(),
+            v.files,
+            v.bytes
+        ));
     }
     text
 }

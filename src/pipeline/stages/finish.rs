@@ -7,7 +7,7 @@
 
 use sha2::Digest;
 
-use crate::sink::manifest::{ExportData, ExportOperation};
+use crate::sink::manifest::{ExportData, ExportOperation, Provenance};
 
 use super::*;
 
@@ -27,7 +27,7 @@ impl Snapshot {
     }
 
     /// Writes the dimensions, places every file in its partition and writes `manifest.json`.
-    pub fn finish(mut self, source: BTreeMap<String, String>) -> Result<Manifest, StageError> {
+    pub fn finish(mut self, source: BTreeMap<String, String>, provenance: Provenance) -> Result<Manifest, StageError> {
         let finishing = std::time::Instant::now();
         if let Some(missing) = self.normalizer.as_ref().map(Normalizer::missing).filter(|m| !m.is_empty()) {
             let list: Vec<String> = missing.iter().map(|(currency, date)| format!("{currency} on {date}")).collect();
@@ -116,7 +116,7 @@ impl Snapshot {
         let mut sums: BTreeMap<Dataset, Totals> = BTreeMap::new();
         let mut files = Vec::new();
         for (schema, report) in placed {
-            let entry = datasets.entry(schema.name.to_string()).or_insert_with(|| DatasetEntry::new(schema.version));
+            let entry = datasets.entry(schema.name.to_string()).or_insert_with(|| DatasetEntry::of(schema));
             entry.rows += report.rows;
             sums.entry(schema.name)
                 .or_default()
@@ -129,7 +129,7 @@ impl Snapshot {
         }
         for (name, totals) in sums {
             let Some(schema) = name.schema() else { continue };
-            let entry = datasets.entry(name.to_string()).or_insert_with(|| DatasetEntry::new(schema.version));
+            let entry = datasets.entry(name.to_string()).or_insert_with(|| DatasetEntry::of(schema));
             entry.control_totals.extend(crate::sink::totals::control_totals(schema, &totals.distinct));
             entry.served_twice_totals.extend(crate::sink::totals::control_totals(schema, &totals.served_twice));
             entry.served_twice_rows += totals.served_twice_rows;
@@ -182,8 +182,9 @@ impl Snapshot {
             .map(|(key, e)| (key, ExportData { etag: e.etag, attribute_set: e.attribute_set }))
             .collect();
         let manifest = Manifest {
-            format: 1,
+            format: 2,
             source,
+            provenance,
             datasets,
             checks,
             files,
@@ -208,6 +209,9 @@ impl Snapshot {
             .map_err(|e| StageError::Io { path: path.clone(), source: io::Error::other(e) })?;
         text.push(b'\n');
         std::fs::write(&path, text).map_err(io_at(&path))?;
+        if let Some(key) = &self.options.signing_key {
+            key.sign(&path).map_err(|e| StageError::Io { path: e.path.clone(), source: io::Error::other(e.reason) })?;
+        }
         Ok(manifest)
     }
 }

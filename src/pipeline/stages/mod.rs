@@ -71,6 +71,8 @@ pub struct StageOptions {
     pub rejects: bool,
     /// Keep the members no column reads in each dataset's `unknown_fields` column.
     pub keep_unknown_fields: bool,
+    /// Signs `manifest.json` (none: unsigned).
+    pub signing_key: Option<crate::sink::signature::SigningKey>,
 }
 
 /// The attributes a v2 export line of a dataset may be promised: the documented list of the
