@@ -1,6 +1,7 @@
 //! The published snapshot read by DuckDB, as an analyst would: every Parquet and CSV file, every
 //! control-total column summed per currency as DECIMAL, equal to the manifest to the last digit
 //! (the copies of lines served twice apart, as the manifest keeps them).
+//! The README's analyst queries, run as written, give the answers the sample world implies.
 //! Needs a Python with the `duckdb` package named by PCRECON_TEST_PYTHON (`.ci/run` installs it).
 
 use std::process::Command;
@@ -81,4 +82,25 @@ fn duckdb_reads_every_file_and_sums_to_the_manifest() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     let checked: u32 = String::from_utf8_lossy(&check.stdout).trim().parse().unwrap();
     assert!(checked > 60, "{checked} sums compared");
+}
+
+#[test]
+fn the_readme_answers_the_three_analyst_questions_with_one_query_each() {
+    let python = python_with_duckdb();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let demo = Command::new(bin()).args(["demo", "--out"]).arg(&out).output().unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let snapshot = out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let check = Command::new(python)
+        .arg(root.join("tests/it/analyst_questions.py"))
+        .arg(&snapshot)
+        .arg(root.join("README.md"))
+        .arg(root.join("samples/world"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let checked: u32 = String::from_utf8_lossy(&check.stdout).trim().parse().unwrap();
+    assert!(checked > 30, "{checked} answers compared");
 }
