@@ -21,5 +21,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod reconcile;
 pub mod redact;
+pub mod report;
 pub mod sink;
 pub mod tabular;

@@ -21,6 +21,7 @@ mod operate;
 mod proxy;
 mod quirks;
 mod replay;
+mod report;
 mod run;
 mod v2;
 mod walk;

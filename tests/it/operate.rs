@@ -259,6 +259,8 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
     assert!(previous.join("manifest.json").is_file(), "the previous snapshot is kept");
     let report = run_json(&latest(&out));
     assert_eq!(report["restated_invoices"], serde_json::json!([invoice]));
+    let page = std::fs::read_to_string(latest(&out).join("report.html")).unwrap();
+    assert!(page.contains(&format!("<ul id=\"restated\"><li>{invoice}</li></ul>")), "the report lists it");
     let fetched: Vec<String> = requested(&log).into_iter().filter(|p| p.starts_with("/v1/invoices/G")).collect();
     assert!(
         !fetched.is_empty() && fetched.iter().all(|p| p.starts_with(&format!("/v1/invoices/{invoice}"))),

@@ -17,13 +17,15 @@ use sha2::{Digest, Sha256};
 
 use super::{AuditError, outside, read_manifest};
 use crate::model::hex;
+use crate::report::REPORT_FILE;
 use crate::sink::manifest::{DatasetEntry, Manifest};
 use crate::sink::signature::{PublicKey, SIGNATURE_FILE, signature_of};
 use crate::sink::totals::{TotalColumns, Totals, control_totals};
 use crate::tabular::{Dataset, DatasetSchema};
 
-/// Files of a snapshot that are not data: written after the manifest, or the manifest itself.
-const NOT_LISTED: [&str; 3] = ["manifest.json", SIGNATURE_FILE, "run.json"];
+/// Files of a snapshot its manifest does not list: the manifest itself, its signature, and the
+/// run's record and report, which are readings of the listed files rather than data.
+const NOT_LISTED: [&str; 4] = ["manifest.json", SIGNATURE_FILE, "run.json", REPORT_FILE];
 
 /// What a value the manifest claims is shown as when it claims none.
 const NONE: &str = "none";
