@@ -324,3 +324,32 @@ fn a_signing_key_that_cannot_be_read_stops_the_run_before_any_request() {
     assert!(!finished.stderr.contains("AAAA"), "no key material in the message");
     assert!(!case.join("out").join("LATEST").exists(), "nothing published");
 }
+
+#[test]
+fn verify_trusts_the_manifest_a_tie_out_with_its_mismatches_counted_as_ok_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = emulator();
+    let snapshot = published(&emulator, dir.path(), "", 1).remove(0);
+    let mut m = manifest(&snapshot);
+    let mismatches = m["checks"]["tie_out"]["mismatch"].as_u64().expect("the sample world plants mismatches");
+    let ok = m["checks"]["tie_out"]["ok"].as_u64().unwrap();
+    m["checks"]["tie_out"]["mismatch"] = json!(0);
+    m["checks"]["tie_out"]["ok"] = json!(ok + mismatches);
+    let matched = m["checks"]["match:billed_recon_line_items"]["matched"].as_u64().unwrap();
+    m["checks"]["match:billed_recon_line_items"]["matched"] = json!(matched + 1);
+    write_manifest(&snapshot, &m);
+    let verified = pcrecon(&["verify", snapshot.to_str().unwrap()], &[]);
+    assert_eq!(verified.code, 1, "{}", verified.stdout);
+    let found = problems(&verified.stdout);
+    for expected in [
+        format!("check    tie_out mismatch: manifest says 0, the files hold {mismatches}"),
+        format!("check    tie_out ok: manifest says {}, the files hold {ok}", ok + mismatches),
+        format!(
+            "check    match:billed_recon_line_items matched: manifest says {}, the files hold {matched}",
+            matched + 1
+        ),
+    ] {
+        assert!(found.iter().any(|l| l.ends_with(&expected)), "{expected}\n{}", verified.stdout);
+    }
+    assert_eq!(found.len(), 3, "{}", verified.stdout);
+}

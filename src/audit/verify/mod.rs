@@ -1,7 +1,8 @@
 //! `pcrecon verify`: checks a snapshot against its `manifest.json` without trusting it. Every
 //! file is re-hashed (bytes and SHA-256); every Parquet file is read back, and its rows counted
 //! and summed into the control totals by the writer's rule; every CSV file's records are
-//! counted. It lists every file that is missing, differs, is not in the manifest, or is listed
+//! counted, and the rows of each status are counted into the tie-out's and matching's checks.
+//! It lists every file that is missing, differs, is not in the manifest, or is listed
 //! at a path outside the snapshot (never opened), every row count and every control total that
 //! is not what the files hold. An output folder is verified snapshot by snapshot: one that
 //! cannot be verified is reported, and the others are still checked. With a public key, each
@@ -21,7 +22,7 @@ use crate::report::REPORT_FILE;
 use crate::sink::manifest::{DatasetEntry, Manifest};
 use crate::sink::signature::{PublicKey, SIGNATURE_FILE, signature_of};
 use crate::sink::totals::{TotalColumns, Totals, control_totals};
-use crate::tabular::{Dataset, DatasetSchema};
+use crate::tabular::{Cell, Dataset, DatasetSchema};
 
 /// Files of a snapshot its manifest does not list: the manifest itself, its signature, and the
 /// run's record and report, which are readings of the listed files rather than data.
@@ -83,6 +84,18 @@ pub enum Problem {
         /// The sum of the files.
         recomputed: String,
     },
+    /// A count of the manifest's checks (`tie_out`, `match:<dataset>`) that is not the number of
+    /// rows of that status in the files.
+    Check {
+        /// The check.
+        check: String,
+        /// The status.
+        status: String,
+        /// What the manifest says.
+        claimed: u64,
+        /// Rows of that status in the files.
+        found: u64,
+    },
     /// A dataset's columns as the manifest records them are not those its files hold.
     Columns {
         /// The dataset.
@@ -113,6 +126,9 @@ impl std::fmt::Display for Problem {
                 f,
                 "total    {dataset} {currency} {column}: manifest says {claimed}, the files sum to {recomputed}"
             ),
+            Problem::Check { check, status, claimed, found } => {
+                write!(f, "check    {check} {status}: manifest says {claimed}, the files hold {found}")
+            }
             Problem::Columns { dataset } => {
                 write!(f, "columns  {dataset}: the manifest records other columns than its files hold")
             }
@@ -210,8 +226,24 @@ fn parquet_dataset(path: &str) -> Option<&str> {
 struct Checked {
     bytes: u64,
     problems: Vec<Problem>,
-    /// Rows and control totals read back from a Parquet file whose bytes match the manifest.
-    read: Option<(u64, Totals)>,
+    /// What a Parquet file whose bytes match the manifest holds.
+    read: Option<ReadBack>,
+}
+
+/// A Parquet file's rows, control totals, and rows per status of the check its dataset feeds.
+struct ReadBack {
+    rows: u64,
+    totals: Totals,
+    statuses: BTreeMap<String, u64>,
+}
+
+/// The check of the manifest's `checks` a dataset's rows are counted in, and the column of
+/// their status: the tie-out's, or each line dataset's matching.
+fn status_column(schema: &DatasetSchema) -> Option<(String, usize)> {
+    if schema.name == Dataset::Reconciliation {
+        return schema.column("status").map(|at| ("tie_out".to_owned(), at));
+    }
+    schema.column("match_status").map(|at| (format!("match:{}", schema.name), at))
 }
 
 /// Hashes one listed file and, when its bytes are the manifest's, counts and sums its rows.
@@ -258,11 +290,15 @@ fn check_file(
     }
     let Some(schema) = parquet_dataset(&file.path).and_then(|d| readable.get(d)) else { return checked };
     let columns = TotalColumns::of(schema);
-    let (mut rows, mut totals, mut overflow) = (0u64, Totals::new(), None);
+    let status_at = status_column(schema).map(|(_, at)| at);
+    let (mut rows, mut totals, mut statuses, mut overflow) = (0u64, Totals::new(), BTreeMap::new(), None);
     let read = crate::sink::read::for_each_row(&path, schema, |row| {
         rows += 1;
         if let Err(e) = columns.add(&row, &mut totals) {
             overflow.get_or_insert(e.to_string());
+        }
+        if let Some(Cell::Str(status)) = status_at.map(|at| &row[at]) {
+            *statuses.entry(status.clone()).or_insert(0u64) += 1;
         }
     });
     match (read, overflow) {
@@ -276,7 +312,7 @@ fn check_file(
             if rows != file.rows {
                 checked.problems.push(rows_differ(rows));
             }
-            checked.read = Some((rows, totals));
+            checked.read = Some(ReadBack { rows, totals, statuses });
         }
     }
     checked
@@ -400,6 +436,8 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
     let mut bytes = 0;
     // Per dataset: rows, totals, and whether every one of its files was read back.
     let mut sums: BTreeMap<&str, (u64, Totals, bool)> = BTreeMap::new();
+    // Per check of the manifest: rows per status, over the files read back.
+    let mut statuses: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut documents = (0u64, true);
     let mut overflowed = BTreeSet::new();
     for (file, result) in manifest.files.iter().zip(checked) {
@@ -414,10 +452,16 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
         let entry = sums.entry(name).or_insert_with(|| (0, Totals::new(), true));
         // Read back only when its bytes are the manifest's (else reported, and its dataset's
         // sums would be short).
-        let Some((rows, totals)) = result.read else {
+        let Some(ReadBack { rows, totals, statuses: counted }) = result.read else {
             entry.2 = false;
             continue;
         };
+        if let Some((check, _)) = readable.get(name).and_then(|s| status_column(s)) {
+            let sums = statuses.entry(check).or_default();
+            for (status, n) in counted {
+                *sums.entry(status).or_default() += n;
+            }
+        }
         entry.0 += rows;
         if entry.1.merge(totals).is_err() {
             entry.2 = false;
@@ -428,6 +472,24 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
         path: format!("dataset {name}"),
         reason: "its control totals do not fit Decimal128".into(),
     }));
+    // A check is recomputed when every file of its dataset was read back.
+    for (name, (_, _, complete)) in &sums {
+        let Some((check, _)) = readable.get(name).and_then(|s| status_column(s)) else { continue };
+        let (Some(found), true) = (statuses.get(&check), *complete) else { continue };
+        let claimed = manifest.checks.get(&check).cloned().unwrap_or_default();
+        let all: BTreeSet<&String> = claimed.keys().chain(found.keys()).collect();
+        for status in all {
+            let (said, held) = (claimed.get(status).copied().unwrap_or(0), found.get(status).copied().unwrap_or(0));
+            if said != held {
+                problems.push(Problem::Check {
+                    check: check.clone(),
+                    status: status.clone(),
+                    claimed: said,
+                    found: held,
+                });
+            }
+        }
+    }
     let empty = DatasetEntry::new(0);
     let names: BTreeSet<&str> =
         manifest.datasets.keys().map(String::as_str).chain(with_files.iter().copied()).collect();
