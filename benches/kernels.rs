@@ -110,7 +110,8 @@ fn kernels(c: &mut Criterion) {
     group.bench_function(DATASET.name(), |b| {
         b.iter(|| {
             let (parquet, csv) = (dir.path().join("part.parquet"), dir.path().join("part.csv"));
-            let mut writer = PartWriter::create(schema, &parquet, &csv, false).unwrap();
+            let mut writer =
+                PartWriter::create(schema, &parquet, &csv, pcrecon::sink::writer::CsvFormat::default()).unwrap();
             for batch in &batches {
                 writer.push_batch(batch.clone()).unwrap();
             }

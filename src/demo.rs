@@ -92,7 +92,7 @@ pub fn run(
             max_retry_after: crate::config::DEFAULT_MAX_RETRY_AFTER,
         },
         output_dir: out.to_path_buf(),
-        csv_bom: false,
+        csv: crate::sink::writer::CsvFormat::default(),
         rejects: false,
         keep_unknown_fields: false,
         signing_key_file: None,

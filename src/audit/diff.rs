@@ -16,6 +16,7 @@ use crate::sink::manifest::Manifest;
 use crate::sink::part::PartWriter;
 use crate::sink::read::for_each_row;
 use crate::sink::staging::Staging;
+use crate::sink::writer::CsvFormat;
 use crate::tabular::text::cell_text;
 use crate::tabular::{Cell, ColType, Dataset, DatasetSchema, Source};
 
@@ -416,7 +417,8 @@ fn write(out: &Path, changes: &[Vec<Cell>], deltas: &[Vec<Cell>]) -> Result<(), 
         let Some(schema) = dataset.schema() else { continue };
         let parquet = staging.path().join(dataset.name()).join("part-00000.parquet");
         let csv = staging.path().join("csv").join(dataset.name()).join("part-00000.csv");
-        let mut writer = PartWriter::create(schema, &parquet, &csv, false).map_err(AuditError::io(&parquet))?;
+        let mut writer =
+            PartWriter::create(schema, &parquet, &csv, CsvFormat::default()).map_err(AuditError::io(&parquet))?;
         for row in rows {
             writer.push(row.clone()).map_err(AuditError::io(&parquet))?;
         }

@@ -17,6 +17,8 @@
 //! [output]
 //! dir = "out"
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
+//! csv_delimiter = ","                                      # or ";", "\t", "|"
+//! csv_decimal_separator = "."                              # or "," (with another delimiter)
 //! rejects = false                                          # true: bad records go to `rejects`, the run goes on
 //! keep_unknown_fields = false                              # true: members no column reads kept as JSON
 //! keep_snapshots = 10                                      # published snapshots kept (the newest two always)
@@ -111,8 +113,8 @@ pub struct Settings {
     pub api: ApiSettings,
     /// Output folder.
     pub output_dir: PathBuf,
-    /// Start CSV files with a UTF-8 byte-order mark (for Excel).
-    pub csv_bom: bool,
+    /// How CSV files are written: byte-order mark, delimiter, decimal separator.
+    pub csv: crate::sink::writer::CsvFormat,
     /// Keep going past undecodable records, writing them to `rejects` (else the run fails).
     pub rejects: bool,
     /// Keep the members no column reads in each dataset's `unknown_fields` column.
@@ -172,11 +174,11 @@ impl Settings {
         let graph_url = checked_url("api.graph_url", raw.api.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL))?;
         let api = raw.api.settings(resolve)?;
         let extract = raw.extract.settings(graph_url)?;
-        let output = raw.output.settings(resolve);
+        let output = raw.output.settings(resolve)?;
         Ok(Settings {
             api,
             output_dir: output.dir,
-            csv_bom: output.csv_bom,
+            csv: output.csv,
             rejects: output.rejects,
             keep_unknown_fields: output.keep_unknown_fields,
             retention: output.retention,
@@ -277,6 +279,27 @@ mod tests {
     }
 
     #[test]
+    fn a_csv_delimiter_or_decimal_separator_that_cannot_be_read_back_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s", 0o600);
+        let head = "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n[output]\n";
+        let load = |lines: &str| {
+            let cfg = write(dir.path(), "c.toml", &format!("{head}{lines}"), 0o644);
+            Settings::load(&cfg)
+        };
+        let s = load("csv_delimiter = \";\"\ncsv_decimal_separator = \",\"\n").unwrap();
+        assert_eq!((s.csv.delimiter, s.csv.decimal_separator), (';', ','));
+        for (lines, says) in [
+            ("csv_decimal_separator = \",\"\n", "both ','"),
+            ("csv_delimiter = \"::\"\n", "output.csv_delimiter"),
+            ("csv_decimal_separator = \"'\"\n", "output.csv_decimal_separator"),
+        ] {
+            let err = load(lines).unwrap_err().to_string();
+            assert!(err.contains(says), "{lines}: {err}");
+        }
+    }
+
+    #[test]
     fn a_toml_error_on_an_inline_secret_does_not_quote_it() {
         let dir = tempfile::tempdir().unwrap();
         let head = "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\n";
@@ -316,7 +339,7 @@ mod tests {
         let s = Settings::load(&write(dir.path(), "c.toml", &text, 0o644)).unwrap();
         assert_eq!(s.api.max_in_flight, 4);
         assert_eq!(s.extract.unbilled_periods, ["current", "previous"]);
-        assert!(!s.csv_bom);
+        assert_eq!(s.csv, crate::sink::writer::CsvFormat::default());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The `[output]` section: where snapshots go, the CSV flavour, what happens to records that
+//! The `[output]` section: where snapshots go, the CSV flavour (byte-order mark, delimiter,
+//! decimal separator), what happens to records that
 //! cannot be decoded and to members no column reads, how many snapshots stay, how long a
 //! killed run may resume, and the key that signs each manifest.
 //!
@@ -9,7 +10,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ConfigError;
 use crate::sink::retention::Retention;
+use crate::sink::writer::CsvFormat;
+
+/// The field delimiters a CSV file may have.
+pub const CSV_DELIMITERS: [char; 4] = [',', ';', '\t', '|'];
+/// The decimal separators a CSV file may have.
+pub const CSV_DECIMAL_SEPARATORS: [char; 2] = ['.', ','];
 
 /// The output folder, by default (relative to the config file).
 pub const DEFAULT_OUTPUT_DIR: &str = "out";
@@ -26,6 +34,8 @@ pub const DEFAULT_RESUME_WITHIN_HOURS: u64 = 12;
 pub(super) struct RawOutput {
     dir: Option<PathBuf>,
     csv_bom: Option<bool>,
+    csv_delimiter: Option<String>,
+    csv_decimal_separator: Option<String>,
     rejects: Option<bool>,
     keep_unknown_fields: Option<bool>,
     keep_snapshots: Option<usize>,
@@ -38,7 +48,7 @@ pub(super) struct RawOutput {
 #[derive(Debug, Clone)]
 pub(super) struct OutputSettings {
     pub(super) dir: PathBuf,
-    pub(super) csv_bom: bool,
+    pub(super) csv: CsvFormat,
     pub(super) rejects: bool,
     pub(super) keep_unknown_fields: bool,
     pub(super) retention: Retention,
@@ -48,10 +58,28 @@ pub(super) struct OutputSettings {
 
 impl RawOutput {
     /// The section with its defaults; `resolve` makes a relative folder absolute.
-    pub(super) fn settings(self, resolve: impl Fn(&Path) -> PathBuf) -> OutputSettings {
-        OutputSettings {
+    pub(super) fn settings(self, resolve: impl Fn(&Path) -> PathBuf) -> Result<OutputSettings, ConfigError> {
+        let one_of = |name: &str, value: Option<&str>, default: char, allowed: &[char]| match value {
+            None => Ok(default),
+            Some(text) => {
+                let mut chars = text.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if allowed.contains(&c) => Ok(c),
+                    _ => Err(ConfigError::Invalid(format!("output.{name}: {text:?} is not one of {allowed:?}"))),
+                }
+            }
+        };
+        let delimiter = one_of("csv_delimiter", self.csv_delimiter.as_deref(), ',', &CSV_DELIMITERS)?;
+        let decimal_separator =
+            one_of("csv_decimal_separator", self.csv_decimal_separator.as_deref(), '.', &CSV_DECIMAL_SEPARATORS)?;
+        if delimiter == decimal_separator {
+            return Err(ConfigError::Invalid(format!(
+                "output.csv_delimiter and output.csv_decimal_separator are both {delimiter:?}: a decimal would split in two"
+            )));
+        }
+        Ok(OutputSettings {
             dir: resolve(&self.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_OUTPUT_DIR))),
-            csv_bom: self.csv_bom.unwrap_or(false),
+            csv: CsvFormat { bom: self.csv_bom.unwrap_or(false), delimiter, decimal_separator },
             rejects: self.rejects.unwrap_or(false),
             keep_unknown_fields: self.keep_unknown_fields.unwrap_or(false),
             retention: Retention {
@@ -60,6 +88,6 @@ impl RawOutput {
             },
             resume_within: Duration::from_secs(self.resume_within_hours.unwrap_or(DEFAULT_RESUME_WITHIN_HOURS) * 3600),
             signing_key_file: self.signing_key_file.as_deref().map(&resolve),
-        }
+        })
     }
 }

@@ -271,7 +271,7 @@ fn stage_options(settings: &Settings) -> Result<StageOptions, RunError> {
         .collect::<Result<_, _>>()
         .map_err(|e| RunError::Config(ConfigError::Invalid(format!("reconcile.tolerance: {}", e.0))))?;
     Ok(StageOptions {
-        csv_bom: settings.csv_bom,
+        csv: settings.csv,
         rejects: settings.rejects,
         keep_unknown_fields: settings.keep_unknown_fields,
         rules: crate::reconcile::Rules { tolerance, filtered: settings.extract.filters_invoices() },

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use arrow_array::RecordBatch;
 
 use super::totals::TotalColumns;
-use super::writer::{FileReport, Writer};
+use super::writer::{CsvFormat, FileReport, Writer};
 use crate::tabular::batch::{BatchBuilder, Columns, arrow_schema};
 use crate::tabular::text::value_text;
 use crate::tabular::{Cell, ColType, DatasetSchema, Partition, Value};
@@ -134,7 +134,12 @@ pub fn month_of(value: &Value<'_>, ty: ColType) -> Option<String> {
 
 impl<'s> PartWriter<'s> {
     /// Opens `parquet` and `csv` for a dataset's rows.
-    pub fn create(schema: &'s DatasetSchema, parquet: &Path, csv: &Path, bom: bool) -> io::Result<PartWriter<'s>> {
+    pub fn create(
+        schema: &'s DatasetSchema,
+        parquet: &Path,
+        csv: &Path,
+        format: CsvFormat,
+    ) -> io::Result<PartWriter<'s>> {
         let index = |name: &str| schema.column(name);
         let month_column = match schema.partition {
             Partition::RowMonth(c) | Partition::ScopeMonth(c) => index(c),
@@ -143,7 +148,7 @@ impl<'s> PartWriter<'s> {
         Ok(PartWriter {
             schema,
             parquet: Lane::spawn(Writer::parquet(parquet, schema)?, parquet)?,
-            csv: Lane::spawn(Writer::csv(csv, schema, bom)?, csv)?,
+            csv: Lane::spawn(Writer::csv(csv, schema, format)?, csv)?,
             pending: BatchBuilder::new(schema, 0),
             arrow: arrow_schema(schema),
             total_columns: TotalColumns::of(schema),

@@ -5,7 +5,9 @@
 //! Parquet: zstd, `Decimal128(38, s)`, UTC timestamps, dictionary encoding, row groups of 128 Ki
 //! rows, and a fixed `created_by`; batches reach the encoder re-cut into [`BATCH_ROWS`] rows,
 //! so the same rows give the same bytes however the pages that brought them were cut. CSV: RFC 4180 with CRLF, UTF-8 (optional BOM for Excel), fixed-point decimals, ISO-8601
-//! dates, and a formula-injection guard on text columns only (amounts keep their minus sign).
+//! dates, and a formula-injection guard on free-text columns only (names, descriptions, tags,
+//! JSON texts: never identifiers, amounts or dates); the delimiter and decimal separator are
+//! chosen by [`CsvFormat`].
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -129,9 +131,30 @@ impl ParquetFile {
 pub struct CsvFile {
     path: PathBuf,
     types: Vec<ColType>,
+    /// Per column, whether it is free text (formula-guarded).
+    free_text: Vec<bool>,
+    format: CsvFormat,
     out: Hashing<BufWriter<File>>,
     rows: u64,
     text: String,
+}
+
+/// How CSV files are written: RFC 4180 with `,` and `.` by default; `;` and `,` (or a tab) for
+/// spreadsheets of locales that write decimals with a comma.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvFormat {
+    /// Start with a UTF-8 byte-order mark (Excel).
+    pub bom: bool,
+    /// Between fields: `,`, `;`, tab or `|`.
+    pub delimiter: char,
+    /// Between a decimal's whole and fractional digits: `.` or `,` (never the delimiter).
+    pub decimal_separator: char,
+}
+
+impl Default for CsvFormat {
+    fn default() -> CsvFormat {
+        CsvFormat { bom: false, delimiter: ',', decimal_separator: '.' }
+    }
 }
 
 /// Guards a text cell against spreadsheet formula injection: a leading `=`, `+`, `-`, `@`, tab
@@ -143,9 +166,9 @@ pub fn guard_formula(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Appends a CSV field, quoted when RFC 4180 needs it.
-fn push_field(line: &mut String, text: &str) {
-    let special = text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+/// Appends a CSV field, quoted when RFC 4180 needs it (with `delimiter` for its comma).
+fn push_field(line: &mut String, text: &str, delimiter: char) {
+    let special = text.chars().any(|c| c == delimiter || matches!(c, '"' | '\n' | '\r'));
     if special || text.starts_with(' ') || text.ends_with(' ') {
         line.push('"');
         line.push_str(&text.replace('"', "\"\""));
@@ -184,23 +207,25 @@ impl Writer {
     }
 
     /// Starts a CSV file with its header row.
-    pub fn csv(path: &Path, schema: &DatasetSchema, bom: bool) -> io::Result<Writer> {
+    pub fn csv(path: &Path, schema: &DatasetSchema, format: CsvFormat) -> io::Result<Writer> {
         let mut out = open(path)?;
-        if bom {
+        if format.bom {
             out.write_all("\u{feff}".as_bytes())?;
         }
         let mut line = String::new();
         for (i, c) in schema.columns.iter().enumerate() {
             if i > 0 {
-                line.push(',');
+                line.push(format.delimiter);
             }
-            push_field(&mut line, &c.name);
+            push_field(&mut line, &c.name, format.delimiter);
         }
         line.push_str("\r\n");
         out.write_all(line.as_bytes())?;
         Ok(Writer::Csv(Box::new(CsvFile {
             path: path.to_path_buf(),
             types: schema.columns.iter().map(|c| c.ty).collect(),
+            free_text: schema.columns.iter().map(crate::tabular::Column::is_free_text).collect(),
+            format,
             out,
             rows: 0,
             text: String::with_capacity(1 << 16),
@@ -225,14 +250,30 @@ impl Writer {
             Writer::Csv(c) => {
                 let columns = Columns::of(batch);
                 for row in 0..batch.num_rows() {
+                    let CsvFormat { delimiter, decimal_separator, .. } = c.format;
                     for (i, ty) in c.types.iter().enumerate() {
                         if i > 0 {
-                            c.text.push(',');
+                            c.text.push(delimiter);
                         }
                         match (columns.value(i, row), ty) {
-                            // Digits, sign and point never need quoting.
-                            (Value::Dec(v), ColType::Decimal { scale }) => push_fixed_point(&mut c.text, v, *scale),
-                            (Value::Str(text), _) => push_field(&mut c.text, &guard_formula(&text)),
+                            // Digits, sign and separator never need quoting (the separator is
+                            // never the delimiter).
+                            (Value::Dec(v), ColType::Decimal { scale }) => {
+                                let start = c.text.len();
+                                push_fixed_point(&mut c.text, v, *scale);
+                                if decimal_separator != '.'
+                                    && let Some(at) = c.text[start..].find('.')
+                                {
+                                    c.text.replace_range(
+                                        start + at..start + at + 1,
+                                        decimal_separator.encode_utf8(&mut [0; 4]),
+                                    );
+                                }
+                            }
+                            (Value::Str(text), _) if c.free_text[i] => {
+                                push_field(&mut c.text, &guard_formula(&text), delimiter)
+                            }
+                            (Value::Str(text), _) => push_field(&mut c.text, &text, delimiter),
                             // Numbers, dates and timestamps never need quoting either.
                             (value, ty) => push_value_text(&mut c.text, &value, *ty),
                         }
@@ -281,11 +322,12 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tabular::Cell;
 
     #[test]
     fn csv_fields_are_quoted_as_rfc_4180_says_and_formulas_are_defused() {
         let mut line = String::new();
-        push_field(&mut line, "a,b \"c\"");
+        push_field(&mut line, "a,b \"c\"", ',');
         assert_eq!(line, "\"a,b \"\"c\"\"\"");
         assert_eq!(guard_formula("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(guard_formula("-2+3"), "'-2+3");
@@ -295,9 +337,56 @@ mod tests {
 
     #[test]
     fn csv_files_guard_text_but_keep_amounts_signed() {
-        use crate::tabular::{Cell, Column, Partition, Source};
+        let schema = test_schema();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut w = Writer::csv(&path, &schema, CsvFormat { bom: true, ..CsvFormat::default() }).unwrap();
+        let mut rows = crate::tabular::batch::BatchBuilder::new(&schema, 2);
+        rows.push_cells(&[
+            Cell::Str("=cmd|' /C calc'!A0".into()),
+            Cell::Str("-7f3a".into()),
+            Cell::Dec(-2647),
+            Cell::Date(20089),
+        ]);
+        rows.push_cells(&[Cell::Str("Müller, \"Logistik\"".into()), Cell::Str("+1".into()), Cell::Null, Cell::Null]);
+        w.write(&rows.finish().unwrap()).unwrap();
+        let report = w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "\u{feff}name,order_id,amount,day\r\n'=cmd|' /C calc'!A0,-7f3a,-26.47,2025-01-01\r\n\"Müller, \"\"Logistik\"\"\",+1,,\r\n",
+            "a name is guarded, an identifier is written as it is"
+        );
+        assert_eq!(report.rows, 2);
+        assert_eq!(report.bytes, text.len() as u64);
+        assert!(!dir.path().join("t.csv.partial").exists());
+    }
+
+    #[test]
+    fn csv_for_a_locale_that_writes_decimal_commas_uses_semicolons() {
+        let schema = test_schema();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let format = CsvFormat { bom: false, delimiter: ';', decimal_separator: ',' };
+        let mut w = Writer::csv(&path, &schema, format).unwrap();
+        let mut rows = crate::tabular::batch::BatchBuilder::new(&schema, 1);
+        rows.push_cells(&[
+            Cell::Str("Café; Niño".into()),
+            Cell::Str("o,1".into()),
+            Cell::Dec(-2647),
+            Cell::Date(20089),
+        ]);
+        w.write(&rows.finish().unwrap()).unwrap();
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "name;order_id;amount;day\r\n\"Café; Niño\";o,1;-26,47;2025-01-01\r\n");
+    }
+
+    /// A schema of a free-text name, an identifier, an amount and a date.
+    fn test_schema() -> DatasetSchema {
+        use crate::tabular::{Column, Partition, Source};
         let column = |name: &str, ty| Column { name: name.into(), source: Source::Field(vec![]), ty, nullable: true };
-        let schema = DatasetSchema {
+        DatasetSchema {
             // Any dataset: only the columns matter here.
             name: crate::tabular::Dataset::Rejects,
             version: 1,
@@ -313,26 +402,11 @@ mod tests {
             built_from: "",
             columns: vec![
                 column("name", ColType::Utf8),
+                column("order_id", ColType::Utf8),
                 column("amount", ColType::Decimal { scale: 2 }),
                 column("day", ColType::Date),
             ],
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.csv");
-        let mut w = Writer::csv(&path, &schema, true).unwrap();
-        let mut rows = crate::tabular::batch::BatchBuilder::new(&schema, 2);
-        rows.push_cells(&[Cell::Str("=cmd|' /C calc'!A0".into()), Cell::Dec(-2647), Cell::Date(20089)]);
-        rows.push_cells(&[Cell::Str("Müller, \"Logistik\"".into()), Cell::Null, Cell::Null]);
-        w.write(&rows.finish().unwrap()).unwrap();
-        let report = w.finish().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            text,
-            "\u{feff}name,amount,day\r\n'=cmd|' /C calc'!A0,-26.47,2025-01-01\r\n\"Müller, \"\"Logistik\"\"\",,\r\n"
-        );
-        assert_eq!(report.rows, 2);
-        assert_eq!(report.bytes, text.len() as u64);
-        assert!(!dir.path().join("t.csv.partial").exists());
+        }
     }
 
     #[test]

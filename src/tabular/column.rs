@@ -275,8 +275,41 @@ pub struct Column {
     pub nullable: bool,
 }
 
+impl Column {
+    /// Whether the column holds free text: names, descriptions, tags, notes and JSON texts,
+    /// which people or other systems wrote and a spreadsheet could take for a formula (so the
+    /// CSV writer guards them). Identifiers, codes, amounts and dates never are.
+    pub fn is_free_text(&self) -> bool {
+        let name = self.name.as_str();
+        match self.ty {
+            ColType::Json => true,
+            ColType::Utf8 => {
+                name == "name"
+                    || name.ends_with("_name")
+                    || name.ends_with("_description")
+                    || name.ends_with("details")
+                    || name.starts_with("service_info")
+                    || matches!(
+                        name,
+                        "detail"
+                            | "tags"
+                            | "additional_info"
+                            | "project"
+                            | "resource_group"
+                            | "unknown_fields"
+                            | "before"
+                            | "after"
+                            | "item"
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Serialize for Column {
-    /// `{name, type, precision?, scale?, nullable, source}` as the schema files show it.
+    /// `{name, type, precision?, scale?, nullable, free_text?, source}` as the schema files show
+    /// it.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(None)?;
@@ -287,6 +320,9 @@ impl Serialize for Column {
             map.serialize_entry("scale", &scale)?;
         }
         map.serialize_entry("nullable", &self.nullable)?;
+        if self.is_free_text() {
+            map.serialize_entry("free_text", &true)?;
+        }
         map.serialize_entry("source", &self.source)?;
         map.end()
     }

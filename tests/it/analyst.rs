@@ -151,3 +151,46 @@ fn an_exception_carries_the_row_it_is_about_and_the_money_at_risk() {
         assert!(reasons.contains(reason), "{reasons:?}");
     }
 }
+
+#[test]
+fn a_spreadsheet_of_a_decimal_comma_locale_reads_csv_with_semicolons_to_the_manifests_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = crate::helpers::Emulator::start(&[
+        "--world",
+        samples().to_str().unwrap(),
+        "--export-retry-after",
+        "0",
+        "--export-polls",
+        "0",
+    ]);
+    let extra = "[output]\ncsv_delimiter = \";\"\ncsv_decimal_separator = \",\"\n";
+    let (finished, out) = crate::helpers::run_case(&emulator, dir.path(), "eu", extra, &[]);
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let snapshot = latest(&out);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
+    let root = snapshot.join("csv/billed_recon_line_items");
+    let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut rows = 0;
+    for (file, _) in crate::helpers::digest_tree(&root) {
+        let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_path(root.join(file)).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (total, currency, duplicate) = (at("total_for_customer"), at("currency"), at("is_duplicate"));
+        for record in reader.records() {
+            let record = record.unwrap();
+            rows += 1;
+            assert!(!record[total].contains('.'), "a decimal comma: {:?}", &record[total]);
+            if &record[duplicate] == "false" {
+                let amount: Decimal = record[total].replace(',', ".").parse().unwrap();
+                *sums.entry(record[currency].to_owned()).or_default() += amount;
+            }
+        }
+    }
+    assert_eq!(rows, manifest["datasets"]["billed_recon_line_items"]["rows"].as_u64().unwrap());
+    let totals = manifest["datasets"]["billed_recon_line_items"]["control_totals"].as_object().unwrap();
+    assert_eq!(sums.len(), totals.len());
+    for (currency, columns) in totals {
+        assert_eq!(sums[currency], dec(&columns["total_for_customer"]), "{currency}");
+    }
+}

@@ -35,7 +35,7 @@ fn control_totals_read_back_are_the_writers_own() {
         let schema = dataset.schema().unwrap();
         let parquet = dir.path().join(format!("{dataset}.parquet"));
         let csv = dir.path().join(format!("{dataset}.csv"));
-        let mut writer = PartWriter::create(schema, &parquet, &csv, false).unwrap();
+        let mut writer = PartWriter::create(schema, &parquet, &csv, crate::sink::writer::CsvFormat::default()).unwrap();
         let rows = [
             row(schema, Some("EUR"), &[1050, -25, 7]),
             row(schema, Some("eur"), &[1, 2, 3]),

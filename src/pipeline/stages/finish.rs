@@ -19,7 +19,7 @@ impl Snapshot {
         rows: Vec<&Vec<Cell>>,
     ) -> Result<PartReport, StageError> {
         let (parquet, csv) = self.part_paths(schema.name, folder, &layout::part_name(schema, ""));
-        let mut writer = PartWriter::create(schema, &parquet, &csv, self.options.csv_bom).map_err(io_at(&parquet))?;
+        let mut writer = PartWriter::create(schema, &parquet, &csv, self.options.csv).map_err(io_at(&parquet))?;
         for row in rows {
             writer.push(row.clone()).map_err(io_at(&parquet))?;
         }

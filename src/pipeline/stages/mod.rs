@@ -65,8 +65,8 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StageError + '_ {
 pub struct StageOptions {
     /// How the tie-out judges differences.
     pub rules: reconcile::Rules,
-    /// Start CSV files with a UTF-8 byte-order mark (Excel).
-    pub csv_bom: bool,
+    /// How CSV files are written.
+    pub csv: crate::sink::writer::CsvFormat,
     /// Keep going past records that cannot be decoded, writing them to `rejects` with the reason.
     pub rejects: bool,
     /// Keep the members no column reads in each dataset's `unknown_fields` column.
