@@ -36,7 +36,7 @@ pub enum Command {
     /// Re-hash every file of a snapshot (or of every snapshot of an output folder) against its
     /// manifest.json; list missing, altered and extra files.
     Verify {
-        /// A snapshot folder, or an output folder.
+        /// A snapshot folder, an output folder, or a raw archive (`--keep-raw`).
         dir: PathBuf,
         /// A minisign public key: each manifest's signature (`manifest.json.minisig`) must be
         /// valid for it.
@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// bytes as the run that made the archive.
     #[arg(long, value_name = "RAWDIR", conflicts_with_all = ["keep_raw", "dry_run", "refresh"])]
     pub from_raw: Option<PathBuf>,
+    /// Publish into this output folder instead of `[output] dir`: an auditor's rebuild with
+    /// `--from-raw` leaves the operator's folder, its `LATEST` and its cache untouched.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `pcrecon diff`.

@@ -69,7 +69,14 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             Ok(())
         }
         Command::Run(args) => {
-            let settings = Settings::load(&args.config)?;
+            // A rebuild from a raw archive calls nothing: it needs no secret.
+            let mut settings = match args.from_raw {
+                Some(_) => Settings::load_offline(&args.config)?,
+                None => Settings::load(&args.config)?,
+            };
+            if let Some(out) = &args.out {
+                settings.output_dir = out.clone();
+            }
             if args.dry_run {
                 let plan = pipeline::dry_run(&settings, args.refresh)?;
                 print!("{}", plan.render());

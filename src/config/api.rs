@@ -83,12 +83,27 @@ impl ApiSettings {
     }
 }
 
+/// Whether the run calls the API, and so needs its client secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// It calls the API: a missing client secret is an error.
+    Required,
+    /// It calls nothing (a rebuild from a raw archive): the secret may be absent.
+    NotNeeded,
+}
+
 impl RawApi {
     /// The validated section; `resolve` makes a relative secret file's path absolute.
-    pub(super) fn settings(self, resolve: impl Fn(&Path) -> PathBuf) -> Result<ApiSettings, ConfigError> {
+    pub(super) fn settings(
+        self,
+        resolve: impl Fn(&Path) -> PathBuf,
+        secrets: Secrets,
+    ) -> Result<ApiSettings, ConfigError> {
         let client_secret = match (env_secret("PCRECON_CLIENT_SECRET"), &self.client_secret_file) {
             (Some(s), _) => s,
             (None, Some(file)) => secret_file("client_secret_file", &resolve(file))?,
+            // Nothing is called: no secret is needed, and an empty one is never sent.
+            (None, None) if secrets == Secrets::NotNeeded => SecretString::from(String::new()),
             (None, None) => {
                 return Err(ConfigError::Invalid(
                     "no client secret: set PCRECON_CLIENT_SECRET or api.client_secret_file".into(),

@@ -162,6 +162,16 @@ fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
 impl Settings {
     /// Loads and validates a config file; secrets come from the environment or secret files.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        Settings::load_for(path, Secrets::Required)
+    }
+
+    /// Loads and validates a config file for a run that calls nothing (a rebuild from a raw
+    /// archive): the client secret may be absent.
+    pub fn load_offline(path: &Path) -> Result<Settings, ConfigError> {
+        Settings::load_for(path, Secrets::NotNeeded)
+    }
+
+    fn load_for(path: &Path, secrets: Secrets) -> Result<Settings, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         // A TOML error quotes the offending line, which may hold a secret someone put inline.
@@ -172,7 +182,7 @@ impl Settings {
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let graph_url = checked_url("api.graph_url", raw.api.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL))?;
-        let api = raw.api.settings(resolve)?;
+        let api = raw.api.settings(resolve, secrets)?;
         let extract = raw.extract.settings(graph_url)?;
         let output = raw.output.settings(resolve)?;
         Ok(Settings {

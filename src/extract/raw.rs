@@ -307,6 +307,83 @@ pub struct Replayed {
     pub bytes: u64,
 }
 
+/// What checking an archive found (`pcrecon verify RAWDIR`).
+#[derive(Debug, Default)]
+pub struct ArchiveCheck {
+    /// Pages the index lists.
+    pub pages: u64,
+    /// Sequences it completes.
+    pub sequences: u64,
+    /// Bytes of the pages, uncompressed, as read.
+    pub bytes: u64,
+    /// Every page file that is missing, unreadable, or not what the index records (size,
+    /// SHA-256), and every file under `pages/` the index does not list.
+    pub problems: Vec<String>,
+}
+
+/// Checks the archive in `dir` without rebuilding anything: its index is complete (it ends
+/// with the `end` line and its counts add up), and every page it lists is there with the size
+/// and SHA-256 it records. An incomplete index is an error; the pages' problems are all listed.
+pub fn check_archive(dir: &Path) -> Result<ArchiveCheck, String> {
+    let index_path = dir.join("index.jsonl");
+    let index = fs::read_to_string(&index_path).map_err(|e| format!("cannot read {}: {e}", index_path.display()))?;
+    let mut check = ArchiveCheck::default();
+    let mut listed = std::collections::BTreeSet::new();
+    for (number, entry) in complete_index(&index_path, &index)? {
+        match entry.event.as_str() {
+            "done" | "not_ready" => check.sequences += 1,
+            "page" => {
+                check.pages += 1;
+                let at = format!("index line {}", number + 1);
+                let Some(file) = entry.file.as_deref() else {
+                    check.problems.push(format!("{at}: a page without a file"));
+                    continue;
+                };
+                listed.insert(file.to_owned());
+                let mut body = Vec::new();
+                let read = File::open(dir.join(file))
+                    .and_then(|f| flate2::read::GzDecoder::new(f).read_to_end(&mut body).map(|_| ()));
+                if let Err(e) = read {
+                    check.problems.push(format!("{file}: {e}"));
+                    continue;
+                }
+                check.bytes += body.len() as u64;
+                let sha = crate::model::hex(&Sha256::digest(&body));
+                if entry.sha256.as_deref() != Some(sha.as_str()) {
+                    check.problems.push(format!(
+                        "{file}: SHA-256 {sha}, the index records {}",
+                        entry.sha256.as_deref().unwrap_or("none")
+                    ));
+                } else if entry.bytes.is_some_and(|b| b != body.len()) {
+                    check.problems.push(format!(
+                        "{file}: {} bytes, the index records {}",
+                        body.len(),
+                        entry.bytes.unwrap_or(0)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut stack = vec![dir.join("pages")];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                let relative = relative.to_string_lossy().into_owned();
+                if !listed.contains(&relative) {
+                    check.problems.push(format!("{relative}: not in the index"));
+                }
+            }
+        }
+    }
+    check.problems.sort();
+    Ok(check)
+}
+
 /// Reads the archive in `dir` back into the events the run took, in its order, into `send`
 /// (which returns `false` when its consumer has gone). Every page is checked against its
 /// SHA-256; an entry that cannot be read fails with the index line and the file.

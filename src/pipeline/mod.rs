@@ -456,8 +456,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         schema_drift: &manifest.schema_drift,
         exports: &manifest.operations,
     };
-    crate::report::write(staging.path(), &id, &manifest, &restated)
-        .map_err(|e| io_error(Path::new(&e.path), e.source))?;
+    crate::report::write(staging.path(), &manifest, &restated).map_err(|e| io_error(Path::new(&e.path), e.source))?;
     let run_path = staging.path().join("run.json");
     let text = json_text(&run, &run_path)?;
     std::fs::write(&run_path, text).map_err(|e| io_error(&run_path, e))?;

@@ -5,7 +5,7 @@
 //!
 //! In: a written snapshot folder (its manifest and the Parquet files it lists), the invoices
 //! restated since the previous snapshot. Out: the page's bytes. No script, no stylesheet or font
-//! from elsewhere, no clock: the same snapshot gives the same page. Figures are shown rounded to
+//! from elsewhere, no clock, not even the snapshot's name: the same data gives the same page. Figures are shown rounded to
 //! two decimals (half to even) for reading; each cell's title holds the exact value.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,9 +64,9 @@ pub struct ReportError {
 }
 
 /// Writes [`REPORT_FILE`] into the snapshot folder `root`, whose manifest is `manifest`.
-pub fn write(root: &Path, snapshot_id: &str, manifest: &Manifest, restated: &[String]) -> Result<(), ReportError> {
+pub fn write(root: &Path, manifest: &Manifest, restated: &[String]) -> Result<(), ReportError> {
     let facts = read_facts(root, manifest)?;
-    let page = render(snapshot_id, manifest, &facts, restated);
+    let page = render(manifest, &facts, restated);
     let path = root.join(REPORT_FILE);
     std::fs::write(&path, page).map_err(|source| ReportError { path: path.display().to_string(), source })
 }
@@ -236,15 +236,20 @@ const PALETTE: [&str; 12] = [
     "#1b9e77", "#7570b3",
 ];
 
-fn render(snapshot_id: &str, manifest: &Manifest, facts: &Facts, restated: &[String]) -> String {
+fn render(manifest: &Manifest, facts: &Facts, restated: &[String]) -> String {
     let p = &manifest.provenance;
     let mismatches: Vec<&TieOut> = facts.tie_outs.iter().filter(|t| t.status == "mismatch").collect();
+    let periods = match (facts.months.first(), facts.months.last()) {
+        (Some(first), Some(last)) if first != last => format!("{first} to {last}"),
+        (Some(only), _) => only.clone(),
+        _ => "no billed period".to_owned(),
+    };
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pcrecon snapshot {id}</title>\
-<style>{STYLE}</style></head><body>\n<h1>Snapshot {id}</h1>\n<p>Tenant {tenant} · pcrecon {version} · reporting currency {reporting}</p>\n",
-        id = escape(snapshot_id),
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pcrecon: billing of {tenant}, {periods}</title>\
+<style>{STYLE}</style></head><body>\n<h1>Billing of {tenant}, {periods}</h1>\n<p>pcrecon {version} · reporting currency {reporting}</p>\n",
+        periods = escape(&periods),
         tenant = escape(&p.tenant_id),
         version = escape(&p.pcrecon_version),
         reporting = escape(p.reporting_currency.as_deref().unwrap_or("none")),

@@ -7,7 +7,8 @@
 //! is not what the files hold. An output folder is verified snapshot by snapshot: one that
 //! cannot be verified is reported, and the others are still checked. With a public key, each
 //! manifest's minisign signature must be valid for it; the columns each manifest records must be
-//! those its files hold.
+//! those its files hold. A raw archive (`--keep-raw`) is checked on its own terms: its index
+//! complete, every page there with the size and SHA-256 the index records, nothing unlisted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
@@ -101,6 +102,9 @@ pub enum Problem {
         /// The dataset.
         dataset: String,
     },
+    /// A page of a raw archive that is missing, unreadable, or not what its index records, or a
+    /// file the index does not list.
+    Archive(String),
     /// The manifest's signature is missing, made by another key, or does not match the
     /// manifest's bytes.
     Signature(String),
@@ -133,6 +137,7 @@ impl std::fmt::Display for Problem {
                 write!(f, "columns  {dataset}: the manifest records other columns than its files hold")
             }
             Problem::Signature(reason) => write!(f, "signature {reason}"),
+            Problem::Archive(what) => write!(f, "archive  {what}"),
             Problem::Unverifiable(reason) => write!(f, "cannot verify: {reason}"),
         }
     }
@@ -404,6 +409,21 @@ pub fn verify_snapshot(snapshot: &Path, key: Option<&PublicKey>) -> Result<Verif
     Ok(verified)
 }
 
+/// Verifies a raw archive (`--keep-raw`): its index complete, every page as it records.
+fn verify_archive(dir: &Path) -> Verified {
+    match crate::extract::raw::check_archive(dir) {
+        Ok(check) => Verified {
+            snapshot: dir.to_path_buf(),
+            files: check.pages as usize,
+            bytes: check.bytes,
+            problems: check.problems.into_iter().map(Problem::Archive).collect(),
+            notes: vec![format!("a raw archive: {} pages of {} sequences", check.pages, check.sequences)],
+            signed_by: None,
+        },
+        Err(reason) => Verified::failed(dir, reason),
+    }
+}
+
 /// Verifies one snapshot folder's files against its manifest.
 fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
     let manifest: Manifest = read_manifest(snapshot)?;
@@ -550,6 +570,9 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
 pub fn verify(dir: &Path, key: Option<&PublicKey>) -> Result<Vec<Verified>, AuditError> {
     if dir.join("manifest.json").exists() {
         return Ok(vec![verify_snapshot(dir, key)?]);
+    }
+    if dir.join("index.jsonl").exists() {
+        return Ok(vec![verify_archive(dir)]);
     }
     let snapshots = crate::sink::retention::snapshots(dir);
     if snapshots.is_empty() {
