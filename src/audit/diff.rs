@@ -87,8 +87,15 @@ impl DiffReport {
         for row in self.deltas.iter().take(shown) {
             let t = |i: usize| cell_text(&row[i], ColType::Utf8);
             let delta = cell_text(&row[5], ColType::Decimal { scale: DELTA_SCALE });
+            let reporting = match &row[7] {
+                Cell::Null => String::new(),
+                value => {
+                    let value = cell_text(value, ColType::Decimal { scale: DELTA_REPORTING_SCALE });
+                    format!(" = {} {}", trim_zeros(&value), t(6))
+                }
+            };
             text.push_str(&format!(
-                "  delta {} {} customer {} {}: {} ({} rows)\n",
+                "  delta {} {} customer {} {}: {}{reporting} ({} rows)\n",
                 t(0),
                 t(1),
                 t(2),
@@ -167,35 +174,71 @@ impl Keyer {
     }
 }
 
-/// Σ of control-total columns per (currency, customer), at [`DELTA_SCALE`], with row counts.
+/// The scale of `diff_totals.delta_reporting`: the finest of any reporting column.
+const DELTA_REPORTING_SCALE: u32 = 28;
+
+/// Σ of control-total columns per (currency, customer key, reporting currency), at
+/// [`DELTA_SCALE`] (and their reporting columns at [`DELTA_REPORTING_SCALE`]), with row counts.
 #[derive(Default)]
-struct Sums(BTreeMap<(String, String), (i64, Vec<i128>)>);
+struct Sums(BTreeMap<SumKey, (i64, Vec<Delta>)>);
+
+/// Billing currency, customer key, reporting currency.
+type SumKey = (String, String, String);
+
+/// The change of one control total, and of its reporting column where the dataset has one.
+type Delta = (i128, Option<i128>);
+
+/// An unscaled decimal cell brought to `to` (a finer or equal scale).
+fn rescaled(schema: &DatasetSchema, row: &[Cell], column: &str, to: u32) -> Result<Option<i128>, String> {
+    let Some(i) = schema.column(column) else { return Ok(None) };
+    let (Cell::Dec(v), ColType::Decimal { scale }) = (&row[i], schema.columns[i].ty) else { return Ok(None) };
+    let factor = 10i128.checked_pow(to.saturating_sub(scale)).unwrap_or(i128::MAX);
+    v.checked_mul(factor).map(Some).ok_or_else(|| format!("{}.{column}: {v} does not fit", schema.name))
+}
 
 impl Sums {
     fn add(&mut self, schema: &DatasetSchema, row: &[Cell], sign: i128) -> Result<(), String> {
         if schema.totals.is_empty() {
             return Ok(());
         }
-        let text = |column: Option<&str>| match column.and_then(|c| schema.column(c)).map(|i| &row[i]) {
-            Some(Cell::Str(s)) => s.to_uppercase(),
-            _ => "-".to_owned(),
-        };
-        let currency = text(schema.currency_column);
-        let customer = match schema.column("customer_id").map(|i| &row[i]) {
+        let text = |column: Option<&str>, upper: bool| match column.and_then(|c| schema.column(c)).map(|i| &row[i]) {
+            Some(Cell::Str(s)) if upper => s.to_uppercase(),
             Some(Cell::Str(s)) => s.clone(),
             _ => "-".to_owned(),
         };
-        let entry = self.0.entry((currency, customer)).or_insert_with(|| (0, vec![0; schema.totals.len()]));
+        let key = (
+            text(schema.currency_column, true),
+            text(Some("customer_key"), false),
+            text(Some("reporting_currency"), true),
+        );
+        let entry = self.0.entry(key).or_insert_with(|| (0, vec![(0, None); schema.totals.len()]));
         entry.0 += if sign > 0 { 1 } else { -1 };
-        for (sum, column) in entry.1.iter_mut().zip(&schema.totals) {
-            let Some(i) = schema.column(column) else { continue };
-            let (Cell::Dec(v), ColType::Decimal { scale }) = (&row[i], schema.columns[i].ty) else { continue };
-            let factor = 10i128.checked_pow(DELTA_SCALE.saturating_sub(scale)).unwrap_or(i128::MAX);
-            let scaled = v.checked_mul(factor).ok_or_else(|| format!("{}.{column}: {v} does not fit", schema.name))?;
-            *sum += sign * scaled;
+        for ((sum, reporting), column) in entry.1.iter_mut().zip(&schema.totals) {
+            if let Some(v) = rescaled(schema, row, column, DELTA_SCALE)? {
+                *sum += sign * v;
+            }
+            if let Some(v) = rescaled(schema, row, &format!("{column}_reporting"), DELTA_REPORTING_SCALE)? {
+                *reporting = Some(reporting.unwrap_or(0) + sign * v);
+            }
         }
         Ok(())
     }
+}
+
+/// The invoice, customer and billing month of a row of `schema` read from `file`: what a change
+/// row carries so that it needs no join back.
+fn context(schema: &DatasetSchema, row: &[Cell], file: &str) -> [Cell; 3] {
+    let invoice_column = match schema.name {
+        Dataset::Invoices => Some("id"),
+        _ => ["invoice_number", "invoice_id"].into_iter().find(|c| schema.column(c).is_some()),
+    };
+    let text = |column: Option<&str>| match column.and_then(|c| schema.column(c)).map(|i| &row[i]) {
+        Some(Cell::Str(s)) if !s.is_empty() => Cell::Str(s.clone()),
+        _ => Cell::Null,
+    };
+    let period =
+        file.split('/').find_map(|part| part.strip_prefix("period=")).map_or(Cell::Null, |m| Cell::Str(m.into()));
+    [text(invoice_column), text(Some("customer_key")), period]
 }
 
 /// Compares one dataset's differing files.
@@ -207,7 +250,7 @@ fn diff_dataset(
     deltas: &mut Vec<Vec<Cell>>,
 ) -> Result<DatasetDiff, AuditError> {
     let mut diff = DatasetDiff::default();
-    let mut before: HashMap<String, Vec<Cell>> = HashMap::new();
+    let mut before: HashMap<String, (Vec<Cell>, [Cell; 3])> = HashMap::new();
     let mut sums = Sums::default();
     let mut failure: Option<String> = None;
     let mut keyer = Keyer { columns: key_columns(schema), seen: HashMap::new() };
@@ -217,7 +260,8 @@ fn diff_dataset(
             if let Err(e) = sums.add(schema, &row, -1) {
                 failure.get_or_insert(e);
             }
-            before.insert(keyer.key(schema, &row), row);
+            let context = context(schema, &row, file);
+            before.insert(keyer.key(schema, &row), (row, context));
         })
         .map_err(unreadable(&path))?;
     }
@@ -232,52 +276,63 @@ fn diff_dataset(
             }
             let key = keyer.key(schema, &row);
             match before.remove(&key) {
-                Some(old) if old == row => {}
-                Some(old) => {
+                Some((old, _)) if old == row => {}
+                Some((old, _)) => {
                     diff.changed += 1;
+                    let context = context(schema, &row, file);
                     for (i, column) in schema.columns.iter().enumerate().filter(|(i, _)| old[*i] != row[*i]) {
-                        changes.push(vec![
+                        let mut change = vec![
                             name(schema.name.name()),
                             name("changed"),
                             row_key_of(&key),
                             name(&column.name),
                             Cell::Str(cell_text(&old[i], column.ty).into_owned()),
                             Cell::Str(cell_text(&row[i], column.ty).into_owned()),
-                        ]);
+                        ];
+                        change.extend(context.clone());
+                        changes.push(change);
                     }
                 }
                 None => {
                     diff.added += 1;
-                    changes.push(vec![
+                    let mut change = vec![
                         name(schema.name.name()),
                         name("added"),
                         row_key_of(&key),
                         Cell::Null,
                         Cell::Null,
                         Cell::Str(row_json(schema, &row)),
-                    ]);
+                    ];
+                    change.extend(context(schema, &row, file));
+                    changes.push(change);
                 }
             }
         })
         .map_err(unreadable(&path))?;
     }
-    for (key, row) in before {
+    for (key, (row, context)) in before {
         diff.removed += 1;
-        changes.push(vec![
+        let mut change = vec![
             name(schema.name.name()),
             name("removed"),
             row_key_of(&key),
             Cell::Null,
             Cell::Str(row_json(schema, &row)),
             Cell::Null,
-        ]);
+        ];
+        change.extend(context);
+        changes.push(change);
     }
     if let Some(e) = failure {
         return Err(AuditError::NotASnapshot(e));
     }
-    for ((currency, customer), (rows, values)) in sums.0 {
-        for (column, value) in schema.totals.iter().zip(values) {
+    for ((currency, customer, reporting_currency), (rows, values)) in sums.0 {
+        for (column, (value, reporting)) in schema.totals.iter().zip(values) {
             if value != 0 || rows != 0 {
+                let (reporting_currency, reporting) = match reporting {
+                    Some(v) => (Cell::Str(reporting_currency.clone()), Cell::Dec(v)),
+                    None => (Cell::Null, Cell::Null),
+                };
                 deltas.push(vec![
                     name(schema.name.name()),
                     Cell::Str(currency.clone()),
@@ -285,6 +340,8 @@ fn diff_dataset(
                     name(column),
                     Cell::Int(rows),
                     Cell::Dec(value),
+                    reporting_currency,
+                    reporting,
                 ]);
             }
         }

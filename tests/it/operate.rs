@@ -314,6 +314,14 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
     let value = |v: &Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
     let as_decimal = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
     assert_eq!(total_change.len(), 1);
+    // Each change row says which invoice, customer and billing month it is of.
+    let (invoices, customers, periods) =
+        (strings(&changes, "invoice_id"), strings(&changes, "customer_key"), strings(&changes, "period"));
+    for i in (0..datasets.len()).filter(|&i| datasets[i].as_deref() == Some("billed_recon_line_items")) {
+        assert_eq!(invoices[i].as_deref(), Some(invoice.as_str()));
+        assert!(customers[i].as_deref().is_some_and(|c| !c.is_empty() && c == c.to_lowercase()), "{:?}", customers[i]);
+        assert!(periods[i].as_deref().is_some_and(|p| p.len() == 7 && p.starts_with("20")), "{:?}", periods[i]);
+    }
     assert_eq!(as_decimal(&total_change[0].0), value(&restatement["total_before"]));
     assert_eq!(as_decimal(&total_change[0].1), value(&restatement["total_after"]));
     let invoice_rows: std::collections::BTreeSet<_> =

@@ -361,7 +361,7 @@ fn without_product_category(file: &Path) -> (String, Vec<Option<String>>) {
 
 /// [`comparable`] for comparing a v1 run with a v2 run: every file and every column as they are,
 /// except [`V2_ONLY`] in the reconciliation files (and so those files' bytes and SHA-256 in the
-/// manifest), whose values are returned instead.
+/// manifest), whose values are returned instead, and the manifest's record of the routing.
 fn comparable_across_apis(out: &Path) -> (Comparable, Vec<Option<String>>) {
     let (mut files, mut manifest) = comparable(out);
     let snapshot = latest(out);
@@ -380,6 +380,9 @@ fn comparable_across_apis(out: &Path) -> (Comparable, Vec<Option<String>>) {
             file.remove("sha256");
         }
     }
+    // The routing is what differs, and the manifest says so.
+    let routing = manifest["provenance"].as_object_mut().unwrap().remove("routing").unwrap();
+    assert!(routing.as_object().unwrap().values().all(|v| v == "v1" || v == "v2"), "{routing}");
     ((files, manifest), categories)
 }
 

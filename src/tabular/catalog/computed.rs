@@ -76,6 +76,11 @@ pub(super) fn diff_changes() -> DatasetSchema {
         vec!["dataset", "row_key", "column"],
         ["dataset", "change", "row_key", "column", "before", "after"].into_iter().map(|c| computed(c, S)).collect(),
     );
+    // Which invoice, customer and billing month the row is of, without a join back to it.
+    for c in ["invoice_id", "customer_key", "period"] {
+        s.columns.push(computed(c, S));
+    }
+    s.version += 1;
     s.built_from = "-";
     s
 }
@@ -87,11 +92,16 @@ pub(super) fn diff_totals() -> DatasetSchema {
         "The change of each control-total column between two snapshots, per dataset, currency and customer (after − before; rows that did not change contribute nothing)",
         "one dataset × currency × customer × control-total column that changed",
         "pcrecon diff",
-        vec!["dataset", "currency", "customer_id", "column"],
-        ["dataset", "currency", "customer_id", "column"].into_iter().map(|c| computed(c, S)).collect(),
+        vec!["dataset", "currency", "customer_key", "column"],
+        ["dataset", "currency", "customer_key", "column"].into_iter().map(|c| computed(c, S)).collect(),
     );
     s.columns.push(computed("rows_delta", I));
     s.columns.push(computed("delta", USAGE_TOTAL));
+    // The same change in the reporting currency, where the dataset converts that column (at
+    // the scale of the finest reporting column, usage's).
+    s.columns.push(computed("reporting_currency", S));
+    s.columns.push(computed("delta_reporting", REPORTING_USAGE));
+    s.version += 1;
     s.built_from = "-";
     s
 }
