@@ -92,8 +92,16 @@ impl Snapshot {
             let month = match schema.partition {
                 Partition::Invoice => invoice_months.get(&scope.to_uppercase()).cloned(),
                 _ => report.month.clone(),
+            };
+            // A sequence without a row has no billing month to file it under, and nothing to
+            // publish: its files go (the manifest's lineage and exports still record it).
+            if month.is_none() && report.rows == 0 {
+                for file in &report.files {
+                    std::fs::remove_file(&file.path).map_err(io_at(Path::new(&file.path)))?;
+                }
+                continue;
             }
-            .unwrap_or_else(|| "unknown".into());
+            let month = month.unwrap_or_else(|| "unknown".into());
             for file in &mut report.files {
                 let from = PathBuf::from(&file.path);
                 let to =
