@@ -395,3 +395,65 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
         .collect();
     assert!(leftovers.is_empty(), "what the killed diffs left is gone: {leftovers:?}");
 }
+
+/// The Decimal128 cells of a column, at their scale.
+fn decimals(path: &Path, column: &str) -> Vec<Option<rust_decimal::Decimal>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap().build().unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let array = batch.column_by_name(column).unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap().clone();
+        let scale = array.scale() as u32;
+        out.extend((0..array.len()).map(|i| {
+            array
+                .is_valid(i)
+                .then(|| pcrecon::normalize::decode::from_decimal128(array.value(i), scale).unwrap().normalize())
+        }));
+    }
+    out
+}
+
+#[test]
+fn a_restatement_is_diffed_in_the_reporting_currency_beside_the_billing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before_world, after_world) = (dir.path().join("rev0"), dir.path().join("rev1"));
+    let args = ["--seed", "11", "--customers", "4", "--months", "2", "--usage-rows-per-month", "200"];
+    generate(&before_world, &args);
+    generate(&after_world, &[&args[..], &["--revision", "1"]].concat());
+    let restatement = truth(&after_world)["restated"][0].clone();
+    let rates = before_world.join("rates.csv");
+    let normalize = format!("[normalize]\nreporting_currency = \"EUR\"\nrates_file = {:?}\n", rates.to_str().unwrap());
+    for world in [&before_world, &after_world] {
+        let emulator = Emulator::start(&["--world", world.to_str().unwrap()]);
+        let finished = run(&write_config(&emulator, dir.path(), &normalize), &[], &[]);
+        assert_eq!(finished.code, 0, "{}", finished.stderr);
+    }
+    let (out, diff_out) = (dir.path().join("out"), dir.path().join("diff"));
+    let diff = pcrecon(&["diff", "--previous", out.to_str().unwrap(), "--out", diff_out.to_str().unwrap()], &[]);
+    assert_eq!(diff.code, 1, "{}\n{}", diff.stdout, diff.stderr);
+    let totals = diff_out.join("diff_totals/part-00000.parquet");
+    let (datasets, columns) = (strings(&totals, "dataset"), strings(&totals, "column"));
+    let (currencies, reporting) = (strings(&totals, "currency"), strings(&totals, "reporting_currency"));
+    let (deltas, in_reporting) = (decimals(&totals, "delta"), decimals(&totals, "delta_reporting"));
+    let line: Vec<usize> = (0..datasets.len())
+        .filter(|&i| {
+            datasets[i].as_deref() == Some("billed_recon_line_items")
+                && columns[i].as_deref() == Some("total_for_customer")
+        })
+        .collect();
+    assert_eq!(line.len(), 1, "one customer's line changed");
+    let i = line[0];
+    let value = |v: &Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+    let delta = value(&restatement["total_after"]) - value(&restatement["total_before"]);
+    assert_eq!(deltas[i], Some(delta.normalize()));
+    assert_eq!(reporting[i].as_deref(), Some("EUR"));
+    let converted = in_reporting[i].expect("a reporting delta");
+    assert!(
+        !converted.is_zero() && converted.is_sign_negative() == delta.is_sign_negative(),
+        "{converted} for {delta}"
+    );
+    if currencies[i].as_deref() == Some("EUR") {
+        assert_eq!(converted, delta.normalize(), "EUR reports in EUR at 1");
+    }
+    assert!(diff.stdout.contains(" EUR ("), "the summary shows it: {}", diff.stdout);
+}
