@@ -210,7 +210,7 @@ impl Normalizer {
         let Target { fx, ty, name, amount, .. } = *target;
         Ok(match fx {
             FxColumn::ReportingCurrency => Value::Str(Cow::Borrowed(self.reporting.code())),
-            FxColumn::Rate => Value::Dec(to_decimal128(found.rate, scale_of(ty)).map_err(|e| e.0)?),
+            FxColumn::Rate => Value::Dec(to_decimal128(found.rate, ty.scale()).map_err(|e| e.0)?),
             FxColumn::RateDate => Value::Date(
                 i32::try_from(found.date.signed_duration_since(NaiveDate::default()).num_days()).unwrap_or(0),
             ),
@@ -226,7 +226,7 @@ impl Normalizer {
                 })?;
                 let converted =
                     if matches!(fx, FxColumn::Rounded(_)) { self.reporting.round(product, self.mode) } else { product };
-                Value::Dec(to_decimal128(converted, scale_of(ty)).map_err(|e| format!("{name}: {}", e.0))?)
+                Value::Dec(to_decimal128(converted, ty.scale()).map_err(|e| format!("{name}: {}", e.0))?)
             }
         })
     }
@@ -255,7 +255,7 @@ impl Normalizer {
             .filter_map(|(i, c)| match &c.source {
                 Source::Fx(fx) => {
                     let amount = match fx {
-                        FxColumn::Unrounded(a) | FxColumn::Rounded(a) => at(a).map(|(i, ty)| (i, scale_of(ty))),
+                        FxColumn::Unrounded(a) | FxColumn::Rounded(a) => at(a).map(|(i, ty)| (i, ty.scale())),
                         _ => None,
                     };
                     Some(Target { at: i, fx, ty: c.ty, name: &c.name, amount })
@@ -313,13 +313,6 @@ struct Target<'s> {
     ty: ColType,
     name: &'s str,
     amount: Option<(usize, u32)>,
-}
-
-fn scale_of(ty: ColType) -> u32 {
-    match ty {
-        ColType::Decimal { scale } => scale,
-        _ => 0,
-    }
 }
 
 /// `a × b` only when no digit is lost: the mantissas are multiplied in i128, and the product

@@ -111,10 +111,7 @@ fn decimal(schema: &DatasetSchema, row: &[Cell], column: &str) -> Option<i128> {
 }
 
 fn scale_of(dataset: Dataset, column: &str) -> u32 {
-    dataset.schema().and_then(|s| s.column(column).map(|i| s.columns[i].ty)).map_or(0, |ty| match ty {
-        crate::tabular::ColType::Decimal { scale } => scale,
-        _ => 0,
-    })
+    dataset.schema().and_then(|s| s.column(column).map(|i| s.columns[i].ty)).map_or(0, |ty| ty.scale())
 }
 
 fn read_facts(root: &Path, manifest: &Manifest) -> Result<Facts, ReportError> {

@@ -34,6 +34,16 @@ pub enum ColType {
     Json,
 }
 
+impl ColType {
+    /// The fractional digits a decimal column keeps (none for other types).
+    pub fn scale(self) -> u32 {
+        match self {
+            ColType::Decimal { scale } => scale,
+            _ => 0,
+        }
+    }
+}
+
 /// One decoded value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cell {

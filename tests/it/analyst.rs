@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow_array::{Array, BooleanArray, Decimal128Array, RecordBatch, StringArray};
 use rust_decimal::Decimal;
 
-use crate::helpers::{batches, bin, dec, latest, samples, truth};
+use crate::helpers::{batches, dec, demo_snapshot, latest, samples, truth};
 
 fn strings<'a>(batch: &'a RecordBatch, column: &str) -> &'a StringArray {
     batch.column_by_name(column).unwrap_or_else(|| panic!("no {column}")).as_any().downcast_ref().unwrap()
@@ -20,13 +20,6 @@ fn flags<'a>(batch: &'a RecordBatch, column: &str) -> &'a BooleanArray {
 fn decimal(batch: &RecordBatch, column: &str, i: usize) -> Decimal {
     let array: &Decimal128Array = batch.column_by_name(column).unwrap().as_any().downcast_ref().unwrap();
     Decimal::from_i128_with_scale(array.value(i), array.scale() as u32).normalize()
-}
-
-fn demo_snapshot(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = dir.join("out");
-    let demo = std::process::Command::new(bin()).args(["demo", "--out"]).arg(&out).output().unwrap();
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
-    latest(&out)
 }
 
 /// One row of a line dataset: its key, whether it is a later copy, of which row, its amount.

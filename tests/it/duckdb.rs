@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::helpers::bin;
+use crate::helpers::demo_snapshot;
 
 const CHECK: &str = r#"
 import duckdb, json, sys
@@ -73,10 +73,7 @@ fn python_with_duckdb() -> std::path::PathBuf {
 fn duckdb_reads_every_file_and_sums_to_the_manifest() {
     let python = python_with_duckdb();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let demo = Command::new(bin()).args(["demo", "--out"]).arg(&out).output().unwrap();
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
-    let snapshot = out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim());
+    let snapshot = demo_snapshot(dir.path());
     let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
     let check = Command::new(python).arg("-c").arg(CHECK).arg(&snapshot).arg(&schemas).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
@@ -88,10 +85,7 @@ fn duckdb_reads_every_file_and_sums_to_the_manifest() {
 fn the_readme_answers_the_three_analyst_questions_with_one_query_each() {
     let python = python_with_duckdb();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let demo = Command::new(bin()).args(["demo", "--out"]).arg(&out).output().unwrap();
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
-    let snapshot = out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim());
+    let snapshot = demo_snapshot(dir.path());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let check = Command::new(python)
         .arg(root.join("tests/it/analyst_questions.py"))

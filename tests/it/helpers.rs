@@ -384,6 +384,14 @@ pub fn run_then_replay(dir: &Path, args: &[&str], extra: &str) -> Replayed {
     Replayed { config, raw, first, replay }
 }
 
+/// Runs `pcrecon demo` into `dir/out`; the snapshot it published.
+pub fn demo_snapshot(dir: &Path) -> PathBuf {
+    let out = dir.join("out");
+    let demo = Command::new(bin()).args(["demo", "--out"]).arg(&out).output().unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    latest(&out)
+}
+
 /// The snapshot `LATEST` names.
 pub fn latest(out: &Path) -> PathBuf {
     out.join(std::fs::read_to_string(out.join("LATEST")).unwrap().trim())

@@ -233,14 +233,21 @@ fn strings(path: &Path, column: &str) -> Vec<Option<String>> {
     out
 }
 
-#[test]
-fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let (before_world, after_world) = (dir.path().join("rev0"), dir.path().join("rev1"));
+/// A small world and its first revision, which re-prices one billed line: both folders, and
+/// the revision's account of that restatement.
+fn restated_worlds(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Value) {
+    let (before_world, after_world) = (dir.join("rev0"), dir.join("rev1"));
     let args = ["--seed", "11", "--customers", "4", "--months", "2", "--usage-rows-per-month", "200"];
     generate(&before_world, &args);
     generate(&after_world, &[&args[..], &["--revision", "1"]].concat());
     let restatement = truth(&after_world)["restated"][0].clone();
+    (before_world, after_world, restatement)
+}
+
+#[test]
+fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before_world, after_world, restatement) = restated_worlds(dir.path());
     let invoice = restatement["invoice_id"].as_str().unwrap().to_owned();
 
     let out = dir.path().join("out");
@@ -416,11 +423,7 @@ fn decimals(path: &Path, column: &str) -> Vec<Option<rust_decimal::Decimal>> {
 #[test]
 fn a_restatement_is_diffed_in_the_reporting_currency_beside_the_billing_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (before_world, after_world) = (dir.path().join("rev0"), dir.path().join("rev1"));
-    let args = ["--seed", "11", "--customers", "4", "--months", "2", "--usage-rows-per-month", "200"];
-    generate(&before_world, &args);
-    generate(&after_world, &[&args[..], &["--revision", "1"]].concat());
-    let restatement = truth(&after_world)["restated"][0].clone();
+    let (before_world, after_world, restatement) = restated_worlds(dir.path());
     let rates = before_world.join("rates.csv");
     let normalize = format!("[normalize]\nreporting_currency = \"EUR\"\nrates_file = {:?}\n", rates.to_str().unwrap());
     for world in [&before_world, &after_world] {

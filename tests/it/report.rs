@@ -7,7 +7,7 @@ use std::process::Command;
 
 use rust_decimal::Decimal;
 
-use crate::helpers::{bin, dec, latest, samples, truth};
+use crate::helpers::{dec, demo_snapshot, samples, truth};
 
 /// The page as Chromium rendered it (its DOM after parsing, layout and no script), and a
 /// screenshot of it.
@@ -71,10 +71,7 @@ fn as_shown(value: Decimal) -> String {
 #[test]
 fn the_report_shows_a_reader_each_mismatch_with_its_invoice_and_difference() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let demo = Command::new(bin()).args(["demo", "--out"]).arg(&out).output().unwrap();
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
-    let page = latest(&out).join("report.html");
+    let page = demo_snapshot(dir.path()).join("report.html");
     let html = std::fs::read_to_string(&page).unwrap();
     for remote in ["http://", "https://", "<script", "<link", "@import", "url("] {
         let outside = html.replace("http://www.w3.org/2000/svg", "");
@@ -115,8 +112,6 @@ fn the_report_shows_a_reader_each_mismatch_with_its_invoice_and_difference() {
 
     // The same snapshot gives the same page.
     let again = dir.path().join("again");
-    let demo = Command::new(bin()).args(["demo", "--out"]).arg(&again).output().unwrap();
-    assert!(demo.status.success());
-    let other = std::fs::read_to_string(latest(&again).join("report.html")).unwrap();
+    let other = std::fs::read_to_string(demo_snapshot(&again).join("report.html")).unwrap();
     assert_eq!(other, html);
 }
