@@ -86,11 +86,11 @@ impl DiffReport {
         let shown = 20;
         for row in self.deltas.iter().take(shown) {
             let t = |i: usize| cell_text(&row[i], ColType::Utf8);
-            let delta = cell_text(&row[5], ColType::Decimal { scale: DELTA_SCALE });
+            let delta = cell_text(&row[5], ColType::decimal(DELTA_SCALE));
             let reporting = match &row[7] {
                 Cell::Null => String::new(),
                 value => {
-                    let value = cell_text(value, ColType::Decimal { scale: DELTA_REPORTING_SCALE });
+                    let value = cell_text(value, ColType::decimal(DELTA_REPORTING_SCALE));
                     format!(" = {} {}", trim_zeros(&value), t(6))
                 }
             };
@@ -175,7 +175,7 @@ impl Keyer {
 }
 
 /// The scale of `diff_totals.delta_reporting`: the finest of any reporting column.
-const DELTA_REPORTING_SCALE: u32 = 28;
+const DELTA_REPORTING_SCALE: u32 = 22;
 
 /// Σ of control-total columns per (currency, customer key, reporting currency), at
 /// [`DELTA_SCALE`] (and their reporting columns at [`DELTA_REPORTING_SCALE`]), with row counts.
@@ -191,7 +191,7 @@ type Delta = (i128, Option<i128>);
 /// An unscaled decimal cell brought to `to` (a finer or equal scale).
 fn rescaled(schema: &DatasetSchema, row: &[Cell], column: &str, to: u32) -> Result<Option<i128>, String> {
     let Some(i) = schema.column(column) else { return Ok(None) };
-    let (Cell::Dec(v), ColType::Decimal { scale }) = (&row[i], schema.columns[i].ty) else { return Ok(None) };
+    let (Cell::Dec(v), ColType::Decimal { scale, .. }) = (&row[i], schema.columns[i].ty) else { return Ok(None) };
     let factor = 10i128.checked_pow(to.saturating_sub(scale)).unwrap_or(i128::MAX);
     v.checked_mul(factor).map(Some).ok_or_else(|| format!("{}.{column}: {v} does not fit", schema.name))
 }
@@ -230,7 +230,7 @@ impl Sums {
 fn context(schema: &DatasetSchema, row: &[Cell], file: &str) -> [Cell; 3] {
     let invoice_column = match schema.name {
         Dataset::Invoices => Some("id"),
-        _ => ["invoice_number", "invoice_id"].into_iter().find(|c| schema.column(c).is_some()),
+        _ => schema.column("invoice_id").map(|_| "invoice_id"),
     };
     let text = |column: Option<&str>| match column.and_then(|c| schema.column(c)).map(|i| &row[i]) {
         Some(Cell::Str(s)) if !s.is_empty() => Cell::Str(s.clone()),

@@ -56,7 +56,7 @@ pub const USAGE: &[Attribute] = &[
     f("CustomerCountry", "customer_country"),
     f("MpnId", "mpn_id"),
     f("Tier2MpnId", "reseller_mpn_id"),
-    b("InvoiceNumber", "invoice_number"),
+    b("InvoiceNumber", "invoice_id"),
     b("ProductId", "product_id"),
     b("SkuId", "sku_id"),
     f("AvailabilityId", "availability_id"),
@@ -114,7 +114,7 @@ pub const RECONCILIATION: &[Attribute] = &[
     b("CustomerName", "customer_name"),
     f("CustomerDomainName", "customer_domain_name"),
     f("CustomerCountry", "customer_country"),
-    b("InvoiceNumber", "invoice_number"),
+    b("InvoiceNumber", "invoice_id"),
     f("MpnId", "mpn_id"),
     f("Tier2MpnId", "reseller_mpn_id"),
     b("OrderId", "order_id"),
@@ -133,7 +133,7 @@ pub const RECONCILIATION: &[Attribute] = &[
     b("Subtotal", "subtotal"),
     b("TaxTotal", "tax_total"),
     b("Total", "total_for_customer"),
-    b("Currency", "currency"),
+    b("Currency", "billing_currency"),
     f("PublisherName", "publisher_name"),
     f("PublisherId", "publisher_id"),
     f("SubscriptionDescription", "subscription_description"),
@@ -267,6 +267,7 @@ pub fn mapping_doc() -> String {
                 Source::Implied { field, otherwise: Implied::Positive(other) } => {
                     (field, format!("`true` when `{other}` is above zero"))
                 }
+                Source::Implied { field, otherwise: Implied::Scope } => (field, "the invoice asked for".to_owned()),
                 _ => continue,
             };
             doc.push_str(&format!("| `{}` | `{field}` | {instead} |\n", kind.segment()));

@@ -4,7 +4,9 @@
 //! all mean "no value", dates come with or without zone, with seven fractional digits or an
 //! offset, and `0001-01-01` means none. Strict where money is at stake: a decimal with more
 //! fractional digits than its column keeps, or more digits than Decimal128(38) holds, is an
-//! error, never rounded.
+//! error, never rounded — except in the measure columns (quantities, unit prices) that say so
+//! ([`Excess::RoundKeepingServed`]): they round half-even and hand back the number as served,
+//! which the row keeps in `exact_values`.
 
 use std::str::FromStr;
 
@@ -12,7 +14,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike};
 use rust_decimal::Decimal;
 use std::borrow::Cow;
 
-pub use crate::tabular::{Cell, ColType, Value};
+pub use crate::tabular::{Cell, ColType, Excess, Value};
 
 /// Why a value could not be decoded (the caller adds file, page, record and field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,6 +166,26 @@ pub fn parse_datetime(text: &str) -> Result<Option<NaiveDateTime>, DecodeError> 
     err(format!("{text:?} is not a date-time"))
 }
 
+/// Decodes one decimal, and when its column rounds it ([`Excess::RoundKeepingServed`] and more
+/// fractional digits than the column keeps), the number as served, for the row to keep.
+pub fn decode_keeping_served<'a>(
+    value: Option<Raw<'a>>,
+    ty: ColType,
+) -> Result<(Value<'a>, Option<Cow<'a, str>>), DecodeError> {
+    let ColType::Decimal { scale, excess } = ty else { return decode(value, ty).map(|v| (v, None)) };
+    if is_absent(value)? {
+        return Ok((Value::Null, None));
+    }
+    let Some(value) = value else { return Ok((Value::Null, None)) };
+    let Some(text) = numeric_text(value)? else { return err(format!("{} is not a number", value.text())) };
+    let exact = parse_decimal(&text)?;
+    if excess == Excess::RoundKeepingServed && exact.normalize().scale() > scale {
+        let rounded = exact.round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::MidpointNearestEven);
+        return Ok((Value::Dec(to_decimal128(rounded, scale)?), Some(text)));
+    }
+    Ok((Value::Dec(to_decimal128(exact, scale)?), None))
+}
+
 /// Decodes one value for a column. `None` (missing), `null` and `""` give [`Value::Null`]; text is borrowed from the page unless it had to be unescaped or rebuilt.
 pub fn decode<'a>(value: Option<Raw<'a>>, ty: ColType) -> Result<Value<'a>, DecodeError> {
     if is_absent(value)? {
@@ -177,10 +199,7 @@ pub fn decode<'a>(value: Option<Raw<'a>>, ty: ColType) -> Result<Value<'a>, Deco
             None if value.is_number() || matches!(value.text(), "true" | "false") => Cow::Borrowed(value.text()),
             None => Cow::Owned(value.value()?.to_string()),
         })),
-        ColType::Decimal { scale } => {
-            let Some(text) = numeric_text(value)? else { return err(format!("{} is not a number", value.text())) };
-            to_decimal128(parse_decimal(&text)?, scale).map(Value::Dec)
-        }
+        ColType::Decimal { .. } => decode_keeping_served(Some(value), ty).map(|(v, _)| v),
         ColType::Int64 => {
             let Some(text) = numeric_text(value)? else {
                 return err(format!("{} is not a whole number", value.text()));
@@ -246,22 +265,19 @@ mod tests {
     #[test]
     fn decimals_are_exact_and_never_rounded_to_fit() {
         let v = Raw::new("0.1835431430074643112595");
-        assert_eq!(decode(Some(v), ColType::Decimal { scale: 22 }).unwrap(), Value::Dec(1835431430074643112595));
-        let e = decode(Some(v), ColType::Decimal { scale: 10 }).unwrap_err();
+        assert_eq!(decode(Some(v), ColType::decimal(22)).unwrap(), Value::Dec(1835431430074643112595));
+        let e = decode(Some(v), ColType::decimal(10)).unwrap_err();
         assert!(e.0.contains("22 fractional digits"), "{e}");
         let big = Raw::new("-1234567890123456.78");
-        assert_eq!(decode(Some(big), ColType::Decimal { scale: 6 }).unwrap(), Value::Dec(-1234567890123456780000));
-        assert_eq!(
-            decode(Some(Raw::new("\"16\"")), ColType::Decimal { scale: 28 }).unwrap(),
-            Value::Dec(16 * 10i128.pow(28))
-        );
-        assert_eq!(decode(Some(Raw::new("\" 1.5E-3 \"")), ColType::Decimal { scale: 4 }).unwrap(), Value::Dec(15));
-        let e = decode(Some(Raw::new("79228162514264337593543950335")), ColType::Decimal { scale: 10 }).unwrap_err();
+        assert_eq!(decode(Some(big), ColType::decimal(6)).unwrap(), Value::Dec(-1234567890123456780000));
+        assert_eq!(decode(Some(Raw::new("\"16\"")), ColType::decimal(28)).unwrap(), Value::Dec(16 * 10i128.pow(28)));
+        assert_eq!(decode(Some(Raw::new("\" 1.5E-3 \"")), ColType::decimal(4)).unwrap(), Value::Dec(15));
+        let e = decode(Some(Raw::new("79228162514264337593543950335")), ColType::decimal(10)).unwrap_err();
         assert!(e.0.contains("does not fit Decimal128(38, 10)"), "{e}");
         assert_eq!(from_decimal128(16 * 10i128.pow(28), 28), Some(d("16")));
         assert_eq!(from_decimal128(-26470000, 6), Some(d("-26.47")));
-        assert!(decode(Some(Raw::new("\"12,5\"")), ColType::Decimal { scale: 2 }).is_err());
-        assert!(decode(Some(Raw::new("true")), ColType::Decimal { scale: 2 }).unwrap_err().0.contains("not a number"));
+        assert!(decode(Some(Raw::new("\"12,5\"")), ColType::decimal(2)).is_err());
+        assert!(decode(Some(Raw::new("true")), ColType::decimal(2)).unwrap_err().0.contains("not a number"));
     }
 
     #[test]
@@ -280,7 +296,7 @@ mod tests {
     #[test]
     fn absent_values_are_null_whatever_their_spelling() {
         for v in [None, Some(Raw::new("null")), Some(Raw::new("\"\"")), Some(Raw::new("\"  \""))] {
-            assert_eq!(decode(v, ColType::Decimal { scale: 2 }).unwrap(), Value::Null);
+            assert_eq!(decode(v, ColType::decimal(2)).unwrap(), Value::Null);
             assert_eq!(decode(v, ColType::Utf8).unwrap(), Value::Null);
         }
         let sentinel = quoted("0001-01-01T00:00:00");
@@ -320,7 +336,7 @@ mod tests {
         let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
         let nested = decode(Some(Raw::new(&deep)), ColType::Json).unwrap_err();
         assert!(nested.0.contains("cannot be kept exactly"), "{nested}");
-        assert!(decode(Some(Raw::new(r#""\ud800""#)), ColType::Decimal { scale: 2 }).is_err());
+        assert!(decode(Some(Raw::new(r#""\ud800""#)), ColType::decimal(2)).is_err());
         assert_eq!(decode(Some(Raw::new("[[1]]")), ColType::Json).unwrap(), Value::Str("[[1]]".into()));
     }
 
@@ -357,11 +373,11 @@ mod tests {
                 let want = mantissa * 10i128.pow(scale - frac);
                 let text = text_of(mantissa, frac);
                 for sent in [text.clone(), format!("\"{text}\""), format!("\" {text} \"")] {
-                    prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::Decimal { scale }), Ok(Value::Dec(want)), "{}", sent);
+                    prop_assert_eq!(decode(Some(Raw::new(&sent)), ColType::decimal(scale)), Ok(Value::Dec(want)), "{}", sent);
                 }
                 // Scientific notation, as some producers write numbers: the same value.
                 let scientific = format!("{mantissa}e-{frac}");
-                prop_assert_eq!(decode(Some(Raw::new(&scientific)), ColType::Decimal { scale }), Ok(Value::Dec(want)));
+                prop_assert_eq!(decode(Some(Raw::new(&scientific)), ColType::decimal(scale)), Ok(Value::Dec(want)));
             }
 
             #[test]
@@ -373,16 +389,16 @@ mod tests {
                 // The last fractional digit is never 0: it is a digit the column must keep.
                 let mantissa = head * 10 + if head < 0 { -last } else { last };
                 let text = text_of(mantissa, frac);
-                prop_assert!(decode(Some(Raw::new(&text)), ColType::Decimal { scale: frac - 1 }).is_err(), "{}", text);
+                prop_assert!(decode(Some(Raw::new(&text)), ColType::decimal(frac - 1)).is_err(), "{}", text);
                 let wide = format!("{}{text}", "9".repeat(20));
                 let wide = if mantissa < 0 { format!("-{}", wide.replace('-', "")) } else { wide };
-                prop_assert!(decode(Some(Raw::new(&wide)), ColType::Decimal { scale: 18 }).is_err(), "{}", wide);
+                prop_assert!(decode(Some(Raw::new(&wide)), ColType::decimal(18)).is_err(), "{}", wide);
             }
 
             #[test]
             fn garbage_in_a_number_is_an_error(text in "[0-9]{1,5}[,;a-df-z ][0-9]{1,5}|[1-9][0-9]{0,2}e[1-9][0-9]{2,3}") {
                 let sent = format!("\"{text}\"");
-                let decoded = decode(Some(Raw::new(&sent)), ColType::Decimal { scale: 6 });
+                let decoded = decode(Some(Raw::new(&sent)), ColType::decimal(6));
                 prop_assert!(decoded.is_err(), "{} gave {:?}", sent, decoded);
             }
 

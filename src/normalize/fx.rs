@@ -1,9 +1,9 @@
 //! Currency normalisation: billing currency → the company's reporting currency, with a rate
 //! table the finance team supplies (`date,from,to,rate`) and a configured date rule.
 //!
-//! Conversion is exact: `amount × rate` is kept unrounded (an error if the exact product needs
-//! more digits than its column holds) and, beside it, rounded once to the reporting currency's
-//! ISO 4217 minor units with the configured mode. A missing rate does not stop the rows: every
+//! Conversion is exact: `amount × rate` is kept unrounded (usage totals, which carry 22
+//! fractional digits themselves, to the column's 22, half-even) and, beside it, rounded once to
+//! the reporting currency's ISO 4217 minor units with the configured mode. A missing rate does not stop the rows: every
 //! missing (currency, date) is collected, and the run fails listing them all at once.
 
 use std::borrow::Cow;
@@ -106,6 +106,13 @@ impl RateTable {
                 .map_err(|_| fail(line_no, format!("{rate:?} is not an exact decimal")))?;
             if rate <= Decimal::ZERO {
                 return Err(fail(line_no, format!("rate {rate} is not positive")));
+            }
+            let kept = crate::tabular::RATE.scale();
+            if rate.normalize().scale() > kept {
+                return Err(fail(
+                    line_no,
+                    format!("rate {rate} has more than the {kept} fractional digits a rate keeps"),
+                ));
             }
             if rates.insert((date, from, to), rate).is_some() {
                 return Err(fail(line_no, format!("a second rate for {from}→{to} on {date}")));
@@ -224,8 +231,14 @@ impl Normalizer {
                 let product = exact_product(value, rate).ok_or_else(|| {
                     format!("{column} {value} × rate {rate} has more digits than an exact product can hold")
                 })?;
-                let converted =
-                    if matches!(fx, FxColumn::Rounded(_)) { self.reporting.round(product, self.mode) } else { product };
+                let converted = match fx {
+                    FxColumn::Rounded(_) => self.reporting.round(product, self.mode),
+                    // Exact for every amount (10 digits) at any rate (12); a usage total carries 22
+                    // digits itself, and its product keeps the column's 22, half-even.
+                    _ => {
+                        product.round_dp_with_strategy(ty.scale(), rust_decimal::RoundingStrategy::MidpointNearestEven)
+                    }
+                };
                 Value::Dec(to_decimal128(converted, ty.scale()).map_err(|e| format!("{name}: {}", e.0))?)
             }
         })

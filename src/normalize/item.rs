@@ -338,11 +338,11 @@ mod tests {
                 let want = Decimal::from_str(want.as_str().unwrap()).unwrap();
                 // Each value at exactly its own number of fractional digits: nothing lost, nothing added.
                 let scale = want.normalize().scale();
-                let got = decode(value, ColType::Decimal { scale }).unwrap();
+                let got = decode(value, ColType::decimal(scale)).unwrap();
                 assert_eq!(got, Decoded::Dec(to_decimal128(want, scale).unwrap()), "{quirk}");
                 if scale > 0 {
                     assert!(
-                        decode(value, ColType::Decimal { scale: scale - 1 }).is_err(),
+                        decode(value, ColType::decimal(scale - 1)).is_err(),
                         "{quirk}: one digit fewer must not fit"
                     );
                 }

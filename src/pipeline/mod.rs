@@ -298,6 +298,7 @@ fn provenance(settings: &Settings) -> Result<Provenance, RunError> {
         routing: extract.api_version.iter().map(|(d, v)| (d.to_string(), v.name().to_owned())).collect(),
         v2: v2.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         tolerance: settings.tolerance.iter().map(|(c, t)| (c.clone(), t.to_string())).collect(),
+        filtered: extract.filters_invoices(),
         ..Provenance::default()
     };
     if let Some(n) = &settings.normalize {

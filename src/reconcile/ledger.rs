@@ -20,7 +20,8 @@ pub struct Sums {
     /// Σ at scale 22 of what the usage tie-out compares: daily rated usage
     /// `billing_pre_tax_total`, or the `subtotal` of metered recon lines (credits aside).
     pub(super) metered: i128,
-    /// Metered recon lines in `metered`, and the largest exchange rate among them.
+    /// Metered recon lines in `metered`, and the largest exchange rate among them, unscaled
+    /// at scale 20 (so that 0.01 × rate is at the usage scale, 22).
     pub(super) metered_lines: u64,
     pub(super) max_rate: i128,
     /// Distinct lines observed.
@@ -83,8 +84,9 @@ impl Ledger {
 enum Metered {
     /// Daily rated usage: the billing total.
     Usage(usize),
-    /// Recon lines: subtotal, meter description (set on metered lines), charge type, rate.
-    Recon { subtotal: usize, meter: usize, charge: usize, rate: usize },
+    /// Recon lines: subtotal, meter description (set on metered lines), charge type, rate, and
+    /// the factor from the rate's scale to 20.
+    Recon { subtotal: usize, meter: usize, charge: usize, rate: usize, to_scale_20: i128 },
     /// Neither.
     None,
 }
@@ -112,9 +114,13 @@ impl Observer {
                 schema.column("charge_type"),
                 schema.column("pc_to_bc_exchange_rate"),
             ) {
-                (Some(subtotal), Some(meter), Some(charge), Some(rate)) => {
-                    Metered::Recon { subtotal, meter, charge, rate }
-                }
+                (Some(subtotal), Some(meter), Some(charge), Some(rate)) => Metered::Recon {
+                    subtotal,
+                    meter,
+                    charge,
+                    rate,
+                    to_scale_20: 10i128.pow(20u32.saturating_sub(schema.columns[rate].ty.scale())),
+                },
                 _ => Metered::None,
             },
             _ => Metered::None,
@@ -131,14 +137,14 @@ impl Observer {
                     sums.metered += v;
                 }
             }
-            Metered::Recon { subtotal, meter, charge, rate } => {
+            Metered::Recon { subtotal, meter, charge, rate, to_scale_20 } => {
                 let metered_line = !row.value(meter).is_null()
                     && !matches!(row.value(charge), Value::Str(c) if c.eq_ignore_ascii_case("customerCredit"));
                 if let (true, Value::Dec(v)) = (metered_line, row.value(subtotal)) {
                     sums.metered += v * TO_USAGE_SCALE;
                     sums.metered_lines += 1;
                     if let Value::Dec(r) = row.value(rate) {
-                        sums.max_rate = sums.max_rate.max(r);
+                        sums.max_rate = sums.max_rate.max(r * to_scale_20);
                     }
                 }
             }

@@ -68,7 +68,7 @@ fn documents<'a>(invoices: impl Iterator<Item = &'a Vec<Cell>>) -> Vec<Document>
     let at = |name: &str| schema.column(name);
     let (Some(id), Some(ccy), Some(total), Some(paid), Some(kind), Some(amends), Some(status), Some(amendments)) = (
         at("id"),
-        at("currency_code"),
+        at("billing_currency"),
         at("total_charges"),
         at("paid_amount"),
         at("document_type"),
@@ -189,7 +189,7 @@ pub fn tie_out<'a>(
         entry.1 += 1;
     }
     if let Some(schema) = Dataset::InvoiceSummaries.schema()
-        && let (Some(ccy), Some(balance)) = (schema.column("currency_code"), schema.column("balance_amount"))
+        && let (Some(ccy), Some(balance)) = (schema.column("billing_currency"), schema.column("balance_amount"))
     {
         let mut stated: Vec<(String, i128)> = summaries
             .filter_map(|row| match (&row[ccy], &row[balance]) {
@@ -263,8 +263,8 @@ fn usage_check(ledger: &Ledger, invoice: &str, currency: &str) -> Option<Check> 
     let used = usage.map_or(0, |l| l.metered);
     let lines = recon.map_or(0, |l| l.metered_lines);
     let minor = currency.parse::<crate::model::money::Currency>().map_or(2, |c| c.minor_units());
-    // Per line: 0.01 USD × rate (rate at scale 18 → ×10^2 to scale 22 after the 0.01) + one minor unit.
-    let per_line = recon.map_or(0, |l| l.max_rate * 100) + 10i128.pow(22 - minor);
+    // Per line: 0.01 USD × rate (the rate at scale 20 is 0.01 × rate at 22) + one minor unit.
+    let per_line = recon.map_or(0, |l| l.max_rate) + 10i128.pow(22 - minor);
     let bound = per_line * i128::from(u32::try_from(lines).unwrap_or(u32::MAX));
     let difference = used - charged;
     let not_ready = ledger
@@ -303,7 +303,7 @@ mod tests {
         let mut row = vec![Cell::Null; schema.columns.len()];
         let mut set = |name: &str, cell: Cell| row[schema.column(name).unwrap()] = cell;
         set("id", Cell::Str(id.into()));
-        set("currency_code", Cell::Str(currency.into()));
+        set("billing_currency", Cell::Str(currency.into()));
         set("total_charges", Cell::Dec(total));
         set("paid_amount", Cell::Dec(0));
         set("document_type", Cell::Str(kind.into()));
@@ -317,7 +317,7 @@ mod tests {
         let schema = Dataset::BilledRecon.schema().unwrap();
         let mut row = vec![Cell::Null; schema.columns.len()];
         row[schema.column("total_for_customer").unwrap()] = Cell::Dec(total);
-        row[schema.column("currency").unwrap()] = Cell::Str(currency.into());
+        row[schema.column("billing_currency").unwrap()] = Cell::Str(currency.into());
         row
     }
 
@@ -363,7 +363,7 @@ mod tests {
             vec![invoice("G1", "EUR", 1000, "invoice", None), invoice("V1", "EUR", -1000, "void_note", Some("G1"))];
         let summary_schema = Dataset::InvoiceSummaries.schema().unwrap();
         let mut summary = vec![Cell::Null; summary_schema.columns.len()];
-        summary[summary_schema.column("currency_code").unwrap()] = Cell::Str("EUR".into());
+        summary[summary_schema.column("billing_currency").unwrap()] = Cell::Str("EUR".into());
         summary[summary_schema.column("balance_amount").unwrap()] = Cell::Dec(0);
         let summaries = [summary];
         let checks = tie_out(&ledger, rows.iter(), summaries.iter(), &Rules::default());

@@ -120,7 +120,7 @@ fn read_facts(root: &Path, manifest: &Manifest) -> Result<Facts, ReportError> {
         tie_outs.push(TieOut {
             id: text(s, row, "invoice_id").unwrap_or_default(),
             kind: text(s, row, "kind").unwrap_or_default(),
-            currency: text(s, row, "currency").unwrap_or_default(),
+            currency: text(s, row, "billing_currency").unwrap_or_default(),
             stated: decimal(s, row, "stated_total"),
             lines_total: decimal(s, row, "lines_total"),
             difference: decimal(s, row, "difference"),
@@ -130,7 +130,7 @@ fn read_facts(root: &Path, manifest: &Manifest) -> Result<Facts, ReportError> {
     })?;
     let mut at_risk: BTreeMap<(String, String), AtRisk> = BTreeMap::new();
     rows_of(root, manifest, Dataset::MatchExceptions, |s, row, _| {
-        let key = (text(s, row, "reason").unwrap_or_default(), text(s, row, "currency").unwrap_or_default());
+        let key = (text(s, row, "reason").unwrap_or_default(), text(s, row, "billing_currency").unwrap_or_default());
         let sum = at_risk.entry(key).or_default();
         sum.lines += 1;
         sum.amount += decimal(s, row, "amount").unwrap_or(0);

@@ -113,6 +113,10 @@ pub struct Provenance {
     pub rate_table_sha256: Option<String>,
     /// The tie-out's tolerance per billing currency (none: differences must be zero).
     pub tolerance: BTreeMap<String, String>,
+    /// The run fetched only some documents (by invoice date or id), so the summaries' tie-out
+    /// is `partial`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub filtered: bool,
 }
 
 /// One column of a dataset as written: its name, its Arrow type, whether it may be null.

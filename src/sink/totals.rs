@@ -121,7 +121,7 @@ pub fn control_totals(schema: &DatasetSchema, totals: &Sums) -> BTreeMap<String,
                 .zip(values)
                 .map(|(column, &value)| {
                     let scale = match schema.column(column).map(|i| schema.columns[i].ty) {
-                        Some(ColType::Decimal { scale }) => scale,
+                        Some(ColType::Decimal { scale, .. }) => scale,
                         _ => 0,
                     };
                     ((*column).to_owned(), fixed_point(value, scale))

@@ -258,7 +258,7 @@ impl Writer {
                         match (columns.value(i, row), ty) {
                             // Digits, sign and separator never need quoting (the separator is
                             // never the delimiter).
-                            (Value::Dec(v), ColType::Decimal { scale }) => {
+                            (Value::Dec(v), ColType::Decimal { scale, .. }) => {
                                 let start = c.text.len();
                                 push_fixed_point(&mut c.text, v, *scale);
                                 if decimal_separator != '.'
@@ -403,7 +403,7 @@ mod tests {
             columns: vec![
                 column("name", ColType::Utf8),
                 column("order_id", ColType::Utf8),
-                column("amount", ColType::Decimal { scale: 2 }),
+                column("amount", ColType::decimal(2)),
                 column("day", ColType::Date),
             ],
         }

@@ -23,7 +23,7 @@ use super::column::{Cell, ColType, DatasetSchema, Row, Value};
 pub fn data_type(ty: ColType) -> DataType {
     match ty {
         ColType::Utf8 | ColType::Json => DataType::Utf8,
-        ColType::Decimal { scale } => DataType::Decimal128(38, decimal_scale(scale)),
+        ColType::Decimal { scale, .. } => DataType::Decimal128(38, decimal_scale(scale)),
         ColType::Int64 => DataType::Int64,
         ColType::Bool => DataType::Boolean,
         ColType::Timestamp => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
@@ -73,7 +73,7 @@ impl ColumnBuilder {
     pub fn new(ty: ColType, rows: usize) -> ColumnBuilder {
         match ty {
             ColType::Utf8 | ColType::Json => ColumnBuilder::Utf8(StringBuilder::with_capacity(rows, rows * 16)),
-            ColType::Decimal { scale } => ColumnBuilder::Decimal(Decimal128Builder::with_capacity(rows), scale),
+            ColType::Decimal { scale, .. } => ColumnBuilder::Decimal(Decimal128Builder::with_capacity(rows), scale),
             ColType::Int64 => ColumnBuilder::Int(Int64Builder::with_capacity(rows)),
             ColType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(rows)),
             ColType::Timestamp => ColumnBuilder::Nanos(TimestampNanosecondBuilder::with_capacity(rows)),
@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_decimal_beyond_38_digits_is_refused() {
-        let mut builder = ColumnBuilder::new(ColType::Decimal { scale: 2 }, 1);
+        let mut builder = ColumnBuilder::new(ColType::decimal(2), 1);
         builder.append(&Value::Dec(10i128.pow(38)));
         assert!(builder.finish().is_err());
         builder.append(&Value::Dec(10i128.pow(38) - 1));

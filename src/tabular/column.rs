@@ -13,10 +13,12 @@ use super::Dataset;
 pub enum ColType {
     /// Text (JSON-in-string fields stay text).
     Utf8,
-    /// An exact decimal with a fixed number of fractional digits: Decimal128(38, scale).
+    /// A decimal with a fixed number of fractional digits: Decimal128(38, scale).
     Decimal {
         /// Fractional digits.
         scale: u32,
+        /// What happens to a value with more fractional digits.
+        excess: Excess,
     },
     /// A whole number.
     Int64,
@@ -34,11 +36,33 @@ pub enum ColType {
     Json,
 }
 
+/// What a decimal column does with a value that has more fractional digits than it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Excess {
+    /// Refuses it: an error naming the record and field. Amounts and rates are never rounded.
+    Refuse,
+    /// Rounds it half-even to the column's digits and keeps the value as served in the row's
+    /// `exact_values`: quantities and unit prices, whose prorated values carry up to 28
+    /// fractional digits that no arithmetic-friendly scale holds (see `schemas/README.md`).
+    RoundKeepingServed,
+}
+
 impl ColType {
+    /// A decimal that refuses values with more than `scale` fractional digits.
+    pub const fn decimal(scale: u32) -> ColType {
+        ColType::Decimal { scale, excess: Excess::Refuse }
+    }
+
+    /// A measure (quantity, unit price): more than `scale` fractional digits are rounded
+    /// half-even and the served value kept beside the row.
+    pub const fn measure(scale: u32) -> ColType {
+        ColType::Decimal { scale, excess: Excess::RoundKeepingServed }
+    }
+
     /// The fractional digits a decimal column keeps (none for other types).
     pub fn scale(self) -> u32 {
         match self {
-            ColType::Decimal { scale } => scale,
+            ColType::Decimal { scale, .. } => scale,
             _ => 0,
         }
     }
@@ -137,18 +161,28 @@ impl Row for Vec<Cell> {
     }
 }
 
+// The digit budget (schemas/README.md, "Decimal scales"): every decimal is Decimal128(38, s),
+// and DuckDB gives a product the sum of its factors' scales and a SUM its column's scale. So a
+// column that is summed keeps at most 22 fractional digits (16 integer digits are left for a
+// year of charges in any currency), and a quantity and a unit price together keep at most 22,
+// so that their product is itself summable.
+
 /// Fractional digits of amounts in a billing currency (subtotals, totals, taxes).
-pub const AMOUNT: ColType = ColType::Decimal { scale: 10 };
-/// Fractional digits of unit prices (prorated prices have 28 significant digits).
-pub const PRICE: ColType = ColType::Decimal { scale: 28 };
-/// Fractional digits of quantities.
-pub const QUANTITY: ColType = ColType::Decimal { scale: 18 };
-/// Fractional digits of exchange rates.
-pub const RATE: ColType = ColType::Decimal { scale: 18 };
+pub const AMOUNT: ColType = ColType::decimal(10);
+/// Fractional digits of unit prices: 12, rounded beyond (prorated prices carry up to 28).
+pub const PRICE: ColType = ColType::measure(12);
+/// Fractional digits of quantities on line items: 10, rounded beyond (prorated quantities
+/// carry up to 28).
+pub const QUANTITY: ColType = ColType::measure(10);
+/// Fractional digits of seat and licence counts (orders, subscriptions, entitlements): whole
+/// numbers in practice, refused beyond 10 digits.
+pub const UNITS: ColType = ColType::decimal(10);
+/// Fractional digits of exchange rates (Partner Center's have 4 to 6).
+pub const RATE: ColType = ColType::decimal(12);
 /// Fractional digits of daily-rated-usage totals (unrounded products of quantity, price, rate).
-pub const USAGE_TOTAL: ColType = ColType::Decimal { scale: 22 };
+pub const USAGE_TOTAL: ColType = ColType::decimal(22);
 /// Fractional digits of credit rates (0.15, 1).
-pub const FRACTION: ColType = ColType::Decimal { scale: 10 };
+pub const FRACTION: ColType = ColType::decimal(10);
 
 /// Where a column's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -192,6 +226,10 @@ pub enum Source {
     /// The item's members that no column reads, as one JSON object (sorted by name), kept only
     /// with `[output] keep_unknown_fields = true`; counted and reported either way.
     Unread,
+    /// The number as served of each measure column that rounded it (more fractional digits
+    /// than the column keeps, [`Excess::RoundKeepingServed`]), as one JSON object of strings
+    /// (`{"effective_unit_price": "0.1835431430074643112595"}`); null when every value fitted.
+    ExactValues,
     /// A pricing-currency price in the billing currency: `price × rate`, truncated to the
     /// billing currency's minor units, as Partner Center's licence rule does (spec §9.4).
     BillingPrice {
@@ -212,6 +250,8 @@ pub enum Implied {
     Text(&'static str),
     /// Whether a decimal column (decoded before this one) is above zero.
     Positive(&'static str),
+    /// The scope of the request (the invoice a legacy line was asked for).
+    Scope,
 }
 
 /// A column of the reporting-currency conversion.
@@ -226,7 +266,7 @@ pub enum FxColumn {
     RateDate,
     /// Where the rate came from (the rate table's file name, or `identity`).
     RateSource,
-    /// The amount × rate, exact and unrounded.
+    /// The amount × rate, unrounded (half-even beyond the column's digits: only usage totals reach them).
     Unrounded(&'static str),
     /// The amount × rate, rounded to the reporting currency's minor units.
     Rounded(&'static str),
@@ -325,7 +365,7 @@ impl Serialize for Column {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("type", &arrow_type(self.ty))?;
-        if let ColType::Decimal { scale } = self.ty {
+        if let ColType::Decimal { scale, .. } = self.ty {
             map.serialize_entry("precision", &38)?;
             map.serialize_entry("scale", &scale)?;
         }
@@ -342,7 +382,7 @@ impl Serialize for Column {
 pub fn arrow_type(ty: ColType) -> String {
     match ty {
         ColType::Utf8 | ColType::Json => "Utf8".into(),
-        ColType::Decimal { scale } => format!("Decimal128(38, {scale})"),
+        ColType::Decimal { scale, .. } => format!("Decimal128(38, {scale})"),
         ColType::Int64 => "Int64".into(),
         ColType::Bool => "Boolean".into(),
         ColType::Timestamp => "Timestamp(Nanosecond, UTC)".into(),
@@ -436,6 +476,22 @@ pub fn snake(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_decimal_column_keeps_the_digit_budget_schemas_readme_states() {
+        for schema in crate::tabular::registry() {
+            for column in &schema.columns {
+                assert!(
+                    column.ty.scale() <= 22,
+                    "{}.{} sums with fewer than 16 integer digits",
+                    schema.name,
+                    column.name
+                );
+            }
+        }
+        assert!(QUANTITY.scale() + PRICE.scale() <= 22, "quantity × price must itself be summable");
+        assert!(AMOUNT.scale() + RATE.scale() <= 22, "amount × rate is exact at the reporting scale");
+    }
 
     #[test]
     fn wire_names_become_snake_case() {

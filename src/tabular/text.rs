@@ -36,7 +36,7 @@ pub fn push_value_text(out: &mut String, value: &Value<'_>, ty: ColType) {
     match (value, ty) {
         (Value::Null, _) => {}
         (Value::Str(s), _) => out.push_str(s),
-        (Value::Dec(v), ColType::Decimal { scale }) => push_fixed_point(out, *v, scale),
+        (Value::Dec(v), ColType::Decimal { scale, .. }) => push_fixed_point(out, *v, scale),
         (Value::Dec(v), _) => {
             let _ = write!(out, "{v}");
         }

@@ -130,7 +130,7 @@ fn an_exception_carries_the_row_it_is_about_and_the_money_at_risk() {
     for batch in batches(&snapshot, "match_exceptions") {
         let (datasets, keys, reasons_of) =
             (strings(&batch, "dataset"), strings(&batch, "row_key"), strings(&batch, "reason"));
-        let (columns, currencies) = (strings(&batch, "amount_column"), strings(&batch, "currency"));
+        let (columns, currencies) = (strings(&batch, "amount_column"), strings(&batch, "billing_currency"));
         for i in (0..batch.num_rows()).filter(|&i| datasets.value(i) == "billed_recon_line_items") {
             let line = by_key.get(keys.value(i)).unwrap_or_else(|| panic!("no line {}", keys.value(i)));
             assert_eq!(columns.value(i), "total_for_customer");
@@ -169,7 +169,7 @@ fn a_spreadsheet_of_a_decimal_comma_locale_reads_csv_with_semicolons_to_the_mani
         let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_path(root.join(file)).unwrap();
         let headers = reader.headers().unwrap().clone();
         let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
-        let (total, currency, duplicate) = (at("total_for_customer"), at("currency"), at("is_duplicate"));
+        let (total, currency, duplicate) = (at("total_for_customer"), at("billing_currency"), at("is_duplicate"));
         for record in reader.records() {
             let record = record.unwrap();
             rows += 1;
@@ -186,4 +186,30 @@ fn a_spreadsheet_of_a_decimal_comma_locale_reads_csv_with_semicolons_to_the_mani
     for (currency, columns) in totals {
         assert_eq!(sums[currency], dec(&columns["total_for_customer"]), "{currency}");
     }
+}
+
+#[test]
+fn a_prorated_price_is_rounded_in_its_column_and_kept_as_served_in_exact_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = demo_snapshot(dir.path());
+    let mut kept = 0;
+    for batch in batches(&snapshot, "billed_recon_line_items") {
+        let exact = strings(&batch, "exact_values");
+        for i in (0..batch.num_rows()).filter(|&i| !exact.is_null(i)) {
+            let served: serde_json::Map<String, serde_json::Value> = serde_json::from_str(exact.value(i)).unwrap();
+            assert!(!served.is_empty(), "{}", exact.value(i));
+            for (column, text) in served {
+                let served: Decimal = text.as_str().unwrap().parse().unwrap();
+                let scale = match batch.schema().field_with_name(&column).unwrap().data_type() {
+                    arrow_schema::DataType::Decimal128(_, s) => *s as u32,
+                    other => panic!("{column} is {other}"),
+                };
+                assert!(served.scale() > scale, "{column} {served} fitted its column and needed no copy");
+                let rounded = served.round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::MidpointNearestEven);
+                assert_eq!(decimal(&batch, &column, i), rounded.normalize(), "{column}: half-even of the served value");
+                kept += 1;
+            }
+        }
+    }
+    assert!(kept > 0, "the sample world prorates seat prices to 28 digits");
 }

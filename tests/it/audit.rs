@@ -353,3 +353,86 @@ fn verify_trusts_the_manifest_a_tie_out_with_its_mismatches_counted_as_ok_passes
     }
     assert_eq!(found.len(), 3, "{}", verified.stdout);
 }
+
+/// Adds `delta` (unscaled) to `column` of the first row of the first Parquet file of `dataset`
+/// whose `is_duplicate` is false, rewrites the file, and makes the manifest agree with it: the
+/// file's bytes and SHA-256, and the dataset's control total. Returns that row's invoice.
+fn rewrite_a_line(snapshot: &Path, dataset: &str, column: &str, delta: i128) -> String {
+    use arrow_array::{Array, ArrayRef, BooleanArray, Decimal128Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let mut m = manifest(snapshot);
+    let files = m["files"].as_array_mut().unwrap();
+    let entry = files
+        .iter_mut()
+        .find(|f| f["path"].as_str().unwrap().starts_with(&format!("{dataset}/")))
+        .expect("a Parquet file of the dataset");
+    let path = snapshot.join(entry["path"].as_str().unwrap());
+    let file = std::fs::File::open(&path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    let (mut edited, mut invoice, mut currency, mut scale) = (Vec::new(), String::new(), String::new(), 0);
+    for batch in batches {
+        let at = batch.schema().index_of(column).unwrap();
+        let flags: &BooleanArray = batch.column_by_name("is_duplicate").unwrap().as_any().downcast_ref().unwrap();
+        let amounts: &Decimal128Array = batch.column(at).as_any().downcast_ref().unwrap();
+        let target = (0..batch.num_rows()).find(|&i| invoice.is_empty() && !flags.value(i) && !amounts.is_null(i));
+        let Some(i) = target else {
+            edited.push(batch);
+            continue;
+        };
+        let text = |name: &str| {
+            let a: &StringArray = batch.column_by_name(name).unwrap().as_any().downcast_ref().unwrap();
+            a.value(i).to_owned()
+        };
+        (invoice, currency, scale) = (text("invoice_id"), text("billing_currency"), amounts.scale());
+        let values: Decimal128Array = (0..amounts.len())
+            .map(|r| (!amounts.is_null(r)).then(|| amounts.value(r) + if r == i { delta } else { 0 }))
+            .collect::<Decimal128Array>()
+            .with_precision_and_scale(amounts.precision(), amounts.scale())
+            .unwrap();
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns[at] = Arc::new(values);
+        edited.push(RecordBatch::try_new(batch.schema(), columns).unwrap());
+    }
+    let out = std::fs::File::create(&path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(out, edited[0].schema(), None).unwrap();
+    for batch in &edited {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    entry["bytes"] = json!(bytes.len());
+    entry["sha256"] = json!(format!("{:x}", Sha256::digest(&bytes)));
+    let total = &mut m["datasets"][dataset]["control_totals"][&currency][column];
+    let claimed: rust_decimal::Decimal = total.as_str().unwrap().parse().unwrap();
+    let raised = claimed + rust_decimal::Decimal::from_i128_with_scale(delta, scale as u32);
+    *total = json!(raised.to_string());
+    write_manifest(snapshot, &m);
+    invoice
+}
+
+#[test]
+fn a_line_amount_edited_with_its_file_hash_and_control_total_made_to_agree_fails_the_recomputed_tie_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = emulator();
+    let snapshot = published(&emulator, dir.path(), "", 1).remove(0);
+    let clean = pcrecon(&["verify", snapshot.to_str().unwrap()], &[]);
+    assert_eq!(clean.code, 0, "the untouched snapshot verifies, its tie-out recomputed: {}", clean.stdout);
+    assert!(!clean.stdout.contains("tie-out not recomputed"), "{}", clean.stdout);
+
+    // One minor unit of a two-digit currency, at the amount scale (10): 10^8.
+    let invoice = rewrite_a_line(&snapshot, "billed_recon_line_items", "total_for_customer", 100_000_000);
+    let verified = pcrecon(&["verify", snapshot.to_str().unwrap()], &[]);
+    assert_eq!(verified.code, 1, "{}", verified.stdout);
+    let found = problems(&verified.stdout);
+    assert!(
+        !found.is_empty() && found.iter().all(|l| l.contains("tie-out  ")),
+        "only the tie-out: {}",
+        verified.stdout
+    );
+    let line = found
+        .iter()
+        .find(|l| l.contains(&format!("tie-out  {} invoice: reconciliation says", invoice.to_uppercase())))
+        .unwrap_or_else(|| panic!("names the invoice {invoice}: {}", verified.stdout));
+    assert!(line.contains("lines_total") && line.contains("difference"), "{line}");
+}

@@ -1,7 +1,8 @@
 //! The published snapshot read by DuckDB, as an analyst would: every Parquet and CSV file, every
 //! control-total column summed per currency as DECIMAL, equal to the manifest to the last digit
 //! (the copies of lines served twice apart, as the manifest keeps them).
-//! The README's analyst queries, run as written, give the answers the sample world implies.
+//! The README's analyst queries, run as written, give the answers the sample world implies, and
+//! a quantity times a unit price, like every decimal column, sums without a cast.
 //! Needs a Python with the `duckdb` package named by PCRECON_TEST_PYTHON (`.ci/run` installs it).
 
 use std::process::Command;
@@ -97,4 +98,54 @@ fn the_readme_answers_the_three_analyst_questions_with_one_query_each() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     let checked: u32 = String::from_utf8_lossy(&check.stdout).trim().parse().unwrap();
     assert!(checked > 30, "{checked} answers compared");
+}
+
+/// Every product of a quantity and a unit price of the same line, and every decimal column,
+/// summed by DuckDB with no cast: the product's type is `DECIMAL(38,22)` and its sum is the exact
+/// sum Python's `decimal` gives from the same values; no sum keeps more than 22 fractional
+/// digits (16 integer digits left for a year of charges).
+const ARITHMETIC: &str = r#"
+import duckdb, json, glob, sys
+from decimal import Decimal, getcontext
+getcontext().prec = 80
+snap, schemas = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+checked = 0
+for path in sorted(glob.glob(schemas + "/*.json")):
+    s = json.load(open(path))
+    name = s["name"]
+    files = glob.glob(f"{snap}/{name}/**/*.parquet", recursive=True)
+    if not files:
+        continue
+    pq = f"read_parquet('{snap}/{name}/**/*.parquet', hive_partitioning=true)"
+    decimals = [c for c in s["columns"] if c["type"].startswith("Decimal")]
+    for c in decimals:
+        (kind,) = con.execute(f"select typeof(sum({c['name']})) from {pq}").fetchone()
+        scale = int(kind.rstrip(")").split(",")[1])
+        assert scale <= 22, (name, c["name"], kind)
+        checked += 1
+    quantities = [c["name"] for c in decimals if c["name"].endswith("quantity")]
+    prices = [c["name"] for c in decimals if c["name"].endswith("price")]
+    for q in quantities:
+        for p in prices:
+            kind = con.execute(f"select typeof({q} * {p}) from {pq} limit 1").fetchone()[0]
+            total = con.execute(f"select sum({q} * {p})::varchar from {pq}").fetchone()[0]
+            assert kind == "DECIMAL(38,22)", (name, q, p, kind)
+            pairs = con.execute(f"select {q}::varchar, {p}::varchar from {pq} where {q} is not null and {p} is not null").fetchall()
+            exact = sum((Decimal(a) * Decimal(b) for a, b in pairs), Decimal(0))
+            assert (total is None and not pairs) or Decimal(total) == exact, (name, q, p, total, exact)
+            checked += 1
+print(checked)
+"#;
+
+#[test]
+fn quantity_times_price_and_every_sum_fit_duckdbs_decimals_without_a_cast() {
+    let python = python_with_duckdb();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = demo_snapshot(dir.path());
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let check = Command::new(python).arg("-c").arg(ARITHMETIC).arg(&snapshot).arg(&schemas).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let checked: u32 = String::from_utf8_lossy(&check.stdout).trim().parse().unwrap();
+    assert!(checked > 100, "{checked} columns and products summed");
 }

@@ -145,7 +145,7 @@ fn the_demo_publishes_every_dataset_exact_to_the_last_digit() {
 
     // Parquet and CSV read back to the same exact sums.
     for (dataset, column, currency) in [
-        ("billed_recon_line_items", "total_for_customer", "currency"),
+        ("billed_recon_line_items", "total_for_customer", "billing_currency"),
         ("billed_consumption_line_items", "billing_pre_tax_total", "billing_currency"),
         ("unbilled_consumption_line_items", "pricing_pre_tax_total", "billing_currency"),
     ] {

@@ -4,7 +4,9 @@
 //! counted, and the rows of each status are counted into the tie-out's and matching's checks.
 //! It lists every file that is missing, differs, is not in the manifest, or is listed
 //! at a path outside the snapshot (never opened), every row count and every control total that
-//! is not what the files hold. An output folder is verified snapshot by snapshot: one that
+//! is not what the files hold. The tie-out is recomputed from the line items, documents and
+//! summaries by the pipeline's own rules, and every `reconciliation` row must be what it gives
+//! (`tie_out`). An output folder is verified snapshot by snapshot: one that
 //! cannot be verified is reported, and the others are still checked. With a public key, each
 //! manifest's minisign signature must be valid for it; the columns each manifest records must be
 //! those its files hold. A raw archive (`--keep-raw`) is checked on its own terms: its index
@@ -16,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
+
+mod tie_out;
 
 use super::{AuditError, outside, read_manifest};
 use crate::model::hex;
@@ -97,6 +101,14 @@ pub enum Problem {
         /// Rows of that status in the files.
         found: u64,
     },
+    /// A published tie-out row that is not what the tie-out recomputed from the snapshot's
+    /// line items, documents and summaries gives (or one side has a row the other lacks).
+    TieOut {
+        /// The document (or `summary CCY`) and the kind of check.
+        check: String,
+        /// Each differing column: the published value, then the files'.
+        differences: String,
+    },
     /// A dataset's columns as the manifest records them are not those its files hold.
     Columns {
         /// The dataset.
@@ -132,6 +144,9 @@ impl std::fmt::Display for Problem {
             ),
             Problem::Check { check, status, claimed, found } => {
                 write!(f, "check    {check} {status}: manifest says {claimed}, the files hold {found}")
+            }
+            Problem::TieOut { check, differences } => {
+                write!(f, "tie-out  {check}: reconciliation says {differences}")
             }
             Problem::Columns { dataset } => {
                 write!(f, "columns  {dataset}: the manifest records other columns than its files hold")
@@ -509,6 +524,17 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
                 });
             }
         }
+    }
+    // The tie-out, recomputed when every file it reads was read back.
+    let whole = |d: Dataset| readable.contains_key(d.name()) && sums.get(d.name()).is_some_and(|s| s.2);
+    let absent = |d: Dataset| !with_files.contains(d.name());
+    if tie_out::READ.iter().all(|d| whole(*d) || (absent(*d) && *d != Dataset::Reconciliation)) {
+        match tie_out::recheck(snapshot, &manifest) {
+            Ok(found) => problems.extend(found),
+            Err(why) => notes.push(format!("tie-out not recomputed: {why}")),
+        }
+    } else if !absent(Dataset::Reconciliation) {
+        notes.push("tie-out not recomputed: not every file it reads was read back".into());
     }
     let empty = DatasetEntry::new(0);
     let names: BTreeSet<&str> =

@@ -15,7 +15,9 @@ use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use serde_json::value::RawValue;
 
-use super::decode::{ColType, Raw, Value, decode, from_decimal128, normalize_key, to_decimal128};
+use super::decode::{
+    ColType, Raw, Value, decode, decode_keeping_served, from_decimal128, normalize_key, parse_decimal, to_decimal128,
+};
 use super::item::{FoldedNames, Item, MemberPath, elements};
 use crate::tabular::batch::{BatchBuilder, stage_schema};
 use crate::tabular::{Dataset, DatasetSchema, Implied, Source};
@@ -109,6 +111,7 @@ fn row_of<'a>(
 ) -> Result<(), Box<RowError>> {
     let schema = paths.schema;
     row.clear();
+    let mut served: Vec<(&str, Cow<'a, str>)> = Vec::new();
     for (column, bound) in schema.columns.iter().zip(&paths.paths) {
         let (value, field) = match &column.source {
             Source::Field(names) => (bound.iter().find_map(|p| item.at(p)), names[0]),
@@ -125,6 +128,7 @@ fn row_of<'a>(
                     .map_err(|e| RowError::at(schema, origin, record, field, &column.name, e.0))?;
                 let value = match (value, otherwise) {
                     (Value::Null, Implied::Text(text)) => Value::Str(Cow::Borrowed(text)),
+                    (Value::Null, Implied::Scope) => Value::Str(Cow::Borrowed(origin.scope)),
                     (Value::Null, Implied::Positive(other)) => match schema.column(other).and_then(|i| row.get(i)) {
                         Some(Value::Dec(d)) => Value::Bool(*d > 0),
                         _ => Value::Null,
@@ -146,25 +150,47 @@ fn row_of<'a>(
                 row.push(key.map_or(Value::Null, |k| Value::Str(Cow::Owned(k))));
                 continue;
             }
+            Source::ExactValues => {
+                row.push(exact_values(&served));
+                continue;
+            }
             Source::RowKey | Source::Duplicate(_) | Source::Fx(_) | Source::Match(_) | Source::Unread => {
                 row.push(Value::Null);
                 continue;
             }
             Source::BillingPrice { price, rate, currency } => {
-                let value = billing_price(schema, row, price, rate, currency, column.ty)
+                let value = billing_price(schema, row, &served, (price, rate, currency), column.ty)
                     .map_err(|reason| RowError::at(schema, origin, record, price, &column.name, reason))?;
                 row.push(value);
                 continue;
             }
         };
         let fail = |reason: String| RowError::at(schema, origin, record, field, &column.name, reason);
-        let value = decode(value, column.ty).map_err(|e| fail(e.0))?;
+        let (value, as_served) = decode_keeping_served(value, column.ty).map_err(|e| fail(e.0))?;
         if value.is_null() && !column.nullable {
             return Err(fail("a value is required".into()));
+        }
+        if let Some(text) = as_served {
+            served.push((column.name.as_str(), text));
         }
         row.push(value);
     }
     Ok(())
+}
+
+/// The `exact_values` cell: `{column: "number as served"}` for the measures a row rounded.
+fn exact_values(served: &[(&str, Cow<'_, str>)]) -> Value<'static> {
+    if served.is_empty() {
+        return Value::Null;
+    }
+    let members: Vec<String> = served
+        .iter()
+        .map(|(name, text)| {
+            let name = serde_json::to_string(name).unwrap_or_default();
+            format!("{name}:{}", serde_json::to_string(text.as_ref()).unwrap_or_default())
+        })
+        .collect();
+    Value::Str(Cow::Owned(format!("{{{}}}", members.join(","))))
 }
 
 /// A fraction from its field, or from a percentage field divided by 100, exactly. The v2 export
@@ -177,7 +203,7 @@ fn percent_value<'a>(
     percent: &'static str,
     ty: ColType,
 ) -> Result<Value<'a>, (&'static str, String)> {
-    let ColType::Decimal { scale } = ty else {
+    let ColType::Decimal { scale, .. } = ty else {
         return decode(fraction, ty).map_err(|e| (field, e.0));
     };
     let one = 10i128.pow(scale);
@@ -193,11 +219,11 @@ fn percent_value<'a>(
         return in_range(value, field, &raw);
     }
     let Some(raw) = percentage else { return Ok(Value::Null) };
-    let whole = decode(Some(raw), ColType::Decimal { scale: 0 });
+    let whole = decode(Some(raw), ColType::decimal(0));
     match (whole, scale >= 2) {
         (Ok(Value::Null), _) => Ok(Value::Null),
         (Ok(_), true) => {
-            let value = decode(Some(raw), ColType::Decimal { scale: scale - 2 }).map_err(|e| (percent, e.0))?;
+            let value = decode(Some(raw), ColType::decimal(scale - 2)).map_err(|e| (percent, e.0))?;
             in_range(value, percent, &raw.text())
         }
         _ => Err((
@@ -210,28 +236,32 @@ fn percent_value<'a>(
     }
 }
 
-/// `price × rate` truncated to the billing currency's minor units, from values already decoded.
+/// `price × rate` truncated to the billing currency's minor units, from values already decoded
+/// (the price as served when its column rounded it).
 fn billing_price(
     schema: &DatasetSchema,
     row: &[Value<'_>],
-    price: &str,
-    rate: &str,
-    currency: &str,
+    served: &[(&str, Cow<'_, str>)],
+    (price, rate, currency): (&str, &str, &str),
     ty: ColType,
 ) -> Result<Value<'static>, String> {
     let get = |name: &str| schema.column(name).and_then(|i| row.get(i).map(|c| (c, schema.columns[i].ty)));
     let (
-        Some((Value::Dec(p), ColType::Decimal { scale: ps })),
-        Some((Value::Dec(r), ColType::Decimal { scale: rs })),
+        Some((Value::Dec(p), ColType::Decimal { scale: ps, .. })),
+        Some((Value::Dec(r), ColType::Decimal { scale: rs, .. })),
         Some((Value::Str(c), _)),
     ) = (get(price), get(rate), get(currency))
     else {
         return Ok(Value::Null);
     };
     let Ok(currency) = c.parse::<crate::model::money::Currency>() else { return Ok(Value::Null) };
-    let (Some(p), Some(r)) = (from_decimal128(*p, ps), from_decimal128(*r, rs)) else { return Ok(Value::Null) };
+    let exact = match served.iter().find(|(name, _)| *name == price) {
+        Some((_, text)) => Some(parse_decimal(text).map_err(|e| e.0)?),
+        None => from_decimal128(*p, ps),
+    };
+    let (Some(p), Some(r)) = (exact, from_decimal128(*r, rs)) else { return Ok(Value::Null) };
     let product = p.checked_mul(r).ok_or_else(|| format!("{p} × {r} overflows"))?;
-    let ColType::Decimal { scale } = ty else { return Ok(Value::Null) };
+    let ColType::Decimal { scale, .. } = ty else { return Ok(Value::Null) };
     to_decimal128(currency.truncate_minor(product), scale).map(Value::Dec).map_err(|e| e.0)
 }
 
@@ -326,7 +356,7 @@ pub fn decode_item<'a>(
         && !matches!(decode(item.get(&["invoiceNumber"]), ColType::Utf8), Ok(Value::Str(_)))
     {
         let reason = "a line of a billed invoice's export must name its invoice".to_owned();
-        return Err(RowError::at(schema, origin, record, "invoiceNumber", "invoice_number", reason));
+        return Err(RowError::at(schema, origin, record, "invoiceNumber", "invoice_id", reason));
     }
     // Nothing the dataset reads: not a line of it (an all-empty row would hide that).
     if known.is_some() && unread.len() == item.len() {

@@ -53,9 +53,21 @@ fn quirky_items_decode_into_rows_and_bad_values_are_located() {
     decode_texts(schema, &texts, Origin { scope: "G000773581", page: 1 }, &mut rows).unwrap();
     assert_eq!(rows.len(), 4);
     let rate = schema.column("pc_to_bc_exchange_rate").unwrap();
-    let scale = 18;
-    assert_eq!(cell_text(&rows[1][rate], ColType::Decimal { scale }), "0.891200000000000000");
-    assert_eq!(cell_text(&rows[2][rate], ColType::Decimal { scale }), "0.891200000000000000");
+    let ty = schema.columns[rate].ty;
+    assert_eq!(cell_text(&rows[1][rate], ty), "0.891200000000");
+    assert_eq!(cell_text(&rows[2][rate], ty), "0.891200000000");
+
+    // Prorated prices carry more digits than the price column keeps: rounded half-even, with
+    // the number as served beside them.
+    let price = schema.column("effective_unit_price").unwrap();
+    let exact = schema.column("exact_values").unwrap();
+    let served =
+        |row: &[Cell]| -> serde_json::Value { serde_json::from_str(&cell_text(&row[exact], ColType::Json)).unwrap() };
+    assert_eq!(cell_text(&rows[0][price], schema.columns[price].ty), "0.183543143007");
+    assert_eq!(served(&rows[0])["effective_unit_price"], "0.1835431430074643112595");
+    assert_eq!(cell_text(&rows[1][price], schema.columns[price].ty), "-4.451612903226");
+    assert_eq!(served(&rows[1])["effective_unit_price"], "-4.4516129032258064516129032258");
+    assert!(matches!(rows[3][exact], Cell::Null), "a row whose values all fit keeps none");
 
     let bad = r#"{"subtotal":"12.345678901234","currency":"EUR"}"#;
     let err = decode_texts(schema, &[bad.as_bytes()], Origin { scope: "G1", page: 3 }, &mut rows).unwrap_err();
@@ -79,9 +91,22 @@ fn pricing_prices_are_converted_with_the_lines_own_rate_and_truncated() {
     let item = r#"{"unitPrice":"16","effectiveUnitPrice":0.1835431430074643112595,"pcToBCExchangeRate":0.8912,"currency":"EUR"}"#;
     let mut rows = Vec::new();
     decode_texts(schema, &[item.as_bytes()], Origin { scope: "G1", page: 1 }, &mut rows).unwrap();
-    let text = |c: &str| cell_text(&rows[0][schema.column(c).unwrap()], ColType::Decimal { scale: 10 });
+    let text = |c: &str| cell_text(&rows[0][schema.column(c).unwrap()], ColType::decimal(10));
     assert_eq!(text("unit_price_billing"), "14.2500000000", "16 × 0.8912 = 14.2592 → 14.25");
     assert_eq!(text("effective_unit_price_billing"), "0.1600000000", "0.16357… → 0.16");
+
+    // The billing price is the price as served × rate, not its rounded column × rate:
+    // 1.0049999999999999 rounds to 1.005 (× 10 = 10.05), but × 10 truncates to 10.04.
+    let item =
+        r#"{"unitPrice":"1","effectiveUnitPrice":"1.0049999999999999","pcToBCExchangeRate":10,"currency":"EUR"}"#;
+    let mut rows = Vec::new();
+    decode_texts(schema, &[item.as_bytes()], Origin { scope: "G1", page: 1 }, &mut rows).unwrap();
+    let text = |c: &str| {
+        let i = schema.column(c).unwrap();
+        cell_text(&rows[0][i], schema.columns[i].ty)
+    };
+    assert_eq!(text("effective_unit_price"), "1.005000000000");
+    assert_eq!(text("effective_unit_price_billing"), "10.0400000000");
 }
 
 #[test]
@@ -94,10 +119,10 @@ fn v2_percentages_become_fractions_only_when_whole_and_rates_stay_between_0_and_
         decode_texts(schema, &[item.as_bytes()], Origin { scope: "G1", page: 2 }, &mut rows).map(|()| rows.remove(0))
     };
     let row = decode_one(r#"{"PartnerEarnedCreditPercentage":15,"CreditPercentage":"100"}"#).unwrap();
-    assert_eq!(cell_text(&row[pec], ColType::Decimal { scale: 10 }), "0.1500000000");
-    assert_eq!(cell_text(&row[credit], ColType::Decimal { scale: 10 }), "1.0000000000");
+    assert_eq!(cell_text(&row[pec], ColType::decimal(10)), "0.1500000000");
+    assert_eq!(cell_text(&row[credit], ColType::decimal(10)), "1.0000000000");
     let row = decode_one(r#"{"rateOfPartnerEarnedCredit":0.15,"PartnerEarnedCreditPercentage":15}"#).unwrap();
-    assert_eq!(cell_text(&row[pec], ColType::Decimal { scale: 10 }), "0.1500000000", "the fraction wins");
+    assert_eq!(cell_text(&row[pec], ColType::decimal(10)), "0.1500000000", "the fraction wins");
     for (item, field, says) in [
         (r#"{"PartnerEarnedCreditPercentage":0.15}"#, "partnerEarnedCreditPercentage", "not a whole percentage"),
         (r#"{"CreditPercentage":150}"#, "creditPercentage", "not a rate between 0 and 1"),

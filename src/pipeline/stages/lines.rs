@@ -52,7 +52,7 @@ impl Money {
     fn of(schema: &DatasetSchema) -> Money {
         let amount =
             schema.name.line_amount_column().and_then(|c| schema.column(c)).and_then(|i| match schema.columns[i].ty {
-                crate::tabular::ColType::Decimal { scale } => Some((i, scale)),
+                crate::tabular::ColType::Decimal { scale, .. } => Some((i, scale)),
                 _ => None,
             });
         Money { amount, currency: schema.currency_column.and_then(|c| schema.column(c)) }
@@ -206,6 +206,6 @@ impl Snapshot {
 /// The scale of `match_exceptions.amount`: that of daily-rated-usage totals, the finest of the
 /// line amounts, so every line's amount is held exactly.
 const EXCEPTION_SCALE: u32 = match crate::tabular::USAGE_TOTAL {
-    crate::tabular::ColType::Decimal { scale } => scale,
+    crate::tabular::ColType::Decimal { scale, .. } => scale,
     _ => 0,
 };

@@ -26,14 +26,14 @@ pub(super) fn match_exceptions() -> DatasetSchema {
     }
     // What the line is and what it is worth: the money at risk, without a join back to it.
     s.columns.push(computed("row_key", S));
-    s.columns.push(computed("currency", S));
+    s.columns.push(computed("billing_currency", S));
     s.columns.push(computed("amount_column", S));
     // Usage amounts carry more digits than charges: the usage scale holds both exactly.
     s.columns.push(computed("amount", USAGE_TOTAL));
     s.columns.push(customer_key("customer_id"));
-    s.currency_column = Some("currency");
+    s.currency_column = Some("billing_currency");
     s.totals = vec!["amount"];
-    s.version += 1;
+    s.version += 2;
     s.built_from = "-";
     s
 }
@@ -45,8 +45,8 @@ pub(super) fn reconciliation() -> DatasetSchema {
         "Each document's stated total against the sum of its distinct lines by Partner Center's rules, each invoice with the notes amending it, its metered charges against its daily rated usage, each currency's summary balance against its documents, and each sequence the v2 export could not serve yet",
         "one document (kind invoice, credit_note, adjustment_note, void_note), one invoice with its notes (kind net), one invoice's usage (kind usage), one billing currency (kind summary), or one sequence not ready (kind export)",
         "computed",
-        vec!["invoice_id", "currency", "kind"],
-        vec![computed("invoice_id", S), computed("currency", S)],
+        vec!["invoice_id", "billing_currency", "kind"],
+        vec![computed("invoice_id", S), computed("billing_currency", S)],
     );
     // Usage rows carry the unrounded daily-rated-usage sums, hence the usage scale.
     for c in ["stated_total", "lines_total", "difference"] {
@@ -59,7 +59,7 @@ pub(super) fn reconciliation() -> DatasetSchema {
     for c in ["document_type", "amends_of", "related_documents", "detail"] {
         s.columns.push(computed(c, S));
     }
-    s.version = 2;
+    s.version = 3;
     // No control totals: its rows are of different kinds (invoice, usage, summary) whose sums
     // would mean nothing.
     s.built_from = "-";
@@ -92,16 +92,15 @@ pub(super) fn diff_totals() -> DatasetSchema {
         "The change of each control-total column between two snapshots, per dataset, currency and customer (after − before; rows that did not change contribute nothing)",
         "one dataset × currency × customer × control-total column that changed",
         "pcrecon diff",
-        vec!["dataset", "currency", "customer_key", "column"],
-        ["dataset", "currency", "customer_key", "column"].into_iter().map(|c| computed(c, S)).collect(),
+        vec!["dataset", "billing_currency", "customer_key", "column"],
+        ["dataset", "billing_currency", "customer_key", "column"].into_iter().map(|c| computed(c, S)).collect(),
     );
     s.columns.push(computed("rows_delta", I));
     s.columns.push(computed("delta", USAGE_TOTAL));
-    // The same change in the reporting currency, where the dataset converts that column (at
-    // the scale of the finest reporting column, usage's).
+    // The same change in the reporting currency, where the dataset converts that column.
     s.columns.push(computed("reporting_currency", S));
-    s.columns.push(computed("delta_reporting", REPORTING_USAGE));
-    s.version += 1;
+    s.columns.push(computed("delta_reporting", super::REPORTING));
+    s.version += 2;
     s.built_from = "-";
     s
 }

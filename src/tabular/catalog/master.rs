@@ -10,13 +10,13 @@ use super::*;
 pub(super) fn invoices() -> DatasetSchema {
     DatasetSchema {
         name: Dataset::Invoices,
-        version: 2,
+        version: 3,
         description: "Invoices and credit documents, as GET /v1/invoices/{id} returns them",
         grain: "one invoice",
         api: "GET /v1/invoices/{id}",
         keys: vec!["id"],
         partition: Partition::RowMonth("billing_period_start_date"),
-        currency_column: Some("currency_code"),
+        currency_column: Some("billing_currency"),
         totals: vec!["total_charges", "paid_amount"],
         explode: None,
         built_from: "",
@@ -29,7 +29,7 @@ pub(super) fn invoices() -> DatasetSchema {
             f("billingPeriodEndDate", TS),
             f("totalCharges", AMOUNT),
             f("paidAmount", AMOUNT),
-            f("currencyCode", S),
+            named("billing_currency", &["currencyCode"], S),
             f("currencySymbol", S),
             f("documentType", S),
             f("invoiceType", S),
@@ -47,19 +47,19 @@ pub(super) fn invoices() -> DatasetSchema {
 pub(super) fn invoice_summaries() -> DatasetSchema {
     DatasetSchema {
         name: Dataset::InvoiceSummaries,
-        version: 1,
+        version: 2,
         description: "The partner's balance in one billing currency",
         grain: "one currency",
         api: "GET /v1/invoices/summaries",
-        keys: vec!["currency_code"],
+        keys: vec!["billing_currency"],
         partition: Partition::None,
-        currency_column: Some("currency_code"),
+        currency_column: Some("billing_currency"),
         totals: vec!["balance_amount"],
         explode: None,
         built_from: "",
         fx: None,
         columns: vec![
-            required(f("currencyCode", S)),
+            required(named("billing_currency", &["currencyCode"], S)),
             f("currencySymbol", S),
             f("balanceAmount", AMOUNT),
             f("accountingDate", TS),
@@ -96,7 +96,7 @@ pub(super) fn customers() -> DatasetSchema {
 
 /// Orders.
 pub(super) fn orders() -> DatasetSchema {
-    dimension(
+    let mut schema = dimension(
         Dataset::Orders,
         "Orders of a customer",
         "one order",
@@ -109,19 +109,21 @@ pub(super) fn orders() -> DatasetSchema {
             f("referenceCustomerId", S),
             f("billingCycle", S),
             f("transactionType", S),
-            f("currencyCode", S),
+            named("billing_currency", &["currencyCode"], S),
             f("currencySymbol", S),
             f("creationDate", TS),
             f("status", S),
         ],
-    )
+    );
+    schema.version += 1;
+    schema
 }
 
 /// The lines of each order.
 pub(super) fn order_line_items() -> DatasetSchema {
     DatasetSchema {
         name: Dataset::OrderLineItems,
-        version: 1,
+        version: 2,
         description: "Lines of an order: what was bought, and the subscription it made",
         grain: "one order line",
         api: "GET /v1/customers/{id}/orders (lineItems)",
@@ -142,7 +144,7 @@ pub(super) fn order_line_items() -> DatasetSchema {
             f("termDuration", S),
             f("transactionType", S),
             f("friendlyName", S),
-            f("quantity", QUANTITY),
+            f("quantity", UNITS),
             f("partnerIdOnRecord", S),
             f("provisioningContext", J),
         ],
@@ -151,7 +153,7 @@ pub(super) fn order_line_items() -> DatasetSchema {
 
 /// Subscriptions.
 pub(super) fn subscriptions() -> DatasetSchema {
-    dimension(
+    let mut schema = dimension(
         Dataset::Subscriptions,
         "Subscriptions of a customer",
         "one subscription",
@@ -165,7 +167,7 @@ pub(super) fn subscriptions() -> DatasetSchema {
             f("offerName", S),
             f("friendlyName", S),
             named("product_type_id", &["productType.id"], S),
-            f("quantity", QUANTITY),
+            f("quantity", UNITS),
             f("unitType", S),
             f("parentSubscriptionId", S),
             f("creationDate", TS),
@@ -195,12 +197,14 @@ pub(super) fn subscriptions() -> DatasetSchema {
             f("refundOptions", J),
             f("actions", J),
         ],
-    )
+    );
+    schema.version += 1;
+    schema
 }
 
 /// Entitlements.
 pub(super) fn entitlements() -> DatasetSchema {
-    dimension(
+    let mut schema = dimension(
         Dataset::Entitlements,
         "Entitlements (software, reservations) of a customer",
         "one entitlement",
@@ -213,7 +217,7 @@ pub(super) fn entitlements() -> DatasetSchema {
             named("reference_order_alternate_id", &["referenceOrder.alternateId"], S),
             f("productId", S),
             named("sku_id", &["skuId", "skuID"], S),
-            f("quantity", QUANTITY),
+            f("quantity", UNITS),
             f("entitlementType", S),
             f("fulfillmentState", S),
             f("expiryDate", TSU),
@@ -223,7 +227,9 @@ pub(super) fn entitlements() -> DatasetSchema {
             f("dynamicAttributes", J),
             f("quantityDetails", J),
         ],
-    )
+    );
+    schema.version += 1;
+    schema
 }
 
 /// A master-data dataset: not partitioned, no amounts.

@@ -79,7 +79,7 @@ fn build(dataset: Dataset) -> Option<DatasetSchema> {
         Dataset::DiffChanges => return Some(computed::diff_changes()),
         Dataset::DiffTotals => return Some(computed::diff_totals()),
     };
-    let mut schema = with_customer_key(with_unread(fetched));
+    let mut schema = with_customer_key(with_exact_values(with_unread(fetched)));
     if dataset.is_line_item() {
         schema = with_match(schema);
     }
@@ -107,7 +107,7 @@ fn fx_of(dataset: Dataset) -> Option<(FxSpec, ColType)> {
         Dataset::InvoiceSummaries => (fx(&["balance_amount"], "accounting_date", "accounting_date", ""), REPORTING),
         Dataset::BilledRecon | Dataset::UnbilledRecon => (recon(), REPORTING),
         Dataset::BilledUsage | Dataset::UnbilledUsage => {
-            (fx(&["billing_pre_tax_total"], "usage_date", "charge_start_date", ""), REPORTING_USAGE)
+            (fx(&["billing_pre_tax_total"], "usage_date", "charge_start_date", ""), REPORTING)
         }
         Dataset::LegacyOffice => {
             (fx(&["amount", "tax", "total_for_customer"], "charge_end_date", "charge_start_date", ""), REPORTING)
@@ -167,11 +167,11 @@ fn line_item_partition(dataset: Dataset) -> Partition {
     }
 }
 
-/// Fractional digits of unrounded reporting-currency amounts (usage rows carry more digits).
-const REPORTING: ColType = ColType::Decimal { scale: 24 };
-const REPORTING_USAGE: ColType = ColType::Decimal { scale: 28 };
+/// Fractional digits of unrounded reporting-currency amounts: an amount (10) × a rate (12) is
+/// exact; a usage total (22) × a rate is rounded half-even to 22.
+pub(crate) const REPORTING: ColType = ColType::decimal(22);
 /// Rounded reporting amounts: up to three minor digits (KWD).
-const REPORTING_ROUNDED: ColType = ColType::Decimal { scale: 3 };
+const REPORTING_ROUNDED: ColType = ColType::decimal(3);
 
 fn fx_column(name: String, fx: FxColumn, ty: ColType) -> Column {
     Column { name, source: Source::Fx(fx), ty, nullable: true }
@@ -242,6 +242,16 @@ fn with_match(mut schema: DatasetSchema) -> DatasetSchema {
         ("matched_entitlement_id", MatchColumn::Entitlement),
     ] {
         schema.columns.push(Column { name: name.into(), source: Source::Match(column), ty: S, nullable: true });
+    }
+    schema
+}
+
+/// Adds `exact_values` to a dataset with a measure column, which may round what it is served.
+fn with_exact_values(mut schema: DatasetSchema) -> DatasetSchema {
+    let rounds = |c: &Column| matches!(c.ty, ColType::Decimal { excess: Excess::RoundKeepingServed, .. });
+    if schema.columns.iter().any(rounds) {
+        schema.columns.push(Column { name: "exact_values".into(), source: Source::ExactValues, ty: J, nullable: true });
+        schema.version += 1;
     }
     schema
 }
