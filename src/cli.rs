@@ -36,8 +36,9 @@ pub enum Command {
     /// Re-hash every file of a snapshot (or of every snapshot of an output folder) against its
     /// manifest.json; list missing, altered and extra files.
     Verify {
-        /// A snapshot folder, an output folder, or a raw archive (`--keep-raw`).
-        dir: PathBuf,
+        /// A snapshot folder, an output folder, or a raw archive (`--keep-raw`); or the URL of
+        /// one in an object store (`az://…`, `s3://…`, `gs://…`), downloaded first.
+        dir: String,
         /// A minisign public key: each manifest's signature (`manifest.json.minisig`) must be
         /// valid for it.
         #[arg(long)]
@@ -75,26 +76,29 @@ pub struct RunArgs {
     pub dry_run: bool,
     /// Rebuild the snapshot from a `--keep-raw` archive instead of calling the API: the same
     /// bytes as the run that made the archive.
+    /// The archive may be in an object store (a URL), downloaded first.
     #[arg(long, value_name = "RAWDIR", conflicts_with_all = ["keep_raw", "dry_run", "refresh"])]
-    pub from_raw: Option<PathBuf>,
-    /// Publish into this output folder instead of `[output] dir`: an auditor's rebuild with
-    /// `--from-raw` leaves the operator's folder, its `LATEST` and its cache untouched.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub from_raw: Option<String>,
+    /// Publish into this output folder or object-store prefix (`az://…`, `s3://…`, `gs://…`)
+    /// instead of `[output] dir`: an auditor's rebuild with `--from-raw` leaves the operator's
+    /// folder, its `LATEST` and its cache untouched.
+    #[arg(long, value_name = "DIR|URL")]
+    pub out: Option<String>,
 }
 
 /// `pcrecon diff`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["a", "previous"])))]
 pub struct DiffArgs {
-    /// The earlier snapshot folder.
+    /// The earlier snapshot folder (or its object-store URL).
     #[arg(requires = "b")]
-    pub a: Option<PathBuf>,
-    /// The later snapshot folder.
-    pub b: Option<PathBuf>,
-    /// Compare the last two snapshots of this output folder (the one before LATEST, and LATEST).
-    #[arg(long, value_name = "OUTPUT_DIR", conflicts_with_all = ["a", "b"])]
-    pub previous: Option<PathBuf>,
+    pub a: Option<String>,
+    /// The later snapshot folder (or its object-store URL).
+    pub b: Option<String>,
+    /// Compare the last two snapshots of this output folder or object-store prefix (the one
+    /// before LATEST, and LATEST).
+    #[arg(long, value_name = "OUTPUT_DIR|URL", conflicts_with_all = ["a", "b"])]
+    pub previous: Option<String>,
     /// Where to write diff_changes and diff_totals [default: `diffs/A-to-B` beside B].
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -57,8 +57,8 @@ impl Exit {
             Exit::Data,
             "bad data (a value that does not fit its column, a missing exchange rate, not a snapshot, a snapshot that cannot be read back)",
         ),
-        (Exit::Io, "output I/O error"),
-        (Exit::Busy, "another run holds the output folder's lock"),
+        (Exit::Io, "output I/O error (also: an object store failed an upload; LATEST there is unchanged)"),
+        (Exit::Busy, "another run holds the output folder's (or the object-store prefix's) lock"),
         (Exit::Internal, "internal error: a thread or task of the run panicked (a defect; the log has it)"),
         (Exit::Interrupted, "stopped by SIGINT (Ctrl-C), as a kill would stop the run; a rerun resumes it"),
         (Exit::Terminated, "stopped by SIGTERM, as a kill would stop the run; a rerun resumes it"),
@@ -171,7 +171,12 @@ fn run_exit(e: &RunError) -> Exit {
         }
         RunError::Stage(StageError::Io { .. }) => Exit::Io,
         RunError::Lock(LockError::Busy { .. }) => Exit::Busy,
-        RunError::Lock(LockError::Io { .. }) | RunError::Dump(_) | RunError::Io { .. } | RunError::Start(_) => Exit::Io,
+        RunError::Lock(LockError::Io { .. } | LockError::Store { .. })
+        | RunError::Store(_)
+        | RunError::Delta(_)
+        | RunError::Dump(_)
+        | RunError::Io { .. }
+        | RunError::Start(_) => Exit::Io,
     }
 }
 
@@ -187,7 +192,7 @@ mod tests {
         for code in codes {
             assert!(help.contains(&format!("\n  {code}  ")), "{help}");
         }
-        let busy = LockError::Busy { path: "out/.pcrecon.lock".into(), holder: "pid 1".into() };
+        let busy = LockError::Busy { at: "out/.pcrecon.lock".into(), holder: "pid 1".into() };
         assert_eq!(Error::Run(RunError::Lock(busy)).exit(), Exit::Busy);
         assert_eq!(Error::Run(RunError::Extract(PagingError::Task("panicked".into()))).exit().code(), 8);
         assert_eq!(Error::Run(RunError::Panicked("writer")).exit(), Exit::Internal);

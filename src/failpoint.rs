@@ -8,7 +8,8 @@
 //! `manifest.json`), `publish` (after the snapshot folder is renamed into place, before `LATEST`),
 //! `latest` (after `LATEST`, before the cache and retention are tidied), `swap` (a folder being
 //! replaced is moved aside, the new one not in place yet), `diff` (`pcrecon diff` has written
-//! one of its datasets).
+//! one of its datasets), `upload` (a file of the snapshot is in the object store),
+//! `store_latest` (the object store's `LATEST` is written, before its prefix is tidied).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

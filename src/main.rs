@@ -12,6 +12,7 @@ use pcrecon::emulator::{server, world};
 use pcrecon::error::Error;
 use pcrecon::pipeline;
 use pcrecon::progress::Progress;
+use pcrecon::sink::store::{LocalCopy, Location};
 use std::sync::Arc;
 
 /// Rows are allocated on the decoding threads and freed on the encoding ones: mimalloc's
@@ -40,7 +41,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("pcrecon: {}", error.report());
+            // A store's error may quote a URL with a signature in it.
+            eprintln!("pcrecon: {}", pcrecon::redact::redact(&error.report()));
             ExitCode::from(error.exit().code())
         }
     }
@@ -75,8 +77,9 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
                 None => Settings::load(&args.config)?,
             };
             if let Some(out) = &args.out {
-                settings.output_dir = out.clone();
+                settings.publish_to(location(out)?);
             }
+            let raw = args.from_raw.as_deref().map(|raw| fetched(&location(raw)?, None)).transpose()?;
             if args.dry_run {
                 let plan = pipeline::dry_run(&settings, args.refresh)?;
                 print!("{}", plan.render());
@@ -85,7 +88,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             let options = pipeline::RunOptions {
                 keep_raw: args.keep_raw.clone(),
                 refresh: args.refresh,
-                from_raw: args.from_raw.clone(),
+                from_raw: raw.as_ref().map(|r| r.path().to_path_buf()),
                 progress: Some(progress),
                 clock: pcrecon::clock::Clock::system(),
             };
@@ -94,14 +97,30 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             exit_for(&summary, &args.fail_on)
         }
         Command::Diff(args) => {
+            let copies;
             let (a, b) = match (&args.previous, &args.a, &args.b) {
-                (Some(out), _, _) => diff::previous_pair(out)?,
-                (None, Some(a), Some(b)) => (a.clone(), b.clone()),
+                (Some(out), _, _) => {
+                    let out = fetched(&location(out)?, Some(2))?;
+                    let pair = diff::previous_pair(out.path())?;
+                    copies = vec![out];
+                    pair
+                }
+                (None, Some(a), Some(b)) => {
+                    let (a, b) = (fetched(&location(a)?, None)?, fetched(&location(b)?, None)?);
+                    let pair = (a.path().to_path_buf(), b.path().to_path_buf());
+                    copies = vec![a, b];
+                    pair
+                }
                 _ => return Err(Error::Usage("diff needs two snapshots, or --previous OUTPUT_DIR".into())),
             };
+            let from_store = copies.iter().any(|c| matches!(c, LocalCopy::Fetched { .. }));
             let out = args.out.clone().unwrap_or_else(|| {
                 let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let parent = b.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                // Snapshots downloaded from a store have no folder of their own to write beside.
+                let parent = match from_store {
+                    true => Path::new("."),
+                    false => b.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")),
+                };
                 parent.join("diffs").join(format!("{}-to-{}", name(&a), name(&b)))
             });
             let report = diff::diff(&a, &b, &out)?;
@@ -113,7 +132,8 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
                 .map(|path| pcrecon::sink::signature::PublicKey::load(&path))
                 .transpose()
                 .map_err(|e| Error::Usage(e.to_string()))?;
-            let verified = verify::verify(&dir, key.as_ref())?;
+            let dir = fetched(&location(&dir)?, None)?;
+            let verified = verify::verify(dir.path(), key.as_ref())?;
             print!("{}", verify::render(&verified));
             let problems: usize = verified.iter().map(|v| v.problems.len()).sum();
             if problems > 0 {
@@ -223,6 +243,21 @@ fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), Er
         )));
     }
     Ok(())
+}
+
+/// A destination or source as given on the command line: a folder or an object-store URL.
+fn location(text: &str) -> Result<Location, Error> {
+    Location::parse(text).map_err(Error::Usage)
+}
+
+/// A local folder holding `location`: itself, or a download of it (all of it, or `LATEST` and
+/// the newest `n` snapshots of an output prefix).
+fn fetched(location: &Location, newest: Option<usize>) -> Result<LocalCopy, Error> {
+    let copy = match newest {
+        Some(n) => LocalCopy::of_newest(location, n),
+        None => LocalCopy::of(location),
+    };
+    copy.map_err(|e| Error::Run(pipeline::RunError::Store(e)))
 }
 
 /// The bundled samples world: `./samples/world` when run from the repository, else the one beside the

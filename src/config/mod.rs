@@ -15,7 +15,10 @@
 //! refresh_token_file = "/etc/pcrecon/refresh_token"       # optional App+User (or PCRECON_REFRESH_TOKEN)
 //!
 //! [output]
-//! dir = "out"
+//! dir = "out"                                             # or az://container/prefix, abfss://…, s3://bucket/prefix, gs://…
+//! cache_dir = "pcrecon-cache"                              # object-store dir only: local page cache and staging
+//! lock_expiry_hours = 6                                    # object-store dir only: a dead run's lock expires
+//! delta = false                                            # true: also a Delta Lake table per dataset in <dir>/delta/
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
 //! csv_delimiter = ","                                      # or ";", "\t", "|"
 //! csv_decimal_separator = "."                              # or "," (with another delimiter)
@@ -65,7 +68,10 @@ use url::Url;
 pub use api::*;
 pub use extract::*;
 pub use money::NormalizeSettings;
-pub use output::{DEFAULT_KEEP_SNAPSHOTS, DEFAULT_OUTPUT_DIR, DEFAULT_RESUME_WITHIN_HOURS, MIN_KEEP_SNAPSHOTS};
+pub use output::{
+    DEFAULT_CACHE_DIR, DEFAULT_KEEP_SNAPSHOTS, DEFAULT_LOCK_EXPIRY_HOURS, DEFAULT_OUTPUT_DIR,
+    DEFAULT_RESUME_WITHIN_HOURS, MIN_KEEP_SNAPSHOTS,
+};
 
 use crate::sink::retention::Retention;
 
@@ -111,8 +117,17 @@ struct RawConfig {
 pub struct Settings {
     /// API access.
     pub api: ApiSettings,
-    /// Output folder.
+    /// The local output folder: the destination itself, or for an object-store destination
+    /// (`store`) the folder that holds its page cache and staged snapshots (`[output] cache_dir`).
     pub output_dir: PathBuf,
+    /// The object-store prefix snapshots are published to (none: `output_dir` is the destination).
+    pub store: Option<crate::sink::store::StoreUrl>,
+    /// The local folder an object-store destination works in (`[output] cache_dir`).
+    pub cache_dir: PathBuf,
+    /// How long an object-store lock holds before another run may take it over.
+    pub lock_expiry: Duration,
+    /// Also commit every dataset to its Delta Lake table under `<destination>/delta/`.
+    pub delta: bool,
     /// How CSV files are written: byte-order mark, delimiter, decimal separator.
     pub csv: crate::sink::writer::CsvFormat,
     /// Keep going past undecodable records, writing them to `rejects` (else the run fails).
@@ -160,6 +175,21 @@ fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
 }
 
 impl Settings {
+    /// Publishes to `location` instead of `[output] dir` (`--out`): a folder, or an object-store
+    /// prefix worked on from `cache_dir`.
+    pub fn publish_to(&mut self, location: crate::sink::store::Location) {
+        match location {
+            crate::sink::store::Location::Local(dir) => {
+                self.output_dir = dir;
+                self.store = None;
+            }
+            crate::sink::store::Location::Store(url) => {
+                self.output_dir = self.cache_dir.clone();
+                self.store = Some(url);
+            }
+        }
+    }
+
     /// Loads and validates a config file; secrets come from the environment or secret files.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         Settings::load_for(path, Secrets::Required)
@@ -188,6 +218,10 @@ impl Settings {
         Ok(Settings {
             api,
             output_dir: output.dir,
+            store: output.store,
+            cache_dir: output.cache_dir,
+            lock_expiry: output.lock_expiry,
+            delta: output.delta,
             csv: output.csv,
             rejects: output.rejects,
             keep_unknown_fields: output.keep_unknown_fields,

@@ -1,4 +1,5 @@
-//! The `[output]` section: where snapshots go, the CSV flavour (byte-order mark, delimiter,
+//! The `[output]` section: where snapshots go (a folder, or an object-store prefix with a local
+//! folder for the page cache and the staged snapshots), the CSV flavour (byte-order mark, delimiter,
 //! decimal separator), what happens to records that
 //! cannot be decoded and to members no column reads, how many snapshots stay, how long a
 //! killed run may resume, and the key that signs each manifest.
@@ -12,6 +13,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use crate::sink::retention::Retention;
+use crate::sink::store::{Location, StoreUrl};
 use crate::sink::writer::CsvFormat;
 
 /// The field delimiters a CSV file may have.
@@ -26,13 +28,21 @@ pub const DEFAULT_KEEP_SNAPSHOTS: usize = 10;
 /// Published snapshots always kept, whatever the setting: the newest and the one before it,
 /// which `pcrecon diff` compares.
 pub const MIN_KEEP_SNAPSHOTS: usize = 2;
+/// The local folder of an object-store destination (page cache, staged snapshots), by default
+/// (relative to the config file).
+pub const DEFAULT_CACHE_DIR: &str = "pcrecon-cache";
+/// How long an object-store lock holds before another run may take it over, by default.
+pub const DEFAULT_LOCK_EXPIRY_HOURS: u64 = 6;
 /// How long after its start a killed run resumes, by default.
 pub const DEFAULT_RESUME_WITHIN_HOURS: u64 = 12;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawOutput {
-    dir: Option<PathBuf>,
+    dir: Option<String>,
+    cache_dir: Option<PathBuf>,
+    lock_expiry_hours: Option<u64>,
+    delta: Option<bool>,
     csv_bom: Option<bool>,
     csv_delimiter: Option<String>,
     csv_decimal_separator: Option<String>,
@@ -48,6 +58,10 @@ pub(super) struct RawOutput {
 #[derive(Debug, Clone)]
 pub(super) struct OutputSettings {
     pub(super) dir: PathBuf,
+    pub(super) store: Option<StoreUrl>,
+    pub(super) cache_dir: PathBuf,
+    pub(super) lock_expiry: Duration,
+    pub(super) delta: bool,
     pub(super) csv: CsvFormat,
     pub(super) rejects: bool,
     pub(super) keep_unknown_fields: bool,
@@ -77,8 +91,24 @@ impl RawOutput {
                 "output.csv_delimiter and output.csv_decimal_separator are both {delimiter:?}: a decimal would split in two"
             )));
         }
+        let location = Location::parse(self.dir.as_deref().unwrap_or(DEFAULT_OUTPUT_DIR))
+            .map_err(|e| ConfigError::Invalid(format!("output.dir: {e}")))?;
+        let cache_dir = resolve(self.cache_dir.as_deref().unwrap_or(Path::new(DEFAULT_CACHE_DIR)));
+        let (dir, store) = match location {
+            Location::Local(_) if self.cache_dir.is_some() => {
+                return Err(ConfigError::Invalid(
+                    "output.cache_dir applies to an object-store output.dir; a local output folder keeps its cache in <dir>/.cache".into(),
+                ));
+            }
+            Location::Local(dir) => (resolve(&dir), None),
+            Location::Store(url) => (cache_dir.clone(), Some(url)),
+        };
         Ok(OutputSettings {
-            dir: resolve(&self.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_OUTPUT_DIR))),
+            dir,
+            store,
+            cache_dir,
+            lock_expiry: Duration::from_secs(self.lock_expiry_hours.unwrap_or(DEFAULT_LOCK_EXPIRY_HOURS) * 3600),
+            delta: self.delta.unwrap_or(false),
             csv: CsvFormat { bom: self.csv_bom.unwrap_or(false), delimiter, decimal_separator },
             rejects: self.rejects.unwrap_or(false),
             keep_unknown_fields: self.keep_unknown_fields.unwrap_or(false),

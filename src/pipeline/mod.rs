@@ -32,10 +32,13 @@ use crate::extract::{self, ExtractReport};
 use crate::model::page::Event;
 use crate::normalize::fx::{Normalizer, RateTable};
 use crate::progress::Progress;
+use crate::sink::delta::{DeltaError, RunMark, TableCommit};
 use crate::sink::lock::{LockError, OutputLock};
 use crate::sink::manifest::{Manifest, Provenance};
+use crate::sink::retention::Retention;
 use crate::sink::signature::SigningKey;
 use crate::sink::staging::{Staging, is_abandoned, point_latest};
+use crate::sink::store::{Store, StoreError, StoreLock, Tidied};
 use stages::{Snapshot, StageError, StageOptions};
 use std::collections::BTreeMap;
 use tracing::Instrument;
@@ -56,6 +59,12 @@ pub enum RunError {
     /// The output folder's lock was not taken.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The object-store destination failed (the snapshot stays unpublished there).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A Delta table could not be committed (the snapshot is published; the next run commits).
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
     /// `extract` could not write its files.
     #[error(transparent)]
     Dump(#[from] DumpError),
@@ -239,16 +248,17 @@ fn remove_abandoned(out: &Path) {
     }
 }
 
-/// A run id from the clock: `YYYYMMDDTHHMMSSZ`, with a suffix if that folder exists already.
-fn run_id(out: &Path, now: chrono::DateTime<chrono::Utc>) -> String {
+/// A run id from the clock: `YYYYMMDDTHHMMSSZ`, with a suffix if that folder (or, for an
+/// object-store destination, that prefix) exists already.
+fn run_id(out: &Path, store: Option<&Store>, now: chrono::DateTime<chrono::Utc>) -> Result<String, RunError> {
     let base = now.format("%Y%m%dT%H%M%SZ").to_string();
     let mut id = base.clone();
     let mut n = 2;
-    while out.join(&id).exists() {
+    while out.join(&id).exists() || store.map(|s| s.has_run(&id)).transpose()?.unwrap_or(false) {
         id = format!("{base}-{n}");
         n += 1;
     }
-    id
+    Ok(id)
 }
 
 /// Billed line items are partitioned by their invoice's billing period, tied out against its
@@ -323,11 +333,23 @@ fn normalizer(settings: &Settings) -> Result<Option<Normalizer>, RunError> {
         .unwrap_or(Ok(None))
 }
 
-/// The previous snapshot's manifest, as `LATEST` names it.
-fn previous_manifest(out: &Path) -> Option<(String, Manifest)> {
-    let (id, path) = crate::sink::retention::latest(out)?;
-    let bytes = std::fs::read(path.join("manifest.json")).ok()?;
-    serde_json::from_slice(&bytes).ok().map(|m| (id, m))
+/// The previous snapshot's manifest, as `LATEST` names it: the destination's (the store's, when
+/// the run publishes to one).
+fn previous_manifest(out: &Path, store: Option<&Store>) -> Result<Option<(String, Manifest)>, RunError> {
+    let (id, bytes) = match store {
+        Some(store) => match store.latest()? {
+            Some(id) => {
+                let bytes = store.read(&format!("{id}/manifest.json"))?;
+                (id, bytes)
+            }
+            None => return Ok(None),
+        },
+        None => match crate::sink::retention::latest(out) {
+            Some((id, path)) => (id, std::fs::read(path.join("manifest.json")).ok()),
+            None => return Ok(None),
+        },
+    };
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()).map(|m| (id, m)))
 }
 
 /// Invoices whose content or v2 eTag differs from the previous snapshot's, and how many are
@@ -350,17 +372,81 @@ fn restatements(previous: Option<&Manifest>, manifest: &Manifest) -> (Vec<String
     (restated, new)
 }
 
+/// Uploads a snapshot published locally to its store, points the store's `LATEST` at it, and
+/// tidies the prefix; returns the snapshot's URL and what tidying removed.
+fn publish_to_store(
+    store: &Store,
+    lock: &mut StoreLock<'_>,
+    snapshot: &Path,
+    id: &str,
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<(String, Tidied), RunError> {
+    lock.renew(clock.now(), settings.lock_expiry)?;
+    let started = Instant::now();
+    let uploaded = store.upload(snapshot, id)?;
+    // Still this run's lock: nobody took the prefix over while it uploaded.
+    lock.renew(clock.now(), settings.lock_expiry)?;
+    store.point_latest(id)?;
+    let url = store.url().join(id);
+    tracing::info!(
+        event = "store_published",
+        snapshot = %url,
+        files = uploaded.files,
+        bytes = uploaded.bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64
+    );
+    crate::failpoint::hit("store_latest");
+    let tidied = store.tidy(settings.retention, id, clock.now()).unwrap_or_else(|e| {
+        tracing::warn!(event = "retention_failed", store = %store.url(), error = %e);
+        Tidied::default()
+    });
+    Ok((url, tidied))
+}
+
+/// Commits the published snapshot to the Delta tables of its destination (the store, or the
+/// output folder), re-encoding files in a hidden scratch folder of `out`.
+fn commit_tables(
+    store: Option<&Store>,
+    out: &Path,
+    snapshot: &Path,
+    manifest: &Manifest,
+    id: &str,
+    clock: &Clock,
+) -> Result<Vec<TableCommit>, RunError> {
+    let local;
+    let destination = match store {
+        Some(store) => store,
+        None => {
+            local = Store::local(out)?;
+            &local
+        }
+    };
+    let manifest_path = snapshot.join("manifest.json");
+    let bytes = std::fs::read(&manifest_path).map_err(|e| io_error(&manifest_path, e))?;
+    let run = RunMark { run_id: id, manifest_sha256: crate::model::hex(&Sha256::digest(&bytes)), at: clock.now() };
+    let scratch = out.join(format!(".delta.tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| io_error(&scratch, e))?;
+    let commits = crate::sink::delta::commit_snapshot(destination, snapshot, manifest, &run, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(commits?)
+}
+
 /// The nightly job: under the output folder's lock, extracts everything in scope (reusing
 /// what the page cache may stand in for), writes every dataset as Parquet and CSV with a
 /// manifest into a hidden staging folder, publishes it as `<output.dir>/<run-id>` with `LATEST`
-/// pointing at it, and applies retention.
+/// pointing at it, and applies retention. With an object-store destination, the folder is the
+/// local `cache_dir`, and the published snapshot is then uploaded under the store prefix's lock,
+/// `manifest.json` last and the store's `LATEST` after it.
 pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunError> {
     let settings = with_needed_datasets(settings);
     let out = settings.output_dir.clone();
+    let store = settings.store.as_ref().map(Store::connect).transpose()?;
     std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
     let _lock = OutputLock::acquire(&out, options.clock.now())?;
     remove_abandoned(&out);
-    let id = run_id(&out, options.clock.now());
+    let id = run_id(&out, store.as_ref(), options.clock.now())?;
+    let mut store_lock = store.as_ref().map(|s| s.lock(&id, options.clock.now(), settings.lock_expiry)).transpose()?;
     // Every event of the run, on every thread, names it through this span.
     let run_span = tracing::info_span!("run", run_id = %id);
     let _in_run = run_span.enter();
@@ -376,7 +462,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     let archive = open_archive(options.keep_raw.as_deref())?;
     let sink = stage_options(&settings)?;
     let normalizer = normalizer(&settings)?;
-    let previous = previous_manifest(&out);
+    let previous = previous_manifest(&out, store.as_ref())?;
     let root = staging.path().to_path_buf();
     let source: BTreeMap<String, String> = [
         ("api".to_owned(), "Partner Center REST v1; Microsoft Graph reconciliation export v2 (see exports)".to_owned()),
@@ -466,17 +552,36 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
     point_latest(&out, &id).map_err(|e| io_error(&out, e))?;
     tracing::info!(event = "run_published", snapshot = %snapshot.display(), files = manifest.files.len());
     crate::failpoint::hit("latest");
+    let published = match (&store, &mut store_lock) {
+        (Some(store), Some(lock)) => Some(publish_to_store(store, lock, &snapshot, &id, &settings, &options.clock)?),
+        _ => None,
+    };
+    let tables = match settings.delta {
+        true => commit_tables(store.as_ref(), &out, &snapshot, &manifest, &id, &options.clock)?,
+        false => Vec::new(),
+    };
     // The snapshot is published: tidying up after it may fail without failing the run.
     if let Some(Err(e)) = cache.as_ref().map(|c| c.finish_attempt()) {
         tracing::warn!(event = "cache_not_tidied", error = %e);
     }
-    let removed = crate::sink::retention::apply(&out, settings.retention, &id, options.clock.now().naive_utc())
+    // A store's local folder only stages: the newest two stay there, for the next run's cache.
+    let local_retention = match store {
+        Some(_) => Retention { keep_snapshots: crate::config::MIN_KEEP_SNAPSHOTS, keep_days: None },
+        None => settings.retention,
+    };
+    let removed_here = crate::sink::retention::apply(&out, local_retention, &id, options.clock.now().naive_utc())
         .unwrap_or_else(|e| {
             tracing::warn!(event = "retention_failed", error = %e);
             Vec::new()
         });
+    let (published, removed) = match published {
+        Some((url, tidied)) => (Some(url), tidied.removed),
+        None => (None, removed_here),
+    };
     Ok(RunSummary {
         snapshot,
+        published,
+        tables,
         manifest,
         report,
         previous: previous.map(|p| p.0),

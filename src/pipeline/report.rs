@@ -4,7 +4,7 @@
 //! In: the published manifest and the extraction's counts. Out: text and numbers. It decides
 //! nothing and writes no file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -105,8 +105,12 @@ impl ExtractSummary {
 /// What a run published.
 #[derive(Debug)]
 pub struct RunSummary {
-    /// The snapshot folder.
+    /// The snapshot folder (for an object-store destination, its local copy).
     pub snapshot: PathBuf,
+    /// The snapshot's URL in the object store it was published to, if any.
+    pub published: Option<String>,
+    /// The Delta table commits of the run (`[output] delta = true`).
+    pub tables: Vec<crate::sink::delta::TableCommit>,
     /// Its manifest.
     pub manifest: Manifest,
     /// Requests, retries, throttling, sequences carried and resumed.
@@ -146,7 +150,10 @@ impl RunSummary {
 
     /// The summary table: datasets, rows, control totals per currency.
     pub fn render(&self) -> String {
-        let mut text = format!("published {}\n", self.snapshot.display());
+        let mut text = match &self.published {
+            Some(url) => format!("published {url} (local copy {})\n", self.snapshot.display()),
+            None => format!("published {}\n", self.snapshot.display()),
+        };
         text.push_str(&format!("  {:<34} {:>10}  control totals\n", "dataset", "rows"));
         for (name, entry) in &self.manifest.datasets {
             let mut first = true;
@@ -205,6 +212,17 @@ impl RunSummary {
         }
         if !self.removed.is_empty() {
             text.push_str(&format!("  retention removed {}\n", self.removed.join(", ")));
+        }
+        if !self.tables.is_empty() {
+            let (added, removed, kept) =
+                self.tables.iter().fold((0, 0, 0), |(a, r, k), t| (a + t.added, r + t.removed, k + t.kept));
+            let versions: BTreeSet<u64> = self.tables.iter().map(|t| t.version).collect();
+            let versions: Vec<String> = versions.iter().map(u64::to_string).collect();
+            text.push_str(&format!(
+                "  delta: {} tables committed (version {}): {added} files added, {removed} removed, {kept} kept\n",
+                self.tables.len(),
+                versions.join(", ")
+            ));
         }
         text
     }

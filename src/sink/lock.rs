@@ -1,4 +1,5 @@
-//! One run per output folder: an exclusive advisory lock (`flock`) on `OUT/.pcrecon.lock`.
+//! One run per output folder: an exclusive advisory lock (`flock`) on `OUT/.pcrecon.lock`
+//! (an object-store prefix has a lock object of the same name: see `store`).
 //!
 //! The kernel drops the lock when its process dies, however it dies, so a lock left by a killed
 //! run is never a stale obstacle; the file still names the last holder, which is how a run that
@@ -15,12 +16,20 @@ pub const LOCK_FILE: &str = ".pcrecon.lock";
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// A live process holds it.
-    #[error("another pcrecon run holds {path} ({holder}); try again when it has finished")]
+    #[error("another pcrecon run holds {at} ({holder}); try again when it has finished")]
     Busy {
-        /// The lock file.
-        path: PathBuf,
+        /// The lock file or object.
+        at: String,
         /// What the file says of its holder.
         holder: String,
+    },
+    /// An object store refused or failed the lock's requests.
+    #[error("cannot lock {object}: {message}")]
+    Store {
+        /// The lock object's URL.
+        object: String,
+        /// The store's answer.
+        message: String,
     },
     /// The file could not be opened or written.
     #[error("cannot lock {path}: {source}")]
@@ -53,7 +62,7 @@ impl OutputLock {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = previous.trim();
                 let holder = if holder.is_empty() { "holder unknown".to_owned() } else { holder.to_owned() };
-                return Err(LockError::Busy { path, holder });
+                return Err(LockError::Busy { at: path.display().to_string(), holder });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
@@ -86,7 +95,8 @@ impl Drop for OutputLock {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, as a lock names its holder.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

@@ -4,6 +4,7 @@
 //!
 //! In: typed rows per dataset and scope. Out: files and published folders. It does not fetch,
 //! decode, convert, match or tie out anything, and imports only the table vocabulary (`tabular`) and the page types (`model`).
+pub mod delta;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
@@ -12,5 +13,6 @@ pub mod read;
 pub mod retention;
 pub mod signature;
 pub mod staging;
+pub mod store;
 pub mod totals;
 pub mod writer;

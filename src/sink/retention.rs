@@ -51,27 +51,56 @@ pub fn latest(out: &Path) -> Option<(String, PathBuf)> {
     path.join("manifest.json").is_file().then_some((id, path))
 }
 
-/// Removes the snapshots retention no longer keeps; never the newest two, nor `keep` itself.
-/// Returns the ids removed.
-pub fn apply(out: &Path, retention: Retention, keep: &str, now: NaiveDateTime) -> io::Result<Vec<String>> {
-    let all = snapshots(out);
-    let protected = all.len().saturating_sub(retention.keep_snapshots.max(2));
-    let newest_two = all.len().saturating_sub(2);
-    let mut removed = Vec::new();
-    for (index, (id, path)) in all.iter().enumerate() {
+/// Why retention removes a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// More snapshots than `keep_snapshots`.
+    Count,
+    /// Older than `keep_days`.
+    Age,
+}
+
+impl Reason {
+    /// The reason as logged.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Count => "count",
+            Reason::Age => "age",
+        }
+    }
+}
+
+/// Which of the published snapshots `ids` (oldest first) retention removes, and why; never the
+/// newest two, nor `keep` itself. The one rule for a local folder and an object-store prefix.
+pub fn doomed<'a>(ids: &'a [String], retention: Retention, keep: &str, now: NaiveDateTime) -> Vec<(&'a str, Reason)> {
+    let protected = ids.len().saturating_sub(retention.keep_snapshots.max(2));
+    let newest_two = ids.len().saturating_sub(2);
+    let mut doomed = Vec::new();
+    for (index, id) in ids.iter().enumerate() {
         if id == keep || index >= newest_two {
             continue;
         }
-        let too_many = index < protected;
         let too_old =
             retention.keep_days.zip(run_time(id)).is_some_and(|(days, at)| (now - at).num_days() > i64::from(days));
-        if too_many || too_old {
-            let hidden = out.join(format!(".{id}.deleting"));
-            std::fs::rename(path, &hidden)?;
-            std::fs::remove_dir_all(&hidden)?;
-            tracing::info!(event = "snapshot_removed", snapshot = %id, reason = if too_many { "count" } else { "age" });
-            removed.push(id.clone());
+        if index < protected {
+            doomed.push((id.as_str(), Reason::Count));
+        } else if too_old {
+            doomed.push((id.as_str(), Reason::Age));
         }
+    }
+    doomed
+}
+
+/// Removes the snapshots retention no longer keeps (see [`doomed`]). Returns the ids removed.
+pub fn apply(out: &Path, retention: Retention, keep: &str, now: NaiveDateTime) -> io::Result<Vec<String>> {
+    let ids: Vec<String> = snapshots(out).into_iter().map(|(id, _)| id).collect();
+    let mut removed = Vec::new();
+    for (id, reason) in doomed(&ids, retention, keep, now) {
+        let hidden = out.join(format!(".{id}.deleting"));
+        std::fs::rename(out.join(id), &hidden)?;
+        std::fs::remove_dir_all(&hidden)?;
+        tracing::info!(event = "snapshot_removed", snapshot = %id, reason = reason.name());
+        removed.push(id.to_owned());
     }
     Ok(removed)
 }

@@ -186,17 +186,21 @@ pub enum Writer {
     Csv(Box<CsvFile>),
 }
 
+/// How every Parquet file pcrecon writes is encoded: zstd, row groups of 128 Ki rows.
+pub fn parquet_properties() -> io::Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(io::Error::other)?))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_dictionary_page_size_limit(256 * 1024)
+        .set_created_by(concat!("pcrecon ", env!("CARGO_PKG_VERSION")).to_owned())
+        .build())
+}
+
 impl Writer {
     /// Starts a Parquet file for a dataset's rows.
     pub fn parquet(path: &Path, schema: &DatasetSchema) -> io::Result<Writer> {
         let arrow = arrow_schema(schema);
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(io::Error::other)?))
-            .set_max_row_group_row_count(Some(128 * 1024))
-            .set_dictionary_page_size_limit(256 * 1024)
-            .set_created_by(concat!("pcrecon ", env!("CARGO_PKG_VERSION")).to_owned())
-            .build();
-        let writer = ArrowWriter::try_new(open(path)?, arrow, Some(props)).map_err(io::Error::other)?;
+        let writer = ArrowWriter::try_new(open(path)?, arrow, Some(parquet_properties()?)).map_err(io::Error::other)?;
         Ok(Writer::Parquet(Box::new(ParquetFile {
             path: path.to_path_buf(),
             pending: VecDeque::new(),

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use crate::helpers::demo_snapshot;
+use crate::helpers::{demo_snapshot, test_python};
 
 const CHECK: &str = r#"
 import duckdb, json, sys
@@ -47,32 +47,9 @@ for name, entry in m["datasets"].items():
 print(checked)
 "#;
 
-/// A Python that has DuckDB: `PCRECON_TEST_PYTHON` (`.ci/run` sets it), or a virtual
-/// environment the tests make once under the target folder, installing DuckDB from PyPI. Fails
-/// loudly when neither can be had: the check is never skipped.
-fn python_with_duckdb() -> std::path::PathBuf {
-    if let Ok(python) = std::env::var("PCRECON_TEST_PYTHON") {
-        return python.into();
-    }
-    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("duckdb-venv");
-    let python = venv.join("bin").join("python");
-    let has_duckdb =
-        |p: &std::path::Path| Command::new(p).args(["-c", "import duckdb"]).status().is_ok_and(|s| s.success());
-    if !has_duckdb(&python) {
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-        assert!(made.is_ok_and(|s| s.success()), "cannot make a virtual environment at {}", venv.display());
-        let pip = venv.join("bin").join("pip");
-        let installed =
-            Command::new(&pip).args(["install", "--quiet", "--disable-pip-version-check", "duckdb"]).status();
-        assert!(installed.is_ok_and(|s| s.success()), "cannot install duckdb with {}", pip.display());
-    }
-    assert!(has_duckdb(&python), "{} cannot import duckdb", python.display());
-    python
-}
-
 /// Runs a check script over a fresh demo snapshot and `schemas/`: what it counted as checked.
 fn check_demo_snapshot(script: &str) -> u32 {
-    let python = python_with_duckdb();
+    let python = test_python();
     let dir = tempfile::tempdir().unwrap();
     let snapshot = demo_snapshot(dir.path());
     let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
@@ -89,7 +66,7 @@ fn duckdb_reads_every_file_and_sums_to_the_manifest() {
 
 #[test]
 fn the_readme_answers_the_three_analyst_questions_with_one_query_each() {
-    let python = python_with_duckdb();
+    let python = test_python();
     let dir = tempfile::tempdir().unwrap();
     let snapshot = demo_snapshot(dir.path());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -417,3 +417,132 @@ pub fn requested(log: &Path) -> Vec<String> {
 pub fn log_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
+
+/// What the tests' Python reads with: DuckDB, the stores' SDKs, an S3 emulator, a Delta reader.
+pub const TEST_PYTHON_PACKAGES: [&str; 5] = ["duckdb", "moto[server]", "azure-storage-blob", "deltalake", "pyarrow"];
+
+/// A Python with [`TEST_PYTHON_PACKAGES`]: `PCRECON_TEST_PYTHON` (`.ci/run` sets it), or a virtual
+/// environment the tests make once under the target folder, installing them from PyPI. Fails
+/// loudly when neither can be had: no check is ever skipped.
+pub fn test_python() -> PathBuf {
+    if let Ok(python) = std::env::var("PCRECON_TEST_PYTHON") {
+        return python.into();
+    }
+    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-venv");
+        let python = venv.join("bin").join("python");
+        let ready = |p: &Path| {
+            Command::new(p)
+                .args(["-c", "import duckdb, moto, azure.storage.blob, deltalake, pyarrow"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ready(&python) {
+            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
+            assert!(made.is_ok_and(|s| s.success()), "cannot make a virtual environment at {}", venv.display());
+            let pip = venv.join("bin").join("pip");
+            let installed = Command::new(&pip)
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(TEST_PYTHON_PACKAGES)
+                .status();
+            assert!(installed.is_ok_and(|s| s.success()), "cannot install the test packages with {}", pip.display());
+        }
+        assert!(ready(&python), "{} lacks one of {TEST_PYTHON_PACKAGES:?}", python.display());
+        python
+    })
+    .clone()
+}
+
+/// A server a test started on 127.0.0.1 port 0 (Azurite, moto), killed on drop.
+pub struct Service {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Service {
+    /// Starts `command` and waits for the first `http://127.0.0.1:PORT` it prints, on either stream.
+    fn start(mut command: Command, what: &str) -> Service {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let (tx, rx) = mpsc::channel::<String>();
+        let streams: [Box<dyn std::io::Read + Send>; 2] =
+            [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+        for stream in streams {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(at) = line.find("http://127.0.0.1:") {
+                        let url: String = line[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+                        let _ = tx.send(url.trim_end_matches('/').to_owned());
+                    }
+                }
+            });
+        }
+        let endpoint = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{what} did not start"));
+        Service { child, endpoint }
+    }
+
+    /// Azurite's Blob service, in memory: `PCRECON_TEST_AZURITE` (`.ci/run` sets it), else
+    /// `azurite-blob` on the PATH, else one the tests install once with npm.
+    pub fn azurite() -> Service {
+        let binary = std::env::var("PCRECON_TEST_AZURITE").map(PathBuf::from).unwrap_or_else(|_| {
+            let on_path = Command::new("azurite-blob").arg("--version").output().is_ok_and(|o| o.status.success());
+            if on_path {
+                return PathBuf::from("azurite-blob");
+            }
+            let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("azurite");
+            let binary = prefix.join("node_modules/.bin/azurite-blob");
+            if !binary.exists() {
+                let installed = Command::new("npm")
+                    .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                    .arg(&prefix)
+                    .arg("azurite@3")
+                    .status();
+                assert!(installed.is_ok_and(|s| s.success()), "cannot install Azurite with npm");
+            }
+            binary
+        });
+        let mut command = Command::new(binary);
+        command.args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--loose",
+            "--skipApiVersionCheck",
+        ]);
+        Service::start(command, "Azurite")
+    }
+
+    /// moto's S3 server, from the tests' Python.
+    pub fn moto() -> Service {
+        let mut command = Command::new(test_python());
+        command.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]);
+        Service::start(command, "moto")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small world and its first revision, which re-prices one billed line: both folders, and
+/// the revision's account of that restatement.
+pub fn restated_worlds(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Value) {
+    let (before_world, after_world) = (dir.join("rev0"), dir.join("rev1"));
+    let args = ["--seed", "11", "--customers", "4", "--months", "2", "--usage-rows-per-month", "200"];
+    generate(&before_world, &args);
+    generate(&after_world, &[&args[..], &["--revision", "1"]].concat());
+    let restatement = truth(&after_world)["restated"][0].clone();
+    (before_world, after_world, restatement)
+}

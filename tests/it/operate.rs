@@ -11,7 +11,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
 use crate::helpers::{
-    Emulator, V1_ONLY, bin, data, digest_tree, generate, latest, pcrecon, requested, run, samples, truth, visible_tree,
+    Emulator, V1_ONLY, bin, data, digest_tree, latest, pcrecon, requested, restated_worlds, run, samples, visible_tree,
     write_config,
 };
 
@@ -239,17 +239,6 @@ fn strings(path: &Path, column: &str) -> Vec<Option<String>> {
         out.extend((0..array.len()).map(|i| array.is_valid(i).then(|| array.value(i).to_owned())));
     }
     out
-}
-
-/// A small world and its first revision, which re-prices one billed line: both folders, and
-/// the revision's account of that restatement.
-fn restated_worlds(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Value) {
-    let (before_world, after_world) = (dir.join("rev0"), dir.join("rev1"));
-    let args = ["--seed", "11", "--customers", "4", "--months", "2", "--usage-rows-per-month", "200"];
-    generate(&before_world, &args);
-    generate(&after_world, &[&args[..], &["--revision", "1"]].concat());
-    let restatement = truth(&after_world)["restated"][0].clone();
-    (before_world, after_world, restatement)
 }
 
 #[test]
