@@ -99,6 +99,10 @@ pub struct DiffArgs {
     /// before LATEST, and LATEST).
     #[arg(long, value_name = "OUTPUT_DIR|URL", conflicts_with_all = ["a", "b"])]
     pub previous: Option<String>,
+    /// Compare two versions of the Delta tables of this destination (`[output] delta = true`):
+    /// A and B are then table versions (`3`) or the run ids that committed them.
+    #[arg(long, value_name = "OUTPUT_DIR|URL", requires = "a", conflicts_with = "previous")]
+    pub delta: Option<String>,
     /// Where to write diff_changes and diff_totals [default: `diffs/A-to-B` beside B].
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -12,7 +12,8 @@ use pcrecon::emulator::{server, world};
 use pcrecon::error::Error;
 use pcrecon::pipeline;
 use pcrecon::progress::Progress;
-use pcrecon::sink::store::{LocalCopy, Location};
+use pcrecon::sink::delta;
+use pcrecon::sink::store::{LocalCopy, Location, Store};
 use std::sync::Arc;
 
 /// Rows are allocated on the decoding threads and freed on the encoding ones: mimalloc's
@@ -98,6 +99,18 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
         }
         Command::Diff(args) => {
             let copies;
+            if let (Some(destination), Some(a), Some(b)) = (&args.delta, &args.a, &args.b) {
+                let (a, b) = (fetched_tables(destination, a)?, fetched_tables(destination, b)?);
+                let out =
+                    args.out.clone().unwrap_or_else(|| Path::new("diffs").join(format!("delta-{}-to-{}", a.1, b.1)));
+                let report = diff::diff(a.0.path(), b.0.path(), &out)?;
+                print!("{}", report.render());
+                return if report.differs() {
+                    Err(Error::Findings("the table versions differ".into()))
+                } else {
+                    Ok(())
+                };
+            }
             let (a, b) = match (&args.previous, &args.a, &args.b) {
                 (Some(out), _, _) => {
                     let out = fetched(&location(out)?, Some(2))?;
@@ -258,6 +271,26 @@ fn fetched(location: &Location, newest: Option<usize>) -> Result<LocalCopy, Erro
         None => LocalCopy::of(location),
     };
     copy.map_err(|e| Error::Run(pipeline::RunError::Store(e)))
+}
+
+/// The snapshot a version of a destination's Delta tables holds, rebuilt into a temporary
+/// folder, with the version's text as given.
+fn fetched_tables(destination: &str, at: &str) -> Result<(tempfile::TempDir, String), Error> {
+    let store = match location(destination)? {
+        Location::Local(dir) => Store::local(&dir),
+        Location::Store(url) => Store::connect(&url),
+    }
+    .map_err(|e| Error::Run(pipeline::RunError::Store(e)))?;
+    let dir = tempfile::tempdir().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+    let rebuilt = delta::rebuild(&store, &delta::At::parse(at), dir.path())
+        .map_err(|e| Error::Run(pipeline::RunError::Delta(e)))?;
+    if rebuilt.versions.is_empty() {
+        return Err(Error::Usage(format!("{destination} has no Delta table with version or run {at}")));
+    }
+    if !rebuilt.missing.is_empty() {
+        tracing::warn!(event = "delta_tables_left_out", at, tables = %rebuilt.missing.join(", "));
+    }
+    Ok((dir, at.to_owned()))
 }
 
 /// The bundled samples world: `./samples/world` when run from the repository, else the one beside the

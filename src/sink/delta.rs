@@ -106,13 +106,15 @@ struct Active {
     size: u64,
 }
 
-/// A table's current version, from its log.
+/// A table's version (the newest, or one asked for), from its log.
 #[derive(Debug, Default)]
 struct TableState {
     version: Option<u64>,
     table_id: Option<String>,
     schema_string: Option<String>,
     files: BTreeMap<String, Active>,
+    /// The run id each version up to this one records.
+    runs: BTreeMap<u64, String>,
 }
 
 /// A snapshot file that belongs in the table.
@@ -165,7 +167,7 @@ fn commit_table(
     scratch: &Path,
 ) -> Result<TableCommit, DeltaError> {
     let table = format!("{TABLES}/{}", schema.name);
-    let state = read_state(store, &table)?;
+    let state = read_state(store, &table, None)?;
     let partitioned = schema.partition != Partition::None;
     let schema_string = delta_schema(schema, partitioned).to_string();
     let new_schema = state.schema_string.as_deref() != Some(schema_string.as_str());
@@ -279,13 +281,15 @@ fn partition_values(partitioned: bool, value: Option<&str>) -> Value {
     if partitioned { json!({ PARTITION_COLUMN: value }) } else { json!({}) }
 }
 
-/// Replays a table's JSON log: its last version, its id and schema, and the files it holds.
-fn read_state(store: &Store, table: &str) -> Result<TableState, DeltaError> {
+/// Replays a table's JSON log up to `upto` (default: its newest version): the version, its id
+/// and schema, the files it holds, and the run each version records.
+fn read_state(store: &Store, table: &str, upto: Option<u64>) -> Result<TableState, DeltaError> {
     let log = format!("{table}/_delta_log");
     let bad = |message: String| DeltaError::Log { table: store.url().join(table), message };
     let mut versions: Vec<u64> =
         store.list(&log)?.iter().filter_map(|n| n.strip_suffix(".json")?.parse().ok()).collect();
     versions.sort_unstable();
+    versions.retain(|v| upto.is_none_or(|u| *v <= u));
     let mut state = TableState::default();
     for (expected, version) in versions.iter().enumerate() {
         if *version != expected as u64 {
@@ -307,11 +311,147 @@ fn read_state(store: &Store, table: &str) -> Result<TableState, DeltaError> {
             } else if let Some(meta) = action.get("metaData") {
                 state.table_id = meta["id"].as_str().map(str::to_owned);
                 state.schema_string = meta["schemaString"].as_str().map(str::to_owned);
+            } else if let Some(info) = action.get("commitInfo") {
+                let mark = info["userMetadata"].as_str().and_then(|m| serde_json::from_str::<Value>(m).ok());
+                if let Some(run) = mark.as_ref().and_then(|m| m["run_id"].as_str()) {
+                    state.runs.insert(*version, run.to_owned());
+                }
             }
         }
         state.version = Some(*version);
     }
     Ok(state)
+}
+
+/// Which version of each table to read: a version number, or the version a run committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// This version of every table.
+    Version(u64),
+    /// In every table, the version this run (its snapshot's id) committed.
+    Run(String),
+}
+
+impl At {
+    /// A version number, or else a run id.
+    pub fn parse(text: &str) -> At {
+        text.parse().map_or_else(|_| At::Run(text.to_owned()), At::Version)
+    }
+}
+
+/// What [`rebuild`] made: per dataset, the table version it read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Dataset → version.
+    pub versions: BTreeMap<String, u64>,
+    /// Tables that have no such version (or no commit of that run).
+    pub missing: Vec<String>,
+}
+
+/// Rebuilds into the folder `into` the snapshot a version of the tables holds, as a snapshot
+/// folder `pcrecon diff` reads: each table's files in their snapshot places (instants in
+/// nanoseconds again, at the microseconds the table keeps) and a `manifest.json` listing them
+/// with the SHA-256 of the snapshot files they were made from (so two versions that share a
+/// file compare it as identical). Control totals are not in the tables: the rebuilt manifest
+/// has none, and `diff` compares rows.
+pub fn rebuild(store: &Store, at: &At, into: &Path) -> Result<Rebuilt, DeltaError> {
+    let mut rebuilt = Rebuilt::default();
+    let mut datasets = BTreeMap::new();
+    let mut files = Vec::new();
+    for dataset in Dataset::ALL {
+        let Some(schema) = dataset.schema() else { continue };
+        let table = format!("{TABLES}/{}", dataset.name());
+        let newest = read_state(store, &table, None)?;
+        let Some(last) = newest.version else { continue };
+        let version = match at {
+            At::Version(v) if *v <= last => Some(*v),
+            At::Version(_) => None,
+            At::Run(run) => newest.runs.iter().find(|(_, r)| *r == run).map(|(v, _)| *v),
+        };
+        let Some(version) = version else {
+            rebuilt.missing.push(dataset.name().to_owned());
+            continue;
+        };
+        let state = read_state(store, &table, Some(version))?;
+        let mut entry = super::manifest::DatasetEntry::of(schema);
+        for (path, file) in &state.files {
+            let source = file.source.clone().unwrap_or_else(|| path.clone());
+            let rel = format!("{}/{source}", dataset.name());
+            let bytes = store.read(&format!("{table}/{path}"))?.ok_or_else(|| DeltaError::Log {
+                table: store.url().join(&table),
+                message: format!("version {version} names {path}, which is not there"),
+            })?;
+            let target = into.join(&rel);
+            let rows =
+                restore(&bytes, schema, &target).map_err(|message| DeltaError::File { file: rel.clone(), message })?;
+            entry.rows += rows;
+            let bytes_written = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+            let sha256 = file.sha256.clone().unwrap_or_else(|| path.clone());
+            files.push(super::writer::FileReport { path: rel, rows, bytes: bytes_written, sha256 });
+        }
+        datasets.insert(dataset.name().to_owned(), entry);
+        rebuilt.versions.insert(dataset.name().to_owned(), version);
+    }
+    let described = match at {
+        At::Version(v) => format!("Delta table version {v} of {}", store.url()),
+        At::Run(run) => format!("Delta table versions of run {run} in {}", store.url()),
+    };
+    let manifest = Manifest {
+        format: super::manifest::MANIFEST_FORMAT,
+        source: [("delta".to_owned(), described)].into_iter().collect(),
+        provenance: super::manifest::Provenance::default(),
+        datasets,
+        checks: BTreeMap::new(),
+        files,
+        lineage: BTreeMap::new(),
+        exports: BTreeMap::new(),
+        operations: BTreeMap::new(),
+        not_ready: BTreeMap::new(),
+        schema_drift: BTreeMap::new(),
+    };
+    let text = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| DeltaError::File { file: "manifest.json".into(), message: e.to_string() })?;
+    std::fs::write(into.join("manifest.json"), text).map_err(|e| DeltaError::File {
+        file: into.join("manifest.json").display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(rebuilt)
+}
+
+/// Writes a table data file back in the snapshot's schema (instants in nanoseconds); its rows.
+fn restore(bytes: &[u8], schema: &DatasetSchema, to: &Path) -> Result<u64, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| e.to_string())?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let target = arrow_schema(schema);
+    let file = std::fs::File::create(to).map_err(|e| e.to_string())?;
+    let props = parquet_properties().map_err(|e| e.to_string())?;
+    let mut writer = ArrowWriter::try_new(file, target.clone(), Some(props)).map_err(|e| e.to_string())?;
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(column, field)| match (column.data_type(), field.data_type()) {
+                (DataType::Timestamp(TimeUnit::Microsecond, _), DataType::Timestamp(TimeUnit::Nanosecond, tz)) => {
+                    let micros = column.as_primitive::<TimestampMicrosecondType>();
+                    let nanos = micros.unary::<_, TimestampNanosecondType>(|v| v.saturating_mul(1000));
+                    Arc::new(nanos.with_timezone_opt(tz.clone())) as ArrayRef
+                }
+                _ => column.clone(),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).map_err(|e| e.to_string())?;
+    }
+    writer.close().map_err(|e| e.to_string())?;
+    Ok(rows)
 }
 
 /// The Delta type of a column.

@@ -131,6 +131,9 @@ pub struct ColumnEntry {
     pub nullable: bool,
 }
 
+/// The format of the manifests this version writes.
+pub const MANIFEST_FORMAT: u32 = 2;
+
 /// `manifest.json`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Manifest {

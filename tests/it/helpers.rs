@@ -490,7 +490,12 @@ impl Service {
     /// Azurite's Blob service, in memory: `PCRECON_TEST_AZURITE` (`.ci/run` sets it), else
     /// `azurite-blob` on the PATH, else one the tests install once with npm.
     pub fn azurite() -> Service {
-        let binary = std::env::var("PCRECON_TEST_AZURITE").map(PathBuf::from).unwrap_or_else(|_| {
+        // Resolved once per test binary: tests start Azurite concurrently, npm must install once.
+        static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let binary = BINARY.get_or_init(|| {
+            if let Ok(binary) = std::env::var("PCRECON_TEST_AZURITE") {
+                return PathBuf::from(binary);
+            }
             let on_path = Command::new("azurite-blob").arg("--version").output().is_ok_and(|o| o.status.success());
             if on_path {
                 return PathBuf::from("azurite-blob");

@@ -190,7 +190,7 @@ impl Snapshot {
             .map(|(key, e)| (key, ExportData { etag: e.etag, attribute_set: e.attribute_set }))
             .collect();
         let manifest = Manifest {
-            format: 2,
+            format: crate::sink::manifest::MANIFEST_FORMAT,
             source,
             provenance,
             datasets,
