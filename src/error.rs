@@ -13,7 +13,9 @@ use crate::emulator::server::ServeError;
 use crate::emulator::world::WorldError;
 use crate::pipeline::RunError;
 use crate::pipeline::stages::StageError;
+use crate::sink::delta::DeltaError;
 use crate::sink::lock::LockError;
+use crate::sink::store::StoreError;
 
 /// What a command's end tells the operator: the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +53,10 @@ impl Exit {
             "finished with findings: published with rejected records or, as --fail-on asks, mismatches,\n     sequences not ready or exceptions; diff: the snapshots differ; verify: a file is missing,\n     altered, extra or listed outside the snapshot, a row count or control total is not what the\n     files hold, or a snapshot of the folder cannot be verified",
         ),
         (Exit::Usage, "usage or configuration error"),
-        (Exit::Auth, "authentication refused (also: multi-factor authentication required, 900421)"),
+        (
+            Exit::Auth,
+            "authentication refused (also: multi-factor authentication required, 900421; an object store refusing the credentials of the environment)",
+        ),
         (Exit::Api, "the API failed after retries"),
         (
             Exit::Data,
@@ -171,12 +176,26 @@ fn run_exit(e: &RunError) -> Exit {
         }
         RunError::Stage(StageError::Io { .. }) => Exit::Io,
         RunError::Lock(LockError::Busy { .. }) => Exit::Busy,
+        RunError::Store(e) | RunError::Delta(DeltaError::Store(e)) => store_exit(e),
         RunError::Lock(LockError::Io { .. } | LockError::Store { .. })
-        | RunError::Store(_)
         | RunError::Delta(_)
         | RunError::Dump(_)
         | RunError::Io { .. }
         | RunError::Start(_) => Exit::Io,
+    }
+}
+
+/// An object store's failure: its configuration or credentials (the URL, the environment), a
+/// refusal of them, a lock another run took over, or else output I/O.
+fn store_exit(e: &StoreError) -> Exit {
+    match e {
+        StoreError::Open { .. } => Exit::Usage,
+        StoreError::Request {
+            source: object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. },
+            ..
+        } => Exit::Auth,
+        StoreError::LockLost { .. } => Exit::Busy,
+        StoreError::Request { .. } | StoreError::Mismatch { .. } | StoreError::Local { .. } => Exit::Io,
     }
 }
 

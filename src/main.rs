@@ -232,6 +232,12 @@ fn stop_on_signals(progress: Arc<Progress>) {
 /// match exceptions as asked.
 fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), Error> {
     let at = summary.snapshot.display();
+    if let Some(error) = &summary.tables_failed {
+        return Err(Error::Findings(format!(
+            "published {at}, but its Delta tables were not committed (the next run commits its own snapshot): {}",
+            pcrecon::redact::redact(&error.to_string())
+        )));
+    }
     let rejected = summary.rejected();
     if rejected > 0 {
         return Err(Error::Findings(format!("published with {rejected} rejected records: see rejects/ in {at}")));

@@ -16,7 +16,7 @@
 //!
 //! [output]
 //! dir = "out"                                             # or az://container/prefix, abfss://…, s3://bucket/prefix, gs://…
-//! cache_dir = "pcrecon-cache"                              # object-store dir only: local page cache and staging
+//! cache_dir = "pcrecon-cache"                              # object-store dir only: page cache and staging, a folder per destination
 //! lock_expiry_hours = 6                                    # object-store dir only: a dead run's lock expires
 //! delta = false                                            # true: also a Delta Lake table per dataset in <dir>/delta/
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
@@ -122,7 +122,7 @@ pub struct Settings {
     pub output_dir: PathBuf,
     /// The object-store prefix snapshots are published to (none: `output_dir` is the destination).
     pub store: Option<crate::sink::store::StoreUrl>,
-    /// The local folder an object-store destination works in (`[output] cache_dir`).
+    /// Where object-store destinations work locally, one folder per destination (`[output] cache_dir`).
     pub cache_dir: PathBuf,
     /// How long an object-store lock holds before another run may take it over.
     pub lock_expiry: Duration,
@@ -184,7 +184,7 @@ impl Settings {
                 self.store = None;
             }
             crate::sink::store::Location::Store(url) => {
-                self.output_dir = self.cache_dir.clone();
+                self.output_dir = self.cache_dir.join(url.folder_name());
                 self.store = Some(url);
             }
         }

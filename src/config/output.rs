@@ -28,8 +28,8 @@ pub const DEFAULT_KEEP_SNAPSHOTS: usize = 10;
 /// Published snapshots always kept, whatever the setting: the newest and the one before it,
 /// which `pcrecon diff` compares.
 pub const MIN_KEEP_SNAPSHOTS: usize = 2;
-/// The local folder of an object-store destination (page cache, staged snapshots), by default
-/// (relative to the config file).
+/// Where object-store destinations keep their local work (one folder per destination: page
+/// cache, lock, staged snapshots), by default (relative to the config file).
 pub const DEFAULT_CACHE_DIR: &str = "pcrecon-cache";
 /// How long an object-store lock holds before another run may take it over, by default.
 pub const DEFAULT_LOCK_EXPIRY_HOURS: u64 = 6;
@@ -101,13 +101,19 @@ impl RawOutput {
                 ));
             }
             Location::Local(dir) => (resolve(&dir), None),
-            Location::Store(url) => (cache_dir.clone(), Some(url)),
+            Location::Store(url) => (cache_dir.join(url.folder_name()), Some(url)),
         };
+        let hours = self.lock_expiry_hours.unwrap_or(DEFAULT_LOCK_EXPIRY_HOURS);
+        if !(1..=24 * 7).contains(&hours) {
+            return Err(ConfigError::Invalid(format!(
+                "output.lock_expiry_hours: {hours} is not between 1 and 168 (a week)"
+            )));
+        }
         Ok(OutputSettings {
             dir,
             store,
             cache_dir,
-            lock_expiry: Duration::from_secs(self.lock_expiry_hours.unwrap_or(DEFAULT_LOCK_EXPIRY_HOURS) * 3600),
+            lock_expiry: Duration::from_secs(hours * 3600),
             delta: self.delta.unwrap_or(false),
             csv: CsvFormat { bom: self.csv_bom.unwrap_or(false), delimiter, decimal_separator },
             rejects: self.rejects.unwrap_or(false),

@@ -398,7 +398,7 @@ fn publish_to_store(
     );
     crate::failpoint::hit("store_latest");
     let tidied = store.tidy(settings.retention, id, clock.now()).unwrap_or_else(|e| {
-        tracing::warn!(event = "retention_failed", store = %store.url(), error = %e);
+        tracing::warn!(event = "retention_failed", store = %store.url(), error = %crate::redact::redact(&e.to_string()));
         Tidied::default()
     });
     Ok((url, tidied))
@@ -413,7 +413,7 @@ fn commit_tables(
     manifest: &Manifest,
     id: &str,
     clock: &Clock,
-) -> Result<Vec<TableCommit>, RunError> {
+) -> Result<Vec<TableCommit>, DeltaError> {
     let local;
     let destination = match store {
         Some(store) => store,
@@ -422,14 +422,16 @@ fn commit_tables(
             &local
         }
     };
+    let file_error =
+        |path: &Path, e: std::io::Error| DeltaError::File { file: path.display().to_string(), message: e.to_string() };
     let manifest_path = snapshot.join("manifest.json");
-    let bytes = std::fs::read(&manifest_path).map_err(|e| io_error(&manifest_path, e))?;
+    let bytes = std::fs::read(&manifest_path).map_err(|e| file_error(&manifest_path, e))?;
     let run = RunMark { run_id: id, manifest_sha256: crate::model::hex(&Sha256::digest(&bytes)), at: clock.now() };
     let scratch = out.join(format!(".delta.tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| io_error(&scratch, e))?;
+    std::fs::create_dir_all(&scratch).map_err(|e| file_error(&scratch, e))?;
     let commits = crate::sink::delta::commit_snapshot(destination, snapshot, manifest, &run, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok(commits?)
+    commits
 }
 
 /// The nightly job: under the output folder's lock, extracts everything in scope (reusing
@@ -556,10 +558,6 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         (Some(store), Some(lock)) => Some(publish_to_store(store, lock, &snapshot, &id, &settings, &options.clock)?),
         _ => None,
     };
-    let tables = match settings.delta {
-        true => commit_tables(store.as_ref(), &out, &snapshot, &manifest, &id, &options.clock)?,
-        false => Vec::new(),
-    };
     // The snapshot is published: tidying up after it may fail without failing the run.
     if let Some(Err(e)) = cache.as_ref().map(|c| c.finish_attempt()) {
         tracing::warn!(event = "cache_not_tidied", error = %e);
@@ -578,10 +576,23 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         Some((url, tidied)) => (Some(url), tidied.removed),
         None => (None, removed_here),
     };
+    // Last: the snapshot is published whatever becomes of its tables, and the next run commits
+    // its own snapshot if this commit fails.
+    let (tables, tables_failed) = match settings.delta {
+        false => (Vec::new(), None),
+        true => match commit_tables(store.as_ref(), &out, &snapshot, &manifest, &id, &options.clock) {
+            Ok(tables) => (tables, None),
+            Err(e) => {
+                tracing::error!(event = "delta_commit_failed", error = %crate::redact::redact(&e.to_string()));
+                (Vec::new(), Some(e))
+            }
+        },
+    };
     Ok(RunSummary {
         snapshot,
         published,
         tables,
+        tables_failed,
         manifest,
         report,
         previous: previous.map(|p| p.0),

@@ -111,6 +111,8 @@ pub struct RunSummary {
     pub published: Option<String>,
     /// The Delta table commits of the run (`[output] delta = true`).
     pub tables: Vec<crate::sink::delta::TableCommit>,
+    /// Why the Delta tables were not committed, if they were not (the snapshot is published).
+    pub tables_failed: Option<crate::sink::delta::DeltaError>,
     /// Its manifest.
     pub manifest: Manifest,
     /// Requests, retries, throttling, sequences carried and resumed.

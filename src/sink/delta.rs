@@ -14,7 +14,10 @@
 //! the files of the invoices the snapshot holds (an invoice another run published and this one
 //! did not ask for stays); for every other dataset, the whole table. A file whose snapshot
 //! SHA-256 equals the one of the file the table has for it is kept, not rewritten, so a quiet
-//! night's commit removes and adds nothing. Data files go first and the log entry last, as a
+//! night's commit removes and adds nothing. A dataset whose schema changed (a new schema
+//! version) gets its schema replaced and its whole table rewritten. A table another writer
+//! upgraded (a newer protocol, table features, deletion vectors) is refused, not written over.
+//! Data files go first and the log entry last, as a
 //! conditional create of `_delta_log/<version>.json`, so a reader sees the previous version or
 //! the new one; files of a commit that never landed are referenced by no version.
 //!
@@ -104,6 +107,7 @@ struct Active {
     sha256: Option<String>,
     partition: Option<String>,
     size: u64,
+    tags: Value,
 }
 
 /// A table's version (the newest, or one asked for), from its log.
@@ -113,6 +117,8 @@ struct TableState {
     table_id: Option<String>,
     schema_string: Option<String>,
     files: BTreeMap<String, Active>,
+    /// The table's properties (`metaData.configuration`), kept when the schema is replaced.
+    configuration: Value,
     /// The run id each version up to this one records.
     runs: BTreeMap<u64, String>,
 }
@@ -169,8 +175,14 @@ fn commit_table(
     let table = format!("{TABLES}/{}", schema.name);
     let state = read_state(store, &table, None)?;
     let partitioned = schema.partition != Partition::None;
-    let schema_string = delta_schema(schema, partitioned).to_string();
-    let new_schema = state.schema_string.as_deref() != Some(schema_string.as_str());
+    let table_schema = delta_schema(schema, partitioned);
+    let schema_string = table_schema.to_string();
+    // Compared as JSON, not as text: another writer may order the keys otherwise.
+    let recorded = state.schema_string.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let new_schema = recorded.as_ref() != Some(&table_schema);
+    // Data files are named by their source's SHA-256 and the table schema they are written in:
+    // a path once written always holds the same bytes, and no commit removes and adds one path.
+    let schema_tag = &crate::model::hex(&<sha2::Sha256 as sha2::Digest>::digest(schema_string.as_bytes()))[..8];
     // Line items by invoice: this run covers the invoices it holds; otherwise the whole table.
     let per_invoice = schema.partition == Partition::Invoice && !new_schema;
     let by_source: BTreeMap<&str, &Wanted<'_>> = wanted.iter().map(|w| (w.source.as_str(), w)).collect();
@@ -198,6 +210,7 @@ fn commit_table(
                 "extendedFileMetadata": true,
                 "partitionValues": partition_values(partitioned, file.partition.as_deref()),
                 "size": file.size,
+                "tags": file.tags,
             }}));
             removed += 1;
         }
@@ -205,13 +218,18 @@ fn commit_table(
     let mut added = 0;
     for want in wanted.iter().filter(|w| !kept_sources.contains(&w.source)) {
         let stem = want.source.trim_end_matches(".parquet");
-        let data_path = format!("{stem}-{}.parquet", &want.sha256[..16.min(want.sha256.len())]);
+        let data_path = format!("{stem}-{}-{schema_tag}.parquet", &want.sha256[..16.min(want.sha256.len())]);
         let local = scratch.join(format!("{}-{}", schema.name, data_path.replace('/', "_")));
         let truncated = reencode(&snapshot.join(want.path), schema, &local)?;
         if truncated > 0 {
             tracing::info!(event = "delta_timestamps_floored", dataset = %schema.name, file = want.path, values = truncated);
         }
-        let size = store.upload_file(&local, &format!("{table}/{data_path}"))?;
+        let object = format!("{table}/{data_path}");
+        // A file an earlier commit wrote (then removed) comes back as it was: never overwritten.
+        let size = match store.size_of(&object)? {
+            Some(size) => size,
+            None => store.upload_file(&local, &object)?,
+        };
         let _ = std::fs::remove_file(&local);
         actions.push(json!({"add": {
             "path": data_path,
@@ -249,7 +267,7 @@ fn commit_table(
             "format": {"provider": "parquet", "options": {}},
             "schemaString": schema_string,
             "partitionColumns": partition_columns(partitioned),
-            "configuration": {},
+            "configuration": if state.configuration.is_object() { state.configuration.clone() } else { json!({}) },
             "createdTime": now_ms,
         }}));
     }
@@ -300,17 +318,33 @@ fn read_state(store: &Store, table: &str, upto: Option<u64>) -> Result<TableStat
         let bytes = store.read(&format!("{log}/{version:020}.json"))?.unwrap_or_default();
         for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
             let action: Value = serde_json::from_str(line).map_err(|e| bad(format!("version {version}: {e}")))?;
-            if let Some(add) = action.get("add") {
+            if let Some(protocol) = action.get("protocol") {
+                let reader = protocol["minReaderVersion"].as_u64().unwrap_or(0);
+                let writer = protocol["minWriterVersion"].as_u64().unwrap_or(0);
+                let features = protocol.get("readerFeatures").or(protocol.get("writerFeatures")).is_some();
+                if reader > 1 || writer > 2 || features {
+                    return Err(bad(format!(
+                        "version {version} asks for reader {reader} / writer {writer}{}; pcrecon writes reader 1 / writer 2 tables only",
+                        if features { " with table features" } else { "" }
+                    )));
+                }
+            } else if let Some(add) = action.get("add") {
+                if add.get("deletionVector").is_some_and(|d| !d.is_null()) {
+                    return Err(bad(format!("version {version} has a deletion vector, which pcrecon does not read")));
+                }
                 let path = add["path"].as_str().unwrap_or_default().to_owned();
                 let tag = |name: &str| add["tags"][name].as_str().map(str::to_owned);
                 let partition = add["partitionValues"][PARTITION_COLUMN].as_str().map(str::to_owned);
                 let size = add["size"].as_u64().unwrap_or(0);
-                state.files.insert(path, Active { source: tag(SOURCE_TAG), sha256: tag(SHA_TAG), partition, size });
+                let tags = add.get("tags").cloned().unwrap_or(Value::Null);
+                let active = Active { source: tag(SOURCE_TAG), sha256: tag(SHA_TAG), partition, size, tags };
+                state.files.insert(path, active);
             } else if let Some(remove) = action.get("remove") {
                 state.files.remove(remove["path"].as_str().unwrap_or_default());
             } else if let Some(meta) = action.get("metaData") {
                 state.table_id = meta["id"].as_str().map(str::to_owned);
                 state.schema_string = meta["schemaString"].as_str().map(str::to_owned);
+                state.configuration = meta["configuration"].clone();
             } else if let Some(info) = action.get("commitInfo") {
                 let mark = info["userMetadata"].as_str().and_then(|m| serde_json::from_str::<Value>(m).ok());
                 if let Some(run) = mark.as_ref().and_then(|m| m["run_id"].as_str()) {
@@ -539,12 +573,10 @@ mod tests {
         let fields = schema["fields"].as_array().unwrap();
         assert_eq!(fields.len(), recon.columns.len() + 1);
         assert_eq!(fields.last().unwrap()["name"], "period");
-        let types: BTreeSet<&str> = fields.iter().map(|f| f["type"].as_str().unwrap()).collect();
-        for ty in &types {
-            let known = ["string", "long", "boolean", "timestamp", "date"].contains(ty)
-                || (ty.starts_with("decimal(38,") && ty.ends_with(')'));
-            assert!(known, "{ty}");
-        }
+        let amount = fields.iter().find(|f| f["name"] == "total_for_customer").unwrap();
+        assert_eq!(amount["type"], "decimal(38,10)", "amounts keep their scale");
+        assert_eq!(At::parse("3"), At::Version(3));
+        assert_eq!(At::parse("20261201T020000Z"), At::Run("20261201T020000Z".into()));
         assert!(
             table_arrow_schema(recon)
                 .fields()

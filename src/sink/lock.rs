@@ -95,6 +95,12 @@ impl Drop for OutputLock {
     }
 }
 
+/// Whether a process of this machine (this PID namespace) with this id is alive. Where `/proc`
+/// cannot tell (not Linux), every process counts as alive: nothing is taken from a live run.
+pub fn process_alive(pid: u32) -> bool {
+    !Path::new("/proc/self").exists() || Path::new("/proc").join(pid.to_string()).exists()
+}
+
 /// This machine's name, as a lock names its holder.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -28,6 +28,11 @@ pub fn run_time(id: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()
 }
 
+/// The order of run ids: by the time they name, then by their clash suffix (`-2` after none).
+pub fn run_order(id: &str) -> Option<(NaiveDateTime, u32)> {
+    Some((run_time(id)?, id.get(17..).and_then(|n| n.parse().ok()).unwrap_or(1)))
+}
+
 /// The published snapshots of `out`, oldest first.
 pub fn snapshots(out: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(out) else { return Vec::new() };
@@ -35,8 +40,7 @@ pub fn snapshots(out: &Path) -> Vec<(String, PathBuf)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_owned();
-            let time = run_time(&name)?;
-            let clash = name.get(17..).and_then(|n| n.parse().ok()).unwrap_or(1);
+            let (time, clash) = run_order(&name)?;
             e.path().join("manifest.json").is_file().then(|| (time, clash, name, e.path()))
         })
         .collect();

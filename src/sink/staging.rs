@@ -100,7 +100,7 @@ impl Drop for Staging {
 /// Whether a folder name is a staging folder (`.<name>.tmp-<pid>`) of a process that is gone.
 pub fn is_abandoned(name: &str) -> bool {
     match name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) {
-        Some((_, pid)) => !pid.parse::<u32>().is_ok_and(|p| Path::new("/proc").join(p.to_string()).exists()),
+        Some((_, pid)) => !pid.parse::<u32>().is_ok_and(super::lock::process_alive),
         None => false,
     }
 }

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::lock::{LOCK_FILE, LockError, hostname};
-use super::retention::{Retention, doomed, run_time};
+use super::retention::{Retention, doomed, run_order, run_time};
 
 /// Files this large or larger are uploaded in parts.
 pub const MULTIPART_FROM: u64 = 16 * 1024 * 1024;
@@ -59,20 +59,39 @@ impl Location {
     /// the supported schemes is a store, `file://` and anything without a scheme a folder; any
     /// other scheme is refused (it would otherwise become a folder named after it).
     pub fn parse(text: &str) -> Result<Location, String> {
-        if !text.contains("://") {
+        let scheme = text.split_once(":/").map(|(s, _)| s).filter(|s| {
+            s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
+        if scheme.is_none() {
             return Ok(Location::Local(PathBuf::from(text)));
         }
-        let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        let url = Url::parse(text).map_err(|e| format!("{}: not a URL: {e}", shown(text)))?;
         match StoreKind::of(url.scheme()) {
             Some(_) => StoreUrl::new(url).map(Location::Store),
             None if url.scheme() == "file" => {
                 url.to_file_path().map(Location::Local).map_err(|()| format!("{text:?} is not a local path"))
             }
             None => Err(format!(
-                "{text:?}: the scheme {:?} is not a supported destination (az, abfs, abfss, s3, s3a, gs, file, or a path)",
+                "{}: the scheme {:?} is not a supported destination (az, abfs, abfss, s3, s3a, gs, file, or a path)",
+                shown(text),
                 url.scheme()
             )),
         }
+    }
+}
+
+/// A destination as an error may quote it: without what follows a `?` or `#` (where a token
+/// could be) nor user info.
+fn shown(text: &str) -> String {
+    let cut = text.find(['?', '#']).map_or(text, |at| &text[..at]);
+    match cut.split_once("://") {
+        Some((scheme, rest)) => {
+            // `user:password@` goes; `container@account` (ADLS Gen2) stays.
+            let rest = rest.split_once('@').filter(|(user, _)| user.contains(':')).map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => cut.to_owned(),
     }
 }
 
@@ -111,7 +130,7 @@ pub struct StoreUrl {
 impl StoreUrl {
     fn new(url: Url) -> Result<StoreUrl, String> {
         let kind = StoreKind::of(url.scheme()).ok_or_else(|| format!("{} is not an object store", url.scheme()))?;
-        if url.query().is_some() || url.password().is_some() {
+        if url.query().is_some() || url.fragment().is_some() || url.password().is_some() {
             return Err(format!(
                 "{}://{}: credentials belong in the environment (AZURE_*, AWS_*, GOOGLE_*), not in the URL",
                 url.scheme(),
@@ -122,6 +141,15 @@ impl StoreUrl {
             return Err(format!("{url}: the URL names no container or bucket"));
         }
         Ok(StoreUrl { url, kind })
+    }
+
+    /// A folder name for this destination's local work (`s3-bucket-a-b` for `s3://bucket/a/b`):
+    /// two destinations never share a page cache, a lock or staged snapshots.
+    pub fn folder_name(&self) -> String {
+        let text = format!("{}-{}{}", self.url.scheme(), self.url.host_str().unwrap_or(""), self.url.path());
+        let name: String =
+            text.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).collect();
+        name.trim_matches('-').to_owned()
     }
 
     /// The URL of `rel` below this prefix.
@@ -299,6 +327,18 @@ impl Store {
         Ok(self.has(&format!("{id}/{MANIFEST}"))?.then_some(id))
     }
 
+    /// The size of `rel`, or `None` if there is no such object.
+    pub fn size_of(&self, rel: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path(rel);
+        self.runtime.block_on(async {
+            match self.store.head(&path).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(self.request("read", rel)(e)),
+            }
+        })
+    }
+
     /// Whether `rel` exists.
     pub fn has(&self, rel: &str) -> Result<bool, StoreError> {
         let path = self.path(rel);
@@ -325,7 +365,7 @@ impl Store {
             .filter_map(|p| p.filename().map(str::to_owned))
             .filter(|name| run_time(name).is_some())
             .collect();
-        ids.sort_by_key(|id| (run_time(id), id.get(17..).and_then(|n| n.parse::<u32>().ok()).unwrap_or(1)));
+        ids.sort_by_key(|id| run_order(id));
         ids.into_iter()
             .map(|id| {
                 let complete = self.has(&format!("{id}/{MANIFEST}"))?;
@@ -386,16 +426,28 @@ impl Store {
             let upload = self.store.put_multipart(&path).await.map_err(&fail)?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut buffer = vec![0u8; PART_SIZE];
-            loop {
-                let n = reader.read(&mut buffer).map_err(local)?;
-                if n == 0 {
-                    break;
+            let sent: Result<(), StoreError> = async {
+                loop {
+                    let n = reader.read(&mut buffer).map_err(local)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    md5::Digest::update(&mut md5, &buffer[..n]);
+                    writer.wait_for_capacity(2).await.map_err(&fail)?;
+                    writer.write(&buffer[..n]);
                 }
-                md5::Digest::update(&mut md5, &buffer[..n]);
-                writer.wait_for_capacity(2).await.map_err(&fail)?;
-                writer.write(&buffer[..n]);
             }
-            writer.finish().await.map_err(&fail)?;
+            .await;
+            match sent {
+                // A part upload left incomplete is billed on S3 until aborted.
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+                Ok(()) => {
+                    writer.finish().await.map_err(&fail)?;
+                }
+            }
         } else {
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             reader.read_to_end(&mut bytes).map_err(local)?;
@@ -407,8 +459,12 @@ impl Store {
         if meta.size != size {
             return Err(mismatch(format!("{} bytes stored, {size} sent", meta.size)));
         }
-        let sent = hex(&md5::Digest::finalize(md5));
-        if let Some(etag) = meta.e_tag.as_deref().map(|e| e.trim_matches('"').to_ascii_lowercase())
+        let sent = crate::model::hex(&md5::Digest::finalize(md5));
+        // Only Cloud Storage's ETag of a whole upload is its MD5: S3's is not under SSE-KMS (S3
+        // checks the SHA-256 sent with the upload instead), Azure's never is.
+        if self.url.kind == StoreKind::Gcs
+            && size < MULTIPART_FROM
+            && let Some(etag) = meta.e_tag.as_deref().map(|e| e.trim_matches('"').to_ascii_lowercase())
             && etag.len() == 32
             && etag.bytes().all(|b| b.is_ascii_hexdigit())
             && etag != sent
@@ -501,28 +557,42 @@ impl Store {
     }
 
     /// Copies every object below `<rel>/` (all of the prefix when `rel` is empty) into the
-    /// folder `into`, keeping their relative paths.
+    /// folder `into`, keeping their relative paths and streaming each to disk. The lock object
+    /// and, for a whole prefix, its Delta tables are left out: they are not part of any snapshot.
     pub fn download(&self, rel: &str, into: &Path) -> Result<usize, StoreError> {
         let prefix = if rel.is_empty() { self.root.clone() } else { self.path(rel) };
         let objects: Vec<object_store::ObjectMeta> =
             self.runtime.block_on(self.store.list(Some(&prefix)).try_collect()).map_err(self.request("list", rel))?;
-        let base: Vec<_> = prefix.parts().collect();
+        let depth = prefix.parts().count();
+        let mut copied = 0;
         for meta in &objects {
-            let parts: Vec<_> = meta.location.parts().skip(base.len()).collect();
-            let name = parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
-            if name == LOCK_FILE || name.is_empty() {
+            let parts: Vec<String> = meta.location.parts().skip(depth).map(|p| p.as_ref().to_owned()).collect();
+            let skipped = match parts.first().map(String::as_str) {
+                None => true,
+                Some(first) => first == LOCK_FILE || (rel.is_empty() && first == super::delta::TABLES),
+            };
+            if skipped {
                 continue;
             }
-            let target = parts.iter().fold(into.to_path_buf(), |path, part| path.join(part.as_ref()));
-            let full = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let bytes = self.read(&full)?.unwrap_or_default();
+            let name = parts.join("/");
+            let object = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let target = parts.iter().fold(into.to_path_buf(), |path, part| path.join(part));
             let local = |source| StoreError::Local { path: target.clone(), source };
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(local)?;
             }
-            std::fs::write(&target, bytes).map_err(local)?;
+            let mut file = std::fs::File::create(&target).map_err(local)?;
+            let fail = self.request("read", &object);
+            self.runtime.block_on(async {
+                let mut stream = self.store.get(&meta.location).await.map_err(&fail)?.into_stream();
+                while let Some(chunk) = stream.next().await {
+                    std::io::Write::write_all(&mut file, &chunk.map_err(&fail)?).map_err(local)?;
+                }
+                Ok::<(), StoreError>(())
+            })?;
+            copied += 1;
         }
-        Ok(objects.len())
+        Ok(copied)
     }
 
     /// Takes the prefix's lock for a run of `run_id`, to expire `expiry` after `now`. A lock
@@ -537,14 +607,18 @@ impl Store {
         let result = match created {
             Ok(result) => result,
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                let held = self.runtime.block_on(async { self.store.get(&path).await?.bytes().await });
-                let held = match held {
-                    Ok(bytes) => bytes,
+                // The body and the version it is judged by come from one answer.
+                let held = self.runtime.block_on(async {
+                    let got = self.store.get(&path).await?;
+                    let meta = got.meta.clone();
+                    got.bytes().await.map(|bytes| (bytes, meta))
+                });
+                let (held, meta) = match held {
+                    Ok(held) => held,
                     // Released between our two requests: try once more from the start.
                     Err(object_store::Error::NotFound { .. }) => return self.lock(run_id, now, expiry),
                     Err(e) => return Err(failed(e)),
                 };
-                let meta = self.runtime.block_on(self.store.head(&path)).map_err(failed)?;
                 let holder: Option<Holder> = serde_json::from_slice(&held).ok();
                 let described =
                     holder.as_ref().map_or_else(|| String::from_utf8_lossy(&held).into_owned(), Holder::describe);
@@ -568,7 +642,8 @@ impl Store {
             }
             Err(e) => return Err(failed(e)),
         };
-        Ok(StoreLock { store: self, path, object, e_tag: result.e_tag, version: result.version, holder: mine })
+        let held = Held { e_tag: result.e_tag, version: result.version, holder: mine, lost: None };
+        Ok(StoreLock { store: self, path, object, held: Arc::new(std::sync::Mutex::new(held)), heartbeat: None })
     }
 }
 
@@ -606,8 +681,18 @@ impl Holder {
 
     /// A holder on this host whose process is gone.
     fn is_dead_here(&self) -> bool {
-        self.host == hostname() && !Path::new("/proc").join(self.pid.to_string()).exists()
+        self.host == hostname() && !super::lock::process_alive(self.pid)
     }
+}
+
+/// The version of the lock object this run last wrote, shared with its heartbeat.
+#[derive(Debug)]
+struct Held {
+    e_tag: Option<String>,
+    version: Option<String>,
+    holder: Holder,
+    /// Set by the heartbeat when another run took the lock over.
+    lost: Option<String>,
 }
 
 /// The lock object of a prefix, held until dropped (which deletes it if it is still ours).
@@ -615,9 +700,8 @@ pub struct StoreLock<'a> {
     store: &'a Store,
     path: ObjectPath,
     object: String,
-    e_tag: Option<String>,
-    version: Option<String>,
-    holder: Holder,
+    held: Arc<std::sync::Mutex<Held>>,
+    heartbeat: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl fmt::Debug for StoreLock<'_> {
@@ -626,40 +710,84 @@ impl fmt::Debug for StoreLock<'_> {
     }
 }
 
+/// Rewrites the lock object if it is still the version `held` names, with an expiry `expiry`
+/// after `now`: the one renewal, for the run's thread and for its heartbeat.
+fn renew_held(
+    store: &Store,
+    path: &ObjectPath,
+    object: &str,
+    held: &std::sync::Mutex<Held>,
+    now: DateTime<Utc>,
+    expiry: Duration,
+) -> Result<(), StoreError> {
+    let mut held = held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(holder) = &held.lost {
+        return Err(StoreError::LockLost { object: object.to_owned(), holder: holder.clone() });
+    }
+    let renewed = Holder::me(&held.holder.run_id, now, expiry);
+    let swap = PutMode::Update(UpdateVersion { e_tag: held.e_tag.clone(), version: held.version.clone() });
+    let body = PutPayload::from(serde_json::to_vec(&renewed).unwrap_or_default());
+    let options = PutOptions { mode: swap, ..PutOptions::default() };
+    match store.runtime.block_on(store.store.put_opts(path, body, options)) {
+        Ok(result) => {
+            held.e_tag = result.e_tag;
+            held.version = result.version;
+            held.holder = renewed;
+            Ok(())
+        }
+        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+            let now_held = store.read(LOCK_FILE).ok().flatten().unwrap_or_default();
+            let holder =
+                serde_json::from_slice::<Holder>(&now_held).map_or_else(|_| "nobody".to_owned(), |h| h.describe());
+            held.lost = Some(holder.clone());
+            Err(StoreError::LockLost { object: object.to_owned(), holder })
+        }
+        Err(source) => Err(StoreError::Request { action: "renew", object: object.to_owned(), source }),
+    }
+}
+
 impl StoreLock<'_> {
     /// Checks the lock is still this run's (nobody took it over as expired) and moves its
     /// expiry on from `now`.
     pub fn renew(&mut self, now: DateTime<Utc>, expiry: Duration) -> Result<(), StoreError> {
-        let renewed = Holder::me(&self.holder.run_id, now, expiry);
-        let swap = PutMode::Update(UpdateVersion { e_tag: self.e_tag.clone(), version: self.version.clone() });
-        let body = PutPayload::from(serde_json::to_vec(&renewed).unwrap_or_default());
-        let store = self.store;
-        match store.runtime.block_on(store.store.put_opts(
-            &self.path,
-            body,
-            PutOptions { mode: swap, ..PutOptions::default() },
-        )) {
-            Ok(result) => {
-                self.e_tag = result.e_tag;
-                self.version = result.version;
-                self.holder = renewed;
-                Ok(())
+        renew_held(self.store, &self.path, &self.object, &self.held, now, expiry)
+    }
+
+    /// Renews the lock every quarter of `expiry` from a thread of its own, over a connection
+    /// of its own (`own`), until the lock is dropped: a run longer than the expiry keeps it. A
+    /// renewal that finds the lock taken over stops, and the run's next [`StoreLock::renew`]
+    /// fails with what it found.
+    pub fn keep_alive(&mut self, own: Store, expiry: Duration, now: impl Fn() -> DateTime<Utc> + Send + 'static) {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (path, object, held) = (self.path.clone(), self.object.clone(), self.held.clone());
+        let every = expiry / 4;
+        let span = tracing::Span::current();
+        let beat = std::thread::spawn(move || {
+            let _in_run = span.enter();
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                match renew_held(&own, &path, &object, &held, now(), expiry) {
+                    Ok(()) => tracing::debug!(event = "lock_renewed", lock = %object),
+                    Err(e @ StoreError::LockLost { .. }) => {
+                        tracing::error!(event = "lock_lost", lock = %object, error = %e);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(event = "lock_not_renewed", lock = %object, error = %e),
+                }
             }
-            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
-                let now_held = store.read(LOCK_FILE).ok().flatten().unwrap_or_default();
-                let holder =
-                    serde_json::from_slice::<Holder>(&now_held).map_or_else(|_| "nobody".to_owned(), |h| h.describe());
-                Err(StoreError::LockLost { object: self.object.clone(), holder })
-            }
-            Err(source) => Err(StoreError::Request { action: "renew", object: self.object.clone(), source }),
-        }
+        });
+        self.heartbeat = Some((stop, beat));
     }
 }
 
 impl Drop for StoreLock<'_> {
     fn drop(&mut self) {
+        if let Some((stop, beat)) = self.heartbeat.take() {
+            drop(stop);
+            let _ = beat.join();
+        }
         let store = self.store;
-        let ours = store.runtime.block_on(store.store.head(&self.path)).is_ok_and(|meta| meta.e_tag == self.e_tag);
+        let e_tag = self.held.lock().map(|h| h.e_tag.clone()).unwrap_or_default();
+        let ours = store.runtime.block_on(store.store.head(&self.path)).is_ok_and(|meta| meta.e_tag == e_tag);
         if ours {
             let _ = store.runtime.block_on(store.store.delete(&self.path));
             tracing::debug!(event = "lock_released", lock = %self.object);
@@ -681,10 +809,6 @@ fn list_files(dir: &Path, prefix: &str, into: &mut Vec<String>) -> Result<(), St
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A local folder to read a location from: the folder itself, or a copy of a store's prefix
@@ -771,6 +895,12 @@ mod tests {
             let root = ObjectPath::from_url_path(url.url.path()).unwrap();
             Store { store: Arc::new(object_store::memory::InMemory::new()), root, url, runtime }
         }
+
+        /// Another connection to the same memory, with a runtime of its own.
+        fn sibling(&self) -> Store {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            Store { store: self.store.clone(), root: self.root.clone(), url: self.url.clone(), runtime }
+        }
     }
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -847,6 +977,20 @@ mod tests {
     }
 
     #[test]
+    fn a_run_longer_than_the_expiry_keeps_its_lock_alive() {
+        let store = Store::in_memory("p");
+        let expiry = Duration::from_millis(400);
+        let mut lock = store.lock("20261201T020000Z", Utc::now(), expiry).unwrap();
+        lock.keep_alive(store.sibling(), expiry, Utc::now);
+        std::thread::sleep(Duration::from_millis(1000));
+        // Without its heartbeat the lock would have expired twice over by now.
+        assert!(matches!(store.lock("20261201T020001Z", Utc::now(), expiry), Err(LockError::Busy { .. })));
+        lock.renew(Utc::now(), expiry).unwrap();
+        drop(lock);
+        assert!(!store.has(LOCK_FILE).unwrap(), "released, the heartbeat stopped");
+    }
+
+    #[test]
     fn destinations_are_told_apart_and_an_unknown_scheme_is_refused() {
         assert_eq!(Location::parse("out/snapshots"), Ok(Location::Local(PathBuf::from("out/snapshots"))));
         assert_eq!(Location::parse("file:///srv/out"), Ok(Location::Local(PathBuf::from("/srv/out"))));
@@ -860,6 +1004,10 @@ mod tests {
         let Ok(Location::Store(url)) = Location::parse("s3://bucket/a/b/") else { panic!() };
         assert_eq!(url.join("LATEST"), "s3://bucket/a/b/LATEST");
         assert_eq!(url.to_string(), "s3://bucket/a/b");
+        assert_eq!(url.folder_name(), "s3-bucket-a-b");
+        assert!(Location::parse("s3:/bucket").is_err(), "one slash short is not a local folder");
+        let fragment = Location::parse("az://c/x#sig=SECRET").unwrap_err();
+        assert!(!fragment.contains("SECRET"), "{fragment}");
     }
 
     #[test]
