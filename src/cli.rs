@@ -125,9 +125,10 @@ pub enum FailOn {
 /// `pcrecon demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Output folder.
-    #[arg(long, default_value = "pcrecon-demo")]
-    pub out: PathBuf,
+    /// Output folder, or an object-store prefix (`az://…`, `s3://…`, `gs://…`; credentials from
+    /// the environment, local work in `./pcrecon-cache`).
+    #[arg(long, default_value = "pcrecon-demo", value_name = "DIR|URL")]
+    pub out: String,
     /// Faults for the emulator to inject (same syntax as `emulator serve --faults`).
     #[arg(long, default_value = "")]
     pub faults: String,

@@ -17,6 +17,7 @@ use crate::config::{ApiSettings, ConfigError, ExtractSettings, Settings};
 use crate::emulator::args::ServeArgs;
 use crate::emulator::server::Server;
 use crate::pipeline::{self, RunError, RunOptions, RunSummary};
+use crate::sink::store::Location;
 
 /// `pcrecon emulator serve`'s flags, parsed as the command line would.
 #[derive(Parser)]
@@ -26,10 +27,11 @@ struct Serve {
 }
 
 /// The demo: serves `world` with the emulator on a free loopback port, in this process, and
-/// runs the job against it into `out`.
+/// runs the job against it into `out` (a folder, or an object-store prefix worked on from
+/// `./pcrecon-cache`).
 pub fn run(
     world: &Path,
-    out: &Path,
+    out: &Location,
     faults: &str,
     normalize: Option<crate::config::NormalizeSettings>,
     clock: &Clock,
@@ -77,7 +79,7 @@ pub fn run(
     let addr = started.map_err(|e| RunError::Start(format!("the emulator did not start: {e}")))?;
     let base = url::Url::parse(&format!("http://{addr}")).map_err(|e| RunError::Start(e.to_string()))?;
     let graph = base.join("v1.0").map_err(|e| RunError::Start(e.to_string()))?;
-    let settings = Settings {
+    let mut settings = Settings {
         api: ApiSettings {
             tenant_id: "demo-partner".into(),
             client_id: "pcrecon-demo".into(),
@@ -91,9 +93,9 @@ pub fn run(
             max_retries: crate::config::DEFAULT_MAX_RETRIES,
             max_retry_after: crate::config::DEFAULT_MAX_RETRY_AFTER,
         },
-        output_dir: out.to_path_buf(),
+        output_dir: std::path::PathBuf::from(crate::config::DEFAULT_OUTPUT_DIR),
         store: None,
-        cache_dir: out.to_path_buf(),
+        cache_dir: std::path::PathBuf::from(crate::config::DEFAULT_CACHE_DIR),
         lock_expiry: Duration::from_secs(crate::config::DEFAULT_LOCK_EXPIRY_HOURS * 3600),
         delta: false,
         csv: crate::sink::writer::CsvFormat::default(),
@@ -118,5 +120,6 @@ pub fn run(
             v2: crate::config::V2Settings::defaults(graph),
         },
     };
+    settings.publish_to(out.clone());
     pipeline::run(&settings, &RunOptions { clock: clock.clone(), ..RunOptions::default() })
 }

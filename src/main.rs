@@ -13,7 +13,8 @@ use pcrecon::error::Error;
 use pcrecon::pipeline;
 use pcrecon::progress::Progress;
 use pcrecon::sink::delta;
-use pcrecon::sink::store::{LocalCopy, Location, Store};
+use pcrecon::sink::fetch::LocalCopy;
+use pcrecon::sink::store::{Location, Store};
 use std::sync::Arc;
 
 /// Rows are allocated on the decoding threads and freed on the encoding ones: mimalloc's
@@ -23,7 +24,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PCRECON_LOG").unwrap_or_else(|_| "info".into());
+    // The object-store client logs each retried request at info, with what its HTTP client said.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PCRECON_LOG").unwrap_or_else(|_| "info,object_store=warn".into());
     // A bar for a run on a terminal; log lines are printed above it.
     let terminal = std::io::stderr().is_terminal();
     let bar = terminal && matches!(&cli.command, Command::Run(args) if !args.dry_run);
@@ -165,7 +168,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             };
             let summary = pcrecon::demo::run(
                 &default_samples(),
-                &args.out,
+                &location(&args.out)?,
                 &args.faults,
                 Some(normalize),
                 &pcrecon::clock::Clock::system(),

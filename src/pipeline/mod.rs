@@ -384,8 +384,9 @@ fn publish_to_store(
 ) -> Result<(String, Tidied), RunError> {
     lock.renew(clock.now(), settings.lock_expiry)?;
     let started = Instant::now();
-    let uploaded = store.upload(snapshot, id)?;
-    // Still this run's lock: nobody took the prefix over while it uploaded.
+    // Still this run's lock before the manifest and before LATEST: nobody took the prefix over
+    // while it uploaded.
+    let uploaded = store.upload(snapshot, id, || lock.renew(clock.now(), settings.lock_expiry))?;
     lock.renew(clock.now(), settings.lock_expiry)?;
     store.point_latest(id)?;
     let url = store.url().join(id);

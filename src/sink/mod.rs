@@ -5,6 +5,7 @@
 //! In: typed rows per dataset and scope. Out: files and published folders. It does not fetch,
 //! decode, convert, match or tie out anything, and imports only the table vocabulary (`tabular`) and the page types (`model`).
 pub mod delta;
+pub mod fetch;
 pub mod layout;
 pub mod lock;
 pub mod manifest;

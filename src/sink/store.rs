@@ -293,6 +293,11 @@ impl Store {
         Store::connect(&StoreUrl { url, kind: StoreKind::Local })
     }
 
+    /// The last part of the prefix (a snapshot's run id, when the URL names a snapshot).
+    pub fn last_part(&self) -> Option<&str> {
+        self.root.filename()
+    }
+
     /// The destination's URL.
     pub fn url(&self) -> &StoreUrl {
         &self.url
@@ -384,15 +389,23 @@ impl Store {
     }
 
     /// Uploads the snapshot folder `local` as `<id>/`: every file but `manifest.json` first,
-    /// each checked once the store has it, then `manifest.json`. Passes the crash point
-    /// `upload` after each file.
-    pub fn upload(&self, local: &Path, id: &str) -> Result<Uploaded, StoreError> {
+    /// each checked once the store has it, then — if `before_manifest` agrees (the run still
+    /// holds the lock) — `manifest.json`. Passes the crash point `upload` after each file.
+    pub fn upload(
+        &self,
+        local: &Path,
+        id: &str,
+        mut before_manifest: impl FnMut() -> Result<(), StoreError>,
+    ) -> Result<Uploaded, StoreError> {
         let mut files = Vec::new();
         list_files(local, "", &mut files)?;
         files.sort();
         let (last, first): (Vec<String>, Vec<String>) = files.into_iter().partition(|f| f == MANIFEST);
         let mut uploaded = Uploaded::default();
-        for batch in [first, last] {
+        for (n, batch) in [first, last].into_iter().enumerate() {
+            if n == 1 {
+                before_manifest()?;
+            }
             let sent: Vec<u64> = self.runtime.block_on(
                 futures_util::stream::iter(
                     batch.iter().map(|rel| self.put_file(local.join(rel), format!("{id}/{rel}"))),
@@ -557,9 +570,9 @@ impl Store {
     }
 
     /// Copies every object below `<rel>/` (all of the prefix when `rel` is empty) into the
-    /// folder `into`, keeping their relative paths and streaming each to disk. The lock object
-    /// and, for a whole prefix, its Delta tables are left out: they are not part of any snapshot.
-    pub fn download(&self, rel: &str, into: &Path) -> Result<usize, StoreError> {
+    /// folder `into`, keeping their relative paths and streaming each to disk; objects whose
+    /// first part is in `leave_out` are not copied.
+    pub fn download(&self, rel: &str, into: &Path, leave_out: &[&str]) -> Result<usize, StoreError> {
         let prefix = if rel.is_empty() { self.root.clone() } else { self.path(rel) };
         let objects: Vec<object_store::ObjectMeta> =
             self.runtime.block_on(self.store.list(Some(&prefix)).try_collect()).map_err(self.request("list", rel))?;
@@ -567,10 +580,7 @@ impl Store {
         let mut copied = 0;
         for meta in &objects {
             let parts: Vec<String> = meta.location.parts().skip(depth).map(|p| p.as_ref().to_owned()).collect();
-            let skipped = match parts.first().map(String::as_str) {
-                None => true,
-                Some(first) => first == LOCK_FILE || (rel.is_empty() && first == super::delta::TABLES),
-            };
+            let skipped = parts.first().is_none_or(|first| leave_out.contains(&first.as_str()));
             if skipped {
                 continue;
             }
@@ -811,78 +821,6 @@ fn list_files(dir: &Path, prefix: &str, into: &mut Vec<String>) -> Result<(), St
     Ok(())
 }
 
-/// A local folder to read a location from: the folder itself, or a copy of a store's prefix
-/// downloaded into a temporary folder that is removed when this is dropped.
-#[derive(Debug)]
-pub enum LocalCopy {
-    /// A local location, read in place.
-    Given(PathBuf),
-    /// A store's objects, downloaded.
-    Fetched {
-        /// The temporary folder.
-        dir: tempfile::TempDir,
-        /// Where in it the location's objects are.
-        path: PathBuf,
-    },
-}
-
-impl LocalCopy {
-    /// The folder to read.
-    pub fn path(&self) -> &Path {
-        match self {
-            LocalCopy::Given(path) => path,
-            LocalCopy::Fetched { path, .. } => path,
-        }
-    }
-
-    /// A local folder holding what `location` holds: read in place when it is local, else
-    /// downloaded whole (into a folder named as the prefix's last part, so that a snapshot keeps
-    /// its run id as its folder name).
-    pub fn of(location: &Location) -> Result<LocalCopy, StoreError> {
-        LocalCopy::fetch(location, None)
-    }
-
-    /// As [`LocalCopy::of`] for an output prefix, but downloading only `LATEST` and the newest
-    /// `n` published snapshots up to the one it names (`pcrecon diff --previous` reads two).
-    pub fn of_newest(location: &Location, n: usize) -> Result<LocalCopy, StoreError> {
-        LocalCopy::fetch(location, Some(n))
-    }
-
-    fn fetch(location: &Location, newest: Option<usize>) -> Result<LocalCopy, StoreError> {
-        let url = match location {
-            Location::Local(path) => return Ok(LocalCopy::Given(path.clone())),
-            Location::Store(url) => url,
-        };
-        let store = Store::connect(url)?;
-        let dir = tempfile::tempdir().map_err(|source| StoreError::Local { path: std::env::temp_dir(), source })?;
-        let name = store.root.filename().unwrap_or("store").to_owned();
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(&path).map_err(|source| StoreError::Local { path: path.clone(), source })?;
-        let objects = match newest {
-            None => store.download("", &path)?,
-            Some(n) => {
-                let published: Vec<String> =
-                    store.runs()?.into_iter().filter(|(_, complete)| *complete).map(|(id, _)| id).collect();
-                let end = match store.latest()? {
-                    Some(latest) => published.iter().position(|id| *id == latest).map_or(published.len(), |i| i + 1),
-                    None => published.len(),
-                };
-                let mut objects = 0;
-                for id in &published[end.saturating_sub(n)..end] {
-                    objects += store.download(id, &path.join(id))?;
-                }
-                if let Some(bytes) = store.read(LATEST)? {
-                    std::fs::write(path.join(LATEST), bytes)
-                        .map_err(|source| StoreError::Local { path: path.join(LATEST), source })?;
-                }
-                objects
-            }
-        };
-        tracing::info!(event = "store_downloaded", store = %url, objects);
-        Ok(LocalCopy::Fetched { dir, path })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,13 +856,20 @@ mod tests {
         std::fs::write(snapshot.join(MANIFEST), b"{}").unwrap();
         let store = Store::in_memory("billing");
         assert_eq!(store.latest().unwrap(), None);
-        let sent = store.upload(&snapshot, "20261201T020000Z").unwrap();
+        let mut asked = 0;
+        let sent = store
+            .upload(&snapshot, "20261201T020000Z", || {
+                asked += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(asked, 1, "asked once, before the manifest");
         assert_eq!(sent, Uploaded { files: 2, bytes: large.len() as u64 + 2 });
         store.point_latest("20261201T020000Z").unwrap();
         assert_eq!(store.latest().unwrap().as_deref(), Some("20261201T020000Z"));
         assert_eq!(store.read("20261201T020000Z/invoices/part-00000.parquet").unwrap(), Some(large.clone()));
         let back = tempfile::tempdir().unwrap();
-        assert_eq!(store.download("20261201T020000Z", back.path()).unwrap(), 2);
+        assert_eq!(store.download("20261201T020000Z", back.path(), &[]).unwrap(), 2);
         assert_eq!(std::fs::read(back.path().join("invoices/part-00000.parquet")).unwrap(), large);
     }
 

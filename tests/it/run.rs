@@ -383,7 +383,8 @@ fn a_run_reads_the_time_from_its_clock() {
     let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T08:00:00Z").unwrap().with_timezone(&chrono::Utc);
     let clock = pcrecon::clock::Clock::fixed(at);
     for expected in ["20260301T080000Z", "20260301T080000Z-2"] {
-        let summary = pcrecon::demo::run(&samples(), &out, "", None, &clock).unwrap();
+        let location = pcrecon::sink::store::Location::Local(out.clone());
+        let summary = pcrecon::demo::run(&samples(), &location, "", None, &clock).unwrap();
         assert_eq!(summary.snapshot, out.join(expected), "the run id is the clock's time");
         let run: Value = serde_json::from_slice(&std::fs::read(summary.snapshot.join("run.json")).unwrap()).unwrap();
         assert_eq!(run["run_id"], expected);
