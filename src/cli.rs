@@ -50,6 +50,13 @@ pub enum Command {
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
     },
+    /// Print a shell completion script: `pcrecon completions bash > /etc/bash_completion.d/pcrecon`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `pcrecon man > /usr/local/share/man/man1/pcrecon.1`.
+    Man,
 }
 
 /// `pcrecon run`.
@@ -63,8 +70,8 @@ pub struct RunArgs {
     pub keep_raw: Option<PathBuf>,
     /// Exit with 1 (after publishing) on tie-out mismatches, on sequences the v2 export could not
     /// serve yet (`not_ready`), on any finding (`exception`: a mismatch, a match exception, a
-    /// sequence not ready), or never; several may be given, comma-separated. Rejected records
-    /// always exit with 1.
+    /// sequence not ready), on invoices restated since the previous snapshot (`restated`), or
+    /// never; several may be given, comma-separated. Rejected records always exit with 1.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "never")]
     pub fail_on: Vec<FailOn>,
     /// Fetch billed invoices again even when an earlier run published them unchanged.
@@ -118,6 +125,8 @@ pub enum FailOn {
     NotReady,
     /// A mismatch, a match exception or a sequence not ready.
     Exception,
+    /// An invoice whose content differs from the previous snapshot's.
+    Restated,
     /// Only rejected records (which mean data was left out).
     Never,
 }

@@ -50,7 +50,7 @@ impl Exit {
         (Exit::Ok, "ok (diff: no differences; verify: every file matches)"),
         (
             Exit::Findings,
-            "finished with findings: published with rejected records or, as --fail-on asks, mismatches,\n     sequences not ready or exceptions; diff: the snapshots differ; verify: a file is missing,\n     altered, extra or listed outside the snapshot, a row count or control total is not what the\n     files hold, or a snapshot of the folder cannot be verified",
+            "finished with findings: published with rejected records, without its Delta commit, or, as\n     --fail-on asks, with mismatches, sequences not ready, restated invoices or exceptions; diff: the snapshots differ; verify: a file is missing,\n     altered, extra or listed outside the snapshot, a row count or control total is not what the\n     files hold, or a snapshot of the folder cannot be verified",
         ),
         (Exit::Usage, "usage or configuration error"),
         (

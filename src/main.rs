@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use pcrecon::audit::{diff, verify};
 use pcrecon::cli::{Cli, Command, EmulatorCommand, FailOn};
 use pcrecon::config::Settings;
@@ -73,6 +73,16 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
                 std::fs::write(&path, text).map_err(|source| Error::Io { path: path.clone(), source })?;
             }
             Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pcrecon", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let out = Path::new("(stdout)");
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|source| Error::Io { path: out.to_path_buf(), source })
         }
         Command::Run(args) => {
             // A rebuild from a raw archive calls nothing: it needs no secret.
@@ -231,8 +241,8 @@ fn stop_on_signals(progress: Arc<Progress>) {
     }
 }
 
-/// Exit code 1 after publishing: rejected records always; mismatches, sequences not ready and
-/// match exceptions as asked.
+/// Exit code 1 after publishing: rejected records always; mismatches, sequences not ready,
+/// restated invoices and match exceptions as asked.
 fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), Error> {
     let at = summary.snapshot.display();
     if let Some(error) = &summary.tables_failed {
@@ -256,6 +266,14 @@ fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), Er
     if not_ready > 0 && asked(&[FailOn::NotReady, FailOn::Exception]) {
         return Err(Error::Findings(format!(
             "published without {not_ready} sequences the v2 export could not serve yet: see reconciliation/ (status not_ready) in {at}"
+        )));
+    }
+    if !summary.restated.is_empty() && asked(&[FailOn::Restated]) {
+        return Err(Error::Findings(format!(
+            "published with {} invoices restated since {} ({}): see pcrecon diff --previous",
+            summary.restated.len(),
+            summary.previous.as_deref().unwrap_or("the previous snapshot"),
+            summary.restated.join(", ")
         )));
     }
     let exceptions = summary.exceptions();

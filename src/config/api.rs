@@ -125,16 +125,20 @@ impl RawApi {
         if tenant_id.is_empty() || self.client_id.trim().is_empty() {
             return Err(ConfigError::Invalid("api.tenant_id and api.client_id must not be empty".into()));
         }
+        let base_url = checked_url("api.base_url", self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+        // An emulator issues its own tokens: its base URL is its authority unless one is given.
+        let authority_url = match self.authority_url.as_deref() {
+            Some(text) => checked_url("api.authority_url", text)?,
+            None if super::is_loopback(&base_url) => base_url.clone(),
+            None => checked_url("api.authority_url", DEFAULT_AUTHORITY_URL)?,
+        };
         Ok(ApiSettings {
             tenant_id,
             client_id: self.client_id.trim().to_owned(),
             client_secret,
             refresh_token,
-            authority_url: checked_url(
-                "api.authority_url",
-                self.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY_URL),
-            )?,
-            base_url: checked_url("api.base_url", self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?,
+            authority_url,
+            base_url,
             scope: self.scope.unwrap_or_else(|| DEFAULT_SCOPE.into()),
             max_in_flight,
             request_timeout: self

@@ -7,9 +7,9 @@
 //! [api]
 //! tenant_id = "11111111-2222-3333-4444-555555555555"
 //! client_id = "66666666-7777-8888-9999-000000000000"
-//! authority_url = "https://login.microsoftonline.com"     # default
+//! authority_url = "https://login.microsoftonline.com"     # default; base_url for an emulator on loopback
 //! base_url = "https://api.partnercenter.microsoft.com"    # default
-//! graph_url = "https://graph.microsoft.com/v1.0"           # default: the v2 export (spec §12)
+//! graph_url = "https://graph.microsoft.com/v1.0"           # default: the v2 export (spec §12); <base_url>/v1.0 for an emulator
 //! max_in_flight = 4                                        # default
 //! client_secret_file = "/etc/pcrecon/client_secret"       # or PCRECON_CLIENT_SECRET
 //! refresh_token_file = "/etc/pcrecon/refresh_token"       # optional App+User (or PCRECON_REFRESH_TOKEN)
@@ -156,18 +156,22 @@ fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
     base.join(path).map_err(|e| ConfigError::Invalid(format!("cannot build a URL from {base} and {path}: {e}")))
 }
 
-/// HTTPS everywhere except to loopback.
-fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text).map_err(|e| ConfigError::Invalid(format!("{name} {text:?} is not a URL: {e}")))?;
-    let loopback = match url.host() {
+/// Whether a URL names this machine (an emulator, in practice).
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
-    };
+    }
+}
+
+/// HTTPS everywhere except to loopback.
+fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| ConfigError::Invalid(format!("{name} {text:?} is not a URL: {e}")))?;
     match url.scheme() {
         "https" => Ok(url),
-        "http" if loopback => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
         _ => {
             Err(ConfigError::Invalid(format!("{name} must use https (plain http is allowed to loopback only): {text}")))
         }
@@ -211,8 +215,15 @@ impl Settings {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-        let graph_url = checked_url("api.graph_url", raw.api.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL))?;
+        let graph_text = raw.api.graph_url.clone();
         let api = raw.api.settings(resolve, secrets)?;
+        // An emulator serves the Graph export beside Partner Center: a config that points
+        // `base_url` at one cannot half-work by sending the export to Microsoft.
+        let graph_url = match graph_text {
+            Some(text) => checked_url("api.graph_url", &text)?,
+            None if is_loopback(&api.base_url) => join(&api.base_url, "v1.0")?,
+            None => checked_url("api.graph_url", DEFAULT_GRAPH_URL)?,
+        };
         let extract = raw.extract.settings(graph_url)?;
         let output = raw.output.settings(resolve)?;
         Ok(Settings {
@@ -248,6 +259,19 @@ mod tests {
         std::fs::write(&p, text).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
+    }
+
+    #[test]
+    fn a_config_pointing_base_url_at_an_emulator_gets_its_token_and_graph_urls_too() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s3cret\n", 0o600);
+        let text = "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\nbase_url = \"http://127.0.0.1:4242\"\n";
+        let s = Settings::load(&write(dir.path(), "c.toml", text, 0o644)).unwrap();
+        assert_eq!(s.extract.v2.graph_url.as_str(), "http://127.0.0.1:4242/v1.0");
+        assert_eq!(s.api.token_url().unwrap().as_str(), "http://127.0.0.1:4242/t/oauth2/v2.0/token");
+        let given = format!("{text}graph_url = \"https://graph.microsoft.com/v1.0\"\n");
+        let s = Settings::load(&write(dir.path(), "d.toml", &given, 0o644)).unwrap();
+        assert_eq!(s.extract.v2.graph_url.as_str(), "https://graph.microsoft.com/v1.0", "a given URL stays");
     }
 
     #[test]
@@ -384,6 +408,11 @@ mod tests {
         assert_eq!(s.api.max_in_flight, 4);
         assert_eq!(s.extract.unbilled_periods, ["current", "previous"]);
         assert_eq!(s.csv, crate::sink::writer::CsvFormat::default());
+        // Its recipe for an emulator, base_url alone, sends nothing to Microsoft.
+        let emulated = text.replace("https://api.partnercenter.microsoft.com", "http://127.0.0.1:9");
+        let s = Settings::load(&write(dir.path(), "e.toml", &emulated, 0o644)).unwrap();
+        assert!(s.extract.v2.graph_url.as_str().starts_with("http://127.0.0.1:9/"));
+        assert!(s.api.token_url().unwrap().as_str().starts_with("http://127.0.0.1:9/"));
     }
 
     #[test]

@@ -195,8 +195,9 @@ impl RunSummary {
             ));
         }
         text.push_str(&format!(
-            "  {} files, {} sequences ({} carried from earlier runs, {} resumed), {} requests, {} retries, {} throttled, {} ms\n",
+            "  {} files ({} bytes), {} sequences ({} carried from earlier runs, {} resumed), {} requests, {} retries, {} throttled, {} ms\n",
             self.manifest.files.len(),
+            self.manifest.files.iter().map(|f| f.bytes).sum::<u64>(),
             self.report.sequences,
             self.report.carried,
             self.report.resumed,

@@ -251,13 +251,19 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
     let log = dir.path().join("requests.jsonl");
     let first = {
         let emulator = Emulator::start(&["--world", before_world.to_str().unwrap()]);
-        run(&write_config(&emulator, dir.path(), ""), &[], &[])
+        run(&write_config(&emulator, dir.path(), ""), &["--fail-on", "restated"], &[])
     };
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.code, 0, "nothing to compare with, nothing restated: {}", first.stderr);
     let previous = latest(&out);
     let emulator = Emulator::start(&["--world", after_world.to_str().unwrap(), "--request-log", log.to_str().unwrap()]);
-    let second = run(&write_config(&emulator, dir.path(), ""), &[], &[]);
-    assert_eq!(second.code, 0, "{}", second.stderr);
+    // Published, then exit 1: the operator asked to hear of restatements.
+    let second = run(&write_config(&emulator, dir.path(), ""), &["--fail-on", "restated"], &[]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    let said = format!(
+        "published with 1 invoices restated since {} ({invoice})",
+        previous.file_name().unwrap().to_str().unwrap()
+    );
+    assert!(second.stderr.contains(&said), "{}", second.stderr);
     assert!(second.stdout.contains(&format!("1 restated invoices ({invoice})")), "{}", second.stdout);
     assert!(second.stderr.contains("invoice_restated"), "logged");
     assert!(previous.join("manifest.json").is_file(), "the previous snapshot is kept");
@@ -456,4 +462,33 @@ fn a_restatement_is_diffed_in_the_reporting_currency_beside_the_billing_one() {
         assert_eq!(converted, delta.normalize(), "EUR reports in EUR at 1");
     }
     assert!(diff.stdout.contains(" EUR ("), "the summary shows it: {}", diff.stdout);
+}
+
+#[test]
+fn the_systemd_units_and_the_cron_line_in_contrib_parse_and_run_this_binary() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-contrib.sh");
+    let checked = Command::new(&script).env("PCRECON_BIN", bin()).output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{said}{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(said.contains("cron: 1 line(s) parse"), "{said}");
+}
+
+#[test]
+fn completions_and_the_manual_page_are_made_from_the_command_line_itself() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let made = Command::new(bin()).args(["completions", shell]).output().unwrap();
+        let script = String::from_utf8(made.stdout).unwrap();
+        assert!(made.status.success() && script.contains("fail-on") && script.contains("restated"), "{shell}");
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("pcrecon.bash");
+            std::fs::write(&file, &script).unwrap();
+            let parsed = Command::new("bash").arg("-n").arg(&file).status().unwrap();
+            assert!(parsed.success(), "bash reads the completion script");
+        }
+    }
+    let man = Command::new(bin()).arg("man").output().unwrap();
+    let page = String::from_utf8(man.stdout).unwrap();
+    assert!(man.status.success(), "{}", String::from_utf8_lossy(&man.stderr));
+    assert!(page.contains(".TH pcrecon 1") && page.contains("verify"), "{page:.400}");
 }

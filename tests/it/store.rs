@@ -159,6 +159,15 @@ fn the_sample_world_published_to_azurite_and_to_s3_is_byte_for_byte_its_local_pu
             let verified = bucket.pcrecon(&["verify", &target]);
             ok(&verified, &format!("verify {target}"));
         }
+        if bucket.kind == "azure" {
+            // ADLS Gen2's form of the same account and container.
+            let adls = format!("abfss://{}@devstoreaccount1.dfs.core.windows.net/adls/nightly", bucket.name);
+            ok(&bucket.run(&config, &adls, &[]), "abfss");
+            let id = bucket.latest("adls/nightly");
+            let mut stored = bucket.tree(&format!("adls/nightly/{id}"));
+            stored.remove("run.json");
+            assert_eq!(stored, expected, "abfss: the same bytes");
+        }
         // A file altered in the store fails verify.
         let csv = format!("billing/nightly/{id}/csv/customers/part-00000.csv");
         let mut bytes = bucket.get(&csv).expect("customers CSV");
