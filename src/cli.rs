@@ -77,6 +77,11 @@ pub struct RunArgs {
     /// Fetch billed invoices again even when an earlier run published them unchanged.
     #[arg(long)]
     pub refresh: bool,
+    /// Also write the run's metrics (rows, control totals, findings, requests, throttling,
+    /// duration, exit code) in Prometheus text format to this file, replaced whole, for
+    /// node_exporter's textfile collector (`--metrics /var/lib/node_exporter/pcrecon.prom`).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
     /// Print the plan (datasets, invoices, requests, output files, what the cache supplies)
     /// after discovery, and change nothing.
     #[arg(long)]

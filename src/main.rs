@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use pcrecon::audit::{diff, verify};
-use pcrecon::cli::{Cli, Command, EmulatorCommand, FailOn};
+use pcrecon::cli::{Cli, Command, EmulatorCommand, FailOn, RunArgs};
 use pcrecon::config::Settings;
 use pcrecon::emulator::{server, world};
 use pcrecon::error::Error;
-use pcrecon::pipeline;
+use pcrecon::pipeline::{self, RunSummary};
 use pcrecon::progress::Progress;
 use pcrecon::sink::delta;
 use pcrecon::sink::fetch::LocalCopy;
@@ -85,30 +85,19 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
                 .map_err(|source| Error::Io { path: out.to_path_buf(), source })
         }
         Command::Run(args) => {
-            // A rebuild from a raw archive calls nothing: it needs no secret.
-            let mut settings = match args.from_raw {
-                Some(_) => Settings::load_offline(&args.config)?,
-                None => Settings::load(&args.config)?,
-            };
-            if let Some(out) = &args.out {
-                settings.publish_to(location(out)?);
+            let mut published = None;
+            let result = run_job(&args, progress, &mut published);
+            // Every run that was not a dry run says how it ended, failed ones included.
+            if let (Some(path), false) = (&args.metrics, args.dry_run) {
+                let code = result.as_ref().map_or_else(|e| e.exit().code(), |()| 0);
+                let now = chrono::Utc::now().timestamp();
+                let text = match &published {
+                    Some(summary) => summary.metrics(code, now),
+                    None => pipeline::report::metrics_head(code, now, false),
+                };
+                write_metrics(path, &text)?;
             }
-            let raw = args.from_raw.as_deref().map(|raw| fetched(&location(raw)?, None)).transpose()?;
-            if args.dry_run {
-                let plan = pipeline::dry_run(&settings, args.refresh)?;
-                print!("{}", plan.render());
-                return Ok(());
-            }
-            let options = pipeline::RunOptions {
-                keep_raw: args.keep_raw.clone(),
-                refresh: args.refresh,
-                from_raw: raw.as_ref().map(|r| r.path().to_path_buf()),
-                progress: Some(progress),
-                clock: pcrecon::clock::Clock::system(),
-            };
-            let summary = pipeline::run(&settings, &options)?;
-            print!("{}", summary.render());
-            exit_for(&summary, &args.fail_on)
+            result
         }
         Command::Diff(args) => {
             let copies;
@@ -243,7 +232,7 @@ fn stop_on_signals(progress: Arc<Progress>) {
 
 /// Exit code 1 after publishing: rejected records always; mismatches, sequences not ready,
 /// restated invoices and match exceptions as asked.
-fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), Error> {
+fn exit_for(summary: &RunSummary, fail_on: &[FailOn]) -> Result<(), Error> {
     let at = summary.snapshot.display();
     if let Some(error) = &summary.tables_failed {
         return Err(Error::Findings(format!(
@@ -283,6 +272,44 @@ fn exit_for(summary: &pipeline::RunSummary, fail_on: &[FailOn]) -> Result<(), Er
         )));
     }
     Ok(())
+}
+
+/// `pcrecon run`: the dry run, or the run, its summary (kept in `published`) and its exit.
+fn run_job(args: &RunArgs, progress: Arc<Progress>, published: &mut Option<RunSummary>) -> Result<(), Error> {
+    // A rebuild from a raw archive calls nothing: it needs no secret.
+    let mut settings = match args.from_raw {
+        Some(_) => Settings::load_offline(&args.config)?,
+        None => Settings::load(&args.config)?,
+    };
+    if let Some(out) = &args.out {
+        settings.publish_to(location(out)?);
+    }
+    let raw = args.from_raw.as_deref().map(|raw| fetched(&location(raw)?, None)).transpose()?;
+    if args.dry_run {
+        let plan = pipeline::dry_run(&settings, args.refresh)?;
+        print!("{}", plan.render());
+        return Ok(());
+    }
+    let options = pipeline::RunOptions {
+        keep_raw: args.keep_raw.clone(),
+        refresh: args.refresh,
+        from_raw: raw.as_ref().map(|r| r.path().to_path_buf()),
+        progress: Some(progress),
+        clock: pcrecon::clock::Clock::system(),
+    };
+    let summary = published.insert(pipeline::run(&settings, &options)?);
+    print!("{}", summary.render());
+    exit_for(summary, &args.fail_on)
+}
+
+/// Replaces `path` with `text` whole (written beside, then renamed): a collector never reads half
+/// a file.
+fn write_metrics(path: &Path, text: &str) -> Result<(), Error> {
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "metrics".into());
+    let beside = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&beside, text).map_err(io)?;
+    std::fs::rename(&beside, path).map_err(io)
 }
 
 /// A destination or source as given on the command line: a folder or an object-store URL.

@@ -589,7 +589,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
             }
         },
     };
-    Ok(RunSummary {
+    let summary = RunSummary {
         snapshot,
         published,
         tables,
@@ -601,5 +601,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         new_invoices,
         removed,
         elapsed,
-    })
+    };
+    summary.warn_findings();
+    Ok(summary)
 }

@@ -150,6 +150,75 @@ impl RunSummary {
         self.manifest.datasets.get(Dataset::Rejects.name()).map_or(0, |d| d.rows)
     }
 
+    /// Logs a warning per kind of finding the run published with (tie-out mismatches, match
+    /// exceptions, sequences not ready, rejected records, throttling and retries), with its
+    /// count: what an operator's log alerting keys on.
+    pub fn warn_findings(&self) {
+        let findings = [
+            ("tie_out_mismatches", self.mismatches()),
+            ("match_exceptions", self.exceptions()),
+            ("sequences_not_ready", self.not_ready()),
+            ("records_rejected", self.rejected()),
+        ];
+        for (event, count) in findings.into_iter().filter(|(_, n)| *n > 0) {
+            tracing::warn!(event, count, snapshot = %self.snapshot.display());
+        }
+        if self.report.throttled > 0 || self.report.retries > 0 {
+            tracing::warn!(
+                event = "throttled_and_retried",
+                throttled = self.report.throttled,
+                retries = self.report.retries,
+                requests = self.report.requests
+            );
+        }
+    }
+
+    /// The run as Prometheus text-format metrics (for node_exporter's textfile collector), with
+    /// the exit code the run ends with. Control totals are written as the manifest states them.
+    pub fn metrics(&self, exit_code: u8, finished_at: i64) -> String {
+        let mut text = metrics_head(exit_code, finished_at, true);
+        let mut gauge = |name: &str, help: &str, samples: Vec<(String, String)>| {
+            text.push_str(&format!("# HELP pcrecon_{name} {help}\n# TYPE pcrecon_{name} gauge\n"));
+            for (labels, value) in samples {
+                text.push_str(&format!("pcrecon_{name}{labels} {value}\n"));
+            }
+        };
+        let ms = self.elapsed.as_millis();
+        gauge(
+            "run_duration_seconds",
+            "Wall time of the run.",
+            vec![(String::new(), format!("{}.{:03}", ms / 1000, ms % 1000))],
+        );
+        let rows = self.manifest.datasets.iter().map(|(d, e)| (format!("{{dataset=\"{d}\"}}"), e.rows.to_string()));
+        gauge("rows", "Rows published per dataset.", rows.collect());
+        let mut totals = Vec::new();
+        for (dataset, entry) in &self.manifest.datasets {
+            for (currency, columns) in &entry.control_totals {
+                for (column, value) in columns {
+                    let labels = format!("{{dataset=\"{dataset}\",currency=\"{currency}\",column=\"{column}\"}}");
+                    totals.push((labels, value.clone()));
+                }
+            }
+        }
+        gauge("control_total", "Control totals per dataset, currency and column, as in the manifest.", totals);
+        let counts = [
+            ("tie_out_mismatches", "Invoices and currencies whose tie-out is a mismatch.", self.mismatches()),
+            ("match_exceptions", "Line items that are match exceptions.", self.exceptions()),
+            ("not_ready_sequences", "Sequences the v2 export could not serve yet.", self.not_ready()),
+            ("rejected_records", "Records that went to rejects.", self.rejected()),
+            ("restated_invoices", "Invoices restated since the previous snapshot.", self.restated.len() as u64),
+            ("requests", "HTTP requests of the run.", self.report.requests),
+            ("retries", "Requests retried.", self.report.retries),
+            ("throttled", "Requests answered 429.", self.report.throttled),
+            ("snapshot_files", "Files of the snapshot.", self.manifest.files.len() as u64),
+            ("snapshot_bytes", "Bytes of the snapshot's files.", self.manifest.files.iter().map(|f| f.bytes).sum()),
+        ];
+        for (name, help, value) in counts {
+            gauge(name, help, vec![(String::new(), value.to_string())]);
+        }
+        text
+    }
+
     /// The summary table: datasets, rows, control totals per currency.
     pub fn render(&self) -> String {
         let mut text = match &self.published {
@@ -229,4 +298,18 @@ impl RunSummary {
         }
         text
     }
+}
+
+/// The metrics every run writes, published or not: whether it published, its exit code, and
+/// when it finished.
+pub fn metrics_head(exit_code: u8, finished_at: i64, published: bool) -> String {
+    format!(
+        "# HELP pcrecon_run_published 1 when the run published its snapshot (with or without findings), 0 when it failed.\n\
+         # TYPE pcrecon_run_published gauge\npcrecon_run_published {}\n\
+         # HELP pcrecon_exit_code The exit code of the run (see pcrecon --help).\n\
+         # TYPE pcrecon_exit_code gauge\npcrecon_exit_code {exit_code}\n\
+         # HELP pcrecon_run_finished_timestamp_seconds When the run ended (Unix time).\n\
+         # TYPE pcrecon_run_finished_timestamp_seconds gauge\npcrecon_run_finished_timestamp_seconds {finished_at}\n",
+        u8::from(published)
+    )
 }

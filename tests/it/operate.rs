@@ -1,6 +1,7 @@
 //! Nightly operations: the lock, incremental runs, resume after a crash at any point,
 //! restatements, `diff` and `verify`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -491,4 +492,63 @@ fn completions_and_the_manual_page_are_made_from_the_command_line_itself() {
     let page = String::from_utf8(man.stdout).unwrap();
     assert!(man.status.success(), "{}", String::from_utf8_lossy(&man.stderr));
     assert!(page.contains(".TH pcrecon 1") && page.contains("verify"), "{page:.400}");
+}
+
+/// The samples of a Prometheus text file: metric with labels → value.
+fn prometheus_samples(text: &str) -> BTreeMap<String, String> {
+    let mut samples = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && name.starts_with("pcrecon_"), "{line}");
+        assert!(series == name || (series.ends_with('}') && series[name.len()..].starts_with('{')), "{line}");
+        value.parse::<rust_decimal::Decimal>().unwrap_or_else(|_| panic!("not a number: {line}"));
+        samples.insert(series.to_owned(), value.to_owned());
+    }
+    samples
+}
+
+#[test]
+fn metrics_for_node_exporter_say_how_each_run_ended_and_warnings_count_the_findings() {
+    let emulator = Emulator::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&emulator, dir.path(), "");
+    let metrics = dir.path().join("pcrecon.prom");
+    let finished = run(&config, &["--metrics", metrics.to_str().unwrap(), "--fail-on", "mismatch"], &[]);
+    let snapshot = latest(&dir.path().join("out"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
+    let mismatches = manifest["checks"]["tie_out"]["mismatch"].as_u64().unwrap_or(0);
+    assert!(mismatches > 0, "the samples plant tie-out mismatches");
+    assert_eq!(finished.code, 1, "--fail-on mismatch: {}", finished.stderr);
+    let samples = prometheus_samples(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(samples["pcrecon_run_published"], "1");
+    assert_eq!(samples["pcrecon_exit_code"], "1");
+    assert_eq!(samples["pcrecon_tie_out_mismatches"], mismatches.to_string());
+    let rows = &manifest["datasets"]["billed_recon_line_items"]["rows"];
+    assert_eq!(samples["pcrecon_rows{dataset=\"billed_recon_line_items\"}"], rows.to_string());
+    for (currency, columns) in manifest["datasets"]["invoices"]["control_totals"].as_object().unwrap() {
+        for (column, value) in columns.as_object().unwrap() {
+            let series =
+                format!("pcrecon_control_total{{dataset=\"invoices\",currency=\"{currency}\",column=\"{column}\"}}");
+            assert_eq!(&samples[&series], value.as_str().unwrap(), "exactly the manifest's");
+        }
+    }
+    let warned = finished
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["level"] == "WARN" && l["fields"]["event"] == "tie_out_mismatches");
+    assert_eq!(warned.expect("a WARN line to alert on")["fields"]["count"], mismatches);
+
+    // A run that fails still says so, with its exit code.
+    let failed = run(
+        &config,
+        &["--from-raw", dir.path().join("no-archive").to_str().unwrap(), "--metrics", metrics.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(failed.code, 0);
+    let samples = prometheus_samples(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(samples["pcrecon_run_published"], "0");
+    assert_eq!(samples["pcrecon_exit_code"], failed.code.to_string());
+    assert!(!samples.contains_key("pcrecon_rows{dataset=\"invoices\"}"));
 }
