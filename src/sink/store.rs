@@ -781,7 +781,9 @@ impl StoreLock<'_> {
                         tracing::error!(event = "lock_lost", lock = %object, error = %e);
                         return;
                     }
-                    Err(e) => tracing::warn!(event = "lock_not_renewed", lock = %object, error = %e),
+                    // The store's own message may quote a signed URL: it is left out here, and
+                    // the run's next renewal, if it fails too, reports it through the redacted error.
+                    Err(_) => tracing::warn!(event = "lock_not_renewed", lock = %object),
                 }
             }
         });
