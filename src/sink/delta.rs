@@ -454,32 +454,40 @@ pub fn rebuild(store: &Store, at: &At, into: &Path) -> Result<Rebuilt, DeltaErro
 
 /// Writes a table data file back in the snapshot's schema (instants in nanoseconds); its rows.
 fn restore(bytes: &[u8], schema: &DatasetSchema, to: &Path) -> Result<u64, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
-        .and_then(|b| b.with_batch_size(8192).build())
-        .map_err(|e| e.to_string())?;
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
-    let target = arrow_schema(schema);
-    let file = std::fs::File::create(to).map_err(|e| e.to_string())?;
+    rewrite(bytes::Bytes::copy_from_slice(bytes), arrow_schema(schema), to, |column, field| {
+        match (column.data_type(), field.data_type()) {
+            (DataType::Timestamp(TimeUnit::Microsecond, _), DataType::Timestamp(TimeUnit::Nanosecond, tz)) => {
+                let micros = column.as_primitive::<TimestampMicrosecondType>();
+                let nanos = micros.unary::<_, TimestampNanosecondType>(|v| v.saturating_mul(1000));
+                Arc::new(nanos.with_timezone_opt(tz.clone())) as ArrayRef
+            }
+            _ => column.clone(),
+        }
+    })
+}
+
+/// Copies the Parquet rows of `input` into a new file `to` written in `target`, each column
+/// passed through `convert` (with the target's field); the rows written.
+fn rewrite<R: parquet::file::reader::ChunkReader + 'static>(
+    input: R,
+    target: Arc<Schema>,
+    to: &Path,
+    mut convert: impl FnMut(&ArrayRef, &Field) -> ArrayRef,
+) -> Result<u64, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(input)
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
     let props = parquet_properties().map_err(|e| e.to_string())?;
     let mut writer = ArrowWriter::try_new(file, target.clone(), Some(props)).map_err(|e| e.to_string())?;
     let mut rows = 0;
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
-        let columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .zip(target.fields())
-            .map(|(column, field)| match (column.data_type(), field.data_type()) {
-                (DataType::Timestamp(TimeUnit::Microsecond, _), DataType::Timestamp(TimeUnit::Nanosecond, tz)) => {
-                    let micros = column.as_primitive::<TimestampMicrosecondType>();
-                    let nanos = micros.unary::<_, TimestampNanosecondType>(|v| v.saturating_mul(1000));
-                    Arc::new(nanos.with_timezone_opt(tz.clone())) as ArrayRef
-                }
-                _ => column.clone(),
-            })
-            .collect();
+        let columns: Vec<ArrayRef> =
+            batch.columns().iter().zip(target.fields()).map(|(column, field)| convert(column, field)).collect();
         let batch = RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())?;
         rows += batch.num_rows() as u64;
         writer.write(&batch).map_err(|e| e.to_string())?;
@@ -532,33 +540,18 @@ fn table_arrow_schema(schema: &DatasetSchema) -> Arc<Schema> {
 /// nanosecond instants lost digits below the microsecond.
 fn reencode(from: &Path, schema: &DatasetSchema, to: &Path) -> Result<u64, DeltaError> {
     let fail = |message: String| DeltaError::File { file: from.display().to_string(), message };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(from).map_err(|e| fail(e.to_string()))?)
-        .and_then(|b| b.with_batch_size(8192).build())
-        .map_err(|e| fail(e.to_string()))?;
-    let target = table_arrow_schema(schema);
-    let file = std::fs::File::create(to).map_err(|e| fail(format!("{}: {e}", to.display())))?;
-    let props = parquet_properties().map_err(|e| fail(e.to_string()))?;
-    let mut writer = ArrowWriter::try_new(file, target.clone(), Some(props)).map_err(|e| fail(e.to_string()))?;
+    let input = std::fs::File::open(from).map_err(|e| fail(e.to_string()))?;
     let mut floored = 0u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| fail(e.to_string()))?;
-        let columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|column| match column.data_type() {
-                DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
-                    let nanos = column.as_primitive::<TimestampNanosecondType>();
-                    floored += nanos.iter().flatten().filter(|v| v % 1000 != 0).count() as u64;
-                    let micros = nanos.unary::<_, TimestampMicrosecondType>(|v| v.div_euclid(1000));
-                    Arc::new(micros.with_timezone_opt(tz.clone())) as ArrayRef
-                }
-                _ => column.clone(),
-            })
-            .collect();
-        let batch = RecordBatch::try_new(target.clone(), columns).map_err(|e| fail(e.to_string()))?;
-        writer.write(&batch).map_err(|e| fail(e.to_string()))?;
-    }
-    writer.close().map_err(|e| fail(e.to_string()))?;
+    rewrite(input, table_arrow_schema(schema), to, |column, _| match column.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
+            let nanos = column.as_primitive::<TimestampNanosecondType>();
+            floored += nanos.iter().flatten().filter(|v| v % 1000 != 0).count() as u64;
+            let micros = nanos.unary::<_, TimestampMicrosecondType>(|v| v.div_euclid(1000));
+            Arc::new(micros.with_timezone_opt(tz.clone())) as ArrayRef
+        }
+        _ => column.clone(),
+    })
+    .map_err(fail)?;
     Ok(floored)
 }
 

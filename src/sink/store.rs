@@ -346,14 +346,7 @@ impl Store {
 
     /// Whether `rel` exists.
     pub fn has(&self, rel: &str) -> Result<bool, StoreError> {
-        let path = self.path(rel);
-        self.runtime.block_on(async {
-            match self.store.head(&path).await {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(self.request("read", rel)(e)),
-            }
-        })
+        self.size_of(rel).map(|size| size.is_some())
     }
 
     /// The names directly below the prefix that are run ids, each with whether it holds a
