@@ -111,7 +111,8 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| {
             let (parquet, csv) = (dir.path().join("part.parquet"), dir.path().join("part.csv"));
             let mut writer =
-                PartWriter::create(schema, &parquet, &csv, pcrecon::sink::writer::CsvFormat::default()).unwrap();
+                PartWriter::create(schema, &parquet, Some((&csv, pcrecon::sink::writer::CsvFormat::default())))
+                    .unwrap();
             for batch in &batches {
                 writer.push_batch(batch.clone()).unwrap();
             }

@@ -57,6 +57,50 @@ pub enum Command {
     },
     /// Print the manual page (roff): `pcrecon man > /usr/local/share/man/man1/pcrecon.1`.
     Man,
+    /// Sign in for the App+User refresh token, and check what the credentials can do.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+/// `pcrecon auth`.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Sign in with the device code flow (a browser, MFA) and write the App+User refresh token
+    /// to `api.refresh_token_file`, owner-only.
+    Login {
+        /// Configuration file (TOML): `[api]` with `tenant_id`, `client_id` and `refresh_token_file`.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Try one read-only call per kind of token (app-only, Graph, App+User) and say which work.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// How `run` and `demo` print their summary on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// A table on a terminal, one JSON document otherwise.
+    Auto,
+    /// The table.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// The summary flags of `run` and `demo`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SummaryArgs {
+    /// The summary on stdout: a table on a terminal, one JSON document when stdout is not one
+    /// (cron, a pipe), or as asked.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub summary: SummaryFormat,
+    /// No summary on stdout (the logs on stderr still say how the run ended).
+    #[arg(long, short, conflicts_with = "summary")]
+    pub quiet: bool,
 }
 
 /// `pcrecon run`.
@@ -96,6 +140,9 @@ pub struct RunArgs {
     /// folder, its `LATEST` and its cache untouched.
     #[arg(long, value_name = "DIR|URL")]
     pub out: Option<String>,
+    /// The summary.
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 }
 
 /// `pcrecon diff`.
@@ -146,6 +193,9 @@ pub struct DemoArgs {
     /// Faults for the emulator to inject (same syntax as `emulator serve --faults`).
     #[arg(long, default_value = "")]
     pub faults: String,
+    /// The summary.
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 }
 
 /// `pcrecon extract`.

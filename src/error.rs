@@ -11,6 +11,7 @@ use crate::audit::AuditError;
 use crate::config::ConfigError;
 use crate::emulator::server::ServeError;
 use crate::emulator::world::WorldError;
+use crate::onboard::OnboardError;
 use crate::pipeline::RunError;
 use crate::pipeline::stages::StageError;
 use crate::sink::delta::DeltaError;
@@ -114,6 +115,9 @@ pub enum Error {
     /// A world could not be generated.
     #[error(transparent)]
     World(#[from] WorldError),
+    /// `auth login` or `auth check` did not succeed.
+    #[error(transparent)]
+    Onboard(#[from] OnboardError),
     /// The command line asks for something that makes no sense.
     #[error("{0}")]
     Usage(String),
@@ -143,22 +147,36 @@ impl Error {
             Error::World(WorldError::Invalid(_)) => Exit::Usage,
             Error::World(_) | Error::Io { .. } => Exit::Io,
             Error::Findings(_) => Exit::Findings,
+            Error::Onboard(OnboardError::Config(_)) => Exit::Usage,
+            Error::Onboard(OnboardError::Write { .. } | OnboardError::Start(_)) => Exit::Io,
+            Error::Onboard(e) if e.is_refusal() => Exit::Auth,
+            Error::Onboard(_) => Exit::Api,
         }
     }
 
     /// The message with every cause below it, `: `-joined (once each).
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let more = cause.to_string();
-            if !text.contains(&more) {
-                text.push_str(": ");
-                text.push_str(&more);
+        let mut text = String::new();
+        for cause in self.causes() {
+            if !text.contains(&cause) {
+                if !text.is_empty() {
+                    text.push_str(": ");
+                }
+                text.push_str(&cause);
             }
-            source = cause.source();
         }
         text
+    }
+
+    /// The message, then the message of each cause below it.
+    pub fn causes(&self) -> Vec<String> {
+        let mut causes = vec![self.to_string()];
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        causes
     }
 }
 

@@ -17,6 +17,7 @@ pub mod failpoint;
 pub mod matching;
 pub mod model;
 pub mod normalize;
+pub mod onboard;
 pub mod pipeline;
 pub mod progress;
 pub mod reconcile;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use pcrecon::audit::{diff, verify};
-use pcrecon::cli::{Cli, Command, EmulatorCommand, FailOn, RunArgs};
+use pcrecon::cli::{AuthCommand, Cli, Command, EmulatorCommand, FailOn, RunArgs, SummaryArgs, SummaryFormat};
 use pcrecon::config::Settings;
 use pcrecon::emulator::{server, world};
 use pcrecon::error::Error;
@@ -45,10 +45,50 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let code = error.exit().code();
             // A store's error may quote a URL with a signature in it.
-            eprintln!("pcrecon: {}", pcrecon::redact::redact(&error.report()));
-            ExitCode::from(error.exit().code())
+            let redacted = |text: &str| pcrecon::redact::redact(text).into_owned();
+            if terminal {
+                eprintln!("pcrecon: {}", redacted(&error.report()));
+            } else {
+                // The last log line, in the shape of the others, with the causes as a list.
+                let causes: Vec<String> = error.causes().iter().map(|c| redacted(c)).collect();
+                let line = serde_json::json!({
+                    "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    "level": "ERROR",
+                    "fields": {
+                        "message": redacted(&error.report()),
+                        "event": "run_failed",
+                        "exit_code": code,
+                        "causes": causes,
+                    },
+                    "target": "pcrecon",
+                });
+                eprintln!("{line}");
+            }
+            ExitCode::from(code)
         }
+    }
+}
+
+/// Prints a run's summary as asked, with the exit code the run ends with.
+fn print_summary(summary: &RunSummary, asked: SummaryArgs, ended: &Result<(), Error>) {
+    if asked.quiet {
+        return;
+    }
+    let json = match asked.summary {
+        SummaryFormat::Auto => !std::io::stdout().is_terminal(),
+        SummaryFormat::Text => false,
+        SummaryFormat::Json => true,
+    };
+    if json {
+        let (code, finding) = match ended {
+            Ok(()) => (0, None),
+            Err(e) => (e.exit().code(), Some(pcrecon::redact::redact(&e.report()).into_owned())),
+        };
+        println!("{}", summary.json(code, finding.as_deref()));
+    } else {
+        print!("{}", summary.render());
     }
 }
 
@@ -76,6 +116,24 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pcrecon", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Auth(AuthCommand::Login { config }) => {
+            let settings = Settings::load_for_login(&config)?;
+            let terminal = std::io::stderr().is_terminal();
+            let path = pcrecon::onboard::login(&settings, |message| {
+                // On a terminal the log line is not enough: the code is what the person needs.
+                if terminal {
+                    eprintln!("{message}");
+                }
+            })?;
+            println!("signed in: the refresh token is in {}", path.display());
+            Ok(())
+        }
+        Command::Auth(AuthCommand::Check { config }) => {
+            let settings = Settings::load(&config)?;
+            let checks = pcrecon::onboard::check(&settings, &pcrecon::clock::Clock::system())?;
+            print!("{}", pcrecon::onboard::render(&checks));
             Ok(())
         }
         Command::Man => {
@@ -159,20 +217,21 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
         }
         Command::Demo(args) => {
             // The demo reports in EUR with the rate table generated with the sample world.
+            let world = sample_world()?;
             let normalize = pcrecon::config::NormalizeSettings {
                 reporting_currency: pcrecon::model::money::Currency::Eur,
-                rates_file: default_samples().join("rates.csv"),
+                rates_file: world.join("rates.csv"),
                 rate_date: pcrecon::normalize::fx::RateDateRule::MonthEnd,
                 rounding: pcrecon::model::money::RoundingMode::HalfEven,
             };
             let summary = pcrecon::demo::run(
-                &default_samples(),
+                &world,
                 &location(&args.out)?,
                 &args.faults,
                 Some(normalize),
                 &pcrecon::clock::Clock::system(),
             )?;
-            print!("{}", summary.render());
+            print_summary(&summary, args.summary, &Ok(()));
             Ok(())
         }
         Command::Emulator(EmulatorCommand::Generate(args)) => {
@@ -191,7 +250,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             let world_dir = match (&args.world, args.generate.any()) {
                 (Some(dir), _) => dir.clone(),
                 (None, true) => cached_world(&args.generate.spec().map_err(Error::Usage)?)?,
-                (None, false) => default_samples(),
+                (None, false) => sample_world()?,
             };
             let settings = args.settings(world_dir).map_err(Error::Usage)?;
             Ok(server::run_blocking(settings)?)
@@ -298,8 +357,9 @@ fn run_job(args: &RunArgs, progress: Arc<Progress>, published: &mut Option<RunSu
         clock: pcrecon::clock::Clock::system(),
     };
     let summary = published.insert(pipeline::run(&settings, &options)?);
-    print!("{}", summary.render());
-    exit_for(summary, &args.fail_on)
+    let ended = exit_for(summary, &args.fail_on);
+    print_summary(summary, args.summary, &ended);
+    ended
 }
 
 /// Replaces `path` with `text` whole (written beside, then renamed): a collector never reads half
@@ -347,15 +407,16 @@ fn fetched_tables(destination: &str, at: &str) -> Result<(tempfile::TempDir, Str
     Ok((dir, at.to_owned()))
 }
 
-/// The bundled samples world: `./samples/world` when run from the repository, else the one beside the
-/// sources this binary was built from.
-fn default_samples() -> PathBuf {
+/// The samples world: `./samples/world` when run from the repository, else the same world
+/// generated from its seed (the generator is deterministic) into the temporary folder, once: an
+/// installed binary runs the demo anywhere.
+fn sample_world() -> Result<PathBuf, Error> {
     let here = Path::new("samples/world");
     if here.join("world.json").is_file() {
-        here.to_path_buf()
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join("world")
+        return Ok(here.to_path_buf());
     }
+    let spec = pcrecon::emulator::args::WorldArgs::samples().spec().map_err(Error::Usage)?;
+    cached_world(&spec)
 }
 
 /// A generated world, cached under the temporary folder by the hash of its spec.

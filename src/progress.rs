@@ -1,4 +1,5 @@
-//! Progress of a run: a bar on a terminal, a `progress` log line every ten seconds otherwise
+//! Progress of a run: a bar on a terminal (sequences done of planned with the time left, items
+//! and their rate), a `progress` log line every ten seconds otherwise
 //! (cron mails and log shippers get a heartbeat, not a redrawn line).
 
 use std::sync::Mutex;
@@ -28,10 +29,11 @@ impl Progress {
     pub fn new(bar: bool) -> Progress {
         let bar = bar.then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let style =
-                ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} sequences  {msg}")
-                    .map(|s| s.progress_chars("=> "))
-                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style = ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} sequences, ETA {eta}  {msg}",
+            )
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
@@ -75,7 +77,10 @@ impl Progress {
         let (items, bytes) = (self.items.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed));
         if let Some(bar) = &self.bar {
             bar.set_position(done);
-            bar.set_message(format!("{items} items, {} MB", bytes / 1_000_000));
+            // Items per second since the start, in whole numbers.
+            let ms = (self.started.elapsed().as_millis() as u64).max(1);
+            let rate = items.saturating_mul(1000) / ms;
+            bar.set_message(format!("{items} items ({rate}/s), {} MB", bytes / 1_000_000));
             return;
         }
         let Ok(mut last) = self.last_log.lock() else { return };

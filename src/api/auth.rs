@@ -6,7 +6,9 @@
 //! layer calls it while holding the request's in-flight permit, so token calls count against the
 //! same bound as API calls. Secrets and tokens live in [`SecretString`] and are never formatted;
 //! what the token endpoint answers is redacted ([`crate::redact`]) with the secrets the request
-//! posted before it becomes an [`AuthError`], since an endpoint may quote the form back.
+//! posted before it becomes an [`AuthError`], since an endpoint may quote the form back. A
+//! refresh token the endpoint rotates replaces the old one for the rest of the run and is handed
+//! to the [`RotatedToken`] keeper, if any, so that the next run starts from it.
 
 use std::time::{Duration, Instant};
 
@@ -61,6 +63,19 @@ impl AuthError {
     }
 }
 
+/// Keeps a refresh token the token endpoint rotated (writes it back where it came from).
+#[derive(Clone)]
+pub struct RotatedToken(pub std::sync::Arc<KeepToken>);
+
+/// What keeps a rotated refresh token: `Err` says why it could not.
+pub type KeepToken = dyn Fn(&SecretString) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for RotatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RotatedToken")
+    }
+}
+
 /// What the provider needs to ask for tokens.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -74,7 +89,12 @@ pub struct Credentials {
     pub scope: String,
     /// Refresh token of the App+User flow.
     pub refresh_token: Option<SecretString>,
+    /// Where a rotated refresh token goes, if anywhere.
+    pub keep_rotated: Option<RotatedToken>,
 }
+
+/// The scope of App+User tokens for Partner Center, with a refresh token (`offline_access`).
+pub const USER_SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
 
 struct Cached {
     token: SecretString,
@@ -87,7 +107,13 @@ pub struct TokenProvider {
     app: Mutex<Option<Cached>>,
     graph: Mutex<Option<Cached>>,
     user: Mutex<(Option<Cached>, Option<SecretString>)>,
+    /// Whether the refresh token was issued to a public client (`pcrecon auth login`'s device
+    /// code sign-in): Entra then refuses a client secret with it (AADSTS700025).
+    public_refresh: std::sync::atomic::AtomicBool,
 }
+
+/// Entra's refusal of a client secret sent with a public client's refresh token.
+const PUBLIC_CLIENT_REFUSAL: &str = "AADSTS700025";
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -142,7 +168,19 @@ impl TokenProvider {
     /// A provider for some credentials.
     pub fn new(credentials: Credentials) -> TokenProvider {
         let refresh = credentials.refresh_token.clone();
-        TokenProvider { credentials, app: Mutex::new(None), graph: Mutex::new(None), user: Mutex::new((None, refresh)) }
+        TokenProvider {
+            credentials,
+            app: Mutex::new(None),
+            graph: Mutex::new(None),
+            user: Mutex::new((None, refresh)),
+            public_refresh: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether App+User calls get an App+User token (a refresh token is configured), rather than
+    /// an app-only one.
+    pub fn acts_for_user(&self) -> bool {
+        self.credentials.refresh_token.is_some()
     }
 
     /// A valid token of a kind, fetched or refreshed with `http` if needed.
@@ -154,17 +192,41 @@ impl TokenProvider {
                     return Ok(c.token.clone());
                 }
                 let refresh = user.1.clone().unwrap_or_else(|| SecretString::from(String::new()));
-                let form = [
-                    ("grant_type", "refresh_token"),
-                    ("client_id", self.credentials.client_id.as_str()),
-                    ("client_secret", self.credentials.client_secret.expose_secret()),
-                    ("refresh_token", refresh.expose_secret()),
-                    ("scope", "https://api.partnercenter.microsoft.com/user_impersonation offline_access"),
-                ];
-                let (cached, rotated) = self.request(http, "refresh_token", &form).await?;
+                use std::sync::atomic::Ordering::Relaxed;
+                let redeem = |public: bool| {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token"),
+                        ("client_id", self.credentials.client_id.as_str()),
+                        ("refresh_token", refresh.expose_secret()),
+                        ("scope", USER_SCOPE),
+                    ];
+                    if !public {
+                        form.push(("client_secret", self.credentials.client_secret.expose_secret()));
+                    }
+                    form
+                };
+                let public = self.public_refresh.load(Relaxed);
+                let (cached, rotated) = match self.request(http, "refresh_token", &redeem(public)).await {
+                    // A token of a public-client sign-in: redeemed again without the secret.
+                    Err(AuthError::Refused { description, .. })
+                        if !public && description.contains(PUBLIC_CLIENT_REFUSAL) =>
+                    {
+                        self.public_refresh.store(true, Relaxed);
+                        tracing::debug!(event = "refresh_token_of_public_client");
+                        self.request(http, "refresh_token", &redeem(true)).await?
+                    }
+                    other => other?,
+                };
                 let token = cached.token.clone();
                 user.0 = Some(cached);
-                if let Some(r) = rotated {
+                if let Some(r) = rotated.filter(|r| r.expose_secret() != refresh.expose_secret()) {
+                    if let Some(keep) = &self.credentials.keep_rotated {
+                        match (keep.0)(&r) {
+                            Ok(()) => tracing::info!(event = "refresh_token_rotated", "kept the rotated refresh token"),
+                            // The old token stays valid until it expires: the next run may use it.
+                            Err(error) => tracing::warn!(event = "refresh_token_not_kept", %error),
+                        }
+                    }
                     user.1 = Some(r);
                 }
                 return Ok(token);

@@ -76,7 +76,7 @@ pub enum ApiError {
     /// Partner Center refused an App+User call because the token has no MFA claim (401, error
     /// code 900421): the refresh token comes from a sign-in without multi-factor authentication.
     #[error(
-        "{context}: Partner Center requires multi-factor authentication for App+User calls (error code 900421, HTTP 401 for {}, MS-RequestId {request_id}): the refresh token was issued by a sign-in without MFA; obtain a new refresh token through an interactive sign-in with MFA (the partner consent of the secure application model) and put it in api.refresh_token_file or PCRECON_REFRESH_TOKEN",
+        "{context}: Partner Center requires multi-factor authentication for App+User calls (error code 900421, HTTP 401 for {}, MS-RequestId {request_id}): the refresh token was issued by a sign-in without MFA; obtain a new refresh token through an interactive sign-in with MFA (`pcrecon auth login` writes it to api.refresh_token_file; or the partner consent of the secure application model, into api.refresh_token_file or PCRECON_REFRESH_TOKEN)",
         redact(.path)
     )]
     MfaRequired {
@@ -86,6 +86,25 @@ pub enum ApiError {
         path: String,
         /// The request id sent.
         request_id: String,
+    },
+    /// An endpoint that needs an App+User token refused the app-only token it was sent, because
+    /// no refresh token is configured.
+    #[error(
+        "{context}: HTTP {status} for {} (MS-RequestId {request_id}): {}: this endpoint needs an App+User token and no refresh token is configured: run `pcrecon auth login` to write the file api.refresh_token_file names (or set PCRECON_REFRESH_TOKEN)",
+        redact(.path),
+        redact(.detail)
+    )]
+    AppUserNeeded {
+        /// Where.
+        context: Context,
+        /// HTTP status (401 or 403).
+        status: u16,
+        /// Path and query.
+        path: String,
+        /// The request id sent.
+        request_id: String,
+        /// What the error body said, redacted and capped.
+        detail: String,
     },
     /// No token.
     #[error("{context}: authentication failed: {source}")]
@@ -101,7 +120,7 @@ impl ApiError {
     /// The HTTP status, when the API answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ApiError::Status { status, .. } => Some(*status),
+            ApiError::Status { status, .. } | ApiError::AppUserNeeded { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -111,7 +130,10 @@ impl ApiError {
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            ApiError::Auth { .. } | ApiError::MfaRequired { .. } | ApiError::Status { status: 401 | 403, .. }
+            ApiError::Auth { .. }
+                | ApiError::MfaRequired { .. }
+                | ApiError::AppUserNeeded { .. }
+                | ApiError::Status { status: 401 | 403, .. }
         )
     }
 }

@@ -191,13 +191,9 @@ impl Client {
             let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
             if same_origin && attempt.previous().len() <= MAX_REDIRECTS { attempt.follow() } else { attempt.stop() }
         });
-        // reqwest is built without a default TLS provider; ring is the one pcrecon ships.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let http = super::transport::client_builder()
             .redirect(redirects)
             .timeout(policy.timeout)
-            .connect_timeout(Duration::from_secs(30))
-            .user_agent(concat!("pcrecon/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client {
@@ -493,6 +489,15 @@ impl Client {
                 request_id: request_id.to_owned(),
                 detail: redirect_detail(&response_headers),
             }),
+            401 | 403 if kind == TokenKind::User && !self.auth.acts_for_user() => {
+                Attempt::Fatal(ApiError::AppUserNeeded {
+                    context: context.clone(),
+                    status,
+                    path: path.to_owned(),
+                    request_id: request_id.to_owned(),
+                    detail: error_detail(&body),
+                })
+            }
             _ => Attempt::Fatal(ApiError::Status {
                 context: context.clone(),
                 status,

@@ -1,4 +1,5 @@
-//! The Partner Center client: tokens ([`auth`]), the request gate with retries and throttling
+//! The Partner Center client: tokens ([`auth`]) and the device-code sign-in that gives the
+//! App+User refresh token ([`device`]), the request gate with retries and throttling
 //! ([`http`]) and the waits it honours (`retry`), errors that say where ([`error`]), and one pager
 //! for every paging style ([`paging`]).
 //!
@@ -7,6 +8,7 @@
 //! (that is `extract`'s).
 
 pub mod auth;
+pub mod device;
 pub mod error;
 pub mod http;
 pub mod paging;

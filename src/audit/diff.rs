@@ -474,8 +474,8 @@ fn write(out: &Path, changes: &[Vec<Cell>], deltas: &[Vec<Cell>]) -> Result<(), 
         let Some(schema) = dataset.schema() else { continue };
         let parquet = staging.path().join(dataset.name()).join("part-00000.parquet");
         let csv = staging.path().join("csv").join(dataset.name()).join("part-00000.csv");
-        let mut writer =
-            PartWriter::create(schema, &parquet, &csv, CsvFormat::default()).map_err(AuditError::io(&parquet))?;
+        let mut writer = PartWriter::create(schema, &parquet, Some((&csv, CsvFormat::default())))
+            .map_err(AuditError::io(&parquet))?;
         for row in rows {
             writer.push(row.clone()).map_err(AuditError::io(&parquet))?;
         }

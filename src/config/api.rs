@@ -59,6 +59,12 @@ pub struct ApiSettings {
     pub client_secret: SecretString,
     /// Refresh token of the App+User flow, when configured.
     pub refresh_token: Option<SecretString>,
+    /// `api.refresh_token_file`, resolved: where `pcrecon auth login` writes the refresh token,
+    /// and where a run writes back one the token endpoint rotated (unless `PCRECON_REFRESH_TOKEN`
+    /// gave the token, which the process cannot write back).
+    pub refresh_token_file: Option<PathBuf>,
+    /// Whether the refresh token came from `PCRECON_REFRESH_TOKEN`.
+    pub refresh_token_from_env: bool,
     /// Entra ID authority root.
     pub authority_url: Url,
     /// Partner Center API root.
@@ -81,6 +87,11 @@ impl ApiSettings {
     pub fn token_url(&self) -> Result<Url, ConfigError> {
         join(&self.authority_url, &format!("{}/oauth2/v2.0/token", self.tenant_id))
     }
+
+    /// The device-code endpoint (`{authority}/{tenant}/oauth2/v2.0/devicecode`) of `auth login`.
+    pub fn device_code_url(&self) -> Result<Url, ConfigError> {
+        join(&self.authority_url, &format!("{}/oauth2/v2.0/devicecode", self.tenant_id))
+    }
 }
 
 /// Whether the run calls the API, and so needs its client secret.
@@ -90,6 +101,9 @@ pub enum Secrets {
     Required,
     /// It calls nothing (a rebuild from a raw archive): the secret may be absent.
     NotNeeded,
+    /// It signs in (`pcrecon auth login`): no client secret is sent, and the refresh token file
+    /// it writes may not exist yet.
+    Login,
 }
 
 impl RawApi {
@@ -103,16 +117,26 @@ impl RawApi {
             (Some(s), _) => s,
             (None, Some(file)) => secret_file("client_secret_file", &resolve(file))?,
             // Nothing is called: no secret is needed, and an empty one is never sent.
-            (None, None) if secrets == Secrets::NotNeeded => SecretString::from(String::new()),
+            (None, None) if secrets != Secrets::Required => SecretString::from(String::new()),
             (None, None) => {
                 return Err(ConfigError::Invalid(
                     "no client secret: set PCRECON_CLIENT_SECRET or api.client_secret_file".into(),
                 ));
             }
         };
-        let refresh_token = match (env_secret("PCRECON_REFRESH_TOKEN"), &self.refresh_token_file) {
+        let refresh_token_file = self.refresh_token_file.as_deref().map(&resolve);
+        let from_env = env_secret("PCRECON_REFRESH_TOKEN");
+        let refresh_token_from_env = from_env.is_some();
+        let refresh_token = match (from_env, &refresh_token_file) {
             (Some(s), _) => Some(s),
-            (None, Some(file)) => Some(secret_file("refresh_token_file", &resolve(file))?),
+            (None, Some(file)) if secrets == Secrets::Login && !file.exists() => None,
+            (None, Some(file)) if !file.exists() => {
+                return Err(ConfigError::Invalid(format!(
+                    "api.refresh_token_file {} does not exist: `pcrecon auth login` signs in and writes it",
+                    file.display()
+                )));
+            }
+            (None, Some(file)) => Some(secret_file("refresh_token_file", file)?),
             (None, None) => None,
         };
         let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
@@ -137,6 +161,8 @@ impl RawApi {
             client_id: self.client_id.trim().to_owned(),
             client_secret,
             refresh_token,
+            refresh_token_file,
+            refresh_token_from_env,
             authority_url,
             base_url,
             scope: self.scope.unwrap_or_else(|| DEFAULT_SCOPE.into()),
@@ -167,6 +193,30 @@ fn secret_file(name: &str, path: &Path) -> Result<SecretString, ConfigError> {
         return Err(ConfigError::Invalid(format!("{name} {} is empty", path.display())));
     }
     Ok(SecretString::from(text.to_owned()))
+}
+
+/// Replaces the secret file at `path` with `secret` whole: written beside it with owner-only
+/// permissions from its creation, synced, then renamed over it, so a reader (the next night's
+/// run) finds the old token or the new one, never half of one, and nobody else can read either.
+pub fn write_secret_file(path: &Path, secret: &SecretString) -> std::io::Result<()> {
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let beside = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&beside)?;
+        file.write_all(secret.expose_secret().as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&beside, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&beside);
+    }
+    written
 }
 
 /// A secret from the environment, when set and not blank.

@@ -19,6 +19,8 @@
 //! cache_dir = "pcrecon-cache"                              # object-store dir only: page cache and staging, a folder per destination
 //! lock_expiry_hours = 6                                    # object-store dir only: a dead run's lock expires
 //! delta = false                                            # true: also a Delta Lake table per dataset in <dir>/delta/
+//! formats = ["parquet", "csv"]                             # or ["parquet"]: no CSV copy
+//! csv_compression = "none"                                 # or "gzip": csv/…/part-*.csv.gz
 //! csv_bom = false                                          # true: CSV starts with a BOM (Excel)
 //! csv_delimiter = ","                                      # or ";", "\t", "|"
 //! csv_decimal_separator = "."                              # or "," (with another delimiter)
@@ -128,8 +130,9 @@ pub struct Settings {
     pub lock_expiry: Duration,
     /// Also commit every dataset to its Delta Lake table under `<destination>/delta/`.
     pub delta: bool,
-    /// How CSV files are written: byte-order mark, delimiter, decimal separator.
-    pub csv: crate::sink::writer::CsvFormat,
+    /// How CSV files are written (byte-order mark, delimiter, decimal separator, gzip), or
+    /// none when `[output] formats` leaves CSV out.
+    pub csv: Option<crate::sink::writer::CsvFormat>,
     /// Keep going past undecodable records, writing them to `rejects` (else the run fails).
     pub rejects: bool,
     /// Keep the members no column reads in each dataset's `unknown_fields` column.
@@ -203,6 +206,12 @@ impl Settings {
     /// archive): the client secret may be absent.
     pub fn load_offline(path: &Path) -> Result<Settings, ConfigError> {
         Settings::load_for(path, Secrets::NotNeeded)
+    }
+
+    /// The settings `pcrecon auth login` needs: no client secret (the device-code sign-in is a
+    /// public-client flow), and the refresh token file it is about to write may not exist yet.
+    pub fn load_for_login(path: &Path) -> Result<Settings, ConfigError> {
+        Settings::load_for(path, Secrets::Login)
     }
 
     fn load_for(path: &Path, secrets: Secrets) -> Result<Settings, ConfigError> {
@@ -356,11 +365,19 @@ mod tests {
             Settings::load(&cfg)
         };
         let s = load("csv_delimiter = \";\"\ncsv_decimal_separator = \",\"\n").unwrap();
-        assert_eq!((s.csv.delimiter, s.csv.decimal_separator), (';', ','));
+        let csv = s.csv.unwrap();
+        assert_eq!((csv.delimiter, csv.decimal_separator), (';', ','));
+        let s = load("formats = [\"parquet\"]\n").unwrap();
+        assert_eq!(s.csv, None, "CSV left out");
+        let s = load("csv_compression = \"gzip\"\n").unwrap();
+        assert_eq!(s.csv.unwrap().compression, crate::sink::writer::CsvCompression::Gzip);
         for (lines, says) in [
             ("csv_decimal_separator = \",\"\n", "both ','"),
             ("csv_delimiter = \"::\"\n", "output.csv_delimiter"),
             ("csv_decimal_separator = \"'\"\n", "output.csv_decimal_separator"),
+            ("formats = [\"csv\"]\n", "must include \"parquet\""),
+            ("formats = [\"xlsx\"]\n", "unknown variant"),
+            ("csv_compression = \"zip\"\n", "unknown variant"),
         ] {
             let err = load(lines).unwrap_err().to_string();
             assert!(err.contains(says), "{lines}: {err}");
@@ -407,7 +424,7 @@ mod tests {
         let s = Settings::load(&write(dir.path(), "c.toml", &text, 0o644)).unwrap();
         assert_eq!(s.api.max_in_flight, 4);
         assert_eq!(s.extract.unbilled_periods, ["current", "previous"]);
-        assert_eq!(s.csv, crate::sink::writer::CsvFormat::default());
+        assert_eq!(s.csv, Some(crate::sink::writer::CsvFormat::default()));
         // Its recipe for an emulator, base_url alone, sends nothing to Microsoft.
         let emulated = text.replace("https://api.partnercenter.microsoft.com", "http://127.0.0.1:9");
         let s = Settings::load(&write(dir.path(), "e.toml", &emulated, 0o644)).unwrap();

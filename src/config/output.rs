@@ -1,6 +1,6 @@
 //! The `[output]` section: where snapshots go (a folder, or an object-store prefix with a local
-//! folder for the page cache and the staged snapshots), the CSV flavour (byte-order mark, delimiter,
-//! decimal separator), what happens to records that
+//! folder for the page cache and the staged snapshots), the formats written (Parquet always, CSV
+//! unless left out), the CSV flavour (byte-order mark, delimiter, decimal separator, gzip), what happens to records that
 //! cannot be decoded and to members no column reads, how many snapshots stay, how long a
 //! killed run may resume, and the key that signs each manifest.
 //!
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::ConfigError;
 use crate::sink::retention::Retention;
 use crate::sink::store::{Location, StoreUrl};
-use crate::sink::writer::CsvFormat;
+use crate::sink::writer::{CsvCompression, CsvFormat};
 
 /// The field delimiters a CSV file may have.
 pub const CSV_DELIMITERS: [char; 4] = [',', ';', '\t', '|'];
@@ -43,6 +43,8 @@ pub(super) struct RawOutput {
     cache_dir: Option<PathBuf>,
     lock_expiry_hours: Option<u64>,
     delta: Option<bool>,
+    formats: Option<Vec<Format>>,
+    csv_compression: Option<CsvCompression>,
     csv_bom: Option<bool>,
     csv_delimiter: Option<String>,
     csv_decimal_separator: Option<String>,
@@ -54,6 +56,16 @@ pub(super) struct RawOutput {
     signing_key_file: Option<PathBuf>,
 }
 
+/// A file format of the snapshot's datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    /// Parquet: the dataset of record, which `verify`, `diff` and the Delta tables read.
+    Parquet,
+    /// CSV, beside it under `csv/`.
+    Csv,
+}
+
 /// What the `[output]` section decides.
 #[derive(Debug, Clone)]
 pub(super) struct OutputSettings {
@@ -62,7 +74,7 @@ pub(super) struct OutputSettings {
     pub(super) cache_dir: PathBuf,
     pub(super) lock_expiry: Duration,
     pub(super) delta: bool,
-    pub(super) csv: CsvFormat,
+    pub(super) csv: Option<CsvFormat>,
     pub(super) rejects: bool,
     pub(super) keep_unknown_fields: bool,
     pub(super) retention: Retention,
@@ -91,6 +103,18 @@ impl RawOutput {
                 "output.csv_delimiter and output.csv_decimal_separator are both {delimiter:?}: a decimal would split in two"
             )));
         }
+        let formats = self.formats.unwrap_or_else(|| vec![Format::Parquet, Format::Csv]);
+        if !formats.contains(&Format::Parquet) {
+            return Err(ConfigError::Invalid(
+                "output.formats must include \"parquet\": the manifest's control totals, verify, diff and the Delta tables read the Parquet files; CSV is the optional copy".into(),
+            ));
+        }
+        let csv = formats.contains(&Format::Csv).then_some(CsvFormat {
+            bom: self.csv_bom.unwrap_or(false),
+            delimiter,
+            decimal_separator,
+            compression: self.csv_compression.unwrap_or_default(),
+        });
         let location = Location::parse(self.dir.as_deref().unwrap_or(DEFAULT_OUTPUT_DIR))
             .map_err(|e| ConfigError::Invalid(format!("output.dir: {e}")))?;
         let cache_dir = resolve(self.cache_dir.as_deref().unwrap_or(Path::new(DEFAULT_CACHE_DIR)));
@@ -115,7 +139,7 @@ impl RawOutput {
             cache_dir,
             lock_expiry: Duration::from_secs(hours * 3600),
             delta: self.delta.unwrap_or(false),
-            csv: CsvFormat { bom: self.csv_bom.unwrap_or(false), delimiter, decimal_separator },
+            csv,
             rejects: self.rejects.unwrap_or(false),
             keep_unknown_fields: self.keep_unknown_fields.unwrap_or(false),
             retention: Retention {

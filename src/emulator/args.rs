@@ -59,6 +59,12 @@ impl WorldArgs {
         *self != WorldArgs::default()
     }
 
+    /// The arguments of the bundled `samples/world` (README, Samples): the defaults with 800
+    /// usage rows a month.
+    pub fn samples() -> WorldArgs {
+        WorldArgs { usage_rows_per_month: Some(800), ..WorldArgs::default() }
+    }
+
     /// Validates the arguments into a world spec.
     pub fn spec(&self) -> Result<WorldSpec, String> {
         Ok(WorldSpec {
@@ -131,6 +137,10 @@ pub struct ServeArgs {
     /// Lifetime of access tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub token_lifetime_secs: u64,
+    /// The polling interval the device-code flow (`pcrecon auth login`) asks for, in seconds
+    /// (Entra ID asks for 5).
+    #[arg(long, default_value_t = 5)]
+    pub device_poll_secs: u64,
     /// Lifetime of continuation tokens, in seconds.
     #[arg(long, default_value_t = 900)]
     pub continuation_ttl_secs: u64,
@@ -206,6 +216,7 @@ impl ServeArgs {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             token_lifetime_secs: self.token_lifetime_secs,
+            device_poll_secs: self.device_poll_secs,
             continuation_ttl_secs: self.continuation_ttl_secs,
             rate_limit_per_minute: self.rate_limit_per_minute,
             require_app_user: self.require_app_user,

@@ -104,12 +104,23 @@ pub fn client(api: &ApiSettings, clock: &Clock) -> Result<Client, RunError> {
         client_secret: api.client_secret.clone(),
         scope: api.scope.clone(),
         refresh_token: api.refresh_token.clone(),
+        keep_rotated: rotated_token_keeper(api),
     };
     let policy = Policy {
         max_retry_after: api.max_retry_after,
         ..Policy::new(api.max_in_flight, api.request_timeout, api.max_retries)
     };
     Client::new(&api.base_url, TokenProvider::new(credentials), policy, clock.clone()).map_err(RunError::Start)
+}
+
+/// Writes a rotated refresh token back to `api.refresh_token_file`, when the token came from
+/// that file (one from the environment cannot be written back).
+pub fn rotated_token_keeper(api: &ApiSettings) -> Option<crate::api::auth::RotatedToken> {
+    let path = api.refresh_token_file.clone().filter(|_| !api.refresh_token_from_env && api.refresh_token.is_some())?;
+    Some(crate::api::auth::RotatedToken(std::sync::Arc::new(move |token| {
+        crate::config::write_secret_file(&path, token)
+            .map_err(|e| format!("cannot write api.refresh_token_file {}: {e}", path.display()))
+    })))
 }
 
 /// Runs `work` on a thread of its own, inside the span of the caller (the run's).
@@ -547,6 +558,12 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         exports: &manifest.operations,
     };
     crate::report::write(staging.path(), &manifest, &restated).map_err(|e| io_error(Path::new(&e.path), e.source))?;
+    // The local folder's newest snapshot (a store destination keeps its newest two locally).
+    let shared = match crate::sink::retention::latest(&out) {
+        Some((_, before)) => crate::sink::share::link_unchanged(staging.path(), &manifest, &before)
+            .map_err(|e| io_error(staging.path(), e))?,
+        None => crate::sink::share::Shared::default(),
+    };
     let run_path = staging.path().join("run.json");
     let text = json_text(&run, &run_path)?;
     std::fs::write(&run_path, text).map_err(|e| io_error(&run_path, e))?;
@@ -600,6 +617,7 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         restated,
         new_invoices,
         removed,
+        shared,
         elapsed,
     };
     summary.warn_findings();

@@ -11,6 +11,7 @@ use super::{RunError, client, with_needed_datasets};
 use crate::config::Settings;
 use crate::extract::{self, cache::PageCache};
 use crate::sink::layout;
+use crate::sink::writer::CsvCompression;
 use crate::tabular::{Dataset, Kind, Partition};
 
 /// What a dry run found: the plan of a run, read from discovery and the page cache.
@@ -87,7 +88,7 @@ impl DryRun {
 }
 
 /// The files a sequence's rows go to, relative to the snapshot, as the sink lays them out.
-fn planned_files(planned: &extract::Planned) -> Vec<String> {
+fn planned_files(planned: &extract::Planned, csv: Option<CsvCompression>) -> Vec<String> {
     let seq = &planned.seq;
     if seq.dataset.kind() == Kind::File {
         return vec![layout::document(&seq.scope)];
@@ -102,7 +103,8 @@ fn planned_files(planned: &extract::Planned) -> Vec<String> {
                 Partition::ScopeMonth(_) => layout::partition("*"),
                 Partition::None => String::new(),
             };
-            layout::part_files(schema.name, &folder, &layout::part_name(schema, &seq.scope))
+            let (parquet, csv) = layout::part_files(schema.name, &folder, &layout::part_name(schema, &seq.scope), csv);
+            std::iter::once(parquet).chain(csv)
         })
         .collect()
 }
@@ -138,7 +140,7 @@ pub fn dry_run(settings: &Settings, refresh: bool) -> Result<DryRun, RunError> {
                 api: planned.seq.api(),
                 action,
                 requests,
-                files: planned_files(planned),
+                files: planned_files(planned, settings.csv.map(|c| c.compression)),
             }
         })
         .collect();

@@ -125,6 +125,8 @@ pub struct RunSummary {
     pub new_invoices: u64,
     /// Snapshots retention removed.
     pub removed: Vec<String>,
+    /// Files that are hard links to the previous snapshot's, and their bytes.
+    pub shared: crate::sink::share::Shared,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -212,11 +214,59 @@ impl RunSummary {
             ("throttled", "Requests answered 429.", self.report.throttled),
             ("snapshot_files", "Files of the snapshot.", self.manifest.files.len() as u64),
             ("snapshot_bytes", "Bytes of the snapshot's files.", self.manifest.files.iter().map(|f| f.bytes).sum()),
+            ("snapshot_shared_bytes", "Bytes of files hard-linked to the previous snapshot's.", self.shared.bytes),
         ];
         for (name, help, value) in counts {
             gauge(name, help, vec![(String::new(), value.to_string())]);
         }
         text
+    }
+
+    /// The summary as one JSON document (what `run` prints when stdout is not a terminal): the
+    /// table's facts, with the exit code the run ends with and, when not 0, why.
+    pub fn json(&self, exit_code: u8, finding: Option<&str>) -> serde_json::Value {
+        let bytes: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
+        let datasets: serde_json::Map<String, serde_json::Value> = self
+            .manifest
+            .datasets
+            .iter()
+            .map(|(name, entry)| {
+                (name.clone(), serde_json::json!({ "rows": entry.rows, "control_totals": entry.control_totals }))
+            })
+            .collect();
+        let tables: Vec<serde_json::Value> = self
+            .tables
+            .iter()
+            .map(|t| serde_json::json!({ "dataset": t.dataset, "version": t.version, "added": t.added, "removed": t.removed, "kept": t.kept }))
+            .collect();
+        serde_json::json!({
+            "event": "run_summary",
+            "exit_code": exit_code,
+            "finding": finding,
+            "snapshot": self.snapshot.display().to_string(),
+            "published": self.published,
+            "run_id": self.snapshot.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "previous_snapshot": self.previous,
+            "restated_invoices": self.restated,
+            "new_invoices": self.new_invoices,
+            "datasets": datasets,
+            "checks": self.manifest.checks,
+            "not_ready": self.manifest.not_ready,
+            "files": self.manifest.files.len(),
+            "bytes": bytes,
+            "shared_files": self.shared.files,
+            "shared_bytes": self.shared.bytes,
+            "sequences": self.report.sequences,
+            "sequences_carried": self.report.carried,
+            "sequences_resumed": self.report.resumed,
+            "requests": self.report.requests,
+            "retries": self.report.retries,
+            "throttled": self.report.throttled,
+            "removed_snapshots": self.removed,
+            "delta_tables": tables,
+            "delta_failed": self.tables_failed.as_ref().map(|e| crate::redact::redact(&e.to_string()).into_owned()),
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+        })
     }
 
     /// The summary table: datasets, rows, control totals per currency.
@@ -263,10 +313,17 @@ impl RunSummary {
                 self.new_invoices
             ));
         }
+        let bytes: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
+        let on_disk = match self.shared.files {
+            0 => format!("{bytes} bytes"),
+            n => format!(
+                "{bytes} bytes, {} new on disk: {n} unchanged files hard-linked to the previous snapshot",
+                bytes - self.shared.bytes.min(bytes)
+            ),
+        };
         text.push_str(&format!(
-            "  {} files ({} bytes), {} sequences ({} carried from earlier runs, {} resumed), {} requests, {} retries, {} throttled, {} ms\n",
+            "  {} files ({on_disk}), {} sequences ({} carried from earlier runs, {} resumed), {} requests, {} retries, {} throttled, {} ms\n",
             self.manifest.files.len(),
-            self.manifest.files.iter().map(|f| f.bytes).sum::<u64>(),
             self.report.sequences,
             self.report.carried,
             self.report.resumed,

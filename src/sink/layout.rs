@@ -4,13 +4,14 @@
 //! ```text
 //! <dataset>/period=YYYY-MM/part-<scope>.parquet   line items: one file per sequence
 //! <dataset>/[period=YYYY-MM/]part-00000.parquet   master data and computed datasets
-//! csv/<same path>.csv
+//! csv/<same path>.csv                            (.csv.gz when gzipped; none when CSV is left out)
 //! documents/<invoice-id>.pdf
 //! ```
 //!
 //! In: a dataset's schema, a scope, a billing month. Out: relative paths. It creates nothing.
 
 use crate::model::page::scope_name;
+use crate::sink::writer::CsvCompression;
 use crate::tabular::{Dataset, DatasetSchema, Partition};
 
 /// Where a sequence's line-item files are written while it streams in: its billing month is
@@ -38,10 +39,11 @@ pub fn part_dirs(dataset: Dataset, folder: &str) -> [String; 2] {
     [dir.clone(), format!("csv/{dir}")]
 }
 
-/// The Parquet file and its CSV twin of a part, relative to the snapshot (see [`part_dirs`]).
-pub fn part_files(dataset: Dataset, folder: &str, part: &str) -> [String; 2] {
-    let [parquet, csv] = part_dirs(dataset, folder);
-    [format!("{parquet}/{part}.parquet"), format!("{csv}/{part}.csv")]
+/// The Parquet file of a part and its CSV twin when CSV is written (compressed or not), relative
+/// to the snapshot (see [`part_dirs`]).
+pub fn part_files(dataset: Dataset, folder: &str, part: &str, csv: Option<CsvCompression>) -> (String, Option<String>) {
+    let [parquet, csv_dir] = part_dirs(dataset, folder);
+    (format!("{parquet}/{part}.parquet"), csv.map(|c| format!("{csv_dir}/{part}.{}", c.extension())))
 }
 
 /// An invoice statement, relative to the snapshot.
@@ -58,19 +60,18 @@ mod tests {
         let recon = Dataset::BilledRecon.schema().unwrap();
         let part = part_name(recon, "G000123");
         assert_eq!(part, "part-G000123");
-        assert_eq!(
-            part_files(Dataset::BilledRecon, &partition("2025-01"), &part),
-            [
-                "billed_recon_line_items/period=2025-01/part-G000123.parquet",
-                "csv/billed_recon_line_items/period=2025-01/part-G000123.csv"
-            ]
-        );
+        let (parquet, csv) = part_files(Dataset::BilledRecon, &partition("2025-01"), &part, Some(CsvCompression::None));
+        assert_eq!(parquet, "billed_recon_line_items/period=2025-01/part-G000123.parquet");
+        assert_eq!(csv.as_deref(), Some("csv/billed_recon_line_items/period=2025-01/part-G000123.csv"));
+        let (_, gzipped) = part_files(Dataset::BilledRecon, &partition("2025-01"), &part, Some(CsvCompression::Gzip));
+        assert_eq!(gzipped.as_deref(), Some("csv/billed_recon_line_items/period=2025-01/part-G000123.csv.gz"));
+        assert_eq!(part_files(Dataset::BilledRecon, "", &part, None).1, None, "CSV left out");
         let unbilled = Dataset::UnbilledUsage.schema().unwrap();
         assert_eq!(part_name(unbilled, "EUR/current"), "part-EUR-current");
         let customers = Dataset::Customers.schema().unwrap();
         assert_eq!(
-            part_files(Dataset::Customers, "", &part_name(customers, "all")),
-            ["customers/part-00000.parquet", "csv/customers/part-00000.csv"]
+            part_files(Dataset::Customers, "", &part_name(customers, "all"), Some(CsvCompression::None)),
+            ("customers/part-00000.parquet".to_owned(), Some("csv/customers/part-00000.csv".to_owned()))
         );
         assert_eq!(document("G000123"), "documents/G000123.pdf");
     }

@@ -1,6 +1,6 @@
 //! Output, and only output: Parquet and CSV writers following the dataset schemas, part files,
 //! where each file goes (`layout`), the manifest's types, the one atomic publish (`staging`), the output folder's lock and
-//! retention, and a reader of published files.
+//! retention, hard links to the previous snapshot's unchanged files (`share`), and a reader of published files.
 //!
 //! In: typed rows per dataset and scope. Out: files and published folders. It does not fetch,
 //! decode, convert, match or tie out anything, and imports only the table vocabulary (`tabular`) and the page types (`model`).
@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod part;
 pub mod read;
 pub mod retention;
+pub mod share;
 pub mod signature;
 pub mod staging;
 pub mod store;

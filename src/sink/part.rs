@@ -1,4 +1,4 @@
-//! The rows of one dataset for one file pair (Parquet + CSV), held to the published schema: it
+//! The rows of one dataset for one file pair (Parquet, and CSV unless it is left out), held to the published schema: it
 //! keeps the control totals per currency and the billing month its rows belong to.
 //!
 //! Each file is encoded on its own thread (a lane), behind the caller: the caller hands over
@@ -24,7 +24,7 @@ pub use super::totals::Totals;
 /// A finished file pair.
 #[derive(Debug, Clone)]
 pub struct PartReport {
-    /// Parquet and CSV files.
+    /// The Parquet file, then the CSV file if written.
     pub files: Vec<FileReport>,
     /// Rows in each.
     pub rows: u64,
@@ -112,11 +112,11 @@ fn encode(mut writer: Writer, queue: Receiver<LaneJob>) -> io::Result<FileReport
     Err(io::Error::other("abandoned"))
 }
 
-/// Writes rows of one dataset to a Parquet and a CSV file.
+/// Writes rows of one dataset to a Parquet file and, unless CSV is left out, a CSV file.
 pub struct PartWriter<'s> {
     schema: &'s DatasetSchema,
     parquet: Lane,
-    csv: Lane,
+    csv: Option<Lane>,
     pending: BatchBuilder,
     arrow: std::sync::Arc<arrow_schema::Schema>,
     total_columns: TotalColumns,
@@ -133,12 +133,11 @@ pub fn month_of(value: &Value<'_>, ty: ColType) -> Option<String> {
 }
 
 impl<'s> PartWriter<'s> {
-    /// Opens `parquet` and `csv` for a dataset's rows.
+    /// Opens `parquet`, and `csv` in its format when given, for a dataset's rows.
     pub fn create(
         schema: &'s DatasetSchema,
         parquet: &Path,
-        csv: &Path,
-        format: CsvFormat,
+        csv: Option<(&Path, CsvFormat)>,
     ) -> io::Result<PartWriter<'s>> {
         let index = |name: &str| schema.column(name);
         let month_column = match schema.partition {
@@ -148,7 +147,7 @@ impl<'s> PartWriter<'s> {
         Ok(PartWriter {
             schema,
             parquet: Lane::spawn(Writer::parquet(parquet, schema)?, parquet)?,
-            csv: Lane::spawn(Writer::csv(csv, schema, format)?, csv)?,
+            csv: csv.map(|(path, format)| Lane::spawn(Writer::csv(path, schema, format)?, path)).transpose()?,
             pending: BatchBuilder::new(schema, 0),
             arrow: arrow_schema(schema),
             total_columns: TotalColumns::of(schema),
@@ -201,13 +200,19 @@ impl<'s> PartWriter<'s> {
         // Held to the published schema: a required column left empty is an error here.
         let batch = RecordBatch::try_new(self.arrow.clone(), batch.columns().to_vec()).map_err(io::Error::other)?;
         self.parquet.send(&batch)?;
-        self.csv.send(&batch)
+        match &mut self.csv {
+            Some(csv) => csv.send(&batch),
+            None => Ok(()),
+        }
     }
 
     /// Completes both files.
     pub fn finish(mut self) -> io::Result<PartReport> {
         self.flush_pending()?;
-        let files = vec![self.parquet.finish()?, self.csv.finish()?];
+        let mut files = vec![self.parquet.finish()?];
+        if let Some(csv) = self.csv.take() {
+            files.push(csv.finish()?);
+        }
         Ok(PartReport { files, rows: self.rows, totals: self.totals, month: self.month })
     }
 

@@ -96,9 +96,18 @@ fn clean_data(emulator: &Emulator, root: &Path, extra: &str) -> BTreeMap<String,
     data(&latest(&dir.join("out")))
 }
 
-/// The final error line, `pcrecon: <message>` (empty when there is none).
-fn error_line(finished: &Finished) -> &str {
-    finished.stderr.lines().rev().find(|l| l.starts_with("pcrecon: ")).unwrap_or("")
+/// The message of the last log line, the `run_failed` event with the error and its causes
+/// (empty when there is none).
+fn error_line(finished: &Finished) -> String {
+    let last = finished.stderr.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok());
+    match last {
+        Some(line) if line["fields"]["event"] == "run_failed" => {
+            assert_eq!(line["fields"]["exit_code"], finished.code, "{line}");
+            assert!(line["fields"]["causes"].as_array().is_some_and(|c| !c.is_empty()), "{line}");
+            line["fields"]["message"].as_str().unwrap_or_default().to_owned()
+        }
+        _ => String::new(),
+    }
 }
 
 /// Asserts that a failed run left nothing in view in `out`: no `LATEST`, no snapshot.

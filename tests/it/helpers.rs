@@ -302,6 +302,14 @@ pub struct Finished {
     pub stderr: String,
 }
 
+impl Finished {
+    /// The run's summary: the one JSON document `run` prints on stdout when it is not a terminal.
+    pub fn summary(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("the summary is not JSON ({e}): {}", self.stdout))
+    }
+}
+
 /// Config text that keeps every line-item dataset on the v1 API (tests of v1 paging).
 pub const V1_ONLY: &str = "\n[extract]\napi_version = \"v1\"\n";
 

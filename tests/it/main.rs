@@ -18,6 +18,7 @@ mod helpers;
 mod matching;
 mod mfa;
 mod microsoft;
+mod onboard;
 mod operate;
 mod proxy;
 mod quirks;

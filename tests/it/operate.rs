@@ -84,7 +84,7 @@ fn a_second_run_carries_billed_invoices_and_fetches_unbilled_data_again() {
     let report = run_json(&second_snapshot);
     assert!(report["sequences_carried"].as_u64().unwrap() > 10);
     assert_eq!(report["restated_invoices"], serde_json::json!([]));
-    assert!(second.stdout.contains("carried from earlier runs"), "{}", second.stdout);
+    assert_eq!(second.summary()["sequences_carried"], report["sequences_carried"], "{}", second.stdout);
 
     // --refresh fetches billed invoices again, with the same result.
     let refreshed = run(&config, &["--refresh"], &[]);
@@ -265,7 +265,10 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
         previous.file_name().unwrap().to_str().unwrap()
     );
     assert!(second.stderr.contains(&said), "{}", second.stderr);
-    assert!(second.stdout.contains(&format!("1 restated invoices ({invoice})")), "{}", second.stdout);
+    let summary = second.summary();
+    assert_eq!(summary["restated_invoices"], serde_json::json!([invoice]), "{}", second.stdout);
+    assert_eq!(summary["exit_code"], 1);
+    assert!(summary["finding"].as_str().unwrap().contains(&said), "{}", second.stdout);
     assert!(second.stderr.contains("invoice_restated"), "logged");
     assert!(previous.join("manifest.json").is_file(), "the previous snapshot is kept");
     let report = run_json(&latest(&out));
@@ -472,6 +475,29 @@ fn the_systemd_units_and_the_cron_line_in_contrib_parse_and_run_this_binary() {
     let said = String::from_utf8_lossy(&checked.stdout);
     assert!(checked.status.success(), "{said}{}", String::from_utf8_lossy(&checked.stderr));
     assert!(said.contains("cron: 1 line(s) parse"), "{said}");
+}
+
+#[test]
+fn the_readme_documents_every_subcommand_and_flag_as_the_command_line_defines_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let made = Command::new(root.join("scripts/command-reference.sh")).arg(bin()).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let reference = String::from_utf8(made.stdout).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let at = readme.find("## Command reference").expect("a command reference");
+    let section = readme[at..].split("\n## ").next().unwrap();
+    assert_eq!(
+        section.trim_end(),
+        reference.trim_end(),
+        "regenerate the README's command reference: scripts/command-reference.sh target/debug/pcrecon"
+    );
+    // Every command the top-level help lists has its entry.
+    let help = Command::new(bin()).arg("-h").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let commands = help.split("Commands:").nth(1).unwrap().split("\n\n").next().unwrap();
+    for name in commands.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| *n != "help") {
+        assert!(reference.contains(&format!("<code>pcrecon {name}")), "{name} is not in the command reference");
+    }
 }
 
 #[test]

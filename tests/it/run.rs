@@ -23,7 +23,8 @@ fn demo_with(out: &Path, faults: &str) -> String {
 
 fn demo_env(out: &Path, faults: &str, env: &[(&str, &str)]) -> String {
     let mut command = std::process::Command::new(bin());
-    command.args(["demo", "--faults", faults, "--out"]).arg(out);
+    // The table a person reads on a terminal (a pipe gets JSON by default).
+    command.args(["demo", "--summary", "text", "--faults", faults, "--out"]).arg(out);
     for (k, v) in env {
         command.env(k, v);
     }

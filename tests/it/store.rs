@@ -142,7 +142,7 @@ fn the_sample_world_published_to_azurite_and_to_s3_is_byte_for_byte_its_local_pu
         let published = bucket.run(&config, &url, &[]);
         ok(&published, bucket.kind);
         let id = bucket.latest("billing/nightly");
-        assert!(published.stdout.contains(&format!("published {url}/{id}")), "{}", published.stdout);
+        assert_eq!(published.summary()["published"], format!("{url}/{id}"), "{}", published.stdout);
         let mut stored = bucket.tree(&format!("billing/nightly/{id}"));
         assert!(stored.remove("run.json").is_some());
         assert_eq!(stored, expected, "{}: the store holds the local publish, byte for byte", bucket.kind);

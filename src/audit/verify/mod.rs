@@ -189,19 +189,24 @@ impl Verified {
     }
 }
 
-/// Hashes and counts what passes through, and counts the line ends outside double quotes (the
-/// records of a CSV file, its header included).
+/// What reading a file found: its SHA-256 and size as on disk, and the line ends outside double
+/// quotes of its text (the records of a CSV file, its header included; of a `.csv.gz` file, the
+/// text inside, or none when it does not inflate).
 struct Scan {
     hasher: Sha256,
     bytes: u64,
+    lines: Option<u64>,
+}
+
+/// Counts the line ends outside double quotes of what passes through.
+#[derive(Default)]
+struct Lines {
     quoted: bool,
     lines: u64,
 }
 
-impl Write for Scan {
+impl Write for Lines {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.hasher.update(buf);
-        self.bytes += buf.len() as u64;
         for at in memchr::memchr2_iter(b'"', b'\n', buf) {
             if buf[at] == b'"' {
                 self.quoted = !self.quoted;
@@ -217,10 +222,32 @@ impl Write for Scan {
     }
 }
 
+/// Hashes and counts the bytes read through it.
+struct Hashed<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: io::Read> io::Read for Hashed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 fn scan_file(path: &Path) -> io::Result<Scan> {
-    let mut scan = Scan { hasher: Sha256::new(), bytes: 0, quoted: false, lines: 0 };
-    io::copy(&mut std::fs::File::open(path)?, &mut scan)?;
-    Ok(scan)
+    let mut file = Hashed { inner: std::fs::File::open(path)?, hasher: Sha256::new(), bytes: 0 };
+    let mut lines = Lines::default();
+    let inflated = match path.extension().is_some_and(|e| e == "gz") {
+        true => io::copy(&mut flate2::read::GzDecoder::new(&mut file), &mut lines).is_ok(),
+        false => io::copy(&mut file, &mut lines).map(|_| true)?,
+    };
+    // What follows the gzip stream, or the rest after a stream that does not inflate.
+    io::copy(&mut file, &mut io::sink())?;
+    Ok(Scan { hasher: file.hasher, bytes: file.bytes, lines: inflated.then_some(lines.lines) })
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
@@ -301,11 +328,16 @@ fn check_file(
         return checked;
     }
     let rows_differ = |found: u64| Problem::Rows { what: file.path.clone(), claimed: file.rows, found };
-    if file.path.starts_with("csv/") && file.path.ends_with(".csv") {
-        // Every record ends with a line end, the header's too.
-        let records = scan.lines.saturating_sub(1);
-        if records != file.rows {
-            checked.problems.push(rows_differ(records));
+    if file.path.starts_with("csv/") && (file.path.ends_with(".csv") || file.path.ends_with(".csv.gz")) {
+        match scan.lines {
+            // Every record ends with a line end, the header's too.
+            Some(lines) if lines.saturating_sub(1) != file.rows => {
+                checked.problems.push(rows_differ(lines.saturating_sub(1)))
+            }
+            Some(_) => {}
+            None => checked
+                .problems
+                .push(Problem::Unreadable { path: file.path.clone(), reason: "not a gzip stream".into() }),
         }
     }
     let Some(schema) = parquet_dataset(&file.path).and_then(|d| readable.get(d)) else { return checked };

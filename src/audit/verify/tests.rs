@@ -35,7 +35,8 @@ fn control_totals_read_back_are_the_writers_own() {
         let schema = dataset.schema().unwrap();
         let parquet = dir.path().join(format!("{dataset}.parquet"));
         let csv = dir.path().join(format!("{dataset}.csv"));
-        let mut writer = PartWriter::create(schema, &parquet, &csv, crate::sink::writer::CsvFormat::default()).unwrap();
+        let mut writer =
+            PartWriter::create(schema, &parquet, Some((&csv, crate::sink::writer::CsvFormat::default()))).unwrap();
         let rows = [
             row(schema, Some("EUR"), &[1050, -25, 7]),
             row(schema, Some("eur"), &[1, 2, 3]),
@@ -66,9 +67,22 @@ fn control_totals_read_back_are_the_writers_own() {
 
 #[test]
 fn csv_records_are_counted_outside_quotes() {
-    let mut scan = Scan { hasher: Sha256::new(), bytes: 0, quoted: false, lines: 0 };
-    scan.write_all(b"a,b\r\n\"x\r\ny\",\"say \"\"hi\"\"\"\r\n1,2\r\n").unwrap();
-    assert_eq!(scan.lines, 3, "a header and two records, one with a line end inside quotes");
+    let text = b"a,b\r\n\"x\r\ny\",\"say \"\"hi\"\"\"\r\n1,2\r\n";
+    let mut lines = Lines::default();
+    lines.write_all(text).unwrap();
+    assert_eq!(lines.lines, 3, "a header and two records, one with a line end inside quotes");
+    // The same text gzipped: its records are counted inside, its bytes hashed as on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.csv.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text).unwrap();
+    let bytes = gz.finish().unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let scan = scan_file(&path).unwrap();
+    assert_eq!((scan.lines, scan.bytes), (Some(3), bytes.len() as u64));
+    assert_eq!(crate::model::hex(&scan.hasher.finalize()), crate::model::hex(&Sha256::digest(&bytes)));
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(scan_file(&path).unwrap().lines, None, "not gzip: no records to count");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! Graph with its blob storage (spec §12, `graph`), and an Entra ID token endpoint over a world
 //! folder, on loopback.
 //!
-//! In: [`ServeSettings`]. Out: a server whose first stdout line is `listening on http://HOST:PORT`.
+//! In: [`ServeSettings`]. Out: a server whose first stdout line is `listening on http://HOST:PORT`,
+//! followed by an `[api]` block that points pcrecon at it.
 //! Every request passes one gate before routing (`gate`): latency, seeded fault injection,
 //! bearer-token checks (App+User where documented, and the MFA claim of App+User tokens under
 //! [`ServeSettings::require_mfa`]), the optional per-minute rate limit, and one request-log line.
@@ -11,6 +12,7 @@
 
 mod attributes;
 mod control;
+mod device_code;
 mod faults;
 mod gate;
 mod graph;
@@ -69,6 +71,8 @@ pub struct ServeSettings {
     pub client_secret: Option<String>,
     /// Access-token lifetime.
     pub token_lifetime_secs: u64,
+    /// The polling interval the device-code flow asks for.
+    pub device_poll_secs: u64,
     /// Continuation-token lifetime.
     pub continuation_ttl_secs: u64,
     /// Requests per minute on customer, order and subscription resources (0: unlimited).
@@ -121,6 +125,7 @@ pub struct App {
     rate_window: Mutex<VecDeque<Instant>>,
     requests: AtomicUsize,
     exports: graph::Exports,
+    devices: device_code::DeviceCodes,
 }
 
 /// A bound, not yet running server.
@@ -150,6 +155,7 @@ impl Server {
             rate_window: Mutex::new(VecDeque::new()),
             requests: AtomicUsize::new(0),
             exports: graph::Exports::default(),
+            devices: device_code::DeviceCodes::default(),
             store,
             settings,
         };
@@ -178,7 +184,29 @@ impl Server {
     }
 }
 
-/// Runs the server on a new runtime, printing `listening on http://HOST:PORT` first.
+/// The `[api]` section of a pcrecon config for a server at `addr`, with what it accepts.
+fn api_block(addr: SocketAddr, settings: &ServeSettings, store: &Store) -> String {
+    let base = format!("http://{addr}");
+    let tenant = &store.partner_tenant_id;
+    let client_id = settings.client_id.as_deref().unwrap_or("pcrecon-app");
+    let secret = match settings.client_secret {
+        Some(_) => "the one this server was given",
+        None => "any",
+    };
+    format!(
+        "# a pcrecon.toml for this emulator (export PCRECON_CLIENT_SECRET=<{secret}>; App+User: pcrecon auth login):\n\
+         [api]\n\
+         tenant_id = \"{tenant}\"\n\
+         client_id = \"{client_id}\"\n\
+         base_url = \"{base}\"\n\
+         authority_url = \"{base}\"\n\
+         graph_url = \"{base}/v1.0\"\n\
+         # refresh_token_file = \"refresh_token\"\n"
+    )
+}
+
+/// Runs the server on a new runtime, printing `listening on http://HOST:PORT` first, then the
+/// `[api]` block of a config for it.
 pub fn run_blocking(settings: ServeSettings) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -188,7 +216,7 @@ pub fn run_blocking(settings: ServeSettings) -> Result<(), ServeError> {
         let server = Server::bind(settings).await?;
         let addr = server.local_addr()?;
         let mut stdout = std::io::stdout();
-        let _ = writeln!(stdout, "listening on http://{addr}");
+        let _ = write!(stdout, "listening on http://{addr}\n{}", api_block(addr, &server.app.settings, &server.app.store));
         let _ = stdout.flush();
         tracing::info!(event = "emulator_started", %addr, world = %server.app.settings.world.display(), invoices = server.app.store.invoices.len(), customers = server.app.store.customers.len());
         tokio::select! {

@@ -3,7 +3,8 @@
 //!
 //! In: a form-encoded token request: `client_credentials` (for Partner Center, or for Microsoft
 //! Graph when the scope or resource names it), `authorization_code` (the partner-consent code of
-//! the secure application model) or `refresh_token`, checked against the pinned client id and
+//! the secure application model), the device code of a sign-in ([`super::device_code`]) or
+//! `refresh_token`, checked against the pinned client id and
 //! secret if any. Out: Entra's token response, with a refresh token for App+User grants, or its
 //! `{"error","error_description"}` 400. It does not sign or check tokens itself (`tokens` does),
 //! and does not check the tokens presented to the API (the request gate does).
@@ -32,9 +33,20 @@ fn token_error(error: &str, description: &str) -> Response {
     json(StatusCode::BAD_REQUEST, body.to_string())
 }
 
-/// Checks a token request and returns whom the token speaks for, and whether a refresh token
-/// comes with it.
-fn grant(app: &App, fields: &[(String, String)]) -> Result<(Bearer, bool), Response> {
+/// Which refresh token comes with a token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// None (client credentials).
+    None,
+    /// One for the confidential client that redeemed a code or a refresh token with its secret.
+    Confidential,
+    /// One for a public client (the device-code flow), redeemed without a secret.
+    Public,
+}
+
+/// Checks a token request and returns whom the token speaks for, and which refresh token comes
+/// with it.
+fn grant(app: &App, fields: &[(String, String)]) -> Result<(Bearer, Refresh), Response> {
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let client_id = get("client_id").filter(|v| !v.is_empty());
     let Some(client_id) = client_id else {
@@ -61,32 +73,57 @@ fn grant(app: &App, fields: &[(String, String)]) -> Result<(Bearer, bool), Respo
             // A Microsoft Graph scope gets a token for Graph (the v2 export), which the
             // Partner Center endpoints refuse, as Graph refuses theirs.
             let graph = ["scope", "resource"].iter().any(|k| get(k).is_some_and(|s| s.contains("graph.microsoft.com")));
-            Ok((if graph { Bearer::Graph } else { Bearer::App }, false))
+            Ok((if graph { Bearer::Graph } else { Bearer::App }, Refresh::None))
         }
         // The redemption of the partner-consent code (secure application model): a user token and
         // the refresh token that later runs use. A code that starts with `mfa-` stands for an
         // interactive sign-in that passed multi-factor authentication; any other for one that did
         // not.
         Some("authorization_code") => match get("code").filter(|c| !c.is_empty()) {
-            Some(code) => Ok((Bearer::User { mfa: code.starts_with(MFA_CODE_PREFIX) }, true)),
+            Some(code) => Ok((Bearer::User { mfa: code.starts_with(MFA_CODE_PREFIX) }, Refresh::Confidential)),
             None => {
                 Err(token_error("invalid_grant", "AADSTS9002313: Invalid request. Request is malformed or invalid."))
             }
         },
+        // A public-client flow: no secret; the sign-in decides whom the token speaks for.
+        Some(DEVICE_CODE_GRANT) => match get("device_code").filter(|c| !c.is_empty()) {
+            Some(code) => match super::device_code::poll(app, client_id, code) {
+                super::device_code::Poll::SignedIn(bearer) => Ok((bearer, Refresh::Public)),
+                super::device_code::Poll::Refused(error, description) => Err(token_error(error, description)),
+            },
+            None => Err(token_error(
+                "invalid_request",
+                "AADSTS900144: The request body must contain the following parameter: 'device_code'.",
+            )),
+        },
         // Tokens redeemed from a refresh token keep the MFA claim of the sign-in behind it.
-        Some("refresh_token") => match get("refresh_token").and_then(|t| app.signer.check_refresh(t)) {
-            Some(mfa) => Ok((Bearer::User { mfa }, true)),
+        Some("refresh_token") => match get("refresh_token").and_then(|t| app.signer.check_any_refresh(t)) {
+            // A token of a public-client sign-in is redeemed as it was issued: without a secret.
+            Some((_, true)) if get("client_secret").is_some_and(|s| !s.is_empty()) => Err(token_error(
+                "invalid_client",
+                "AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+            )),
+            Some((mfa, true)) => Ok((Bearer::User { mfa }, Refresh::Public)),
+            Some((mfa, false)) => Ok((Bearer::User { mfa }, Refresh::Confidential)),
             None => Err(token_error("invalid_grant", "AADSTS70000: The provided refresh token is invalid or expired.")),
         },
         _ => Err(token_error("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")),
     }
 }
 
+/// The grant type of a device-code poll (RFC 8628 §3.4).
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// Authorization codes with this prefix stand for an interactive sign-in that passed MFA.
 const MFA_CODE_PREFIX: &str = "mfa-";
 
-fn refresh_token_for(app: &App, bearer: Bearer) -> String {
-    app.signer.refresh_token(matches!(bearer, Bearer::User { mfa: true }))
+fn refresh_token_for(app: &App, bearer: Bearer, refresh: Refresh) -> Option<String> {
+    let mfa = matches!(bearer, Bearer::User { mfa: true });
+    match refresh {
+        Refresh::None => None,
+        Refresh::Confidential => Some(app.signer.refresh_token(mfa)),
+        Refresh::Public => Some(app.signer.public_refresh_token(mfa)),
+    }
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`: the v2.0 endpoint (`scope`).
@@ -103,8 +140,8 @@ pub(super) async fn token_v2(State(app): State<Arc<App>>, body: Bytes) -> Respon
         "ext_expires_in": lifetime,
         "access_token": app.signer.access_token(bearer, lifetime),
     });
-    if refresh {
-        body["refresh_token"] = refresh_token_for(&app, bearer).into();
+    if let Some(token) = refresh_token_for(&app, bearer, refresh) {
+        body["refresh_token"] = token.into();
         body["scope"] = "https://api.partnercenter.microsoft.com/user_impersonation".into();
     }
     json(StatusCode::OK, body.to_string())
@@ -132,8 +169,8 @@ pub(super) async fn token_v1(State(app): State<Arc<App>>, body: Bytes) -> Respon
         "resource": resource,
         "access_token": app.signer.access_token(bearer, lifetime),
     });
-    if refresh {
-        body["refresh_token"] = refresh_token_for(&app, bearer).into();
+    if let Some(token) = refresh_token_for(&app, bearer, refresh) {
+        body["refresh_token"] = token.into();
         body["scope"] = "user_impersonation".into();
     }
     json(StatusCode::OK, body.to_string())

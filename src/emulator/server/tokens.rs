@@ -138,17 +138,25 @@ impl Signer {
         URL_SAFE_NO_PAD.encode(format!("{payload}.{}", self.mac(&payload)))
     }
 
-    /// Whether a refresh token is one of this server's, and if so whether its sign-in passed
-    /// MFA.
-    pub fn check_refresh(&self, token: &str) -> Option<bool> {
+    /// A refresh token issued to a public client (the device-code flow): Entra refuses to redeem
+    /// it with a client secret.
+    pub fn public_refresh_token(&self, mfa: bool) -> String {
+        let payload = format!("refresh.{}.public.{}", if mfa { "mfa" } else { "pwd" }, self.now_ms());
+        URL_SAFE_NO_PAD.encode(format!("{payload}.{}", self.mac(&payload)))
+    }
+
+    /// Whether a refresh token is one of this server's: whether its sign-in passed MFA, and
+    /// whether it was issued to a public client.
+    pub fn check_any_refresh(&self, token: &str) -> Option<(bool, bool)> {
         let text = URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok())?;
         let (payload, mac) = text.rsplit_once('.')?;
         if self.mac(payload) != mac {
             return None;
         }
+        let public = payload.split('.').nth(2) == Some("public");
         match payload.split('.').nth(1) {
-            Some("mfa") => Some(true),
-            Some("pwd") => Some(false),
+            Some("mfa") => Some((true, public)),
+            Some("pwd") => Some((false, public)),
             _ => None,
         }
     }
@@ -205,10 +213,12 @@ mod tests {
     #[test]
     fn refresh_tokens_remember_whether_their_sign_in_passed_mfa() {
         let s = Signer::new(b"t", Clock::system());
-        assert_eq!(s.check_refresh(&s.refresh_token(true)), Some(true));
-        assert_eq!(s.check_refresh(&s.refresh_token(false)), Some(false));
-        assert_eq!(Signer::new(b"other", Clock::system()).check_refresh(&s.refresh_token(true)), None);
-        assert_eq!(s.check_refresh("bm90IGEgdG9rZW4"), None);
+        assert_eq!(s.check_any_refresh(&s.refresh_token(true)), Some((true, false)));
+        assert_eq!(s.check_any_refresh(&s.refresh_token(false)), Some((false, false)));
+        assert_eq!(Signer::new(b"other", Clock::system()).check_any_refresh(&s.refresh_token(true)), None);
+        assert_eq!(s.check_any_refresh("bm90IGEgdG9rZW4"), None);
+        assert_eq!(s.check_any_refresh(&s.public_refresh_token(true)), Some((true, true)));
+        assert_eq!(s.check_any_refresh(&s.refresh_token(false)), Some((false, false)));
     }
 
     #[test]

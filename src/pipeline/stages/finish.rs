@@ -18,8 +18,7 @@ impl Snapshot {
         folder: &str,
         rows: Vec<&Vec<Cell>>,
     ) -> Result<PartReport, StageError> {
-        let (parquet, csv) = self.part_paths(schema.name, folder, &layout::part_name(schema, ""));
-        let mut writer = PartWriter::create(schema, &parquet, &csv, self.options.csv).map_err(io_at(&parquet))?;
+        let (mut writer, parquet) = self.part_writer(schema, folder, &layout::part_name(schema, ""))?;
         for row in rows {
             writer.push(row.clone()).map_err(io_at(&parquet))?;
         }

@@ -65,8 +65,8 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StageError + '_ {
 pub struct StageOptions {
     /// How the tie-out judges differences.
     pub rules: reconcile::Rules,
-    /// How CSV files are written.
-    pub csv: crate::sink::writer::CsvFormat,
+    /// How CSV files are written; none: no CSV.
+    pub csv: Option<crate::sink::writer::CsvFormat>,
     /// Keep going past records that cannot be decoded, writing them to `rejects` with the reason.
     pub rejects: bool,
     /// Keep the members no column reads in each dataset's `unknown_fields` column.
@@ -196,10 +196,21 @@ impl Snapshot {
         }
     }
 
-    /// The Parquet and CSV files of a part, in the staging folder.
-    fn part_paths(&self, dataset: Dataset, folder: &str, part: &str) -> (PathBuf, PathBuf) {
-        let [parquet, csv] = layout::part_files(dataset, folder, part);
-        (self.root.join(parquet), self.root.join(csv))
+    /// A writer of a part's Parquet file and its CSV file (if CSV is written), in the staging
+    /// folder; and the Parquet file's path.
+    fn part_writer(
+        &self,
+        schema: &'static crate::tabular::DatasetSchema,
+        folder: &str,
+        part: &str,
+    ) -> Result<(PartWriter<'static>, PathBuf), StageError> {
+        let csv = self.options.csv;
+        let (parquet, csv_file) = layout::part_files(schema.name, folder, part, csv.map(|c| c.compression));
+        let parquet = self.root.join(parquet);
+        let csv_file = csv_file.map(|f| self.root.join(f));
+        let csv = csv_file.as_deref().zip(csv);
+        let writer = PartWriter::create(schema, &parquet, csv).map_err(io_at(&parquet))?;
+        Ok((writer, parquet))
     }
 
     /// Whether some record of a sequence went to `rejects` (then it must not stand in for a

@@ -101,8 +101,7 @@ impl Snapshot {
         let key = (schema.name, page.scope.clone());
         if !self.open.contains_key(&key) {
             let part = layout::part_name(schema, &page.scope);
-            let (parquet, csv) = self.part_paths(schema.name, layout::STREAMING, &part);
-            let writer = PartWriter::create(schema, &parquet, &csv, self.options.csv).map_err(io_at(&parquet))?;
+            let (writer, _) = self.part_writer(schema, layout::STREAMING, &part)?;
             self.open.insert(key.clone(), writer);
         }
         if let Some(writer) = self.open.get_mut(&key) {
