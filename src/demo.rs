@@ -88,6 +88,7 @@ pub fn run(
             refresh_token_file: None,
             refresh_token_from_env: false,
             authority_url: base.clone(),
+            partner_api_url: base.join("partner").map_err(|e| RunError::Start(e.to_string()))?,
             base_url: base,
             scope: crate::config::DEFAULT_SCOPE.into(),
             max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
@@ -111,6 +112,7 @@ pub fn run(
         },
         resume_within: Duration::from_secs(crate::config::DEFAULT_RESUME_WITHIN_HOURS * 3600),
         normalize: normalize.clone(),
+        rebill: None,
         extract: ExtractSettings {
             datasets: crate::tabular::Dataset::selectable().collect(),
             invoice_ids: Vec::new(),
@@ -120,6 +122,7 @@ pub fn run(
             currencies: Vec::new(),
             api_version: crate::config::auto_api_versions(),
             v2: crate::config::V2Settings::defaults(graph),
+            partner_center_rates: None,
         },
     };
     settings.publish_to(out.clone());

@@ -20,6 +20,7 @@ pub mod normalize;
 pub mod onboard;
 pub mod pipeline;
 pub mod progress;
+pub mod rebill;
 pub mod reconcile;
 pub mod redact;
 pub mod report;

@@ -220,7 +220,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             let world = sample_world()?;
             let normalize = pcrecon::config::NormalizeSettings {
                 reporting_currency: pcrecon::model::money::Currency::Eur,
-                rates_file: world.join("rates.csv"),
+                rates: pcrecon::config::Rates::File(world.join("rates.csv")),
                 rate_date: pcrecon::normalize::fx::RateDateRule::MonthEnd,
                 rounding: pcrecon::model::money::RoundingMode::HalfEven,
             };

@@ -28,6 +28,9 @@ pub enum TokenKind {
     User,
     /// App-only, for Microsoft Graph (the v2 export, spec §12): its own audience and scope.
     Graph,
+    /// App+User for Partner Center's pricing API (`api.partner.microsoft.com`: the foreign
+    /// exchange rates), its own audience; none without a refresh token.
+    Pricing,
     /// None: the URL carries a shared-access signature (blob storage).
     Sas,
 }
@@ -106,11 +109,23 @@ pub struct TokenProvider {
     credentials: Credentials,
     app: Mutex<Option<Cached>>,
     graph: Mutex<Option<Cached>>,
-    user: Mutex<(Option<Cached>, Option<SecretString>)>,
+    /// The App+User tokens (Partner Center's, the pricing API's) and the refresh token they
+    /// are redeemed from.
+    user: Mutex<UserTokens>,
     /// Whether the refresh token was issued to a public client (`pcrecon auth login`'s device
     /// code sign-in): Entra then refuses a client secret with it (AADSTS700025).
     public_refresh: std::sync::atomic::AtomicBool,
 }
+
+/// The App+User side of the provider.
+struct UserTokens {
+    partner_center: Option<Cached>,
+    pricing: Option<Cached>,
+    refresh: Option<SecretString>,
+}
+
+/// The scope of App+User tokens for the pricing API, with a refresh token.
+pub const PRICING_SCOPE: &str = "https://api.partner.microsoft.com/.default offline_access";
 
 /// Entra's refusal of a client secret sent with a public client's refresh token.
 const PUBLIC_CLIENT_REFUSAL: &str = "AADSTS700025";
@@ -172,7 +187,7 @@ impl TokenProvider {
             credentials,
             app: Mutex::new(None),
             graph: Mutex::new(None),
-            user: Mutex::new((None, refresh)),
+            user: Mutex::new(UserTokens { partner_center: None, pricing: None, refresh }),
             public_refresh: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -185,20 +200,24 @@ impl TokenProvider {
 
     /// A valid token of a kind, fetched or refreshed with `http` if needed.
     pub async fn token(&self, http: &reqwest::Client, kind: TokenKind) -> Result<SecretString, AuthError> {
-        if kind == TokenKind::User {
-            let mut user = self.user.lock().await;
-            if user.1.is_some() {
-                if let Some(c) = user.0.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+        if matches!(kind, TokenKind::User | TokenKind::Pricing) {
+            let mut guard = self.user.lock().await;
+            let user = &mut *guard;
+            if let Some(refresh) = user.refresh.clone() {
+                let (cache, scope) = match kind {
+                    TokenKind::Pricing => (&mut user.pricing, PRICING_SCOPE),
+                    _ => (&mut user.partner_center, USER_SCOPE),
+                };
+                if let Some(c) = cache.as_ref().filter(|c| Instant::now() < c.refresh_at) {
                     return Ok(c.token.clone());
                 }
-                let refresh = user.1.clone().unwrap_or_else(|| SecretString::from(String::new()));
                 use std::sync::atomic::Ordering::Relaxed;
                 let redeem = |public: bool| {
                     let mut form = vec![
                         ("grant_type", "refresh_token"),
                         ("client_id", self.credentials.client_id.as_str()),
                         ("refresh_token", refresh.expose_secret()),
-                        ("scope", USER_SCOPE),
+                        ("scope", scope),
                     ];
                     if !public {
                         form.push(("client_secret", self.credentials.client_secret.expose_secret()));
@@ -218,7 +237,7 @@ impl TokenProvider {
                     other => other?,
                 };
                 let token = cached.token.clone();
-                user.0 = Some(cached);
+                *cache = Some(cached);
                 if let Some(r) = rotated.filter(|r| r.expose_secret() != refresh.expose_secret()) {
                     if let Some(keep) = &self.credentials.keep_rotated {
                         match (keep.0)(&r) {
@@ -227,7 +246,7 @@ impl TokenProvider {
                             Err(error) => tracing::warn!(event = "refresh_token_not_kept", %error),
                         }
                     }
-                    user.1 = Some(r);
+                    user.refresh = Some(r);
                 }
                 return Ok(token);
             }
@@ -261,9 +280,12 @@ impl TokenProvider {
                 *cached = None;
             }
         }
-        let mut user = self.user.lock().await;
-        if same(&user.0) {
-            user.0 = None;
+        let mut guard = self.user.lock().await;
+        let user = &mut *guard;
+        for cache in [&mut user.partner_center, &mut user.pricing] {
+            if same(cache) {
+                *cache = None;
+            }
         }
     }
 

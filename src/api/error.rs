@@ -34,6 +34,9 @@ impl fmt::Display for Context {
 }
 
 fn scope_kind(scope: &str) -> &'static str {
+    if scope.len() == 6 && scope.bytes().all(|b| b.is_ascii_digit()) {
+        return "month";
+    }
     match scope.as_bytes().first() {
         Some(b'G' | b'D' | b'T') if !scope.contains('/') => "invoice",
         _ if scope.contains('/') => "unbilled",

@@ -489,7 +489,7 @@ impl Client {
                 request_id: request_id.to_owned(),
                 detail: redirect_detail(&response_headers),
             }),
-            401 | 403 if kind == TokenKind::User && !self.auth.acts_for_user() => {
+            401 | 403 if matches!(kind, TokenKind::User | TokenKind::Pricing) && !self.auth.acts_for_user() => {
                 Attempt::Fatal(ApiError::AppUserNeeded {
                     context: context.clone(),
                     status,

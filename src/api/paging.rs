@@ -277,7 +277,11 @@ const MAX_RESTARTS: u32 = 20;
 
 /// Fetches a sequence to its last page, sending events; returns the number of items.
 pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<u64, PagingError> {
-    let accept = if seq.paging == Paging::Document { "application/pdf" } else { "application/json" };
+    let accept = match (seq.paging, seq.dataset) {
+        (Paging::Document, Dataset::FxRates) => "text/csv, application/octet-stream",
+        (Paging::Document, _) => "application/pdf",
+        _ => "application/json",
+    };
     let mut attempt = 1u32;
     'attempts: loop {
         let mut url = seq.first.clone();
@@ -310,6 +314,21 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                         };
                         tx.send(restart).await.map_err(|_| PagingError::Closed)?;
                         continue 'attempts;
+                    }
+                    // A month whose rates are not published yet has none: the rows that need
+                    // them are listed as missing rates, not this request.
+                    Err(e) if seq.dataset == Dataset::FxRates && e.status() == Some(404) => {
+                        tracing::info!(event = "fxrates_not_published", month = %seq.scope);
+                        let done = Event::Done {
+                            dataset: seq.dataset,
+                            scope: seq.scope.clone(),
+                            attempt,
+                            pages: 0,
+                            items: 0,
+                            export: None,
+                        };
+                        tx.send(done).await.map_err(|_| PagingError::Closed)?;
+                        return Ok(0);
                     }
                     Err(e) => return Err(e.into()),
                 };

@@ -18,6 +18,8 @@ use super::{ConfigError, checked_url, join};
 pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
 /// Partner Center's API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
+/// The root of Partner Center's pricing API, which serves the foreign exchange rates.
+pub const DEFAULT_PARTNER_API_URL: &str = "https://api.partner.microsoft.com";
 /// The token scope of the client-credentials grant.
 pub const DEFAULT_SCOPE: &str = "https://api.partnercenter.microsoft.com/.default";
 /// Requests in flight at most, by default.
@@ -39,6 +41,7 @@ pub(super) struct RawApi {
     authority_url: Option<String>,
     base_url: Option<String>,
     pub(super) graph_url: Option<String>,
+    partner_api_url: Option<String>,
     max_in_flight: Option<usize>,
     client_secret_file: Option<PathBuf>,
     refresh_token_file: Option<PathBuf>,
@@ -69,6 +72,8 @@ pub struct ApiSettings {
     pub authority_url: Url,
     /// Partner Center API root.
     pub base_url: Url,
+    /// Partner Center pricing API root (`[normalize] rate_source = "partner_center"`).
+    pub partner_api_url: Url,
     /// Token scope of the client-credentials grant.
     pub scope: String,
     /// Requests in flight at most, across every dataset.
@@ -156,7 +161,14 @@ impl RawApi {
             None if super::is_loopback(&base_url) => base_url.clone(),
             None => checked_url("api.authority_url", DEFAULT_AUTHORITY_URL)?,
         };
+        // An emulator serves the pricing API under `/partner`.
+        let partner_api_url = match self.partner_api_url.as_deref() {
+            Some(text) => checked_url("api.partner_api_url", text)?,
+            None if super::is_loopback(&base_url) => join(&base_url, "partner")?,
+            None => checked_url("api.partner_api_url", DEFAULT_PARTNER_API_URL)?,
+        };
         Ok(ApiSettings {
+            partner_api_url,
             tenant_id,
             client_id: self.client_id.trim().to_owned(),
             client_secret,

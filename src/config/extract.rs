@@ -162,6 +162,9 @@ pub struct ExtractSettings {
     pub api_version: std::collections::BTreeMap<Dataset, ApiVersion>,
     /// The v2 export.
     pub v2: V2Settings,
+    /// The pricing API root to fetch Partner Center's monthly exchange rates from, when
+    /// `[normalize] rate_source = "partner_center"`.
+    pub partner_center_rates: Option<url::Url>,
 }
 
 impl ExtractSettings {
@@ -280,6 +283,7 @@ impl RawExtract {
             currencies: self.currencies.unwrap_or_default().iter().map(|c| c.to_uppercase()).collect(),
             api_version,
             v2,
+            partner_center_rates: None,
         })
     }
 }

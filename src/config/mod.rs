@@ -10,6 +10,7 @@
 //! authority_url = "https://login.microsoftonline.com"     # default; base_url for an emulator on loopback
 //! base_url = "https://api.partnercenter.microsoft.com"    # default
 //! graph_url = "https://graph.microsoft.com/v1.0"           # default: the v2 export (spec §12); <base_url>/v1.0 for an emulator
+//! partner_api_url = "https://api.partner.microsoft.com"    # default: the pricing API (fxrates); <base_url>/partner for an emulator
 //! max_in_flight = 4                                        # default
 //! client_secret_file = "/etc/pcrecon/client_secret"       # or PCRECON_CLIENT_SECRET
 //! refresh_token_file = "/etc/pcrecon/refresh_token"       # optional App+User (or PCRECON_REFRESH_TOKEN)
@@ -34,11 +35,16 @@
 //! [normalize]                                            # optional
 //! reporting_currency = "EUR"
 //! rates_file = "rates.csv"                                 # date,from,to,rate
+//! # rate_source = "partner_center"                         # instead: Partner Center's monthly fxrates (App+User)
 //! rate_date = "month_end"                                  # or "invoice_date", "charge_end"
 //! rounding = "half_even"                                   # half_up, half_down, down, up, floor, ceiling
 //!
 //! [reconcile]                                            # optional
 //! tolerance = { EUR = "0.02", JPY = "2" }                  # |stated − lines| up to this: within_tolerance
+//!
+//! [rebill]                                               # optional
+//! markup_file = "markup.csv"                               # customer,product,percent[,fee]; * for any
+//! rounding = "half_even"                                   # the resale amount, once per row
 //!
 //! [extract]
 //! datasets = ["invoices", "billed_recon_line_items"]      # default: every dataset
@@ -69,7 +75,7 @@ use url::Url;
 
 pub use api::*;
 pub use extract::*;
-pub use money::NormalizeSettings;
+pub use money::{NormalizeSettings, Rates, RebillSettings};
 pub use output::{
     DEFAULT_CACHE_DIR, DEFAULT_KEEP_SNAPSHOTS, DEFAULT_LOCK_EXPIRY_HOURS, DEFAULT_OUTPUT_DIR,
     DEFAULT_RESUME_WITHIN_HOURS, MIN_KEEP_SNAPSHOTS,
@@ -112,6 +118,7 @@ struct RawConfig {
     normalize: Option<money::RawNormalize>,
     #[serde(default)]
     reconcile: money::RawReconcile,
+    rebill: Option<money::RawRebill>,
 }
 
 /// The validated configuration of a run.
@@ -141,6 +148,8 @@ pub struct Settings {
     pub extract: ExtractSettings,
     /// Reporting-currency conversion (none: the conversion columns stay empty).
     pub normalize: Option<NormalizeSettings>,
+    /// Re-billing: the markup of `customer_charges` (none: no resale amounts).
+    pub rebill: Option<RebillSettings>,
     /// Largest tie-out difference per billing currency that is still `within_tolerance`.
     pub tolerance: std::collections::BTreeMap<String, rust_decimal::Decimal>,
     /// Which published snapshots stay.
@@ -233,8 +242,12 @@ impl Settings {
             None if is_loopback(&api.base_url) => join(&api.base_url, "v1.0")?,
             None => checked_url("api.graph_url", DEFAULT_GRAPH_URL)?,
         };
-        let extract = raw.extract.settings(graph_url)?;
+        let mut extract = raw.extract.settings(graph_url)?;
         let output = raw.output.settings(resolve)?;
+        let normalize = raw.normalize.map(|n| n.settings(resolve)).transpose()?;
+        if normalize.as_ref().is_some_and(|n| n.rates == Rates::PartnerCenter) {
+            extract.partner_center_rates = Some(api.partner_api_url.clone());
+        }
         Ok(Settings {
             api,
             output_dir: output.dir,
@@ -249,7 +262,8 @@ impl Settings {
             resume_within: output.resume_within,
             signing_key_file: output.signing_key_file,
             tolerance: raw.reconcile.tolerance()?,
-            normalize: raw.normalize.map(|n| n.settings(resolve)).transpose()?,
+            normalize,
+            rebill: raw.rebill.map(|r| r.settings(resolve)),
             extract,
         })
     }
@@ -401,6 +415,27 @@ mod tests {
             assert!(!text.contains("s3cr3t"), "{what}: {text}");
             assert!(text.contains(says), "{what}: {text}");
         }
+    }
+
+    #[test]
+    fn rates_come_from_a_table_or_from_partner_center_never_both() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s", 0o600);
+        let head = "[api]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\nbase_url = \"http://127.0.0.1:9\"\n[normalize]\nreporting_currency = \"EUR\"\n";
+        let load = |lines: &str| Settings::load(&write(dir.path(), "c.toml", &format!("{head}{lines}"), 0o644));
+        let s = load("rate_source = \"partner_center\"\n").unwrap();
+        assert_eq!(s.normalize.unwrap().rates, Rates::PartnerCenter);
+        assert_eq!(
+            s.extract.partner_center_rates.unwrap().as_str(),
+            "http://127.0.0.1:9/partner",
+            "an emulator serves it"
+        );
+        let s = load("rates_file = \"r.csv\"\n").unwrap();
+        assert!(matches!(s.normalize.unwrap().rates, Rates::File(p) if p.ends_with("r.csv")));
+        assert_eq!(s.extract.partner_center_rates, None);
+        assert!(load("").unwrap_err().to_string().contains("normalize.rates_file is missing"));
+        let both = load("rates_file = \"r.csv\"\nrate_source = \"partner_center\"\n").unwrap_err().to_string();
+        assert!(both.contains("exclude each other"), "{both}");
     }
 
     #[test]

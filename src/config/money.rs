@@ -1,5 +1,6 @@
-//! The `[normalize]` and `[reconcile]` sections: the reporting currency, its rate table, rate
-//! date rule and rounding; and the tie-out's tolerance per billing currency.
+//! The `[normalize]`, `[reconcile]` and `[rebill]` sections: the reporting currency, where its rates come
+//! from (a rate table, or Partner Center's monthly rates), rate date rule and rounding; and the
+//! tie-out's tolerance per billing currency; the partner's markup table and its rounding.
 //!
 //! In: the sections as parsed, and where relative paths start. Out: [`NormalizeSettings`] and
 //! the tolerances, as exact decimals (a tolerance is never a float).
@@ -15,11 +16,32 @@ use super::ConfigError;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNormalize {
     reporting_currency: String,
-    rates_file: PathBuf,
+    rates_file: Option<PathBuf>,
+    #[serde(default)]
+    rate_source: RateSourceName,
     #[serde(default)]
     rate_date: crate::normalize::fx::RateDateRule,
     #[serde(default)]
     rounding: crate::model::money::RoundingMode,
+}
+
+/// `[normalize] rate_source`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RateSourceName {
+    #[default]
+    File,
+    PartnerCenter,
+}
+
+/// Where the exchange rates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rates {
+    /// A rate table the finance team keeps (`date,from,to,rate`).
+    File(PathBuf),
+    /// Partner Center's monthly rates (`fxrates`, USD per unit), fetched for each month a run
+    /// needs; cross rates derived from them.
+    PartnerCenter,
 }
 
 /// Conversion into the reporting currency.
@@ -27,12 +49,36 @@ pub(super) struct RawNormalize {
 pub struct NormalizeSettings {
     /// The company's reporting currency.
     pub reporting_currency: crate::model::money::Currency,
-    /// Rate table (`date,from,to,rate`).
-    pub rates_file: PathBuf,
+    /// Where the rates come from.
+    pub rates: Rates,
     /// Which day's rate converts a row.
     pub rate_date: crate::normalize::fx::RateDateRule,
     /// How converted amounts are rounded to minor units.
     pub rounding: crate::model::money::RoundingMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRebill {
+    markup_file: Option<PathBuf>,
+    #[serde(default)]
+    rounding: crate::model::money::RoundingMode,
+}
+
+/// Re-billing (`[rebill]`): the partner's markup table and how resale amounts are rounded.
+#[derive(Debug, Clone)]
+pub struct RebillSettings {
+    /// `customer,product,percent[,fee]`; none: `customer_charges` has no resale amounts.
+    pub markup_file: Option<PathBuf>,
+    /// How a resale amount is rounded to the currency's minor units (once per row).
+    pub rounding: crate::model::money::RoundingMode,
+}
+
+impl RawRebill {
+    /// The section; `resolve` makes a relative markup table's path absolute.
+    pub(super) fn settings(self, resolve: impl Fn(&Path) -> PathBuf) -> RebillSettings {
+        RebillSettings { markup_file: self.markup_file.as_deref().map(resolve), rounding: self.rounding }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,7 +96,20 @@ impl RawNormalize {
                 .reporting_currency
                 .parse()
                 .map_err(|e| ConfigError::Invalid(format!("normalize.reporting_currency: {e}")))?,
-            rates_file: resolve(&self.rates_file),
+            rates: match (self.rate_source, &self.rates_file) {
+                (RateSourceName::File, Some(file)) => Rates::File(resolve(file)),
+                (RateSourceName::File, None) => {
+                    return Err(ConfigError::Invalid(
+                        "normalize.rates_file is missing: name the rate table (date,from,to,rate), or set rate_source = \"partner_center\"".into(),
+                    ));
+                }
+                (RateSourceName::PartnerCenter, None) => Rates::PartnerCenter,
+                (RateSourceName::PartnerCenter, Some(_)) => {
+                    return Err(ConfigError::Invalid(
+                        "normalize.rates_file and rate_source = \"partner_center\" exclude each other: the rates come from one place".into(),
+                    ));
+                }
+            },
             rate_date: self.rate_date,
             rounding: self.rounding,
         })

@@ -126,6 +126,24 @@ fn billing_month(inv: &InvoiceHead) -> Option<String> {
     Some(previous.format("%Y-%m").to_string())
 }
 
+/// The months (`YYYYMM`) whose Partner Center exchange rates a run may need: from the month
+/// before the oldest billing or invoice month (`YYYY-MM`) in scope to two months after the
+/// newest (the unbilled periods that follow it). A month not published yet is answered 404 and
+/// gives no rates; only rows that need it miss them.
+fn rate_months(billed: &[String]) -> Vec<String> {
+    let parse = |m: &str| {
+        let (y, mo) = m.split_once('-')?;
+        Some((y.parse::<i32>().ok()?, mo.parse::<u32>().ok()?))
+    };
+    let months: Vec<(i32, u32)> =
+        billed.iter().filter_map(|m| parse(m)).filter(|(_, m)| (1..=12).contains(m)).collect();
+    let (Some(oldest), Some(newest)) = (months.iter().min(), months.iter().max()) else { return Vec::new() };
+    let index = |(y, m): (i32, u32)| y * 12 + m as i32 - 1;
+    (index(*oldest) - 1..=index(*newest) + 2)
+        .map(|i| format!("{:04}{:02}", i.div_euclid(12), i.rem_euclid(12) + 1))
+        .collect()
+}
+
 /// The v2 export request standing for a v1 line-item sequence (spec §12.1), if v2 serves its dataset.
 fn export_sequence(settings: &ExtractSettings, v1: &Sequence, body: serde_json::Value) -> Option<Sequence> {
     let (kind, billed) = crate::model::v2::ExportKind::of_dataset(v1.dataset)?;
@@ -332,6 +350,32 @@ pub async fn discover(
             month: month.clone(),
             fallback,
         }));
+    }
+
+    // Partner Center's exchange rates, before anything with an amount is converted (the
+    // summaries, next): every month the invoices in scope and the unbilled periods after them
+    // may need.
+    if let Some(root) = &settings.partner_center_rates {
+        let months: Vec<String> = invoices
+            .values()
+            .filter(|(inv, _)| wants_invoice(settings, inv))
+            .flat_map(|(inv, _)| {
+                [billing_month(inv), inv.invoice_date.as_deref().and_then(|d| d.get(..7)).map(str::to_owned)]
+            })
+            .flatten()
+            .collect();
+        for month in rate_months(&months) {
+            let first = format!("{}/v1.0/sales/fxrates(Month='{month}')/$value", root.as_str().trim_end_matches('/'));
+            let seq = Sequence {
+                dataset: Dataset::FxRates,
+                scope: month,
+                first,
+                paging: Paging::Document,
+                token: TokenKind::Pricing,
+                export: None,
+            };
+            collect(client, seq, tx).await?;
+        }
     }
 
     let summaries = collect(

@@ -45,7 +45,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DumpError + '_ {
 }
 
 fn file_of(root: &Path, dataset: Dataset, scope: &str) -> PathBuf {
-    let ext = if dataset.kind() == Kind::File { "pdf" } else { "jsonl" };
+    let ext = dataset.file_extension().unwrap_or("jsonl");
     root.join(dataset.name()).join(format!("{}.{ext}", scope_name(scope)))
 }
 

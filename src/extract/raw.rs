@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::page::{Event, ExportLineage, Page, Paging, scope_name};
-use crate::tabular::{Dataset, Kind};
+use crate::tabular::Dataset;
 
 #[derive(Serialize)]
 struct IndexLine<'a> {
@@ -107,7 +107,7 @@ impl RawArchive {
     pub fn record(&mut self, event: &Event) -> std::io::Result<()> {
         let line = match event {
             Event::Page(p) => {
-                let ext = if p.dataset.kind() == Kind::File { "pdf" } else { "json" };
+                let ext = p.dataset.file_extension().unwrap_or("json");
                 let rel =
                     format!("pages/{}/{}/a{}-p{:05}.{ext}.gz", p.dataset, scope_name(&p.scope), p.attempt, p.number);
                 let path = self.dir.join(&rel);
@@ -217,7 +217,7 @@ struct IndexEntry {
 /// How a dataset's pages hold their items (what the pager knew from the endpoint).
 fn paging_of(dataset: Dataset) -> Paging {
     match dataset {
-        Dataset::Documents => Paging::Document,
+        Dataset::Documents | Dataset::FxRates => Paging::Document,
         Dataset::Invoices => Paging::Single,
         _ => Paging::Unpaged,
     }

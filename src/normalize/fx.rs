@@ -1,5 +1,12 @@
 //! Currency normalisation: billing currency → the company's reporting currency, with a rate
-//! table the finance team supplies (`date,from,to,rate`) and a configured date rule.
+//! table the finance team supplies (`date,from,to,rate`) or Partner Center's own monthly rates
+//! ([`RateTable::add_partner_center_month`]), and a configured date rule.
+//!
+//! Partner Center publishes, per month, how many US dollars one unit of each currency is worth
+//! (`USDPerUnit`, the `fxrates` file). The rate from a currency to the reporting currency is
+//! then `USDPerUnit(from) / USDPerUnit(reporting)` (`USDPerUnit(from)` itself when reporting in
+//! US dollars), rounded half-even once to the 12 fractional digits a rate keeps, and it holds
+//! for every day of that month; each converted row names its month (`partner_center:YYYYMM`).
 //!
 //! Conversion is exact: `amount × rate` is kept unrounded (usage totals, which carry 22
 //! fractional digits themselves, to the column's 22, half-even) and, beside it, rounded once to
@@ -68,15 +75,22 @@ pub enum FxError {
     },
 }
 
-/// Exchange rates by (date, from, to).
+/// Exchange rates by (date, from, to), each with where it came from (recorded on every row it
+/// converts: the rate table's file name, or `partner_center:YYYYMM`).
 #[derive(Debug, Clone, Default)]
 pub struct RateTable {
-    rates: BTreeMap<(NaiveDate, Currency, Currency), Decimal>,
-    /// File name, recorded on every converted row as its rate source.
-    pub source: String,
+    rates: BTreeMap<(NaiveDate, Currency, Currency), (Decimal, std::sync::Arc<str>)>,
+    /// Whether the rates are Partner Center's monthly ones (then missing ones are told by month).
+    pub partner_center: bool,
 }
 
 impl RateTable {
+    /// An empty table for Partner Center's monthly rates, filled as the months arrive
+    /// ([`RateTable::add_partner_center_month`]).
+    pub fn partner_center() -> RateTable {
+        RateTable { rates: BTreeMap::new(), partner_center: true }
+    }
+
     /// Reads a CSV with the header `date,from,to,rate`.
     pub fn load(path: &Path) -> Result<RateTable, FxError> {
         let name = path.display().to_string();
@@ -85,8 +99,9 @@ impl RateTable {
         RateTable::parse(&text, &name, source)
     }
 
-    /// Parses rate-table text; `path` names it in errors.
+    /// Parses rate-table text; `path` names it in errors, `source` is recorded on the rows.
     pub fn parse(text: &str, path: &str, source: String) -> Result<RateTable, FxError> {
+        let source: std::sync::Arc<str> = source.into();
         let fail = |line: usize, reason: String| FxError::Line { path: path.to_owned(), line, reason };
         let mut rates = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
@@ -114,11 +129,75 @@ impl RateTable {
                     format!("rate {rate} has more than the {kept} fractional digits a rate keeps"),
                 ));
             }
-            if rates.insert((date, from, to), rate).is_some() {
+            if rates.insert((date, from, to), (rate, source.clone())).is_some() {
                 return Err(fail(line_no, format!("a second rate for {from}→{to} on {date}")));
             }
         }
-        Ok(RateTable { rates, source })
+        Ok(RateTable { rates, partner_center: false })
+    }
+
+    /// Adds Partner Center's rates of `month` (`YYYYMM`) into `reporting`, from the month's
+    /// `fxrates` file (`"CurrencyCode","USDPerUnit","Month"`, fields quoted or not): for every
+    /// currency pcrecon knows that the file lists, the cross rate to `reporting` on every day of
+    /// the month. A file that does not list the reporting currency gives no rate (rows in the
+    /// month are then reported missing).
+    pub fn add_partner_center_month(&mut self, month: &str, csv: &[u8], reporting: Currency) -> Result<(), FxError> {
+        let path = format!("fxrates(Month='{month}')");
+        let fail = |line: usize, reason: String| FxError::Line { path: path.clone(), line, reason };
+        let first_day = NaiveDate::parse_from_str(&format!("{month}01"), "%Y%m%d")
+            .map_err(|_| fail(0, format!("{month:?} is not a month (YYYYMM)")))?;
+        let text = std::str::from_utf8(csv).map_err(|_| fail(0, "not UTF-8 text".into()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+        let headers = reader.headers().map_err(|e| fail(1, e.to_string()))?.clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(name))
+                .ok_or_else(|| fail(1, format!("no {name} column")))
+        };
+        let (code_at, rate_at, month_at) = (column("CurrencyCode")?, column("USDPerUnit")?, column("Month")?);
+        let mut usd_per_unit = BTreeMap::new();
+        for (i, record) in reader.records().enumerate() {
+            let line = i + 2;
+            let record = record.map_err(|e| fail(line, e.to_string()))?;
+            let field = |at: usize| record.get(at).unwrap_or("");
+            let said = field(month_at).replace('-', "");
+            if said != month {
+                return Err(fail(line, format!("Month {:?} is not the month asked for ({month})", field(month_at))));
+            }
+            // Microsoft lists every currency it trades in; rows in one pcrecon does not know
+            // would fail their own decoding.
+            let Ok(currency) = Currency::from_str(field(code_at)) else { continue };
+            let rate = Decimal::from_str_exact(field(rate_at))
+                .map_err(|_| fail(line, format!("USDPerUnit {:?} is not an exact decimal", field(rate_at))))?;
+            if rate <= Decimal::ZERO {
+                return Err(fail(line, format!("USDPerUnit {rate} is not positive")));
+            }
+            if usd_per_unit.insert(currency, rate).is_some() {
+                return Err(fail(line, format!("a second rate for {currency}")));
+            }
+        }
+        let Some(to) = usd_per_unit.get(&reporting).copied().or((reporting == Currency::Usd).then_some(Decimal::ONE))
+        else {
+            return Ok(());
+        };
+        let source: std::sync::Arc<str> = format!("partner_center:{month}").into();
+        let days = month_end(first_day).day();
+        for (from, from_usd) in usd_per_unit.iter().filter(|(c, _)| **c != reporting) {
+            let cross = from_usd
+                .checked_div(to)
+                .ok_or_else(|| fail(0, format!("{from} → {reporting}: the cross rate overflows")))?
+                .round_dp_with_strategy(
+                    crate::tabular::RATE.scale(),
+                    rust_decimal::RoundingStrategy::MidpointNearestEven,
+                );
+            for day in 0..days {
+                let date = first_day + chrono::Duration::days(i64::from(day));
+                self.rates.insert((date, *from, reporting), (cross, source.clone()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +256,40 @@ impl Normalizer {
         Normalizer { reporting, table, rule, mode, missing: BTreeSet::new() }
     }
 
+    /// Adds Partner Center's rates of a month ([`RateTable::add_partner_center_month`]).
+    pub fn add_partner_center_month(&mut self, month: &str, csv: &[u8]) -> Result<(), FxError> {
+        self.table.add_partner_center_month(month, csv, self.reporting)
+    }
+
+    /// What the run fails with when rows had no rate: every missing (currency, date), or with
+    /// Partner Center's rates every missing (currency, month); `None` when none was missing.
+    pub fn missing_rates(&self) -> Option<String> {
+        if self.missing.is_empty() {
+            return None;
+        }
+        let reporting = self.reporting;
+        Some(match self.table.partner_center {
+            true => {
+                let months: BTreeSet<(String, String)> =
+                    self.missing.iter().map(|(c, d)| (c.clone(), d.format("%Y%m").to_string())).collect();
+                let list: Vec<String> = months.iter().map(|(c, m)| format!("{c} in {m}")).collect();
+                format!(
+                    "Partner Center's exchange rates (fxrates) give no rate into {reporting} for {} (currency, month) pairs: {}",
+                    list.len(),
+                    list.join(", ")
+                )
+            }
+            false => {
+                let list: Vec<String> = self.missing.iter().map(|(c, d)| format!("{c} on {d}")).collect();
+                format!(
+                    "the rate table has no rate into the reporting currency for {} (currency, date) pairs: {}",
+                    list.len(),
+                    list.join(", ")
+                )
+            }
+        })
+    }
+
     /// Every (currency, date) that had no rate, in order.
     pub fn missing(&self) -> &BTreeSet<(String, NaiveDate)> {
         &self.missing
@@ -200,7 +313,7 @@ impl Normalizer {
         let code = code.trim().to_uppercase();
         let found = match Currency::from_str(&code).ok() {
             Some(c) if c == self.reporting => Some((Decimal::ONE, "identity".to_owned())),
-            Some(c) => self.table.rates.get(&(date, c, self.reporting)).map(|r| (*r, self.table.source.clone())),
+            Some(c) => self.table.rates.get(&(date, c, self.reporting)).map(|(r, s)| (*r, s.to_string())),
             None => None,
         };
         match found {
@@ -347,14 +460,42 @@ mod tests {
     #[test]
     fn rate_tables_are_read_exactly_and_bad_lines_are_located() {
         let t = RateTable::parse("date,from,to,rate\n2025-01-31,DKK,EUR,0.134074\n", "r.csv", "r.csv".into()).unwrap();
-        assert_eq!(
-            t.rates[&(NaiveDate::from_ymd_opt(2025, 1, 31).unwrap(), Currency::Dkk, Currency::Eur)],
-            d("0.134074")
-        );
+        let (rate, source) = &t.rates[&(NaiveDate::from_ymd_opt(2025, 1, 31).unwrap(), Currency::Dkk, Currency::Eur)];
+        assert_eq!((*rate, &**source), (d("0.134074"), "r.csv"));
         let e = RateTable::parse("date,from,to,rate\n2025-01-31,DKK,EUR,abc\n", "r.csv", String::new()).unwrap_err();
         assert_eq!(e.to_string(), "rate table r.csv, line 2: \"abc\" is not an exact decimal");
         assert!(RateTable::parse("2025-01-31,XXX,EUR,1\n", "r", String::new()).is_err());
         assert!(RateTable::parse("2025-01-31,DKK,EUR,1\n2025-01-31,DKK,EUR,2\n", "r", String::new()).is_err());
+    }
+
+    #[test]
+    fn partner_center_months_give_cross_rates_on_every_day_named_by_their_month() {
+        let file = "\"CurrencyCode\",\"USDPerUnit\",\"Month\"\r\n\"DKK\",\"0.14599840277747361\",\"202402\"\r\n\
+                    \"EUR\",\"1.10463061152350654\",\"202402\"\r\n\"XAF\",\"0.0016\",\"202402\"\r\n\"USD\",\"1\",\"202402\"\r\n";
+        let mut t = RateTable::partner_center();
+        t.add_partner_center_month("202402", file.as_bytes(), Currency::Eur).unwrap();
+        let on = |day: u32, from| t.rates.get(&(NaiveDate::from_ymd_opt(2024, 2, day).unwrap(), from, Currency::Eur));
+        // 0.14599840277747361 / 1.10463061152350654, half-even at 12 digits.
+        let (dkk, source) = on(29, Currency::Dkk).unwrap();
+        assert_eq!((*dkk, &**source), (d("0.132169434066"), "partner_center:202402"));
+        assert_eq!(on(1, Currency::Usd).unwrap().0, d("0.905280000000"), "1 / 1.10463061152350654");
+        assert_eq!(on(1, Currency::Eur), None, "no rate from the reporting currency to itself");
+        assert_eq!(
+            t.rates.len(),
+            2 * 29,
+            "every day of a leap February, for DKK and USD; XAF is not a currency pcrecon knows"
+        );
+        // Into USD: the file's own number, at twelve digits.
+        let mut usd = RateTable::partner_center();
+        usd.add_partner_center_month("202402", file.as_bytes(), Currency::Usd).unwrap();
+        let dkk = &usd.rates[&(NaiveDate::from_ymd_opt(2024, 2, 3).unwrap(), Currency::Dkk, Currency::Usd)];
+        assert_eq!(dkk.0, d("0.145998402777"));
+        // A file of another month, or an unreadable rate, is refused with its place.
+        let e = t.add_partner_center_month("202403", file.as_bytes(), Currency::Eur).unwrap_err().to_string();
+        assert!(e.contains("fxrates(Month='202403'), line 2") && e.contains("not the month asked for"), "{e}");
+        let bad = "CurrencyCode,USDPerUnit,Month\nDKK,0.14.5,202402\n";
+        let e = t.add_partner_center_month("202402", bad.as_bytes(), Currency::Eur).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("not an exact decimal"), "{e}");
     }
 
     #[test]

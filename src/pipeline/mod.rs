@@ -302,6 +302,12 @@ fn stage_options(settings: &Settings) -> Result<StageOptions, RunError> {
             .map(SigningKey::load)
             .transpose()
             .map_err(|e| RunError::Config(ConfigError::Invalid(format!("output.signing_key_file: {e}"))))?,
+        markup: settings
+            .rebill
+            .as_ref()
+            .and_then(|r| r.markup_file.as_deref().map(|path| crate::rebill::Markup::load(path, r.rounding)))
+            .transpose()
+            .map_err(|e| RunError::Config(ConfigError::Invalid(e.to_string())))?,
     })
 }
 
@@ -323,11 +329,17 @@ fn provenance(settings: &Settings) -> Result<Provenance, RunError> {
         ..Provenance::default()
     };
     if let Some(n) = &settings.normalize {
-        let table = std::fs::read(&n.rates_file).map_err(|e| io_error(&n.rates_file, e))?;
         provenance.reporting_currency = Some(n.reporting_currency.to_string());
         provenance.rounding = Some(n.rounding.name().to_owned());
         provenance.rate_date = Some(n.rate_date.name().to_owned());
-        provenance.rate_table_sha256 = Some(crate::model::hex(&Sha256::digest(&table)));
+        match &n.rates {
+            crate::config::Rates::File(path) => {
+                let table = std::fs::read(path).map_err(|e| io_error(path, e))?;
+                provenance.rate_table_sha256 = Some(crate::model::hex(&Sha256::digest(&table)));
+            }
+            // The month files are in the snapshot (`fxrates/`), each with its SHA-256.
+            crate::config::Rates::PartnerCenter => provenance.rate_source = Some("partner_center".into()),
+        }
     }
     Ok(provenance)
 }
@@ -337,8 +349,13 @@ fn normalizer(settings: &Settings) -> Result<Option<Normalizer>, RunError> {
         .normalize
         .as_ref()
         .map(|n| {
-            let table =
-                RateTable::load(&n.rates_file).map_err(|e| RunError::Config(ConfigError::Invalid(e.to_string())))?;
+            // Partner Center's rates arrive with the run's first pages (`fxrates`).
+            let table = match &n.rates {
+                crate::config::Rates::File(path) => {
+                    RateTable::load(path).map_err(|e| RunError::Config(ConfigError::Invalid(e.to_string())))?
+                }
+                crate::config::Rates::PartnerCenter => RateTable::partner_center(),
+            };
             Ok(Some(Normalizer::new(n.reporting_currency, table, n.rate_date, n.rounding)))
         })
         .unwrap_or(Ok(None))

@@ -6,6 +6,7 @@
 //! <dataset>/[period=YYYY-MM/]part-00000.parquet   master data and computed datasets
 //! csv/<same path>.csv                            (.csv.gz when gzipped; none when CSV is left out)
 //! documents/<invoice-id>.pdf
+//! fxrates/<YYYYMM>.csv                            Partner Center's rates of a month, as served
 //! ```
 //!
 //! In: a dataset's schema, a scope, a billing month. Out: relative paths. It creates nothing.
@@ -44,6 +45,11 @@ pub fn part_dirs(dataset: Dataset, folder: &str) -> [String; 2] {
 pub fn part_files(dataset: Dataset, folder: &str, part: &str, csv: Option<CsvCompression>) -> (String, Option<String>) {
     let [parquet, csv_dir] = part_dirs(dataset, folder);
     (format!("{parquet}/{part}.parquet"), csv.map(|c| format!("{csv_dir}/{part}.{}", c.extension())))
+}
+
+/// Partner Center's exchange rates of a month (`YYYYMM`), relative to the snapshot.
+pub fn rates(month: &str) -> String {
+    format!("{}/{}.csv", Dataset::FxRates, scope_name(month))
 }
 
 /// An invoice statement, relative to the snapshot.

@@ -111,6 +111,10 @@ pub struct Provenance {
     /// SHA-256 of the rate table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_table_sha256: Option<String>,
+    /// Where the exchange rates came from, when not a rate table (`partner_center`: the month
+    /// files under `fxrates/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_source: Option<String>,
     /// The tie-out's tolerance per billing currency (none: differences must be zero).
     pub tolerance: BTreeMap<String, String>,
     /// The run fetched only some documents (by invoice date or id), so the summaries' tie-out

@@ -44,12 +44,18 @@ pub enum Dataset {
     Documents,
     /// The pages of the invoice list, read to plan the run; archived, never published.
     InvoiceList,
+    /// Partner Center's monthly foreign exchange rates (CSV files, one per month), fetched when
+    /// `[normalize] rate_source = "partner_center"`, kept as served.
+    FxRates,
     /// Computed: line items that are not matched or were served twice.
     MatchExceptions,
     /// Computed: each tie-out check.
     Reconciliation,
     /// Computed: records that could not be decoded.
     Rejects,
+    /// Computed: what each customer was billed, per billing period, currency, product and
+    /// charge type, with the resale amount of the partner's markup.
+    CustomerCharges,
     /// Written by `pcrecon diff`: rows and columns that changed.
     DiffChanges,
     /// Written by `pcrecon diff`: the change of each control total.
@@ -82,13 +88,15 @@ pub enum ScopeKind {
     Customer,
     /// One billing currency and unbilled period (`EUR/current`).
     Unbilled,
+    /// One calendar month (`202501`).
+    Month,
     /// No sequence: the table is computed.
     None,
 }
 
 impl Dataset {
     /// Every dataset, in the order outputs are listed.
-    pub const ALL: [Dataset; 21] = [
+    pub const ALL: [Dataset; 23] = [
         Dataset::Invoices,
         Dataset::InvoiceSummaries,
         Dataset::BilledRecon,
@@ -105,9 +113,11 @@ impl Dataset {
         Dataset::Entitlements,
         Dataset::Documents,
         Dataset::InvoiceList,
+        Dataset::FxRates,
         Dataset::MatchExceptions,
         Dataset::Reconciliation,
         Dataset::Rejects,
+        Dataset::CustomerCharges,
         Dataset::DiffChanges,
         Dataset::DiffTotals,
     ];
@@ -136,9 +146,11 @@ impl Dataset {
             Dataset::Entitlements => "entitlements",
             Dataset::Documents => "documents",
             Dataset::InvoiceList => "invoice_list",
+            Dataset::FxRates => "fxrates",
             Dataset::MatchExceptions => "match_exceptions",
             Dataset::Reconciliation => "reconciliation",
             Dataset::Rejects => "rejects",
+            Dataset::CustomerCharges => "customer_charges",
             Dataset::DiffChanges => "diff_changes",
             Dataset::DiffTotals => "diff_totals",
         }
@@ -166,13 +178,24 @@ impl Dataset {
             | Dataset::OrderLineItems
             | Dataset::Subscriptions
             | Dataset::Entitlements => Kind::MasterData,
-            Dataset::Documents => Kind::File,
+            Dataset::Documents | Dataset::FxRates => Kind::File,
             Dataset::InvoiceList => Kind::Listing,
             Dataset::MatchExceptions
             | Dataset::Reconciliation
             | Dataset::Rejects
+            | Dataset::CustomerCharges
             | Dataset::DiffChanges
             | Dataset::DiffTotals => Kind::Computed,
+        }
+    }
+
+    /// The file name extension of a file kept as served (statements are PDF, rates CSV), for
+    /// datasets of [`Kind::File`].
+    pub const fn file_extension(self) -> Option<&'static str> {
+        match self {
+            Dataset::Documents => Some("pdf"),
+            Dataset::FxRates => Some("csv"),
+            _ => None,
         }
     }
 
@@ -192,6 +215,7 @@ impl Dataset {
             | Dataset::LegacyAzure
             | Dataset::LegacyAzureUsage => ScopeKind::Invoice,
             Dataset::UnbilledRecon | Dataset::UnbilledUsage => ScopeKind::Unbilled,
+            Dataset::FxRates => ScopeKind::Month,
             Dataset::Orders | Dataset::OrderLineItems | Dataset::Subscriptions | Dataset::Entitlements => {
                 ScopeKind::Customer
             }
@@ -199,14 +223,18 @@ impl Dataset {
             Dataset::MatchExceptions
             | Dataset::Reconciliation
             | Dataset::Rejects
+            | Dataset::CustomerCharges
             | Dataset::DiffChanges
             | Dataset::DiffTotals => ScopeKind::None,
         }
     }
 
-    /// Whether `[extract] datasets` may name it.
+    /// Whether `[extract] datasets` may name it (the rates come with `[normalize]`, not as a
+    /// dataset of their own).
     pub const fn is_selectable(self) -> bool {
-        matches!(self.kind(), Kind::LineItem | Kind::MasterData | Kind::File) && self.source().is_none()
+        matches!(self.kind(), Kind::LineItem | Kind::MasterData | Kind::File)
+            && self.source().is_none()
+            && !matches!(self, Dataset::FxRates)
     }
 
     /// Every dataset `[extract] datasets` may name, in [`Dataset::ALL`]'s order.

@@ -505,15 +505,18 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
     let mut sums: BTreeMap<&str, (u64, Totals, bool)> = BTreeMap::new();
     // Per check of the manifest: rows per status, over the files read back.
     let mut statuses: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut documents = (0u64, true);
+    // Per dataset of files kept as served (statements, rate files): files, and whether all are clean.
+    let mut kept: BTreeMap<&str, (u64, bool)> = BTreeMap::new();
     let mut overflowed = BTreeSet::new();
     for (file, result) in manifest.files.iter().zip(checked) {
         bytes += result.bytes;
         let clean = result.problems.is_empty();
         problems.extend(result.problems);
-        if file.path.starts_with("documents/") {
-            documents.0 += 1;
-            documents.1 &= clean;
+        let first = file.path.split('/').next().unwrap_or_default();
+        if Dataset::from_name(first).is_some_and(|d| d.kind() == crate::tabular::Kind::File) {
+            let entry = kept.entry(first).or_insert((0, true));
+            entry.0 += 1;
+            entry.1 &= clean;
         }
         let Some(name) = parquet_dataset(&file.path) else { continue };
         let entry = sums.entry(name).or_insert_with(|| (0, Totals::new(), true));
@@ -573,14 +576,10 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
         manifest.datasets.keys().map(String::as_str).chain(with_files.iter().copied()).collect();
     for name in names {
         let claimed = manifest.datasets.get(name).unwrap_or(&empty);
-        if name == Dataset::Documents.name() {
-            if documents.1 {
-                compare_dataset(
-                    name,
-                    claimed,
-                    &DatasetEntry { rows: documents.0, ..DatasetEntry::new(0) },
-                    &mut problems,
-                );
+        if Dataset::from_name(name).is_some_and(|d| d.kind() == crate::tabular::Kind::File) {
+            let (files, clean) = kept.get(name).copied().unwrap_or((0, true));
+            if clean {
+                compare_dataset(name, claimed, &DatasetEntry { rows: files, ..DatasetEntry::new(0) }, &mut problems);
             }
             continue;
         }

@@ -142,6 +142,12 @@ pub(super) async fn handle(
                             &app.store.partner_tenant_id,
                         ));
                     }
+                    Ok(Bearer::Pricing { .. }) => {
+                        return Ok(respond::unauthorized(
+                            "Access denied: the access token is for another audience (api.partner.microsoft.com)",
+                            &app.store.partner_tenant_id,
+                        ));
+                    }
                     Ok(Bearer::App) if app.settings.require_app_user && needs_app_user(&path) => {
                         return Ok(respond::canonical(
                             StatusCode::FORBIDDEN,

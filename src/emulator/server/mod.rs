@@ -14,6 +14,7 @@ mod attributes;
 mod control;
 mod device_code;
 mod faults;
+mod fxrates;
 mod gate;
 mod graph;
 mod log;
@@ -201,6 +202,7 @@ fn api_block(addr: SocketAddr, settings: &ServeSettings, store: &Store) -> Strin
          base_url = \"{base}\"\n\
          authority_url = \"{base}\"\n\
          graph_url = \"{base}/v1.0\"\n\
+         partner_api_url = \"{base}/partner\"\n\
          # refresh_token_file = \"refresh_token\"\n"
     )
 }

@@ -92,6 +92,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(super::token_routes::token_v2))
         .route("/{tenant}/oauth2/token", post(super::token_routes::token_v1))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(super::device_code::device_code))
+        .route("/partner/v1.0/sales/{call}/{value}", get(super::fxrates::fxrates))
         .route("/devicelogin", get(super::device_code::page).post(super::device_code::sign_in))
         .fallback(|| async { not_found("the resource") })
         .with_state(app)

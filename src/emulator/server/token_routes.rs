@@ -96,20 +96,29 @@ fn grant(app: &App, fields: &[(String, String)]) -> Result<(Bearer, Refresh), Re
                 "AADSTS900144: The request body must contain the following parameter: 'device_code'.",
             )),
         },
-        // Tokens redeemed from a refresh token keep the MFA claim of the sign-in behind it.
+        // Tokens redeemed from a refresh token keep the MFA claim of the sign-in behind it; one
+        // asked for the pricing API's resource is for that audience alone.
         Some("refresh_token") => match get("refresh_token").and_then(|t| app.signer.check_any_refresh(t)) {
             // A token of a public-client sign-in is redeemed as it was issued: without a secret.
             Some((_, true)) if get("client_secret").is_some_and(|s| !s.is_empty()) => Err(token_error(
                 "invalid_client",
                 "AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
             )),
-            Some((mfa, true)) => Ok((Bearer::User { mfa }, Refresh::Public)),
-            Some((mfa, false)) => Ok((Bearer::User { mfa }, Refresh::Confidential)),
+            Some((mfa, public)) => {
+                let pricing =
+                    ["scope", "resource"].iter().any(|k| get(k).is_some_and(|s| s.contains(PRICING_RESOURCE)));
+                let bearer = if pricing { Bearer::Pricing { mfa } } else { Bearer::User { mfa } };
+                Ok((bearer, if public { Refresh::Public } else { Refresh::Confidential }))
+            }
             None => Err(token_error("invalid_grant", "AADSTS70000: The provided refresh token is invalid or expired.")),
         },
         _ => Err(token_error("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")),
     }
 }
+
+/// The resource of Partner Center's pricing API (the foreign exchange rates), another audience
+/// than the Partner Center API's.
+const PRICING_RESOURCE: &str = "api.partner.microsoft.com";
 
 /// The grant type of a device-code poll (RFC 8628 §3.4).
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -118,7 +127,7 @@ const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const MFA_CODE_PREFIX: &str = "mfa-";
 
 fn refresh_token_for(app: &App, bearer: Bearer, refresh: Refresh) -> Option<String> {
-    let mfa = matches!(bearer, Bearer::User { mfa: true });
+    let mfa = matches!(bearer, Bearer::User { mfa: true } | Bearer::Pricing { mfa: true });
     match refresh {
         Refresh::None => None,
         Refresh::Confidential => Some(app.signer.refresh_token(mfa)),

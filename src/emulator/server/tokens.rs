@@ -38,6 +38,12 @@ pub enum Bearer {
     App,
     /// The application alone, for Microsoft Graph (the v2 export).
     Graph,
+    /// The application on behalf of a user, for the Partner Center pricing API
+    /// (`api.partner.microsoft.com`: the foreign exchange rates), with or without an MFA claim.
+    Pricing {
+        /// Whether the user's sign-in passed multi-factor authentication.
+        mfa: bool,
+    },
     /// The application on behalf of a user (App+User), with or without an MFA claim.
     User {
         /// Whether the user's sign-in passed multi-factor authentication.
@@ -52,6 +58,8 @@ impl Bearer {
             Bearer::Graph => "graph",
             Bearer::User { mfa: false } => "user",
             Bearer::User { mfa: true } => "user+mfa",
+            Bearer::Pricing { mfa: false } => "pricing",
+            Bearer::Pricing { mfa: true } => "pricing+mfa",
         }
     }
 
@@ -61,6 +69,8 @@ impl Bearer {
             "graph" => Some(Bearer::Graph),
             "user" => Some(Bearer::User { mfa: false }),
             "user+mfa" => Some(Bearer::User { mfa: true }),
+            "pricing" => Some(Bearer::Pricing { mfa: false }),
+            "pricing+mfa" => Some(Bearer::Pricing { mfa: true }),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@
 //! ```text
 //! world.json                              partner, dates, currencies, generator arguments
 //! rates.csv                               daily exchange rates between its currencies
+//! fxrates/<YYYYMM>.csv                    Partner Center's monthly rates (USD per unit), as served
 //! truth.json                              counts, control totals, invoices, planted anomalies
 //! customers.jsonl                         one Customer (by-id shape) per line
 //! customers/<id>/{orders,subscriptions,entitlements}.jsonl
@@ -50,6 +51,10 @@ use timeline::{Month, Timeline};
 use truth::{SummaryTruth, Tally, Truth, dataset};
 
 use crate::model::money::Currency;
+
+/// The layout of a world folder (`world.json`'s `format`): 2 added Partner Center's monthly
+/// exchange rates (`fxrates/`).
+pub const WORLD_FORMAT: u32 = 2;
 
 /// Kinds of anomaly the generator can plant.
 pub const ANOMALY_KINDS: [&str; 7] = [
@@ -152,10 +157,11 @@ impl WorldSpec {
         NaiveDate::from_ymd_opt(2025, 3, 5).unwrap_or(NaiveDate::MIN)
     }
 
-    /// A stable one-line description of the spec (names the world's cache folder).
+    /// A stable one-line description of the spec and the folder layout (names the world's cache
+    /// folder: a world cached by an older layout is not taken for a new one).
     pub fn fingerprint(&self) -> String {
         format!(
-            "seed={} customers={} months={} usage={} as_of={} anomalies={} quirks={} documents={}",
+            "format={WORLD_FORMAT} seed={} customers={} months={} usage={} as_of={} anomalies={} quirks={} documents={}",
             self.seed,
             self.customers,
             self.months,
@@ -315,7 +321,7 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
         restated,
     };
     let world = serde_json::json!({
-        "format": 1,
+        "format": WORLD_FORMAT,
         "seed": spec.seed,
         "as_of": spec.as_of.to_string(),
         "partner": { "tenant_id": plan.partner.tenant_id, "name": plan.partner.name, "mpn_id": plan.partner.mpn_id },
@@ -332,6 +338,12 @@ fn generate_into(spec: &WorldSpec, dir: &Path) -> Result<Truth, WorldError> {
         Ok(bytes)
     };
     write_file(&dir.join("rates.csv"), rate_table(spec.seed, &currencies, &timeline).as_bytes())?;
+    let mut month = timeline.billed.first().copied().unwrap_or(timeline.current).prev();
+    while month <= timeline.current {
+        let name = format!("{:04}{:02}.csv", month.year, month.month);
+        write_file(&dir.join("fxrates").join(name), partner_center_rates(spec.seed, month).as_bytes())?;
+        month = month.next();
+    }
     write_file(&dir.join("world.json"), &pretty(&world)?)?;
     write_file(&dir.join("truth.json"), &pretty(&truth)?)?;
     Ok(truth)
@@ -371,6 +383,21 @@ fn rate_table(seed: u64, currencies: &[Currency], timeline: &Timeline) -> String
             }
         }
         month = month.next();
+    }
+    text
+}
+
+/// What Partner Center's foreign exchange rates file says for a month: every quoted, one line
+/// per currency its catalogue prices or bills in, the rate in US dollars per one unit of the
+/// currency, to 17 fractional digits as Microsoft's example has it. It is the reciprocal of the
+/// month's USD → currency rate the world's line items carry as `pcToBCExchangeRate`.
+fn partner_center_rates(seed: u64, month: Month) -> String {
+    let label = format!("{:04}{:02}", month.year, month.month);
+    let mut text = String::from("\"CurrencyCode\",\"USDPerUnit\",\"Month\"\r\n");
+    for currency in Currency::ALL {
+        let per_usd = billing::exchange_rate(seed, currency, month).0;
+        let usd_per_unit = (Decimal::ONE / per_usd).round_dp(17).normalize();
+        text.push_str(&format!("\"{}\",\"{usd_per_unit}\",\"{label}\"\r\n", currency.code()));
     }
     text
 }

@@ -28,13 +28,12 @@ impl Snapshot {
     /// Writes the dimensions, places every file in its partition and writes `manifest.json`.
     pub fn finish(mut self, source: BTreeMap<String, String>, provenance: Provenance) -> Result<Manifest, StageError> {
         let finishing = std::time::Instant::now();
-        if let Some(missing) = self.normalizer.as_ref().map(Normalizer::missing).filter(|m| !m.is_empty()) {
-            let list: Vec<String> = missing.iter().map(|(currency, date)| format!("{currency} on {date}")).collect();
-            return Err(StageError::Fx(format!(
-                "the rate table has no rate into the reporting currency for {} (currency, date) pairs: {}",
-                list.len(),
-                list.join(", ")
-            )));
+        if let Some(missing) = self.normalizer.as_ref().and_then(Normalizer::missing_rates) {
+            return Err(StageError::Fx(missing));
+        }
+        if let Some(schema) = Dataset::CustomerCharges.schema() {
+            let rows = self.charges.rows(schema, self.options.markup.as_ref())?;
+            self.dims.entry(Dataset::CustomerCharges).or_default().insert("all".into(), rows);
         }
         let mut placed: Vec<(&'static DatasetSchema, PartReport)> = Vec::new();
         let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
@@ -141,10 +140,12 @@ impl Snapshot {
             entry.served_twice_totals.extend(crate::sink::totals::control_totals(schema, &totals.served_twice));
             entry.served_twice_rows += totals.served_twice_rows;
         }
-        if !self.documents.is_empty() {
-            let count = self.documents.len() as u64;
-            datasets.insert(Dataset::Documents.to_string(), DatasetEntry { rows: count, ..DatasetEntry::new(1) });
-            files.extend(self.documents.into_values());
+        for ((dataset, _), report) in self.kept {
+            datasets
+                .entry(dataset.to_string())
+                .or_insert_with(|| DatasetEntry { rows: 0, ..DatasetEntry::new(1) })
+                .rows += 1;
+            files.push(report);
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         // By name: the content digest reads the datasets in that order.

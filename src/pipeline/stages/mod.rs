@@ -46,6 +46,9 @@ pub enum StageError {
     /// A page's values do not fit their columns' arrays (a decimal beyond 38 digits).
     #[error("{0}")]
     Batch(String),
+    /// The per-customer charges could not be summed or marked up.
+    #[error(transparent)]
+    Rebill(#[from] crate::rebill::RebillError),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -73,6 +76,8 @@ pub struct StageOptions {
     pub keep_unknown_fields: bool,
     /// Signs `manifest.json` (none: unsigned).
     pub signing_key: Option<crate::sink::signature::SigningKey>,
+    /// The partner's markup table for `customer_charges` (none: no resale amounts).
+    pub markup: Option<crate::rebill::Markup>,
 }
 
 /// The attributes a v2 export line of a dataset may be promised: the documented list of the
@@ -113,7 +118,8 @@ pub struct Snapshot {
     open: HashMap<(Dataset, String), PartWriter<'static>>,
     done: Vec<(&'static DatasetSchema, String, PartReport)>,
     dims: BTreeMap<Dataset, BTreeMap<String, Vec<Vec<Cell>>>>,
-    documents: BTreeMap<String, FileReport>,
+    /// Files kept as served (statements, rate files), by dataset and scope.
+    kept: BTreeMap<(Dataset, String), FileReport>,
     normalizer: Option<Normalizer>,
     invoice_dates: HashMap<String, InvoiceDates>,
     /// The first 16 bytes of the SHA-256 of each item of the current page.
@@ -127,6 +133,7 @@ pub struct Snapshot {
     rejected: std::collections::HashSet<(Dataset, String)>,
     /// What the tie-out observes of each sequence, and what the v2 export could not serve yet.
     ledger: Ledger,
+    charges: crate::rebill::Charges,
     /// What each extracted dataset's columns read.
     known: HashMap<Dataset, KnownFields>,
     /// Schema drift per sequence (dropped when it restarts).
@@ -180,7 +187,7 @@ impl Snapshot {
             open: HashMap::new(),
             done: Vec::new(),
             dims: BTreeMap::new(),
-            documents: BTreeMap::new(),
+            kept: BTreeMap::new(),
             normalizer,
             invoice_dates: HashMap::new(),
             item_digests: Vec::new(),
@@ -190,6 +197,7 @@ impl Snapshot {
             exports: BTreeMap::new(),
             rejected: std::collections::HashSet::new(),
             ledger: Ledger::default(),
+            charges: crate::rebill::Charges::default(),
             known: HashMap::new(),
             drift: HashMap::new(),
             stages: StageTimes::default(),
@@ -211,6 +219,22 @@ impl Snapshot {
         let csv = csv_file.as_deref().zip(csv);
         let writer = PartWriter::create(schema, &parquet, csv).map_err(io_at(&parquet))?;
         Ok((writer, parquet))
+    }
+
+    /// Writes a file kept as served into the snapshot, for the manifest.
+    fn keep_file(&mut self, path: &Path, body: &[u8], scope: String, dataset: Dataset) -> Result<(), StageError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        std::fs::write(path, body).map_err(io_at(path))?;
+        let report = FileReport {
+            path: relative(&self.root, &path.to_string_lossy()),
+            rows: 0,
+            bytes: body.len() as u64,
+            sha256: crate::model::hex(&sha2::Sha256::digest(body)),
+        };
+        self.kept.insert((dataset, scope), report);
+        Ok(())
     }
 
     /// Whether some record of a sequence went to `rejects` (then it must not stand in for a
@@ -244,20 +268,19 @@ impl Snapshot {
                         hasher.update(digest);
                     }
                 }
+                if page.dataset == Dataset::FxRates {
+                    if let Some(normalizer) = self.normalizer.as_mut() {
+                        normalizer
+                            .add_partner_center_month(&page.scope, &page.body)
+                            .map_err(|e| StageError::Fx(e.to_string()))?;
+                    }
+                    let path = self.root.join(layout::rates(&page.scope));
+                    self.keep_file(&path, &page.body, page.scope.clone(), Dataset::FxRates)?;
+                    return Ok(());
+                }
                 if page.dataset == Dataset::Documents {
                     let path = self.root.join(layout::document(&page.scope));
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(io_at(parent))?;
-                    }
-                    std::fs::write(&path, &page.body).map_err(io_at(&path))?;
-                    let sha = sha2::Sha256::digest(&page.body);
-                    let report = FileReport {
-                        path: relative(&self.root, &path.to_string_lossy()),
-                        rows: 0,
-                        bytes: page.body.len() as u64,
-                        sha256: crate::model::hex(&sha),
-                    };
-                    self.documents.insert(page.scope.clone(), report);
+                    self.keep_file(&path, &page.body, page.scope.clone(), Dataset::Documents)?;
                     return Ok(());
                 }
                 for schema in schemas {
@@ -276,6 +299,7 @@ impl Snapshot {
                     }
                     self.lines.remove(&(schema.name, scope.clone()));
                     self.ledger.restart(schema.name, scope);
+                    self.charges.restart(schema.name, scope);
                     if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
                         writer.abandon();
                     }

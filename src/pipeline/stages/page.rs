@@ -80,8 +80,8 @@ impl Snapshot {
         }
         let decoded_at = std::time::Instant::now();
         self.stages.decode += decoded_at - digested_at;
+        let invoice = self.invoice_dates.get(&page.scope.to_uppercase()).copied();
         if let Some(normalizer) = self.normalizer.as_mut() {
-            let invoice = self.invoice_dates.get(&page.scope.to_uppercase()).copied();
             batch = normalizer.apply(schema, &batch, invoice).map_err(|e| StageError::Fx(at_page(&e)))?;
         }
         let normalized_at = std::time::Instant::now();
@@ -95,6 +95,9 @@ impl Snapshot {
             batch = self
                 .check_lines(schema, page, &batch, &decoded.row_items)
                 .map_err(|e| StageError::Batch(at_page(&e)))?;
+            if let Some(month) = invoice.and_then(|i| i.period_end).map(|d| d.format("%Y-%m").to_string()) {
+                self.charges.observe(schema, &page.scope, &batch, &month)?;
+            }
         }
         let matched_at = std::time::Instant::now();
         self.stages.matching += matched_at - normalized_at;

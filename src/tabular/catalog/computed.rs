@@ -1,5 +1,5 @@
-//! The tables pcrecon computes: the tie-out checks, the match exceptions, the rejects, and the
-//! two tables of `pcrecon diff`.
+//! The tables pcrecon computes: the tie-out checks, the match exceptions, the rejects, the
+//! per-customer charges, and the two tables of `pcrecon diff`.
 //!
 //! In: nothing. Out: their schemas (their rows are built by `reconcile`, `pipeline` and `audit`).
 
@@ -62,6 +62,57 @@ pub(super) fn reconciliation() -> DatasetSchema {
     s.version = 3;
     // No control totals: its rows are of different kinds (invoice, usage, summary) whose sums
     // would mean nothing.
+    s.built_from = "-";
+    s
+}
+
+/// What each customer was billed: the distinct billed lines summed per customer, billing period,
+/// currency, product, SKU and charge type, with the resale amount of the markup table.
+pub(super) fn customer_charges() -> DatasetSchema {
+    let mut s = dimension(
+        Dataset::CustomerCharges,
+        "What each customer was billed, for re-billing: the distinct billed lines (new commerce and legacy) summed per customer, billing period, billing currency, product, SKU and charge type; with [rebill], the markup that applies and the resale amount, rounded once to the currency's minor units",
+        "one customer × billing period × billing currency × product × SKU × charge type × source dataset",
+        "computed",
+        vec![
+            "customer_id",
+            "billing_period",
+            "billing_currency",
+            "product_id",
+            "sku_id",
+            "charge_type",
+            "source_dataset",
+        ],
+        [
+            "customer_id",
+            "customer_name",
+            "billing_period",
+            "billing_currency",
+            "product_id",
+            "sku_id",
+            "product_name",
+            "charge_type",
+            "source_dataset",
+        ]
+        .into_iter()
+        .map(|c| computed(c, S))
+        .collect(),
+    );
+    s.columns.push(computed("lines", I));
+    s.columns.push(computed("quantity", QUANTITY));
+    for c in ["cost", "tax", "total"] {
+        s.columns.push(computed(c, AMOUNT));
+    }
+    s.columns.push(computed("markup_rule", S));
+    s.columns.push(computed("markup_percent", FRACTION));
+    s.columns.push(computed("markup_fee", AMOUNT));
+    // cost (10 digits) × (1 + percent / 100) (12) holds in the usage scale exactly.
+    s.columns.push(computed("resale_unrounded", USAGE_TOTAL));
+    s.columns.push(computed("resale", AMOUNT));
+    s.columns.push(computed("resale_rounding_residue", USAGE_TOTAL));
+    s.columns.push(customer_key("customer_id"));
+    s.currency_column = Some("billing_currency");
+    s.totals = vec!["cost", "tax", "total", "resale", "resale_rounding_residue"];
     s.built_from = "-";
     s
 }

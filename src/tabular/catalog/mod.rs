@@ -72,10 +72,11 @@ fn build(dataset: Dataset) -> Option<DatasetSchema> {
         Dataset::OrderLineItems => master::order_line_items(),
         Dataset::Subscriptions => master::subscriptions(),
         Dataset::Entitlements => master::entitlements(),
-        Dataset::Documents | Dataset::InvoiceList => return None,
+        Dataset::Documents | Dataset::InvoiceList | Dataset::FxRates => return None,
         Dataset::MatchExceptions => return Some(computed::match_exceptions()),
         Dataset::Reconciliation => return Some(computed::reconciliation()),
         Dataset::Rejects => return Some(computed::rejects()),
+        Dataset::CustomerCharges => return Some(computed::customer_charges()),
         Dataset::DiffChanges => return Some(computed::diff_changes()),
         Dataset::DiffTotals => return Some(computed::diff_totals()),
     };
