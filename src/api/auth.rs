@@ -54,6 +54,11 @@ pub enum AuthError {
         /// quotes the posted form), or the body itself when it is not an OAuth error.
         description: String,
     },
+    /// An endpoint takes App+User tokens only, and no refresh token is configured.
+    #[error(
+        "{0} takes App+User tokens only and no refresh token is configured: run `pcrecon auth login` to write api.refresh_token_file"
+    )]
+    AppUserOnly(&'static str),
     /// A transient failure (transport error, 5xx, 429); the caller may retry. Redacted.
     #[error("the token endpoint is unavailable: {0}")]
     Unavailable(String),
@@ -249,6 +254,10 @@ impl TokenProvider {
                     user.refresh = Some(r);
                 }
                 return Ok(token);
+            }
+            // The pricing API knows no app-only token: asking Entra for one would only earn a 401.
+            if kind == TokenKind::Pricing {
+                return Err(AuthError::AppUserOnly("the pricing API (exchange rates)"));
             }
         }
         let (mut app, scope) = match kind {

@@ -318,7 +318,7 @@ pub async fn run(client: &Client, seq: &Sequence, tx: &Sender<Event>) -> Result<
                     // A month whose rates are not published yet has none: the rows that need
                     // them are listed as missing rates, not this request.
                     Err(e) if seq.dataset == Dataset::FxRates && e.status() == Some(404) => {
-                        tracing::info!(event = "fxrates_not_published", month = %seq.scope);
+                        tracing::warn!(event = "fxrates_not_published", month = %seq.scope, "no exchange rates for this month (HTTP 404)");
                         let done = Event::Done {
                             dataset: seq.dataset,
                             scope: seq.scope.clone(),

@@ -127,13 +127,13 @@ fn data_files(manifest: &Manifest) -> BTreeMap<String, BTreeMap<String, String>>
     by_dataset
 }
 
+/// The files kept as served (statements, rate files), by path, with their SHA-256.
 fn documents(manifest: &Manifest) -> BTreeMap<&str, &str> {
-    manifest
-        .files
-        .iter()
-        .filter(|f| f.path.starts_with("documents/"))
-        .map(|f| (f.path.as_str(), f.sha256.as_str()))
-        .collect()
+    let kept = |path: &str| {
+        let first = path.split('/').next().unwrap_or_default();
+        Dataset::from_name(first).is_some_and(|d| d.kind() == crate::tabular::Kind::File)
+    };
+    manifest.files.iter().filter(|f| kept(&f.path)).map(|f| (f.path.as_str(), f.sha256.as_str())).collect()
 }
 
 /// A row as a JSON object of its columns' text (for added and removed rows).

@@ -126,22 +126,18 @@ fn billing_month(inv: &InvoiceHead) -> Option<String> {
     Some(previous.format("%Y-%m").to_string())
 }
 
-/// The months (`YYYYMM`) whose Partner Center exchange rates a run may need: from the month
-/// before the oldest billing or invoice month (`YYYY-MM`) in scope to two months after the
-/// newest (the unbilled periods that follow it). A month not published yet is answered 404 and
-/// gives no rates; only rows that need it miss them.
-fn rate_months(billed: &[String]) -> Vec<String> {
-    let parse = |m: &str| {
+/// The months (`YYYYMM`) whose Partner Center exchange rates a run may need: each month
+/// (`YYYY-MM`: billing and invoice months in scope, the unbilled months) with the one before and
+/// the one after it, where a row's rate date may fall. A month not published yet is answered
+/// 404 and gives no rates; only rows that need it miss them.
+fn rate_months(months: &[String]) -> Vec<String> {
+    let index = |m: &str| {
         let (y, mo) = m.split_once('-')?;
-        Some((y.parse::<i32>().ok()?, mo.parse::<u32>().ok()?))
+        let (y, mo) = (y.parse::<i32>().ok()?, mo.parse::<i32>().ok()?);
+        (1..=12).contains(&mo).then_some(y * 12 + mo - 1)
     };
-    let months: Vec<(i32, u32)> =
-        billed.iter().filter_map(|m| parse(m)).filter(|(_, m)| (1..=12).contains(m)).collect();
-    let (Some(oldest), Some(newest)) = (months.iter().min(), months.iter().max()) else { return Vec::new() };
-    let index = |(y, m): (i32, u32)| y * 12 + m as i32 - 1;
-    (index(*oldest) - 1..=index(*newest) + 2)
-        .map(|i| format!("{:04}{:02}", i.div_euclid(12), i.rem_euclid(12) + 1))
-        .collect()
+    let wanted: BTreeSet<i32> = months.iter().filter_map(|m| index(m)).flat_map(|i| [i - 1, i, i + 1]).collect();
+    wanted.into_iter().map(|i| format!("{:04}{:02}", i.div_euclid(12), i.rem_euclid(12) + 1)).collect()
 }
 
 /// The v2 export request standing for a v1 line-item sequence (spec §12.1), if v2 serves its dataset.
@@ -353,9 +349,12 @@ pub async fn discover(
     }
 
     // Partner Center's exchange rates, before anything with an amount is converted (the
-    // summaries, next): every month the invoices in scope and the unbilled periods after them
-    // may need.
+    // summaries, next): every month the invoices in scope and the unbilled periods may need
+    // (the current and the previous month, by the run's clock).
     if let Some(root) = &settings.partner_center_rates {
+        let today = client.clock().now().date_naive();
+        let previous = chrono::Datelike::with_day(&today, 1).and_then(|d| d.pred_opt()).unwrap_or(today);
+        let unbilled = [today, previous].map(|d| d.format("%Y-%m").to_string());
         let months: Vec<String> = invoices
             .values()
             .filter(|(inv, _)| wants_invoice(settings, inv))
@@ -363,6 +362,7 @@ pub async fn discover(
                 [billing_month(inv), inv.invoice_date.as_deref().and_then(|d| d.get(..7)).map(str::to_owned)]
             })
             .flatten()
+            .chain(unbilled)
             .collect();
         for month in rate_months(&months) {
             let first = format!("{}/v1.0/sales/fxrates(Month='{month}')/$value", root.as_str().trim_end_matches('/'));
@@ -460,4 +460,15 @@ pub async fn discover(
         currencies: currencies.len(),
         discovery_requests: client.stats.requests.load(Ordering::Relaxed) - requests_before,
     })
+}
+
+#[cfg(test)]
+mod rate_month_tests {
+    use super::rate_months;
+
+    #[test]
+    fn each_month_brings_its_neighbours_and_the_years_turn() {
+        let months = ["2024-12".to_owned(), "2025-01".to_owned(), "2026-06".to_owned(), "junk".to_owned()];
+        assert_eq!(rate_months(&months), ["202411", "202412", "202501", "202502", "202605", "202606", "202607"]);
+    }
 }

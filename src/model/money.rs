@@ -144,6 +144,43 @@ impl Currency {
     }
 }
 
+/// The ISO 4217 minor units of any national currency code (not only those [`Currency`] names):
+/// most have 2; these have none or 3 (ISO 4217, the currencies in circulation). `None` for
+/// what is not a three-letter code.
+pub fn iso_minor_units(code: &str) -> Option<u32> {
+    const NONE: [&str; 16] = [
+        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+    ];
+    const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+    let code = code.trim().to_ascii_uppercase();
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Some(if NONE.contains(&code.as_str()) {
+        0
+    } else if THREE.contains(&code.as_str()) {
+        3
+    } else {
+        2
+    })
+}
+
+/// Rounds `amount` to the minor units of the currency `code` with a mode ([`iso_minor_units`]).
+pub fn round_to_minor_units(code: &str, amount: Decimal, mode: RoundingMode) -> Option<Decimal> {
+    let units = iso_minor_units(code)?;
+    let mut rounded = amount.round_dp_with_strategy(units, mode.strategy());
+    rounded.rescale(units);
+    Some(rounded)
+}
+
+/// `a × b` only when no digit is lost: the mantissas are multiplied in i128, and the product
+/// is accepted only if a Decimal holds it as it is (at most 28 fractional digits, 96 bits).
+pub fn exact_product(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let (a, b) = (a.normalize(), b.normalize());
+    let mantissa = a.mantissa().checked_mul(b.mantissa())?;
+    Decimal::try_from_i128_with_scale(mantissa, a.scale() + b.scale()).ok()
+}
+
 /// Rounds toward zero to `dp` decimal places (the spec's `floor2` is `truncate_dp(x, 2)`).
 pub fn truncate_dp(amount: Decimal, dp: u32) -> Decimal {
     amount.round_dp_with_strategy(dp, RoundingStrategy::ToZero)

@@ -24,7 +24,7 @@ use rust_decimal::Decimal;
 use arrow_array::RecordBatch;
 
 use super::decode::{from_decimal128, to_decimal128};
-use crate::model::money::{Currency, RoundingMode};
+use crate::model::money::{Currency, RoundingMode, exact_product};
 use crate::tabular::batch::{ColumnBuilder, Columns, with_columns};
 use crate::tabular::{ColType, DatasetSchema, FxColumn, Row, Source, Value};
 
@@ -62,6 +62,14 @@ pub enum FxError {
         path: String,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A rate file is wrong as a whole (not text, not the month asked for).
+    #[error("rate table {path}: {reason}")]
+    File {
+        /// The file, or the request that served it.
+        path: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A line of the rate table is wrong.
     #[error("rate table {path}, line {line}: {reason}")]
@@ -144,9 +152,10 @@ impl RateTable {
     pub fn add_partner_center_month(&mut self, month: &str, csv: &[u8], reporting: Currency) -> Result<(), FxError> {
         let path = format!("fxrates(Month='{month}')");
         let fail = |line: usize, reason: String| FxError::Line { path: path.clone(), line, reason };
+        let whole = |reason: String| FxError::File { path: path.clone(), reason };
         let first_day = NaiveDate::parse_from_str(&format!("{month}01"), "%Y%m%d")
-            .map_err(|_| fail(0, format!("{month:?} is not a month (YYYYMM)")))?;
-        let text = std::str::from_utf8(csv).map_err(|_| fail(0, "not UTF-8 text".into()))?;
+            .map_err(|_| whole(format!("{month:?} is not a month (YYYYMM)")))?;
+        let text = std::str::from_utf8(csv).map_err(|_| whole("not UTF-8 text".into()))?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(text.as_bytes());
         let headers = reader.headers().map_err(|e| fail(1, e.to_string()))?.clone();
@@ -158,36 +167,38 @@ impl RateTable {
         };
         let (code_at, rate_at, month_at) = (column("CurrencyCode")?, column("USDPerUnit")?, column("Month")?);
         let mut usd_per_unit = BTreeMap::new();
-        for (i, record) in reader.records().enumerate() {
-            let line = i + 2;
-            let record = record.map_err(|e| fail(line, e.to_string()))?;
+        for record in reader.records() {
+            let record = record.map_err(|e| fail(crate::tabular::text::csv_line(text, e.position()), e.to_string()))?;
+            let line = crate::tabular::text::csv_line(text, record.position());
             let field = |at: usize| record.get(at).unwrap_or("");
             let said = field(month_at).replace('-', "");
             if said != month {
                 return Err(fail(line, format!("Month {:?} is not the month asked for ({month})", field(month_at))));
             }
-            // Microsoft lists every currency it trades in; rows in one pcrecon does not know
-            // would fail their own decoding.
+            // Microsoft lists every currency it trades in; pcrecon converts those it knows
+            // (rows in another are reported as missing a rate).
             let Ok(currency) = Currency::from_str(field(code_at)) else { continue };
             let rate = Decimal::from_str_exact(field(rate_at))
                 .map_err(|_| fail(line, format!("USDPerUnit {:?} is not an exact decimal", field(rate_at))))?;
             if rate <= Decimal::ZERO {
                 return Err(fail(line, format!("USDPerUnit {rate} is not positive")));
             }
+            if currency == Currency::Usd && rate != Decimal::ONE {
+                return Err(fail(line, format!("USDPerUnit of USD is {rate}, not 1")));
+            }
             if usd_per_unit.insert(currency, rate).is_some() {
                 return Err(fail(line, format!("a second rate for {currency}")));
             }
         }
-        let Some(to) = usd_per_unit.get(&reporting).copied().or((reporting == Currency::Usd).then_some(Decimal::ONE))
-        else {
-            return Ok(());
-        };
+        // A dollar is a dollar, listed or not.
+        usd_per_unit.entry(Currency::Usd).or_insert(Decimal::ONE);
+        let Some(to) = usd_per_unit.get(&reporting).copied() else { return Ok(()) };
         let source: std::sync::Arc<str> = format!("partner_center:{month}").into();
         let days = month_end(first_day).day();
         for (from, from_usd) in usd_per_unit.iter().filter(|(c, _)| **c != reporting) {
             let cross = from_usd
                 .checked_div(to)
-                .ok_or_else(|| fail(0, format!("{from} → {reporting}: the cross rate overflows")))?
+                .ok_or_else(|| whole(format!("{from} → {reporting}: the cross rate overflows")))?
                 .round_dp_with_strategy(
                     crate::tabular::RATE.scale(),
                     rust_decimal::RoundingStrategy::MidpointNearestEven,
@@ -256,9 +267,14 @@ impl Normalizer {
         Normalizer { reporting, table, rule, mode, missing: BTreeSet::new() }
     }
 
-    /// Adds Partner Center's rates of a month ([`RateTable::add_partner_center_month`]).
+    /// Adds Partner Center's rates of a month ([`RateTable::add_partner_center_month`]), when
+    /// they are this run's rate source (a replay of such an archive with a rate table keeps the
+    /// table's rates alone).
     pub fn add_partner_center_month(&mut self, month: &str, csv: &[u8]) -> Result<(), FxError> {
-        self.table.add_partner_center_month(month, csv, self.reporting)
+        match self.table.partner_center {
+            true => self.table.add_partner_center_month(month, csv, self.reporting),
+            false => Ok(()),
+        }
     }
 
     /// What the run fails with when rows had no rate: every missing (currency, date), or with
@@ -439,14 +455,6 @@ struct Target<'s> {
     ty: ColType,
     name: &'s str,
     amount: Option<(usize, u32)>,
-}
-
-/// `a × b` only when no digit is lost: the mantissas are multiplied in i128, and the product
-/// is accepted only if a Decimal holds it as it is (at most 28 fractional digits, 96 bits).
-fn exact_product(a: Decimal, b: Decimal) -> Option<Decimal> {
-    let (a, b) = (a.normalize(), b.normalize());
-    let mantissa = a.mantissa().checked_mul(b.mantissa())?;
-    Decimal::try_from_i128_with_scale(mantissa, a.scale() + b.scale()).ok()
 }
 
 #[cfg(test)]

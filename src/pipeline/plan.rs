@@ -91,7 +91,7 @@ impl DryRun {
 fn planned_files(planned: &extract::Planned, csv: Option<CsvCompression>) -> Vec<String> {
     let seq = &planned.seq;
     if seq.dataset.kind() == Kind::File {
-        return vec![layout::document(&seq.scope)];
+        return vec![layout::kept_file(seq.dataset, &seq.scope)];
     }
     let month = planned.month.as_deref().unwrap_or("*");
     seq.dataset

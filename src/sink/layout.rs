@@ -47,14 +47,15 @@ pub fn part_files(dataset: Dataset, folder: &str, part: &str, csv: Option<CsvCom
     (format!("{parquet}/{part}.parquet"), csv.map(|c| format!("{csv_dir}/{part}.{}", c.extension())))
 }
 
-/// Partner Center's exchange rates of a month (`YYYYMM`), relative to the snapshot.
-pub fn rates(month: &str) -> String {
-    format!("{}/{}.csv", Dataset::FxRates, scope_name(month))
+/// A file kept as served, relative to the snapshot: an invoice's statement
+/// (`documents/<invoice>.pdf`), a month's exchange rates (`fxrates/<YYYYMM>.csv`).
+pub fn kept_file(dataset: Dataset, scope: &str) -> String {
+    format!("{dataset}/{}.{}", scope_name(scope), dataset.file_extension().unwrap_or("bin"))
 }
 
 /// An invoice statement, relative to the snapshot.
 pub fn document(invoice: &str) -> String {
-    format!("{}/{}.pdf", Dataset::Documents, scope_name(invoice))
+    kept_file(Dataset::Documents, invoice)
 }
 
 #[cfg(test)]

@@ -139,6 +139,20 @@ impl std::fmt::Write for Digits {
     }
 }
 
+/// The 1-based line of `text` at which a CSV record read from it starts (its position's byte
+/// offset): what an error about the record names, counting blank lines and line ends inside
+/// quotes, as an editor does.
+pub fn csv_line(text: &str, position: Option<&csv::Position>) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = position.map_or(0, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX)).min(bytes.len());
+    // A record's position is where reading it began: before the line ends (blank lines, the
+    // `\n` of a CRLF) that precede its first field.
+    while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+        at += 1;
+    }
+    1 + memchr::memchr_iter(b'\n', &bytes[..at]).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,10 +31,6 @@ impl Snapshot {
         if let Some(missing) = self.normalizer.as_ref().and_then(Normalizer::missing_rates) {
             return Err(StageError::Fx(missing));
         }
-        if let Some(schema) = Dataset::CustomerCharges.schema() {
-            let rows = self.charges.rows(schema, self.options.markup.as_ref())?;
-            self.dims.entry(Dataset::CustomerCharges).or_default().insert("all".into(), rows);
-        }
         let mut placed: Vec<(&'static DatasetSchema, PartReport)> = Vec::new();
         let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
         if let Some(invoices) = self.dims.get(&Dataset::Invoices) {
@@ -85,6 +81,11 @@ impl Snapshot {
                 }
                 _ => placed.push((schema, self.write_dimension(schema, "", rows)?)),
             }
+        }
+        // Each customer's charges in its invoice's billing month, as the line files are filed.
+        if let Some(schema) = Dataset::CustomerCharges.schema() {
+            let rows = self.charges.rows(schema, self.options.markup.as_ref(), &invoice_months)?;
+            placed.push((schema, self.write_dimension(schema, "", rows.iter().collect())?));
         }
         for (schema, scope, mut report) in std::mem::take(&mut self.done) {
             let month = match schema.partition {

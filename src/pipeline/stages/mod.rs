@@ -268,19 +268,16 @@ impl Snapshot {
                         hasher.update(digest);
                     }
                 }
-                if page.dataset == Dataset::FxRates {
-                    if let Some(normalizer) = self.normalizer.as_mut() {
-                        normalizer
-                            .add_partner_center_month(&page.scope, &page.body)
-                            .map_err(|e| StageError::Fx(e.to_string()))?;
-                    }
-                    let path = self.root.join(layout::rates(&page.scope));
-                    self.keep_file(&path, &page.body, page.scope.clone(), Dataset::FxRates)?;
-                    return Ok(());
+                if page.dataset == Dataset::FxRates
+                    && let Some(normalizer) = self.normalizer.as_mut()
+                {
+                    normalizer
+                        .add_partner_center_month(&page.scope, &page.body)
+                        .map_err(|e| StageError::Fx(e.to_string()))?;
                 }
-                if page.dataset == Dataset::Documents {
-                    let path = self.root.join(layout::document(&page.scope));
-                    self.keep_file(&path, &page.body, page.scope.clone(), Dataset::Documents)?;
+                if page.dataset.kind() == crate::tabular::Kind::File {
+                    let path = self.root.join(layout::kept_file(page.dataset, &page.scope));
+                    self.keep_file(&path, &page.body, page.scope.clone(), page.dataset)?;
                     return Ok(());
                 }
                 for schema in schemas {

@@ -95,9 +95,7 @@ impl Snapshot {
             batch = self
                 .check_lines(schema, page, &batch, &decoded.row_items)
                 .map_err(|e| StageError::Batch(at_page(&e)))?;
-            if let Some(month) = invoice.and_then(|i| i.period_end).map(|d| d.format("%Y-%m").to_string()) {
-                self.charges.observe(schema, &page.scope, &batch, &month)?;
-            }
+            self.charges.observe(schema, &page.scope, &batch)?;
         }
         let matched_at = std::time::Instant::now();
         self.stages.matching += matched_at - normalized_at;
