@@ -134,7 +134,7 @@ fn run(cli: Cli, progress: Arc<Progress>) -> Result<(), Error> {
             let settings = Settings::load(&config)?;
             let checks = pcrecon::onboard::check(&settings, &pcrecon::clock::Clock::system())?;
             print!("{}", pcrecon::onboard::render(&checks));
-            Ok(())
+            Ok(pcrecon::onboard::verdict(&checks)?)
         }
         Command::Man => {
             let out = Path::new("(stdout)");
@@ -365,11 +365,9 @@ fn run_job(args: &RunArgs, progress: Arc<Progress>, published: &mut Option<RunSu
 /// Replaces `path` with `text` whole (written beside, then renamed): a collector never reads half
 /// a file.
 fn write_metrics(path: &Path, text: &str) -> Result<(), Error> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "metrics".into());
-    let beside = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&beside, text).map_err(io)?;
-    std::fs::rename(&beside, path).map_err(io)
+    // Readable by the collector, as node_exporter's textfile directory expects.
+    pcrecon::sink::staging::replace_file(path, text.as_bytes(), 0o644)
+        .map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
 /// A destination or source as given on the command line: a folder or an object-store URL.

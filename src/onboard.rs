@@ -199,13 +199,16 @@ pub fn check(settings: &Settings, clock: &Clock) -> Result<Vec<Check>, OnboardEr
         checks.push(Check { what: "Partner Center, App+User token with MFA: GET /v1/invoices/summaries", outcome: user });
         checks
     });
+    Ok(checks)
+}
+
+/// The failure a set of checks ends with, if one failed: credentials refused (exit 3), or the
+/// API failing (exit 4).
+pub fn verdict(checks: &[Check]) -> Result<(), OnboardError> {
     let failed = checks.iter().filter(|c| matches!(c.outcome, Outcome::Refused(_) | Outcome::Failed(_))).count();
     let refused = checks.iter().any(|c| matches!(c.outcome, Outcome::Refused(_)));
     match failed {
-        0 => Ok(checks),
-        _ => {
-            print!("{}", render(&checks));
-            Err(OnboardError::ChecksFailed { failed, of: checks.len(), refused })
-        }
+        0 => Ok(()),
+        _ => Err(OnboardError::ChecksFailed { failed, of: checks.len(), refused }),
     }
 }

@@ -49,8 +49,6 @@ fn default_interval() -> u64 {
 pub struct SignedIn {
     /// The refresh token of the App+User flow.
     pub refresh_token: SecretString,
-    /// Its first access token's lifetime, in seconds.
-    pub expires_in: u64,
 }
 
 /// The device-code flow of one client against one tenant's endpoints.
@@ -69,8 +67,6 @@ struct OAuthAnswer {
     error_description: String,
     #[serde(default)]
     refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
 }
 
 /// What one poll found.
@@ -152,12 +148,7 @@ impl DeviceFlow {
                     error: "no_refresh_token".into(),
                     description: "the sign-in gave no refresh token: the scope needs offline_access".into(),
                 })?;
-                let expires_in = match &answer.expires_in {
-                    Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
-                    Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
-                    _ => 0,
-                };
-                Ok(Polled::Done(SignedIn { refresh_token: SecretString::from(refresh_token), expires_in }))
+                Ok(Polled::Done(SignedIn { refresh_token: SecretString::from(refresh_token) }))
             }
             (_, "authorization_pending") => Ok(Polled::Pending),
             (_, "slow_down") => Ok(Polled::SlowDown),

@@ -129,10 +129,7 @@ fn data_files(manifest: &Manifest) -> BTreeMap<String, BTreeMap<String, String>>
 
 /// The files kept as served (statements, rate files), by path, with their SHA-256.
 fn documents(manifest: &Manifest) -> BTreeMap<&str, &str> {
-    let kept = |path: &str| {
-        let first = path.split('/').next().unwrap_or_default();
-        Dataset::from_name(first).is_some_and(|d| d.kind() == crate::tabular::Kind::File)
-    };
+    let kept = |path: &str| crate::sink::layout::kept_dataset(path).is_some();
     manifest.files.iter().filter(|f| kept(&f.path)).map(|f| (f.path.as_str(), f.sha256.as_str())).collect()
 }
 

@@ -212,23 +212,8 @@ fn secret_file(name: &str, path: &Path) -> Result<SecretString, ConfigError> {
 /// run) finds the old token or the new one, never half of one, and nobody else can read either.
 pub fn write_secret_file(path: &Path, secret: &SecretString) -> std::io::Result<()> {
     use secrecy::ExposeSecret;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let beside = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&beside)?;
-        file.write_all(secret.expose_secret().as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&beside, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&beside);
-    }
-    written
+    let text = format!("{}\n", secret.expose_secret());
+    crate::sink::staging::replace_file(path, text.as_bytes(), 0o600)
 }
 
 /// A secret from the environment, when set and not blank.

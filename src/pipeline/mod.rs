@@ -575,11 +575,14 @@ pub fn run(settings: &Settings, options: &RunOptions) -> Result<RunSummary, RunE
         exports: &manifest.operations,
     };
     crate::report::write(staging.path(), &manifest, &restated).map_err(|e| io_error(Path::new(&e.path), e.source))?;
-    // The local folder's newest snapshot (a store destination keeps its newest two locally).
-    let shared = match crate::sink::retention::latest(&out) {
-        Some((_, before)) => crate::sink::share::link_unchanged(staging.path(), &manifest, &before)
-            .map_err(|e| io_error(staging.path(), e))?,
-        None => crate::sink::share::Shared::default(),
+    // Against the previous snapshot, when its folder is here (a store destination keeps its
+    // newest two locally).
+    let shared = match (crate::sink::retention::latest(&out), &previous) {
+        (Some((id, dir)), Some((previous_id, before))) if id == *previous_id => {
+            crate::sink::share::link_unchanged(staging.path(), &manifest, &dir, before)
+                .map_err(|e| io_error(staging.path(), e))?
+        }
+        _ => crate::sink::share::Shared::default(),
     };
     let run_path = staging.path().join("run.json");
     let text = json_text(&run, &run_path)?;

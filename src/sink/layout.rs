@@ -53,9 +53,10 @@ pub fn kept_file(dataset: Dataset, scope: &str) -> String {
     format!("{dataset}/{}.{}", scope_name(scope), dataset.file_extension().unwrap_or("bin"))
 }
 
-/// An invoice statement, relative to the snapshot.
-pub fn document(invoice: &str) -> String {
-    kept_file(Dataset::Documents, invoice)
+/// The dataset of a file kept as served, from its path relative to the snapshot.
+pub fn kept_dataset(path: &str) -> Option<Dataset> {
+    let first = path.split('/').next()?;
+    Dataset::from_name(first).filter(|d| d.file_extension().is_some())
 }
 
 #[cfg(test)]
@@ -80,6 +81,9 @@ mod tests {
             part_files(Dataset::Customers, "", &part_name(customers, "all"), Some(CsvCompression::None)),
             ("customers/part-00000.parquet".to_owned(), Some("csv/customers/part-00000.csv".to_owned()))
         );
-        assert_eq!(document("G000123"), "documents/G000123.pdf");
+        assert_eq!(kept_file(Dataset::Documents, "G000123"), "documents/G000123.pdf");
+        assert_eq!(kept_file(Dataset::FxRates, "202501"), "fxrates/202501.csv");
+        assert_eq!(kept_dataset("fxrates/202501.csv"), Some(Dataset::FxRates));
+        assert_eq!(kept_dataset("invoices/part-00000.parquet"), None);
     }
 }

@@ -132,6 +132,29 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Replaces the file `path` with `bytes` whole: written beside it (`.<name>.tmp-<pid>`) with
+/// permissions `mode` from its creation, synced, renamed over it, and the folder synced. A reader
+/// finds the old file or the new one, never half of one; a failure leaves the old file and no
+/// stray copy.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = parent_of(path);
+    let beside = hidden(dir, &name_of(path), "tmp");
+    let written = (|| {
+        let _ = fs::remove_file(&beside);
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&beside)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&beside, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&beside);
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -512,9 +512,8 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
         bytes += result.bytes;
         let clean = result.problems.is_empty();
         problems.extend(result.problems);
-        let first = file.path.split('/').next().unwrap_or_default();
-        if Dataset::from_name(first).is_some_and(|d| d.kind() == crate::tabular::Kind::File) {
-            let entry = kept.entry(first).or_insert((0, true));
+        if let Some(dataset) = crate::sink::layout::kept_dataset(&file.path) {
+            let entry = kept.entry(dataset.name()).or_insert((0, true));
             entry.0 += 1;
             entry.1 &= clean;
         }

@@ -55,8 +55,13 @@ pub(super) enum Poll {
     Refused(&'static str, &'static str),
 }
 
+/// A form's fields by name (the first of a name, as the token endpoint reads them).
 fn form(body: &Bytes) -> HashMap<String, String> {
-    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    let mut fields = HashMap::new();
+    for (name, value) in super::token_routes::form(body) {
+        fields.entry(name).or_insert(value);
+    }
+    fields
 }
 
 fn oauth_error(error: &str, description: &str) -> Response {

@@ -24,7 +24,8 @@ use super::App;
 use super::respond::json;
 use super::tokens::Bearer;
 
-fn form(body: &Bytes) -> Vec<(String, String)> {
+/// The fields of a form-encoded body, in order.
+pub(super) fn form(body: &Bytes) -> Vec<(String, String)> {
     form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
