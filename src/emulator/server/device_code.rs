@@ -58,7 +58,7 @@ pub(super) enum Poll {
 /// A form's fields by name (the first of a name, as the token endpoint reads them).
 fn form(body: &Bytes) -> HashMap<String, String> {
     let mut fields = HashMap::new();
-    for (name, value) in super::token_routes::form(body) {
+    for (name, value) in super::request::form(body) {
         fields.entry(name).or_insert(value);
     }
     fields

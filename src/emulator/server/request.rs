@@ -1,6 +1,12 @@
 //! What the connection layer learnt about a request before routing it: its path as links spell
 //! it, its query, its continuation token and the fault drawn for it. Every endpoint (Partner
-//! Center's and Graph's) reads it; it does not route or answer anything.
+//! Center's and Graph's) reads it; it does not route or answer anything. Also the fields of a
+//! form-encoded body, as the token and sign-in endpoints read them.
+
+/// The fields of a form-encoded body, in order.
+pub fn form(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
 
 /// What the connection layer learnt about a request before routing it.
 #[derive(Debug, Clone, Default)]

@@ -21,13 +21,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::App;
+use super::request::form;
 use super::respond::json;
 use super::tokens::Bearer;
-
-/// The fields of a form-encoded body, in order.
-pub(super) fn form(body: &Bytes) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
-}
 
 fn token_error(error: &str, description: &str) -> Response {
     let body = serde_json::json!({ "error": error, "error_description": description });
