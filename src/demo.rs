@@ -113,6 +113,7 @@ pub fn run(
         resume_within: Duration::from_secs(crate::config::DEFAULT_RESUME_WITHIN_HOURS * 3600),
         normalize: normalize.clone(),
         rebill: None,
+        focus: crate::config::FocusSettings::default(),
         extract: ExtractSettings {
             datasets: crate::tabular::Dataset::selectable().collect(),
             invoice_ids: Vec::new(),

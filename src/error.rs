@@ -189,7 +189,13 @@ fn run_exit(e: &RunError) -> Exit {
         RunError::Extract(PagingError::Malformed { .. } | PagingError::BadLink { .. }) => Exit::Data,
         RunError::Extract(PagingError::Closed | PagingError::Cache(_)) => Exit::Io,
         RunError::Extract(PagingError::Task(_)) | RunError::Panicked(_) => Exit::Internal,
-        RunError::Stage(StageError::Data(_) | StageError::Fx(_) | StageError::Batch(_) | StageError::Rebill(_))
+        RunError::Stage(
+            StageError::Data(_)
+            | StageError::Fx(_)
+            | StageError::Batch(_)
+            | StageError::Rebill(_)
+            | StageError::Focus(_),
+        )
         | RunError::Replay(_) => Exit::Data,
         RunError::Stage(StageError::Io { .. }) => Exit::Io,
         RunError::Lock(LockError::Busy { .. }) => Exit::Busy,

@@ -14,6 +14,7 @@ pub mod emulator;
 pub mod error;
 pub mod extract;
 pub mod failpoint;
+pub mod focus;
 pub mod matching;
 pub mod model;
 pub mod normalize;

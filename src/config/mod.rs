@@ -46,6 +46,9 @@
 //! markup_file = "markup.csv"                               # customer,product,percent[,fee]; * for any
 //! rounding = "half_even"                                   # the resale amount, once per row
 //!
+//! [focus]                                                # optional
+//! billing_account_name = "Contoso CSP"                     # BillingAccountName of the focus rows (default: null)
+//!
 //! [extract]
 //! datasets = ["invoices", "billed_recon_line_items"]      # default: every dataset
 //! invoice_ids = ["G000123456"]                             # default: every invoice in the date range
@@ -75,7 +78,7 @@ use url::Url;
 
 pub use api::*;
 pub use extract::*;
-pub use money::{NormalizeSettings, Rates, RebillSettings};
+pub use money::{FocusSettings, NormalizeSettings, Rates, RebillSettings};
 pub use output::{
     DEFAULT_CACHE_DIR, DEFAULT_KEEP_SNAPSHOTS, DEFAULT_LOCK_EXPIRY_HOURS, DEFAULT_OUTPUT_DIR,
     DEFAULT_RESUME_WITHIN_HOURS, MIN_KEEP_SNAPSHOTS,
@@ -119,6 +122,8 @@ struct RawConfig {
     #[serde(default)]
     reconcile: money::RawReconcile,
     rebill: Option<money::RawRebill>,
+    #[serde(default)]
+    focus: money::RawFocus,
 }
 
 /// The validated configuration of a run.
@@ -150,6 +155,8 @@ pub struct Settings {
     pub normalize: Option<NormalizeSettings>,
     /// Re-billing: the markup of `customer_charges` (none: no resale amounts).
     pub rebill: Option<RebillSettings>,
+    /// The `focus` dataset's billing account name.
+    pub focus: FocusSettings,
     /// Largest tie-out difference per billing currency that is still `within_tolerance`.
     pub tolerance: std::collections::BTreeMap<String, rust_decimal::Decimal>,
     /// Which published snapshots stay.
@@ -264,6 +271,7 @@ impl Settings {
             tolerance: raw.reconcile.tolerance()?,
             normalize,
             rebill: raw.rebill.map(|r| r.settings(resolve)),
+            focus: raw.focus.settings(),
             extract,
         })
     }

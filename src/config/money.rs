@@ -1,4 +1,4 @@
-//! The `[normalize]`, `[reconcile]` and `[rebill]` sections: the reporting currency, where its rates come
+//! The `[normalize]`, `[reconcile]`, `[rebill]` and `[focus]` sections: the reporting currency, where its rates come
 //! from (a rate table, or Partner Center's monthly rates), rate date rule and rounding; and the
 //! tie-out's tolerance per billing currency; the partner's markup table and its rounding.
 //!
@@ -72,6 +72,26 @@ pub struct RebillSettings {
     pub markup_file: Option<PathBuf>,
     /// How a resale amount is rounded to the currency's minor units (once per row).
     pub rounding: crate::model::money::RoundingMode,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFocus {
+    billing_account_name: Option<String>,
+}
+
+/// The `focus` dataset (`[focus]`): what FOCUS calls the partner's billing account.
+#[derive(Debug, Clone, Default)]
+pub struct FocusSettings {
+    /// `BillingAccountName` of every row (none: null).
+    pub billing_account_name: Option<String>,
+}
+
+impl RawFocus {
+    /// The section, a blank name being none.
+    pub(super) fn settings(self) -> FocusSettings {
+        FocusSettings { billing_account_name: self.billing_account_name.filter(|n| !n.trim().is_empty()) }
+    }
 }
 
 impl RawRebill {

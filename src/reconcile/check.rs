@@ -21,6 +21,10 @@ pub enum Kind {
     Summary,
     /// A sequence the v2 export could not serve yet.
     Export,
+    /// A document's stated total against Σ `BilledCost` of its FOCUS rows.
+    FocusInvoice,
+    /// A currency's charge lines against Σ `BilledCost` of its FOCUS rows.
+    FocusCurrency,
 }
 
 impl Kind {
@@ -32,6 +36,8 @@ impl Kind {
             Kind::Usage => "usage",
             Kind::Summary => "summary",
             Kind::Export => "export",
+            Kind::FocusInvoice => "focus_invoice",
+            Kind::FocusCurrency => "focus_currency",
         }
     }
 }

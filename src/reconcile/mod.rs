@@ -1,7 +1,7 @@
 //! The tie-out: what each document of the invoice list states against what its lines add up to
 //! by Partner Center's own rules, each invoice with the notes that amend it, each invoice's
 //! metered charges against its daily rated usage, and each currency's summary balance against its
-//! documents.
+//! documents; and (`focus`) the FOCUS rows against each document and each currency.
 //!
 //! In: every distinct line-item row as it passes ([`Observer::observe`] into the [`Ledger`] of its
 //! sequence), the sequences the v2 export could not serve yet, and at the end the `invoices` and
@@ -10,11 +10,13 @@
 //! lines and writes the rows.
 
 mod check;
+mod focus;
 mod ledger;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use check::{Check, Class, Kind, Status};
+pub use focus::{FocusCurrency, focus_checks};
 pub use ledger::{Ledger, Observer, Sums};
 
 use crate::model::document::{DocumentKind, is_void_status};

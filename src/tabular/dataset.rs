@@ -56,6 +56,8 @@ pub enum Dataset {
     /// Computed: what each customer was billed, per billing period, currency, product and
     /// charge type, with the resale amount of the partner's markup.
     CustomerCharges,
+    /// Computed: every billed and open charge as FOCUS 1.2 cost and usage rows.
+    Focus,
     /// Written by `pcrecon diff`: rows and columns that changed.
     DiffChanges,
     /// Written by `pcrecon diff`: the change of each control total.
@@ -96,7 +98,7 @@ pub enum ScopeKind {
 
 impl Dataset {
     /// Every dataset, in the order outputs are listed.
-    pub const ALL: [Dataset; 23] = [
+    pub const ALL: [Dataset; 24] = [
         Dataset::Invoices,
         Dataset::InvoiceSummaries,
         Dataset::BilledRecon,
@@ -118,6 +120,7 @@ impl Dataset {
         Dataset::Reconciliation,
         Dataset::Rejects,
         Dataset::CustomerCharges,
+        Dataset::Focus,
         Dataset::DiffChanges,
         Dataset::DiffTotals,
     ];
@@ -151,6 +154,7 @@ impl Dataset {
             Dataset::Reconciliation => "reconciliation",
             Dataset::Rejects => "rejects",
             Dataset::CustomerCharges => "customer_charges",
+            Dataset::Focus => "focus",
             Dataset::DiffChanges => "diff_changes",
             Dataset::DiffTotals => "diff_totals",
         }
@@ -184,6 +188,7 @@ impl Dataset {
             | Dataset::Reconciliation
             | Dataset::Rejects
             | Dataset::CustomerCharges
+            | Dataset::Focus
             | Dataset::DiffChanges
             | Dataset::DiffTotals => Kind::Computed,
         }
@@ -224,6 +229,7 @@ impl Dataset {
             | Dataset::Reconciliation
             | Dataset::Rejects
             | Dataset::CustomerCharges
+            | Dataset::Focus
             | Dataset::DiffChanges
             | Dataset::DiffTotals => ScopeKind::None,
         }

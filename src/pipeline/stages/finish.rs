@@ -12,6 +12,29 @@ use crate::sink::manifest::{ExportData, ExportOperation, Provenance};
 use super::*;
 
 impl Snapshot {
+    /// Per billing currency, what the charge lines FOCUS rows are made of add up to (each
+    /// dataset's line-amount column, distinct lines), and Σ BilledCost of the FOCUS rows.
+    fn focus_currency_sums(&self) -> BTreeMap<String, reconcile::FocusCurrency> {
+        let mut sums: BTreeMap<String, reconcile::FocusCurrency> = BTreeMap::new();
+        for (schema, _, report) in &self.done {
+            let column = match schema.name {
+                Dataset::Focus => Some("BilledCost"),
+                dataset if crate::focus::is_source(dataset) => dataset.line_amount_column(),
+                _ => None,
+            };
+            let Some(at) = column.and_then(|c| schema.totals.iter().position(|t| *t == c)) else { continue };
+            for (currency, values) in &report.totals.distinct {
+                let entry = sums.entry(currency.clone()).or_default();
+                if schema.name == Dataset::Focus {
+                    entry.focus = entry.focus.saturating_add(values[at]);
+                } else {
+                    entry.lines = entry.lines.saturating_add(values[at]);
+                }
+            }
+        }
+        sums
+    }
+
     fn write_dimension(
         &self,
         schema: &'static DatasetSchema,
@@ -35,7 +58,15 @@ impl Snapshot {
         let mut invoice_months: BTreeMap<String, String> = BTreeMap::new();
         if let Some(invoices) = self.dims.get(&Dataset::Invoices) {
             let summaries = self.dims.get(&Dataset::InvoiceSummaries).into_iter().flat_map(|s| s.values().flatten());
-            let checks = reconcile::tie_out(&self.ledger, invoices.values().flatten(), summaries, &self.options.rules);
+            let mut checks =
+                reconcile::tie_out(&self.ledger, invoices.values().flatten(), summaries, &self.options.rules);
+            checks.extend(reconcile::focus_checks(
+                &self.ledger,
+                invoices.values().flatten(),
+                &self.focus.invoice_sums(),
+                &self.focus_currency_sums(),
+                &self.options.rules,
+            ));
             // One bucket, in the tie-out's own order.
             let rows: Vec<Vec<Cell>> = checks.iter().map(reconcile::Check::cells).collect();
             self.dims.insert(Dataset::Reconciliation, BTreeMap::from([(String::new(), rows)]));
@@ -112,8 +143,9 @@ impl Snapshot {
             }
             placed.push((schema, report));
         }
-        // Only line items stream into parts; their folders are empty by now.
-        for schema in registry().iter().filter(|s| s.name.is_line_item()) {
+        // Only line items and their FOCUS rows stream into parts; their folders are empty by now.
+        for schema in registry().iter().filter(|s| matches!(s.partition, Partition::Invoice | Partition::ScopeMonth(_)))
+        {
             for dir in layout::part_dirs(schema.name, layout::STREAMING) {
                 let _ = std::fs::remove_dir(self.root.join(dir));
             }

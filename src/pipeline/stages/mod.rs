@@ -49,6 +49,9 @@ pub enum StageError {
     /// The per-customer charges could not be summed or marked up.
     #[error(transparent)]
     Rebill(#[from] crate::rebill::RebillError),
+    /// A charge line could not be written as FOCUS rows.
+    #[error(transparent)]
+    Focus(#[from] crate::focus::FocusError),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -78,6 +81,8 @@ pub struct StageOptions {
     pub signing_key: Option<crate::sink::signature::SigningKey>,
     /// The partner's markup table for `customer_charges` (none: no resale amounts).
     pub markup: Option<crate::rebill::Markup>,
+    /// What the `focus` rows say of the billing account.
+    pub focus: crate::focus::FocusOptions,
 }
 
 /// The attributes a v2 export line of a dataset may be promised: the documented list of the
@@ -104,6 +109,11 @@ fn short_digest(item: &[u8]) -> [u8; 16] {
     let mut short = [0u8; 16];
     short.copy_from_slice(&digest[..16]);
     short
+}
+
+/// The scope of a sequence's `focus` part: `dataset/scope` of the charges it is made of.
+fn focus_scope(dataset: Dataset, scope: &str) -> String {
+    format!("{dataset}/{scope}")
 }
 
 /// The key of a sequence in the manifest's `exports`: `dataset/scope`.
@@ -134,6 +144,8 @@ pub struct Snapshot {
     /// What the tie-out observes of each sequence, and what the v2 export could not serve yet.
     ledger: Ledger,
     charges: crate::rebill::Charges,
+    /// The FOCUS rows of the charges, and their sums per invoice.
+    focus: crate::focus::Focus,
     /// What each extracted dataset's columns read.
     known: HashMap<Dataset, KnownFields>,
     /// Schema drift per sequence (dropped when it restarts).
@@ -181,6 +193,7 @@ fn relative(root: &Path, path: &str) -> String {
 impl Snapshot {
     /// A snapshot written under `root` (the staging folder).
     pub fn new(root: &Path, options: StageOptions, normalizer: Option<Normalizer>) -> Snapshot {
+        let focus = crate::focus::Focus::new(options.focus.clone());
         Snapshot {
             root: root.to_path_buf(),
             options,
@@ -198,6 +211,7 @@ impl Snapshot {
             rejected: std::collections::HashSet::new(),
             ledger: Ledger::default(),
             charges: crate::rebill::Charges::default(),
+            focus,
             known: HashMap::new(),
             drift: HashMap::new(),
             stages: StageTimes::default(),
@@ -297,8 +311,11 @@ impl Snapshot {
                     self.lines.remove(&(schema.name, scope.clone()));
                     self.ledger.restart(schema.name, scope);
                     self.charges.restart(schema.name, scope);
-                    if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
-                        writer.abandon();
+                    self.focus.restart(schema.name, scope);
+                    for key in [(schema.name, scope.clone()), (Dataset::Focus, focus_scope(schema.name, scope))] {
+                        if let Some(writer) = self.open.remove(&key) {
+                            writer.abandon();
+                        }
                     }
                     if let Some(d) = self.dims.get_mut(&schema.name) {
                         d.remove(scope);
@@ -327,6 +344,13 @@ impl Snapshot {
                     if let Some(writer) = self.open.remove(&(schema.name, scope.clone())) {
                         let report = writer.finish().map_err(io_at(&self.root))?;
                         self.done.push((schema, scope.clone(), report));
+                    }
+                    let focus = focus_scope(schema.name, scope);
+                    if let (Some(writer), Some(focus_schema)) =
+                        (self.open.remove(&(Dataset::Focus, focus.clone())), Dataset::Focus.schema())
+                    {
+                        let report = writer.finish().map_err(io_at(&self.root))?;
+                        self.done.push((focus_schema, focus, report));
                     }
                 }
             }

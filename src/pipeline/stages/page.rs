@@ -96,6 +96,9 @@ impl Snapshot {
                 .check_lines(schema, page, &batch, &decoded.row_items)
                 .map_err(|e| StageError::Batch(at_page(&e)))?;
             self.charges.observe(schema, &page.scope, &batch)?;
+            if crate::focus::is_source(schema.name) {
+                self.write_focus(schema, &page.scope, &batch)?;
+            }
         }
         let matched_at = std::time::Instant::now();
         self.stages.matching += matched_at - normalized_at;
@@ -109,6 +112,25 @@ impl Snapshot {
             writer.push_batch(batch).map_err(io_at(&self.root))?;
         }
         self.stages.write += matched_at.elapsed();
+        Ok(())
+    }
+
+    /// Writes the FOCUS rows of a charge batch into its sequence's `focus` part.
+    fn write_focus(&mut self, schema: &DatasetSchema, scope: &str, batch: &RecordBatch) -> Result<(), StageError> {
+        if !self.focus.knows_documents() {
+            let invoices = self.dims.get(&Dataset::Invoices).into_iter().flat_map(|d| d.values().flatten());
+            self.focus.learn_documents(invoices);
+        }
+        let Some(rows) = self.focus.rows(schema, scope, batch)? else { return Ok(()) };
+        let Some(focus) = Dataset::Focus.schema() else { return Ok(()) };
+        let key = (Dataset::Focus, focus_scope(schema.name, scope));
+        if !self.open.contains_key(&key) {
+            let (writer, _) = self.part_writer(focus, layout::STREAMING, &layout::part_name(focus, &key.1))?;
+            self.open.insert(key.clone(), writer);
+        }
+        if let Some(writer) = self.open.get_mut(&key) {
+            writer.push_batch(rows).map_err(io_at(&self.root))?;
+        }
         Ok(())
     }
 

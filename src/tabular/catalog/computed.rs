@@ -42,8 +42,8 @@ pub(super) fn match_exceptions() -> DatasetSchema {
 pub(super) fn reconciliation() -> DatasetSchema {
     let mut s = dimension(
         Dataset::Reconciliation,
-        "Each document's stated total against the sum of its distinct lines by Partner Center's rules, each invoice with the notes amending it, its metered charges against its daily rated usage, each currency's summary balance against its documents, and each sequence the v2 export could not serve yet",
-        "one document (kind invoice, credit_note, adjustment_note, void_note), one invoice with its notes (kind net), one invoice's usage (kind usage), one billing currency (kind summary), or one sequence not ready (kind export)",
+        "Each document's stated total against the sum of its distinct lines by Partner Center's rules, each invoice with the notes amending it, its metered charges against its daily rated usage, each currency's summary balance against its documents, each sequence the v2 export could not serve yet, and the FOCUS rows' BilledCost against each document's total and each currency's charge lines",
+        "one document (kind invoice, credit_note, adjustment_note, void_note), one invoice with its notes (kind net), one invoice's usage (kind usage), one billing currency (kind summary), one sequence not ready (kind export), one document's FOCUS rows (kind focus_invoice), or one currency's FOCUS rows (kind focus_currency)",
         "computed",
         vec!["invoice_id", "billing_currency", "kind"],
         vec![computed("invoice_id", S), computed("billing_currency", S)],
@@ -59,7 +59,7 @@ pub(super) fn reconciliation() -> DatasetSchema {
     for c in ["document_type", "amends_of", "related_documents", "detail"] {
         s.columns.push(computed(c, S));
     }
-    s.version = 3;
+    s.version = 4;
     // No control totals: its rows are of different kinds (invoice, usage, summary) whose sums
     // would mean nothing.
     s.built_from = "-";

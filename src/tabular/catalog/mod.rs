@@ -6,6 +6,7 @@
 //! In: [`Dataset`]. Out: its schema. It decodes nothing and writes nothing.
 
 mod computed;
+mod focus;
 mod lines;
 mod master;
 
@@ -77,6 +78,7 @@ fn build(dataset: Dataset) -> Option<DatasetSchema> {
         Dataset::Reconciliation => return Some(computed::reconciliation()),
         Dataset::Rejects => return Some(computed::rejects()),
         Dataset::CustomerCharges => return Some(computed::customer_charges()),
+        Dataset::Focus => return Some(focus::focus()),
         Dataset::DiffChanges => return Some(computed::diff_changes()),
         Dataset::DiffTotals => return Some(computed::diff_totals()),
     };
