@@ -208,6 +208,12 @@ fn fields(dataset: Dataset) -> Option<Fields> {
     })
 }
 
+/// The scope of the `focus` part a charge sequence's rows go to (`dataset/scope`: one part per
+/// sequence, as its lines have).
+pub fn part_scope(dataset: Dataset, scope: &str) -> String {
+    format!("{dataset}/{scope}")
+}
+
 /// Whether a dataset's lines become FOCUS rows.
 pub fn is_source(dataset: Dataset) -> bool {
     fields(dataset).is_some()
@@ -224,8 +230,9 @@ struct Document {
     note: bool,
 }
 
-/// What each sequence's rows add up to per invoice: currency, Σ BilledCost, rows.
-type InvoiceSums = BTreeMap<String, (String, i128, u64)>;
+/// What FOCUS rows add up to per upper-case `InvoiceId`: its currency, Σ `BilledCost` (at its
+/// column's scale) and the rows.
+pub type InvoiceSums = BTreeMap<String, (String, i128, u64)>;
 
 /// The FOCUS rows of a run, sequence by sequence.
 #[derive(Debug, Default)]

@@ -106,7 +106,22 @@ fn planned_files(planned: &extract::Planned, csv: Option<CsvCompression>) -> Vec
             let (parquet, csv) = layout::part_files(schema.name, &folder, &layout::part_name(schema, &seq.scope), csv);
             std::iter::once(parquet).chain(csv)
         })
+        .chain(focus_files(planned, month, csv))
         .collect()
+}
+
+/// The `focus` part of a charge sequence: in its invoice's billing month, or, for open charges,
+/// the month only the data tells.
+fn focus_files(planned: &extract::Planned, month: &str, csv: Option<CsvCompression>) -> Vec<String> {
+    let (seq, Some(focus)) = (&planned.seq, Dataset::Focus.schema()) else { return Vec::new() };
+    if !crate::focus::is_source(seq.dataset) {
+        return Vec::new();
+    }
+    let billed = seq.dataset.scope_kind() == crate::tabular::ScopeKind::Invoice;
+    let folder = layout::partition(if billed { month } else { "*" });
+    let part = layout::part_name(focus, &crate::focus::part_scope(seq.dataset, &seq.scope));
+    let (parquet, csv) = layout::part_files(Dataset::Focus, &folder, &part, csv);
+    std::iter::once(parquet).chain(csv).collect()
 }
 
 /// `--dry-run`: discovery only (read-only API calls), then the plan, from the page cache as it

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::{Check, Kind, Ledger, Rules, Status, classify, documents};
+use crate::focus::InvoiceSums;
 use crate::tabular::{Cell, Dataset};
 
 /// One billing currency's sums, unscaled at the amount scale (10).
@@ -21,12 +22,11 @@ pub struct FocusCurrency {
     pub focus: i128,
 }
 
-/// The FOCUS checks: each document, then each currency. `by_invoice` is Σ `BilledCost` and the
-/// rows per upper-case `InvoiceId` (with its currency).
+/// The FOCUS checks: each document, then each currency.
 pub fn focus_checks<'a>(
     ledger: &Ledger,
     invoices: impl Iterator<Item = &'a Vec<Cell>>,
-    by_invoice: &BTreeMap<String, (String, i128, u64)>,
+    by_invoice: &InvoiceSums,
     by_currency: &BTreeMap<String, FocusCurrency>,
     rules: &Rules,
 ) -> Vec<Check> {

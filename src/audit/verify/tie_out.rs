@@ -1,7 +1,7 @@
 //! The tie-out recomputed from a snapshot's own files by the pipeline's rules
 //! ([`crate::reconcile`]): the distinct billed lines of each invoice observed into a ledger
 //! (by their `invoice_id`), the documents and summaries read from `invoices` and
-//! `invoice_summaries`, the tolerance and the run's filter from the manifest's provenance. Every
+//! `invoice_summaries`, the FOCUS checks from the `focus` files and the charge lines, the tolerance and the run's filter from the manifest's provenance. Every
 //! recomputed check must be a published `reconciliation` row, cell for cell, and every published
 //! row a recomputed check: an edited line amount, stated total or status shows even when the
 //! manifest was re-hashed to match. What no file can prove — which sequences the v2 export could
@@ -15,7 +15,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::{Problem, parquet_dataset};
-use crate::reconcile::{Ledger, Observer, Rules, tie_out};
+use crate::focus::InvoiceSums;
+use crate::reconcile::{FocusCurrency, Ledger, Observer, Rules, focus_checks, tie_out};
 use crate::sink::manifest::Manifest;
 use crate::sink::read::for_each_row;
 use crate::tabular::text::cell_text;
@@ -25,14 +26,16 @@ use crate::tabular::{Cell, Dataset, DatasetSchema};
 const BILLED: [Dataset; 4] = [Dataset::BilledRecon, Dataset::LegacyOffice, Dataset::LegacyAzure, Dataset::BilledUsage];
 
 /// The datasets the recomputation reads: every one must have been read back whole.
-pub(super) const READ: [Dataset; 7] = [
+pub(super) const READ: [Dataset; 9] = [
     Dataset::Reconciliation,
     Dataset::Invoices,
     Dataset::InvoiceSummaries,
     Dataset::BilledRecon,
+    Dataset::UnbilledRecon,
     Dataset::LegacyOffice,
     Dataset::LegacyAzure,
     Dataset::BilledUsage,
+    Dataset::Focus,
 ];
 
 /// The problems of the published tie-out against the one recomputed from the files, or why it
@@ -81,9 +84,56 @@ pub(super) fn recheck(snapshot: &Path, manifest: &Manifest) -> Result<Vec<Proble
     }
     let rules = rules(manifest)?;
     let (invoices, summaries) = (rows_of(Dataset::Invoices)?, rows_of(Dataset::InvoiceSummaries)?);
-    let recomputed: Vec<Vec<Cell>> =
-        tie_out(&ledger, invoices.iter(), summaries.iter(), &rules).iter().map(|c| c.cells()).collect();
+    let mut checks = tie_out(&ledger, invoices.iter(), summaries.iter(), &rules);
+    // A snapshot written before the `focus` dataset has no FOCUS checks to recompute.
+    if manifest.datasets.contains_key(Dataset::Focus.name()) {
+        let (by_invoice, by_currency) = focus_sums(snapshot, manifest)?;
+        checks.extend(focus_checks(&ledger, invoices.iter(), &by_invoice, &by_currency, &rules));
+    }
+    let recomputed: Vec<Vec<Cell>> = checks.iter().map(|c| c.cells()).collect();
     Ok(compare(recon, &published, &recomputed, (id, kind)))
+}
+
+/// Σ `BilledCost` of the `focus` files per `InvoiceId` (with its currency and rows), and per
+/// billing currency beside Σ of the distinct charge lines it is made of.
+fn focus_sums(snapshot: &Path, manifest: &Manifest) -> Result<(InvoiceSums, BTreeMap<String, FocusCurrency>), String> {
+    let mut by_invoice = InvoiceSums::new();
+    let mut by_currency: BTreeMap<String, FocusCurrency> = BTreeMap::new();
+    let focus = schema(Dataset::Focus)?;
+    let at = |name: &str| focus.column(name).ok_or_else(|| format!("focus has no {name}"));
+    let (invoice, currency, cost) = (at("InvoiceId")?, at("BillingCurrency")?, at("BilledCost")?);
+    for_each_file(snapshot, manifest, Dataset::Focus, |path| {
+        for_each_row(path, focus, |row| {
+            let (Some(ccy), Cell::Dec(amount)) = (text(&row[currency]), &row[cost]) else { return };
+            let ccy = ccy.to_uppercase();
+            let sums = by_currency.entry(ccy.clone()).or_default();
+            sums.focus = sums.focus.saturating_add(*amount);
+            if let Some(id) = text(&row[invoice]) {
+                let entry = by_invoice.entry(id.to_uppercase()).or_insert_with(|| (ccy, 0, 0));
+                entry.1 = entry.1.saturating_add(*amount);
+                entry.2 += 1;
+            }
+        })
+    })?;
+    for dataset in Dataset::ALL.into_iter().filter(|d| crate::focus::is_source(*d)) {
+        let schema = schema(dataset)?;
+        let column = dataset.line_amount_column().and_then(|c| schema.column(c));
+        let ccy = schema.currency_column.and_then(|c| schema.column(c));
+        let (Some(amount), Some(ccy), Some(duplicate)) = (column, ccy, schema.column("is_duplicate")) else {
+            return Err(format!("{dataset} has no line amount, currency or is_duplicate"));
+        };
+        for_each_file(snapshot, manifest, dataset, |path| {
+            for_each_row(path, schema, |row| {
+                if let (Some(c), Cell::Dec(v), false) =
+                    (text(&row[ccy]), &row[amount], matches!(row[duplicate], Cell::Bool(true)))
+                {
+                    let sums = by_currency.entry(c.to_uppercase()).or_default();
+                    sums.lines = sums.lines.saturating_add(*v);
+                }
+            })
+        })?;
+    }
+    Ok((by_invoice, by_currency))
 }
 
 /// The published and the recomputed rows of one check.

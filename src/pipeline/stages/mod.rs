@@ -111,11 +111,6 @@ fn short_digest(item: &[u8]) -> [u8; 16] {
     short
 }
 
-/// The scope of a sequence's `focus` part: `dataset/scope` of the charges it is made of.
-fn focus_scope(dataset: Dataset, scope: &str) -> String {
-    format!("{dataset}/{scope}")
-}
-
 /// The key of a sequence in the manifest's `exports`: `dataset/scope`.
 fn export_key(dataset: Dataset, scope: &str) -> String {
     format!("{dataset}/{scope}")
@@ -312,7 +307,9 @@ impl Snapshot {
                     self.ledger.restart(schema.name, scope);
                     self.charges.restart(schema.name, scope);
                     self.focus.restart(schema.name, scope);
-                    for key in [(schema.name, scope.clone()), (Dataset::Focus, focus_scope(schema.name, scope))] {
+                    for key in
+                        [(schema.name, scope.clone()), (Dataset::Focus, crate::focus::part_scope(schema.name, scope))]
+                    {
                         if let Some(writer) = self.open.remove(&key) {
                             writer.abandon();
                         }
@@ -345,7 +342,7 @@ impl Snapshot {
                         let report = writer.finish().map_err(io_at(&self.root))?;
                         self.done.push((schema, scope.clone(), report));
                     }
-                    let focus = focus_scope(schema.name, scope);
+                    let focus = crate::focus::part_scope(schema.name, scope);
                     if let (Some(writer), Some(focus_schema)) =
                         (self.open.remove(&(Dataset::Focus, focus.clone())), Dataset::Focus.schema())
                     {

@@ -123,7 +123,7 @@ impl Snapshot {
         }
         let Some(rows) = self.focus.rows(schema, scope, batch)? else { return Ok(()) };
         let Some(focus) = Dataset::Focus.schema() else { return Ok(()) };
-        let key = (Dataset::Focus, focus_scope(schema.name, scope));
+        let key = (Dataset::Focus, crate::focus::part_scope(schema.name, scope));
         if !self.open.contains_key(&key) {
             let (writer, _) = self.part_writer(focus, layout::STREAMING, &layout::part_name(focus, &key.1))?;
             self.open.insert(key.clone(), writer);

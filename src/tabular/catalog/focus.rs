@@ -114,3 +114,18 @@ pub(super) fn focus() -> DatasetSchema {
         columns,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_is_documented_in_the_mapping() {
+        let mapping = include_str!("../../../schemas/focus-mapping.md");
+        for column in &focus().columns {
+            assert!(mapping.contains(&format!("| `{}` |", column.name)), "{} is not in focus-mapping.md", column.name);
+        }
+        assert_eq!(focus().columns.len(), 57 + CUSTOM_COLUMNS.len());
+        assert!(focus().columns.iter().skip(57).all(|c| c.name.starts_with("x_")), "custom columns come last");
+    }
+}
