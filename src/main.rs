@@ -310,6 +310,12 @@ fn exit_for(summary: &RunSummary, fail_on: &[FailOn]) -> Result<(), Error> {
             "published with {mismatches} tie-out mismatches: see reconciliation/ in {at}"
         )));
     }
+    let focus = summary.focus_mismatches();
+    if focus > 0 && asked(&[FailOn::Mismatch, FailOn::Exception]) {
+        return Err(Error::Findings(format!(
+            "published with {focus} FOCUS tie-out mismatches: see reconciliation/ (kinds focus_invoice, focus_currency) in {at}"
+        )));
+    }
     let not_ready = summary.not_ready();
     if not_ready > 0 && asked(&[FailOn::NotReady, FailOn::Exception]) {
         return Err(Error::Findings(format!(

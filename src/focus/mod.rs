@@ -485,6 +485,21 @@ impl Focus {
                 let pricing_list = price(f.pricing_list_price, "PricingCurrencyListUnitPrice")?;
                 let pricing_contracted = price(f.pricing_contracted_price, "PricingCurrencyContractedUnitPrice")?;
                 let quantity = price(f.pricing_quantity, "PricingQuantity")?;
+                // FOCUS unit prices are never negative: a refund Partner Center states as a
+                // negative price is a negative quantity at the positive price (same product).
+                let refund = contracted_price.or(list_price).is_some_and(|p| p < 0);
+                let (list_price, contracted_price, pricing_list, pricing_contracted, quantity) = if refund {
+                    let abs = |p: Option<i128>| p.map(i128::abs);
+                    (
+                        abs(list_price),
+                        abs(contracted_price),
+                        abs(pricing_list),
+                        abs(pricing_contracted),
+                        quantity.map(|q| -q),
+                    )
+                } else {
+                    (list_price, contracted_price, pricing_list, pricing_contracted, quantity)
+                };
                 let consumed = match category {
                     Category::Usage => decimal(f.consumed_quantity, "ConsumedQuantity")?,
                     _ => None,

@@ -142,6 +142,11 @@ impl RunSummary {
         self.manifest.checks.get("tie_out").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
     }
 
+    /// Documents and currencies whose FOCUS rows do not tie out.
+    pub fn focus_mismatches(&self) -> u64 {
+        self.manifest.checks.get("focus").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
+    }
+
     /// Sequences the v2 export could not serve yet.
     pub fn not_ready(&self) -> u64 {
         self.manifest.not_ready.len() as u64
@@ -152,12 +157,13 @@ impl RunSummary {
         self.manifest.datasets.get(Dataset::Rejects.name()).map_or(0, |d| d.rows)
     }
 
-    /// Logs a warning per kind of finding the run published with (tie-out mismatches, match
+    /// Logs a warning per kind of finding the run published with (tie-out and FOCUS mismatches, match
     /// exceptions, sequences not ready, rejected records, throttling and retries), with its
     /// count: what an operator's log alerting keys on.
     pub fn warn_findings(&self) {
         let findings = [
             ("tie_out_mismatches", self.mismatches()),
+            ("focus_mismatches", self.focus_mismatches()),
             ("match_exceptions", self.exceptions()),
             ("sequences_not_ready", self.not_ready()),
             ("records_rejected", self.rejected()),
@@ -205,6 +211,7 @@ impl RunSummary {
         gauge("control_total", "Control totals per dataset, currency and column, as in the manifest.", totals);
         let counts = [
             ("tie_out_mismatches", "Invoices and currencies whose tie-out is a mismatch.", self.mismatches()),
+            ("focus_mismatches", "Documents and currencies whose FOCUS rows do not tie out.", self.focus_mismatches()),
             ("match_exceptions", "Line items that are match exceptions.", self.exceptions()),
             ("not_ready_sequences", "Sequences the v2 export could not serve yet.", self.not_ready()),
             ("rejected_records", "Records that went to rejects.", self.rejected()),

@@ -42,6 +42,14 @@ impl Kind {
     }
 }
 
+/// The entry of the manifest's `checks` a `reconciliation` row of kind `kind` is counted in:
+/// `focus` for the FOCUS tie-outs (which repeat a document's mismatch when its own lines do not
+/// add up: counted apart, an operator's count of mismatching documents stays one per document),
+/// `tie_out` for the others.
+pub fn checks_key(kind: &str) -> &'static str {
+    if kind == Kind::FocusInvoice.name() || kind == Kind::FocusCurrency.name() { "focus" } else { "tie_out" }
+}
+
 /// The outcome of a check: the `status` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {

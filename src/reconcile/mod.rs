@@ -15,7 +15,7 @@ mod ledger;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use check::{Check, Class, Kind, Status};
+pub use check::{Check, Class, Kind, Status, checks_key};
 pub use focus::{FocusCurrency, focus_checks};
 pub use ledger::{Ledger, Observer, Sums};
 

@@ -1,5 +1,6 @@
 //! `report.html`: one self-contained page per snapshot for the people who read it rather than
-//! query it. The tie-out per invoice and summary with the reasons, the exceptions by reason with
+//! query it. The tie-out per invoice and summary with the reasons, the FOCUS tie-outs (those that
+//! are not ok listed), the exceptions by reason with
 //! their money, each customer's charges by month in the reporting currency (a table and a
 //! chart), and the invoices restated since the previous snapshot.
 //!
@@ -42,6 +43,8 @@ struct AtRisk {
 /// Everything the page shows, read from the snapshot.
 struct Facts {
     tie_outs: Vec<TieOut>,
+    /// The FOCUS tie-outs (kinds `focus_invoice`, `focus_currency`), shown apart.
+    focus: Vec<TieOut>,
     /// Scale of the reconciliation amounts.
     tie_out_scale: u32,
     at_risk: BTreeMap<(String, String), AtRisk>,
@@ -115,11 +118,13 @@ fn scale_of(dataset: Dataset, column: &str) -> u32 {
 }
 
 fn read_facts(root: &Path, manifest: &Manifest) -> Result<Facts, ReportError> {
-    let mut tie_outs = Vec::new();
+    let (mut tie_outs, mut focus) = (Vec::new(), Vec::new());
     rows_of(root, manifest, Dataset::Reconciliation, |s, row, _| {
-        tie_outs.push(TieOut {
+        let kind = text(s, row, "kind").unwrap_or_default();
+        let into = if crate::reconcile::checks_key(&kind) == "focus" { &mut focus } else { &mut tie_outs };
+        into.push(TieOut {
             id: text(s, row, "invoice_id").unwrap_or_default(),
-            kind: text(s, row, "kind").unwrap_or_default(),
+            kind,
             currency: text(s, row, "billing_currency").unwrap_or_default(),
             stated: decimal(s, row, "stated_total"),
             lines_total: decimal(s, row, "lines_total"),
@@ -160,6 +165,7 @@ fn read_facts(root: &Path, manifest: &Manifest) -> Result<Facts, ReportError> {
     })?;
     Ok(Facts {
         tie_outs,
+        focus,
         tie_out_scale: scale_of(Dataset::Reconciliation, "difference"),
         at_risk,
         at_risk_scale: scale_of(Dataset::MatchExceptions, "amount"),
@@ -283,6 +289,33 @@ fn render(manifest: &Manifest, facts: &Facts, restated: &[String]) -> String {
         );
     }
     html.push_str("</table>\n");
+
+    html.push_str("<h2>FOCUS</h2>\n");
+    let focus_off: Vec<&TieOut> = facts.focus.iter().filter(|t| t.status != "ok").collect();
+    let _ = writeln!(
+        html,
+        "<p id=\"focus\">Σ BilledCost of the focus rows against each document's total and each currency's charge lines: {} checks, {}.</p>",
+        facts.focus.len(),
+        status_counts(&facts.focus)
+    );
+    if !focus_off.is_empty() {
+        html.push_str("<table id=\"focus-tie-out\"><tr><th>document</th><th>check</th><th>currency</th><th>stated</th><th>BilledCost</th><th>difference</th><th>status</th><th>reason</th></tr>\n");
+        for t in focus_off {
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}<td>{}</td><td>{}</td></tr>",
+                escape(&t.id),
+                escape(&t.kind),
+                escape(&t.currency),
+                amount_cell(t.stated, facts.tie_out_scale),
+                amount_cell(t.lines_total, facts.tie_out_scale),
+                amount_cell(t.difference, facts.tie_out_scale),
+                escape(&t.status),
+                escape(&t.classification),
+            );
+        }
+        html.push_str("</table>\n");
+    }
 
     html.push_str("<h2>Exceptions by reason</h2>\n");
     if facts.at_risk.is_empty() {

@@ -1,5 +1,6 @@
 //! The dataset files of `schemas/`, generated from the catalog: one `<dataset>.json` per table
-//! and a `README.md` column reference (`model::schema_files` adds the v2 attribute mapping).
+//! a `README.md` column reference and `focus-mapping.md` (`model::schema_files` adds the v2
+//! attribute mapping).
 //! `pcrecon schemas --out schemas` writes them, and a test fails when they differ.
 //!
 //! In: the catalog. Out: (file name, text) pairs.
@@ -125,5 +126,7 @@ pub fn dataset_files() -> Vec<(String, String)> {
         }
     }
     files.push(("README.md".into(), doc));
+    // How Partner Center's lines fill the FOCUS columns, kept beside their schema.
+    files.push(("focus-mapping.md".into(), include_str!("catalog/focus-mapping.md").to_owned()));
     files
 }

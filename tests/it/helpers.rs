@@ -426,8 +426,10 @@ pub fn log_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-/// What the tests' Python reads with: DuckDB, the stores' SDKs, an S3 emulator, a Delta reader.
-pub const TEST_PYTHON_PACKAGES: [&str; 5] = ["duckdb", "moto[server]", "azure-storage-blob", "deltalake", "pyarrow"];
+/// What the tests' Python reads with: DuckDB, the stores' SDKs, an S3 emulator, a Delta reader,
+/// and another provider's FOCUS 1.2 sample data to union with.
+pub const TEST_PYTHON_PACKAGES: [&str; 6] =
+    ["duckdb", "moto[server]", "azure-storage-blob", "deltalake", "pyarrow", "focus-data-toolkit==0.14.1"];
 
 /// A Python with [`TEST_PYTHON_PACKAGES`]: `PCRECON_TEST_PYTHON` (`.ci/run` sets it), or a virtual
 /// environment the tests make once under the target folder, installing them from PyPI. Fails
@@ -442,7 +444,7 @@ pub fn test_python() -> PathBuf {
         let python = venv.join("bin").join("python");
         let ready = |p: &Path| {
             Command::new(p)
-                .args(["-c", "import duckdb, moto, azure.storage.blob, deltalake, pyarrow"])
+                .args(["-c", "import duckdb, moto, azure.storage.blob, deltalake, pyarrow, focus_data_toolkit"])
                 .status()
                 .is_ok_and(|s| s.success())
         };

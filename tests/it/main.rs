@@ -13,6 +13,7 @@ mod duckdb;
 mod errors;
 mod extract;
 mod faults;
+mod focus;
 mod fxrates;
 mod generate;
 mod helpers;

@@ -360,12 +360,39 @@ fn a_restated_invoice_is_refetched_reported_and_diffed_row_by_row() {
             }
             continue;
         }
+        if dataset == "focus" {
+            // The line's FOCUS rows (its charge and its tax) change in their costs only.
+            let column = columns[i].as_deref().unwrap();
+            assert!(
+                [
+                    "BilledCost",
+                    "EffectiveCost",
+                    "ListCost",
+                    "ContractedCost",
+                    "PricingCurrencyEffectiveCost",
+                    "ContractedUnitPrice",
+                    "PricingCurrencyContractedUnitPrice",
+                    "PricingQuantity",
+                    "ConsumedQuantity"
+                ]
+                .contains(&column),
+                "{column}"
+            );
+            continue;
+        }
         assert!(
             ["billed_recon_line_items", "invoices", "invoice_summaries", "reconciliation", "invoice_list"]
                 .contains(&dataset),
             "{dataset} should not change"
         );
     }
+
+    // Σ BilledCost of the line's FOCUS rows moves by exactly the line's total.
+    let billed_moved: rust_decimal::Decimal = (0..datasets.len())
+        .filter(|&i| datasets[i].as_deref() == Some("focus") && columns[i].as_deref() == Some("BilledCost"))
+        .map(|i| as_decimal(afters[i].as_deref().unwrap()) - as_decimal(befores[i].as_deref().unwrap()))
+        .sum();
+    assert_eq!(billed_moved, value(&restatement["total_after"]) - value(&restatement["total_before"]));
 
     // The totals delta of the line items is the restatement's, for that invoice's customer.
     let totals = diff_out.join("diff_totals/part-00000.parquet");

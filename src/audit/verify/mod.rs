@@ -277,20 +277,52 @@ struct Checked {
     read: Option<ReadBack>,
 }
 
-/// A Parquet file's rows, control totals, and rows per status of the check its dataset feeds.
+/// A Parquet file's rows, control totals, and rows per check of the manifest's `checks` and
+/// status.
 struct ReadBack {
     rows: u64,
     totals: Totals,
-    statuses: BTreeMap<String, u64>,
+    statuses: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
-/// The check of the manifest's `checks` a dataset's rows are counted in, and the column of
-/// their status: the tie-out's, or each line dataset's matching.
-fn status_column(schema: &DatasetSchema) -> Option<(String, usize)> {
-    if schema.name == Dataset::Reconciliation {
-        return schema.column("status").map(|at| ("tie_out".to_owned(), at));
+/// Where a dataset's rows say which check of the manifest's `checks` they are counted in, and
+/// with which status: `reconciliation` rows in the tie-out's or the FOCUS tie-out's (by their
+/// kind), each line dataset's in its matching's.
+struct StatusColumns {
+    status: usize,
+    /// The `kind` column of `reconciliation`.
+    kind: Option<usize>,
+    /// The check of a line dataset's rows.
+    check: String,
+}
+
+impl StatusColumns {
+    fn of(schema: &DatasetSchema) -> Option<StatusColumns> {
+        if schema.name == Dataset::Reconciliation {
+            let (status, kind) = (schema.column("status")?, schema.column("kind")?);
+            return Some(StatusColumns { status, kind: Some(kind), check: String::new() });
+        }
+        let status = schema.column("match_status")?;
+        Some(StatusColumns { status, kind: None, check: format!("match:{}", schema.name) })
     }
-    schema.column("match_status").map(|at| (format!("match:{}", schema.name), at))
+
+    /// The checks a dataset's rows may be counted in.
+    fn checks(&self) -> Vec<String> {
+        match self.kind {
+            Some(_) => ["tie_out", "focus"].map(str::to_owned).to_vec(),
+            None => vec![self.check.clone()],
+        }
+    }
+
+    /// A row's check and status.
+    fn of_row<'r>(&self, row: &'r [Cell]) -> Option<(&str, &'r str)> {
+        let Cell::Str(status) = &row[self.status] else { return None };
+        match self.kind.map(|k| &row[k]) {
+            Some(Cell::Str(kind)) => Some((crate::reconcile::checks_key(kind), status)),
+            Some(_) => None,
+            None => Some((&self.check, status)),
+        }
+    }
 }
 
 /// Hashes one listed file and, when its bytes are the manifest's, counts and sums its rows.
@@ -342,15 +374,16 @@ fn check_file(
     }
     let Some(schema) = parquet_dataset(&file.path).and_then(|d| readable.get(d)) else { return checked };
     let columns = TotalColumns::of(schema);
-    let status_at = status_column(schema).map(|(_, at)| at);
-    let (mut rows, mut totals, mut statuses, mut overflow) = (0u64, Totals::new(), BTreeMap::new(), None);
+    let status_columns = StatusColumns::of(schema);
+    let mut statuses: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let (mut rows, mut totals, mut overflow) = (0u64, Totals::new(), None);
     let read = crate::sink::read::for_each_row(&path, schema, |row| {
         rows += 1;
         if let Err(e) = columns.add(&row, &mut totals) {
             overflow.get_or_insert(e.to_string());
         }
-        if let Some(Cell::Str(status)) = status_at.map(|at| &row[at]) {
-            *statuses.entry(status.clone()).or_insert(0u64) += 1;
+        if let Some((check, status)) = status_columns.as_ref().and_then(|s| s.of_row(&row)) {
+            *statuses.entry(check.to_owned()).or_default().entry(status.to_owned()).or_insert(0u64) += 1;
         }
     });
     match (read, overflow) {
@@ -525,9 +558,9 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
             entry.2 = false;
             continue;
         };
-        if let Some((check, _)) = readable.get(name).and_then(|s| status_column(s)) {
+        for (check, counts) in counted {
             let sums = statuses.entry(check).or_default();
-            for (status, n) in counted {
+            for (status, n) in counts {
                 *sums.entry(status).or_default() += n;
             }
         }
@@ -543,19 +576,25 @@ fn verify_contents(snapshot: &Path) -> Result<Verified, AuditError> {
     }));
     // A check is recomputed when every file of its dataset was read back.
     for (name, (_, _, complete)) in &sums {
-        let Some((check, _)) = readable.get(name).and_then(|s| status_column(s)) else { continue };
-        let (Some(found), true) = (statuses.get(&check), *complete) else { continue };
-        let claimed = manifest.checks.get(&check).cloned().unwrap_or_default();
-        let all: BTreeSet<&String> = claimed.keys().chain(found.keys()).collect();
-        for status in all {
-            let (said, held) = (claimed.get(status).copied().unwrap_or(0), found.get(status).copied().unwrap_or(0));
-            if said != held {
-                problems.push(Problem::Check {
-                    check: check.clone(),
-                    status: status.clone(),
-                    claimed: said,
-                    found: held,
-                });
+        let Some(columns) = readable.get(name).and_then(|s| StatusColumns::of(s)) else { continue };
+        if !*complete {
+            continue;
+        }
+        for check in columns.checks() {
+            let (empty, none) = (BTreeMap::new(), BTreeMap::new());
+            let found = statuses.get(&check).unwrap_or(&empty);
+            let claimed = manifest.checks.get(&check).unwrap_or(&none);
+            let all: BTreeSet<&String> = claimed.keys().chain(found.keys()).collect();
+            for status in all {
+                let (said, held) = (claimed.get(status).copied().unwrap_or(0), found.get(status).copied().unwrap_or(0));
+                if said != held {
+                    problems.push(Problem::Check {
+                        check: check.clone(),
+                        status: status.clone(),
+                        claimed: said,
+                        found: held,
+                    });
+                }
             }
         }
     }

@@ -80,10 +80,10 @@ impl Snapshot {
         }
         if let (Some(rows), Some(schema)) = (self.dims.get(&Dataset::Reconciliation), Dataset::Reconciliation.schema())
         {
-            let status_at = schema.column("status").unwrap_or(0);
-            let counts = checks.entry("tie_out".into()).or_default();
+            let (status_at, kind_at) = (schema.column("status").unwrap_or(0), schema.column("kind").unwrap_or(0));
             for row in rows.values().flatten() {
-                if let Cell::Str(status) = &row[status_at] {
+                if let (Cell::Str(status), Cell::Str(kind)) = (&row[status_at], &row[kind_at]) {
+                    let counts = checks.entry(reconcile::checks_key(kind).into()).or_default();
                     *counts.entry(status.clone()).or_default() += 1;
                 }
             }
