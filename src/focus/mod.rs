@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow_array::RecordBatch;
 
 use crate::model::document::DocumentKind;
+use crate::normalize::fx::day_of;
 use crate::tabular::batch::{BatchBuilder, Columns};
 use crate::tabular::{Cell, ColType, Dataset, DatasetSchema, Row, Value};
 
@@ -242,7 +243,8 @@ pub struct Focus {
     documents: Option<HashMap<String, Document>>,
     /// The billing period of an open sequence: the month of its first line's charge start.
     open_periods: HashMap<(Dataset, String), (i64, i64)>,
-    sums: HashMap<(Dataset, String), InvoiceSums>,
+    /// Per sequence, in order: the sums of every sequence are merged in the same order each run.
+    sums: BTreeMap<(Dataset, String), InvoiceSums>,
 }
 
 /// A decimal at `from` fractional digits, at `to` (never dropping a digit).
@@ -257,13 +259,7 @@ fn rescale(value: i128, from: u32, to: u32) -> Option<i128> {
 
 /// Midnight UTC of a date or timestamp value's day, in microseconds.
 fn day_start(value: &Value<'_>, ty: ColType) -> Option<i64> {
-    let micros = match (value, ty) {
-        (Value::Date(days), _) => i64::from(*days) * DAY_MICROS,
-        (Value::Timestamp(t), ColType::TimestampMicros) => *t,
-        (Value::Timestamp(t), _) => t.div_euclid(1000),
-        _ => return None,
-    };
-    Some(micros.div_euclid(DAY_MICROS) * DAY_MICROS)
+    Some(day_of(value, ty)?.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
 }
 
 /// The first day of the month of `micros` and of the month after, in microseconds.
@@ -321,16 +317,19 @@ impl Focus {
 
     /// What the rows of every sequence add up to per invoice (upper-case id): currency,
     /// Σ BilledCost (at its column's scale) and rows.
-    pub fn invoice_sums(&self) -> InvoiceSums {
+    pub fn invoice_sums(&self) -> Result<InvoiceSums, FocusError> {
         let mut all = InvoiceSums::new();
         for sums in self.sums.values() {
             for (invoice, (currency, sum, rows)) in sums {
                 let entry = all.entry(invoice.clone()).or_insert_with(|| (currency.clone(), 0, 0));
-                entry.1 += sum;
+                entry.1 = entry
+                    .1
+                    .checked_add(*sum)
+                    .ok_or_else(|| FocusError(format!("invoice {invoice}: Σ BilledCost overflows")))?;
                 entry.2 += rows;
             }
         }
-        all
+        Ok(all)
     }
 
     /// The FOCUS rows of one batch of a charge dataset's sequence (`scope`), or none when the
@@ -487,35 +486,36 @@ impl Focus {
                 let quantity = price(f.pricing_quantity, "PricingQuantity")?;
                 // FOCUS unit prices are never negative: a refund Partner Center states as a
                 // negative price is a negative quantity at the positive price (same product).
+                // (The quantity takes the contracted price's sign; every price is its magnitude.)
                 let refund = contracted_price.or(list_price).is_some_and(|p| p < 0);
-                let (list_price, contracted_price, pricing_list, pricing_contracted, quantity) = if refund {
-                    let abs = |p: Option<i128>| p.map(i128::abs);
-                    (
-                        abs(list_price),
-                        abs(contracted_price),
-                        abs(pricing_list),
-                        abs(pricing_contracted),
-                        quantity.map(|q| -q),
-                    )
-                } else {
-                    (list_price, contracted_price, pricing_list, pricing_contracted, quantity)
-                };
+                let abs = |p: Option<i128>| p.map(i128::abs);
+                let (list_price, contracted_price) = (abs(list_price), abs(contracted_price));
+                let (pricing_list, pricing_contracted) = (abs(pricing_list), abs(pricing_contracted));
+                let quantity = if refund { quantity.map(|q| -q) } else { quantity };
                 let consumed = match category {
                     Category::Usage => decimal(f.consumed_quantity, "ConsumedQuantity")?,
                     _ => None,
                 };
                 // Costs are kept at 22 digits: a 12-digit price times a 10-digit quantity, exactly.
                 let wide = |value: i128| rescale(value, target_scale("BilledCost"), target_scale("ListCost"));
-                let times = |p: Option<i128>, what: &str| -> Result<i128, FocusError> {
+                // A unit price times the pricing quantity, at the cost column's scale (exactly).
+                let times = |p: Option<i128>, price: &str, what: &str| -> Result<i128, FocusError> {
                     match p.zip(quantity) {
-                        Some((p, q)) => p.checked_mul(q).ok_or_else(|| fail(what, "price × quantity overflows")),
+                        Some((p, q)) => p
+                            .checked_mul(q)
+                            .and_then(|v| {
+                                rescale(v, target_scale(price) + target_scale("PricingQuantity"), target_scale(what))
+                            })
+                            .ok_or_else(|| fail(what, "price × quantity does not fit exactly")),
                         None => wide(billed_cost).ok_or_else(|| fail(what, "the cost does not fit")),
                     }
                 };
-                let list_cost = times(list_price, "ListCost")?;
-                let contracted_cost = times(contracted_price, "ContractedCost")?;
+                let list_cost = times(list_price, "ListUnitPrice", "ListCost")?;
+                let contracted_cost = times(contracted_price, "ContractedUnitPrice", "ContractedCost")?;
                 let pricing_cost = match (f.shape, priced) {
-                    (Shape::Recon, true) => times(pricing_contracted, "PricingCurrencyEffectiveCost")?,
+                    (Shape::Recon, true) => {
+                        times(pricing_contracted, "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost")?
+                    }
                     _ => wide(billed_cost).ok_or_else(|| fail("PricingCurrencyEffectiveCost", "does not fit"))?,
                 };
                 let tax_row = category == Category::Tax;
@@ -576,7 +576,7 @@ impl Focus {
                     Cell::Null,                                      // SkuPriceDetails
                     s(sku_price_id.as_deref().filter(|_| !tax_row)), // SkuPriceId
                     s(customer.as_deref()),                          // SubAccountId
-                    s(customer.as_ref().and(text(f.customer_name)).as_deref()),
+                    s(customer.as_ref().map(|id| text(f.customer_name).unwrap_or_else(|| id.clone())).as_deref()),
                     s(customer.as_ref().map(|_| "Customer")), // SubAccountType
                     Cell::Null,                               // Tags
                     Cell::Str(schema.name.name().to_owned()), // x_SourceDataset

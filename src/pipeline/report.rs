@@ -4,6 +4,7 @@
 //! In: the published manifest and the extraction's counts. Out: text and numbers. It decides
 //! nothing and writes no file.
 
+use crate::reconcile::CheckGroup;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,12 +140,17 @@ impl RunSummary {
 
     /// Invoices and currencies whose tie-out is a mismatch.
     pub fn mismatches(&self) -> u64 {
-        self.manifest.checks.get("tie_out").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
+        self.group_mismatches(CheckGroup::TieOut)
     }
 
     /// Documents and currencies whose FOCUS rows do not tie out.
     pub fn focus_mismatches(&self) -> u64 {
-        self.manifest.checks.get("focus").and_then(|c| c.get("mismatch")).copied().unwrap_or(0)
+        self.group_mismatches(CheckGroup::Focus)
+    }
+
+    fn group_mismatches(&self, group: CheckGroup) -> u64 {
+        let mismatch = crate::reconcile::Status::Mismatch.name();
+        self.manifest.checks.get(group.name()).and_then(|c| c.get(mismatch)).copied().unwrap_or(0)
     }
 
     /// Sequences the v2 export could not serve yet.

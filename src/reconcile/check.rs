@@ -42,12 +42,37 @@ impl Kind {
     }
 }
 
-/// The entry of the manifest's `checks` a `reconciliation` row of kind `kind` is counted in:
-/// `focus` for the FOCUS tie-outs (which repeat a document's mismatch when its own lines do not
-/// add up: counted apart, an operator's count of mismatching documents stays one per document),
-/// `tie_out` for the others.
-pub fn checks_key(kind: &str) -> &'static str {
-    if kind == Kind::FocusInvoice.name() || kind == Kind::FocusCurrency.name() { "focus" } else { "tie_out" }
+/// The entry of the manifest's `checks` a `reconciliation` row is counted in. The FOCUS
+/// tie-outs repeat a document's mismatch when its own lines do not add up: counted apart, an
+/// operator's count of mismatching documents stays one per document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckGroup {
+    /// Documents, notes, usage, summaries and exports (`tie_out`).
+    TieOut,
+    /// The FOCUS rows against documents and currencies (`focus`).
+    Focus,
+}
+
+impl CheckGroup {
+    /// Both, in the order the manifest lists them.
+    pub const ALL: [CheckGroup; 2] = [CheckGroup::TieOut, CheckGroup::Focus];
+
+    /// As the manifest's `checks` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckGroup::TieOut => "tie_out",
+            CheckGroup::Focus => "focus",
+        }
+    }
+
+    /// The group of a row of kind `kind` (the `kind` column).
+    pub fn of_kind(kind: &str) -> CheckGroup {
+        if kind == Kind::FocusInvoice.name() || kind == Kind::FocusCurrency.name() {
+            CheckGroup::Focus
+        } else {
+            CheckGroup::TieOut
+        }
+    }
 }
 
 /// The outcome of a check: the `status` column.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Check, Kind, Ledger, Rules, Status, classify, documents};
+use super::{Check, Class, Kind, Ledger, Rules, Status, classify, documents, voided};
 use crate::focus::InvoiceSums;
 use crate::tabular::{Cell, Dataset};
 
@@ -32,15 +32,18 @@ pub fn focus_checks<'a>(
 ) -> Vec<Check> {
     let tolerance = |currency: &str| rules.tolerance.get(currency).copied().unwrap_or(0);
     let docs = documents(invoices);
+    let voided = voided(&docs);
     let mut checks = Vec::new();
     for doc in &docs {
         let (sum, rows) = by_invoice.get(&doc.id.to_uppercase()).map_or((0, 0), |(_, s, n)| (*s, *n));
         let check = Check::of(&doc.id, &doc.currency, Kind::FocusInvoice, doc.stated, sum, rows);
         let not_ready = ledger.not_ready_of(Dataset::BilledRecon, &doc.id).map(str::to_owned);
+        // As the document's own check judges it: a voided document is void, not a mismatch.
         let judged = match (&not_ready, doc.stated) {
-            (Some(_), _) => (Status::NotReady, super::Class::ExportNotReady),
+            _ if voided.contains(&doc.id.to_uppercase()) => (Status::Void, Class::Voided),
+            (Some(_), _) => (Status::NotReady, Class::ExportNotReady),
             (None, Some(stated)) => classify(stated - sum, rows, tolerance(&doc.currency)),
-            (None, None) => (Status::Mismatch, super::Class::MissingTotal),
+            (None, None) => (Status::Mismatch, Class::MissingTotal),
         };
         checks.push(Check { detail: not_ready, ..check.judged(judged) });
     }
@@ -48,15 +51,15 @@ pub fn focus_checks<'a>(
     for (invoice, (currency, sum, rows)) in by_invoice {
         if !docs.iter().any(|d| d.id.eq_ignore_ascii_case(invoice)) {
             let check = Check::of(invoice, currency, Kind::FocusInvoice, None, *sum, *rows);
-            checks.push(check.judged((Status::Mismatch, super::Class::MissingTotal)));
+            checks.push(check.judged((Status::Mismatch, Class::MissingTotal)));
         }
     }
     for (currency, sums) in by_currency {
         let check =
             Check::of(&format!("focus {currency}"), currency, Kind::FocusCurrency, Some(sums.lines), sums.focus, 0);
         let judged = match sums.lines - sums.focus {
-            0 => (Status::Ok, super::Class::None),
-            _ => (Status::Mismatch, super::Class::Unexplained),
+            0 => (Status::Ok, Class::None),
+            _ => (Status::Mismatch, Class::Unexplained),
         };
         checks.push(check.judged(judged));
     }

@@ -15,7 +15,7 @@ mod ledger;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use check::{Check, Class, Kind, Status, checks_key};
+pub use check::{Check, CheckGroup, Class, Kind, Status};
 pub use focus::{FocusCurrency, focus_checks};
 pub use ledger::{Ledger, Observer, Sums};
 
@@ -110,6 +110,15 @@ fn documents<'a>(invoices: impl Iterator<Item = &'a Vec<Cell>>) -> Vec<Document>
         .collect()
 }
 
+/// The documents (upper-case ids) a void note cancels or whose status says void.
+fn voided(docs: &[Document]) -> BTreeSet<String> {
+    docs.iter()
+        .filter(|d| d.kind == DocumentKind::VoidNote)
+        .filter_map(|d| d.amends_of.as_ref().map(|a| a.to_uppercase()))
+        .chain(docs.iter().filter(|d| d.void).map(|d| d.id.to_uppercase()))
+        .collect()
+}
+
 /// Every check of a run, in a stable order: each document (its own lines, then with its notes,
 /// then its usage), then each sequence not ready, then each currency's summary.
 pub fn tie_out<'a>(
@@ -121,12 +130,7 @@ pub fn tie_out<'a>(
     let docs = documents(invoices);
     let tolerance = |currency: &str| rules.tolerance.get(currency).copied().unwrap_or(0);
     let recon_not_ready = |id: &str| ledger.not_ready_of(Dataset::BilledRecon, id);
-    let voided: BTreeSet<String> = docs
-        .iter()
-        .filter(|d| d.kind == DocumentKind::VoidNote)
-        .filter_map(|d| d.amends_of.as_ref().map(|a| a.to_uppercase()))
-        .chain(docs.iter().filter(|d| d.void).map(|d| d.id.to_uppercase()))
-        .collect();
+    let voided = voided(&docs);
     // A note belongs to the document its `amendsOf` names; a note without one, to the document
     // whose `amendments` list it.
     let owner = |note: &Document| -> Option<String> {

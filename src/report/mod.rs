@@ -121,7 +121,8 @@ fn read_facts(root: &Path, manifest: &Manifest) -> Result<Facts, ReportError> {
     let (mut tie_outs, mut focus) = (Vec::new(), Vec::new());
     rows_of(root, manifest, Dataset::Reconciliation, |s, row, _| {
         let kind = text(s, row, "kind").unwrap_or_default();
-        let into = if crate::reconcile::checks_key(&kind) == "focus" { &mut focus } else { &mut tie_outs };
+        let focus_check = crate::reconcile::CheckGroup::of_kind(&kind) == crate::reconcile::CheckGroup::Focus;
+        let into = if focus_check { &mut focus } else { &mut tie_outs };
         into.push(TieOut {
             id: text(s, row, "invoice_id").unwrap_or_default(),
             kind,

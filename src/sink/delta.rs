@@ -40,7 +40,7 @@ use super::manifest::Manifest;
 use super::store::{Store, StoreError};
 use super::writer::parquet_properties;
 use crate::tabular::batch::arrow_schema;
-use crate::tabular::{ColType, Dataset, DatasetSchema, Partition};
+use crate::tabular::{ColType, Dataset, DatasetSchema, Partition, ScopeKind};
 
 /// The folder below the destination that holds the tables.
 pub const TABLES: &str = "delta";
@@ -183,8 +183,13 @@ fn commit_table(
     // Data files are named by their source's SHA-256 and the table schema they are written in:
     // a path once written always holds the same bytes, and no commit removes and adds one path.
     let schema_tag = &crate::model::hex(&<sha2::Sha256 as sha2::Digest>::digest(schema_string.as_bytes()))[..8];
-    // Line items by invoice: this run covers the invoices it holds; otherwise the whole table.
-    let per_invoice = schema.partition == Partition::Invoice && !new_schema;
+    // Files of one invoice (line items by invoice, and the parts made of them): this run covers
+    // the invoices it holds; the other files (open charges, master data) it replaces whole.
+    let of_one_invoice = |source: &str| {
+        !new_schema
+            && (schema.partition == Partition::Invoice
+                || crate::sink::layout::part_source(source).is_some_and(|d| d.scope_kind() == ScopeKind::Invoice))
+    };
     let by_source: BTreeMap<&str, &Wanted<'_>> = wanted.iter().map(|w| (w.source.as_str(), w)).collect();
     let now_ms = run.at.timestamp_millis();
     let mut actions: Vec<Value> = Vec::new();
@@ -192,8 +197,8 @@ fn commit_table(
     let mut removed = 0;
     for (path, file) in &state.files {
         let covered = match file.source.as_deref() {
-            Some(source) => by_source.contains_key(source) || !per_invoice,
-            None => !per_invoice,
+            Some(source) => by_source.contains_key(source) || !of_one_invoice(source),
+            None => new_schema || schema.partition != Partition::Invoice,
         };
         let same = file
             .source

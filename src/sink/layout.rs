@@ -33,6 +33,13 @@ pub fn part_name(schema: &DatasetSchema, scope: &str) -> String {
     }
 }
 
+/// The dataset a part is made of, when its name says (`part-<dataset>-<scope>`: the parts of
+/// a computed dataset written one per source sequence, like `focus`'s); `path` may have folders.
+pub fn part_source(path: &str) -> Option<Dataset> {
+    let name = path.rsplit('/').next()?.strip_prefix("part-")?;
+    Dataset::ALL.into_iter().find(|d| name.strip_prefix(d.name()).is_some_and(|rest| rest.starts_with('-')))
+}
+
 /// The folders of a dataset's Parquet and CSV parts, relative to the snapshot: `folder` is a
 /// partition, [`STREAMING`], or empty.
 pub fn part_dirs(dataset: Dataset, folder: &str) -> [String; 2] {
@@ -85,5 +92,13 @@ mod tests {
         assert_eq!(kept_file(Dataset::FxRates, "202501"), "fxrates/202501.csv");
         assert_eq!(kept_dataset("fxrates/202501.csv"), Some(Dataset::FxRates));
         assert_eq!(kept_dataset("invoices/part-00000.parquet"), None);
+        let focus = Dataset::Focus.schema().unwrap();
+        let part = part_name(focus, "billed_recon_line_items/G000123");
+        assert_eq!(part_source(&format!("period=2025-01/{part}.parquet")), Some(Dataset::BilledRecon));
+        assert_eq!(
+            part_source(&part_name(focus, "unbilled_recon_line_items/EUR/current")),
+            Some(Dataset::UnbilledRecon)
+        );
+        assert_eq!(part_source("period=2025-01/part-G000123.parquet"), None);
     }
 }

@@ -12,6 +12,7 @@
 //! those its files hold. A raw archive (`--keep-raw`) is checked on its own terms: its index
 //! complete, every page there with the size and SHA-256 the index records, nothing unlisted.
 
+use crate::reconcile::CheckGroup;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -309,7 +310,7 @@ impl StatusColumns {
     /// The checks a dataset's rows may be counted in.
     fn checks(&self) -> Vec<String> {
         match self.kind {
-            Some(_) => ["tie_out", "focus"].map(str::to_owned).to_vec(),
+            Some(_) => CheckGroup::ALL.iter().map(|g| g.name().to_owned()).collect(),
             None => vec![self.check.clone()],
         }
     }
@@ -318,7 +319,7 @@ impl StatusColumns {
     fn of_row<'r>(&self, row: &'r [Cell]) -> Option<(&str, &'r str)> {
         let Cell::Str(status) = &row[self.status] else { return None };
         match self.kind.map(|k| &row[k]) {
-            Some(Cell::Str(kind)) => Some((crate::reconcile::checks_key(kind), status)),
+            Some(Cell::Str(kind)) => Some((CheckGroup::of_kind(kind).name(), status)),
             Some(_) => None,
             None => Some((&self.check, status)),
         }

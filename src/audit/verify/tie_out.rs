@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 
 use super::{Problem, parquet_dataset};
 use crate::focus::InvoiceSums;
-use crate::reconcile::{FocusCurrency, Ledger, Observer, Rules, focus_checks, tie_out};
+use crate::reconcile::{CheckGroup, FocusCurrency, Ledger, Observer, Rules, focus_checks, tie_out};
 use crate::sink::manifest::Manifest;
 use crate::sink::read::for_each_row;
 use crate::tabular::text::cell_text;
@@ -85,8 +85,8 @@ pub(super) fn recheck(snapshot: &Path, manifest: &Manifest) -> Result<Vec<Proble
     let rules = rules(manifest)?;
     let (invoices, summaries) = (rows_of(Dataset::Invoices)?, rows_of(Dataset::InvoiceSummaries)?);
     let mut checks = tie_out(&ledger, invoices.iter(), summaries.iter(), &rules);
-    // A snapshot written before the `focus` dataset has no FOCUS checks to recompute.
-    if manifest.datasets.contains_key(Dataset::Focus.name()) {
+    // A snapshot written before the FOCUS tie-outs has none to recompute.
+    if manifest.checks.contains_key(CheckGroup::Focus.name()) {
         let (by_invoice, by_currency) = focus_sums(snapshot, manifest)?;
         checks.extend(focus_checks(&ledger, invoices.iter(), &by_invoice, &by_currency, &rules));
     }
@@ -99,6 +99,11 @@ pub(super) fn recheck(snapshot: &Path, manifest: &Manifest) -> Result<Vec<Proble
 fn focus_sums(snapshot: &Path, manifest: &Manifest) -> Result<(InvoiceSums, BTreeMap<String, FocusCurrency>), String> {
     let mut by_invoice = InvoiceSums::new();
     let mut by_currency: BTreeMap<String, FocusCurrency> = BTreeMap::new();
+    let mut overflow = false;
+    let mut add = |sum: &mut i128, value: i128| match sum.checked_add(value) {
+        Some(v) => *sum = v,
+        None => overflow = true,
+    };
     let focus = schema(Dataset::Focus)?;
     let at = |name: &str| focus.column(name).ok_or_else(|| format!("focus has no {name}"));
     let (invoice, currency, cost) = (at("InvoiceId")?, at("BillingCurrency")?, at("BilledCost")?);
@@ -106,11 +111,10 @@ fn focus_sums(snapshot: &Path, manifest: &Manifest) -> Result<(InvoiceSums, BTre
         for_each_row(path, focus, |row| {
             let (Some(ccy), Cell::Dec(amount)) = (text(&row[currency]), &row[cost]) else { return };
             let ccy = ccy.to_uppercase();
-            let sums = by_currency.entry(ccy.clone()).or_default();
-            sums.focus = sums.focus.saturating_add(*amount);
+            add(&mut by_currency.entry(ccy.clone()).or_default().focus, *amount);
             if let Some(id) = text(&row[invoice]) {
                 let entry = by_invoice.entry(id.to_uppercase()).or_insert_with(|| (ccy, 0, 0));
-                entry.1 = entry.1.saturating_add(*amount);
+                add(&mut entry.1, *amount);
                 entry.2 += 1;
             }
         })
@@ -127,11 +131,13 @@ fn focus_sums(snapshot: &Path, manifest: &Manifest) -> Result<(InvoiceSums, BTre
                 if let (Some(c), Cell::Dec(v), false) =
                     (text(&row[ccy]), &row[amount], matches!(row[duplicate], Cell::Bool(true)))
                 {
-                    let sums = by_currency.entry(c.to_uppercase()).or_default();
-                    sums.lines = sums.lines.saturating_add(*v);
+                    add(&mut by_currency.entry(c.to_uppercase()).or_default().lines, *v);
                 }
             })
         })?;
+    }
+    if overflow {
+        return Err("the FOCUS sums do not fit Decimal128".into());
     }
     Ok((by_invoice, by_currency))
 }

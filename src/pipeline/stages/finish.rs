@@ -14,7 +14,7 @@ use super::*;
 impl Snapshot {
     /// Per billing currency, what the charge lines FOCUS rows are made of add up to (each
     /// dataset's line-amount column, distinct lines), and Σ BilledCost of the FOCUS rows.
-    fn focus_currency_sums(&self) -> BTreeMap<String, reconcile::FocusCurrency> {
+    fn focus_currency_sums(&self) -> Result<BTreeMap<String, reconcile::FocusCurrency>, StageError> {
         let mut sums: BTreeMap<String, reconcile::FocusCurrency> = BTreeMap::new();
         for (schema, _, report) in &self.done {
             let column = match schema.name {
@@ -25,14 +25,13 @@ impl Snapshot {
             let Some(at) = column.and_then(|c| schema.totals.iter().position(|t| *t == c)) else { continue };
             for (currency, values) in &report.totals.distinct {
                 let entry = sums.entry(currency.clone()).or_default();
-                if schema.name == Dataset::Focus {
-                    entry.focus = entry.focus.saturating_add(values[at]);
-                } else {
-                    entry.lines = entry.lines.saturating_add(values[at]);
-                }
+                let sum = if schema.name == Dataset::Focus { &mut entry.focus } else { &mut entry.lines };
+                *sum = sum.checked_add(values[at]).ok_or_else(|| {
+                    StageError::Fx(format!("{} {currency}: the sums of the FOCUS tie-out overflow", schema.name))
+                })?;
             }
         }
-        sums
+        Ok(sums)
     }
 
     fn write_dimension(
@@ -63,8 +62,8 @@ impl Snapshot {
             checks.extend(reconcile::focus_checks(
                 &self.ledger,
                 invoices.values().flatten(),
-                &self.focus.invoice_sums(),
-                &self.focus_currency_sums(),
+                &self.focus.invoice_sums()?,
+                &self.focus_currency_sums()?,
                 &self.options.rules,
             ));
             // One bucket, in the tie-out's own order.
@@ -83,7 +82,7 @@ impl Snapshot {
             let (status_at, kind_at) = (schema.column("status").unwrap_or(0), schema.column("kind").unwrap_or(0));
             for row in rows.values().flatten() {
                 if let (Cell::Str(status), Cell::Str(kind)) = (&row[status_at], &row[kind_at]) {
-                    let counts = checks.entry(reconcile::checks_key(kind).into()).or_default();
+                    let counts = checks.entry(reconcile::CheckGroup::of_kind(kind).name().into()).or_default();
                     *counts.entry(status.clone()).or_default() += 1;
                 }
             }

@@ -59,7 +59,7 @@ pub(super) fn reconciliation() -> DatasetSchema {
     for c in ["document_type", "amends_of", "related_documents", "detail"] {
         s.columns.push(computed(c, S));
     }
-    s.version = 4;
+    s.version = 3;
     // No control totals: its rows are of different kinds (invoice, usage, summary) whose sums
     // would mean nothing.
     s.built_from = "-";
