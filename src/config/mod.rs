@@ -45,6 +45,7 @@
 //! [rebill]                                               # optional
 //! markup_file = "markup.csv"                               # customer,product,percent[,fee]; * for any
 //! rounding = "half_even"                                   # the resale amount, once per row
+//! statements = false                                       # true: statements/<customer>/<period>.csv
 //!
 //! [focus]                                                # optional
 //! billing_account_name = "Contoso CSP"                     # BillingAccountName of the focus rows (default: null)

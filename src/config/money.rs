@@ -63,6 +63,8 @@ pub(super) struct RawRebill {
     markup_file: Option<PathBuf>,
     #[serde(default)]
     rounding: crate::model::money::RoundingMode,
+    #[serde(default)]
+    statements: bool,
 }
 
 /// Re-billing (`[rebill]`): the partner's markup table and how resale amounts are rounded.
@@ -72,6 +74,8 @@ pub struct RebillSettings {
     pub markup_file: Option<PathBuf>,
     /// How a resale amount is rounded to the currency's minor units (once per row).
     pub rounding: crate::model::money::RoundingMode,
+    /// Also write `statements/<customer>/<period>.csv` (one per customer and billing period).
+    pub statements: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,7 +101,11 @@ impl RawFocus {
 impl RawRebill {
     /// The section; `resolve` makes a relative markup table's path absolute.
     pub(super) fn settings(self, resolve: impl Fn(&Path) -> PathBuf) -> RebillSettings {
-        RebillSettings { markup_file: self.markup_file.as_deref().map(resolve), rounding: self.rounding }
+        RebillSettings {
+            markup_file: self.markup_file.as_deref().map(resolve),
+            rounding: self.rounding,
+            statements: self.statements,
+        }
     }
 }
 

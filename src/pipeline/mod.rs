@@ -308,6 +308,7 @@ fn stage_options(settings: &Settings) -> Result<StageOptions, RunError> {
             .and_then(|r| r.markup_file.as_deref().map(|path| crate::rebill::Markup::load(path, r.rounding)))
             .transpose()
             .map_err(|e| RunError::Config(ConfigError::Invalid(e.to_string())))?,
+        statements: settings.rebill.as_ref().is_some_and(|r| r.statements),
         focus: crate::focus::FocusOptions {
             billing_account_name: settings.focus.billing_account_name.clone(),
             tenant_id: settings.api.tenant_id.clone(),

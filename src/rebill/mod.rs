@@ -17,6 +17,10 @@
 //! In: line batches as written (after matching: `is_duplicate` is known); at the end, each
 //! invoice's billing month. Out: the `customer_charges` rows. It fetches and writes nothing.
 
+mod statements;
+
+pub use statements::{Statement, statements};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

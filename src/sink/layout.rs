@@ -7,6 +7,7 @@
 //! csv/<same path>.csv                            (.csv.gz when gzipped; none when CSV is left out)
 //! documents/<invoice-id>.pdf
 //! fxrates/<YYYYMM>.csv                            Partner Center's rates of a month, as served
+//! statements/<customer>/<YYYY-MM>.csv             a customer's statement of a billing period
 //! ```
 //!
 //! In: a dataset's schema, a scope, a billing month. Out: relative paths. It creates nothing.
@@ -60,7 +61,14 @@ pub fn kept_file(dataset: Dataset, scope: &str) -> String {
     format!("{dataset}/{}.{}", scope_name(scope), dataset.file_extension().unwrap_or("bin"))
 }
 
-/// The dataset of a file kept as served, from its path relative to the snapshot.
+/// A customer's statement of a billing period, relative to the snapshot:
+/// `statements/<customer_key>/<YYYY-MM>.csv`.
+pub fn statement_file(customer_key: &str, period: &str) -> String {
+    format!("{}/{}/{}.csv", Dataset::Statements, scope_name(customer_key), scope_name(period))
+}
+
+/// The dataset of a file kept as served or written whole (statements), from its path relative
+/// to the snapshot.
 pub fn kept_dataset(path: &str) -> Option<Dataset> {
     let first = path.split('/').next()?;
     Dataset::from_name(first).filter(|d| d.file_extension().is_some())
@@ -92,6 +100,8 @@ mod tests {
         assert_eq!(kept_file(Dataset::FxRates, "202501"), "fxrates/202501.csv");
         assert_eq!(kept_dataset("fxrates/202501.csv"), Some(Dataset::FxRates));
         assert_eq!(kept_dataset("invoices/part-00000.parquet"), None);
+        assert_eq!(statement_file("346ff5c4", "2025-01"), "statements/346ff5c4/2025-01.csv");
+        assert_eq!(kept_dataset(&statement_file("a/b", "2025-01")), Some(Dataset::Statements));
         let focus = Dataset::Focus.schema().unwrap();
         let part = part_name(focus, "billed_recon_line_items/G000123");
         assert_eq!(part_source(&format!("period=2025-01/{part}.parquet")), Some(Dataset::BilledRecon));

@@ -58,6 +58,9 @@ pub enum Dataset {
     CustomerCharges,
     /// Computed: every billed and open charge as FOCUS 1.2 cost and usage rows.
     Focus,
+    /// Computed: one CSV statement per customer and billing period (`[rebill] statements`),
+    /// written whole like a file kept as served.
+    Statements,
     /// Written by `pcrecon diff`: rows and columns that changed.
     DiffChanges,
     /// Written by `pcrecon diff`: the change of each control total.
@@ -98,7 +101,7 @@ pub enum ScopeKind {
 
 impl Dataset {
     /// Every dataset, in the order outputs are listed.
-    pub const ALL: [Dataset; 24] = [
+    pub const ALL: [Dataset; 25] = [
         Dataset::Invoices,
         Dataset::InvoiceSummaries,
         Dataset::BilledRecon,
@@ -121,6 +124,7 @@ impl Dataset {
         Dataset::Rejects,
         Dataset::CustomerCharges,
         Dataset::Focus,
+        Dataset::Statements,
         Dataset::DiffChanges,
         Dataset::DiffTotals,
     ];
@@ -155,6 +159,7 @@ impl Dataset {
             Dataset::Rejects => "rejects",
             Dataset::CustomerCharges => "customer_charges",
             Dataset::Focus => "focus",
+            Dataset::Statements => "statements",
             Dataset::DiffChanges => "diff_changes",
             Dataset::DiffTotals => "diff_totals",
         }
@@ -182,7 +187,7 @@ impl Dataset {
             | Dataset::OrderLineItems
             | Dataset::Subscriptions
             | Dataset::Entitlements => Kind::MasterData,
-            Dataset::Documents | Dataset::FxRates => Kind::File,
+            Dataset::Documents | Dataset::FxRates | Dataset::Statements => Kind::File,
             Dataset::InvoiceList => Kind::Listing,
             Dataset::MatchExceptions
             | Dataset::Reconciliation
@@ -199,7 +204,7 @@ impl Dataset {
     pub const fn file_extension(self) -> Option<&'static str> {
         match self {
             Dataset::Documents => Some("pdf"),
-            Dataset::FxRates => Some("csv"),
+            Dataset::FxRates | Dataset::Statements => Some("csv"),
             _ => None,
         }
     }
@@ -230,17 +235,18 @@ impl Dataset {
             | Dataset::Rejects
             | Dataset::CustomerCharges
             | Dataset::Focus
+            | Dataset::Statements
             | Dataset::DiffChanges
             | Dataset::DiffTotals => ScopeKind::None,
         }
     }
 
-    /// Whether `[extract] datasets` may name it (the rates come with `[normalize]`, not as a
-    /// dataset of their own).
+    /// Whether `[extract] datasets` may name it (the rates come with `[normalize]` and the
+    /// statements with `[rebill]`, not as datasets of their own).
     pub const fn is_selectable(self) -> bool {
         matches!(self.kind(), Kind::LineItem | Kind::MasterData | Kind::File)
             && self.source().is_none()
-            && !matches!(self, Dataset::FxRates)
+            && !matches!(self, Dataset::FxRates | Dataset::Statements)
     }
 
     /// Every dataset `[extract] datasets` may name, in [`Dataset::ALL`]'s order.

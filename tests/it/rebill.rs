@@ -54,8 +54,11 @@ fn customer_charges_add_up_to_the_invoice_lines_and_resell_at_the_most_specific_
         customer.to_uppercase()
     );
     std::fs::write(dir.path().join("markup.csv"), markup).unwrap();
-    let config =
-        write_config(&emulator, dir.path(), "[rebill]\nmarkup_file = \"markup.csv\"\nrounding = \"half_up\"\n");
+    let config = write_config(
+        &emulator,
+        dir.path(),
+        "[rebill]\nmarkup_file = \"markup.csv\"\nrounding = \"half_up\"\nstatements = true\n",
+    );
     let finished = run(&config, &[], &[]);
     assert_eq!(finished.code, 0, "{}", finished.stderr);
     let snapshot = latest(&dir.path().join("out"));
@@ -111,7 +114,44 @@ fn customer_charges_add_up_to_the_invoice_lines_and_resell_at_the_most_specific_
     }
     assert_eq!(seen.len(), 4, "every kind of rule applied somewhere: {seen:?}");
 
-    // The manifest's control totals of the dataset are its files' sums.
+    // One statement per customer and billing period: the documented header, one line per
+    // customer_charges row of that customer and period, the amount to bill (the resale) and the
+    // cost, each file listed in the manifest with its digest.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(snapshot.join("manifest.json")).unwrap()).unwrap();
+    let listed: BTreeMap<String, String> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_owned(), f["sha256"].as_str().unwrap().to_owned()))
+        .collect();
+    let mut expected: BTreeMap<(String, String), (Decimal, Decimal, usize)> = BTreeMap::new();
+    for (_, row) in &charges {
+        let sums = expected.entry((row["customer_key"].clone(), row["billing_period"].clone())).or_default();
+        sums.0 += dec(&row["resale"]);
+        sums.1 += dec(&row["cost"]);
+        sums.2 += 1;
+    }
+    let files = digest_tree(&snapshot.join("statements"));
+    assert_eq!(files.len(), expected.len(), "one statement per customer and period");
+    assert_eq!(manifest["datasets"]["statements"]["rows"], serde_json::json!(files.len()));
+    let header = "customer_id,customer_name,billing_period,currency,item_id,sku_id,description,charge_type,quantity,amount,cost,tax,markup_rule";
+    for ((customer, period), (resale, cost, lines)) in &expected {
+        let path = format!("statements/{customer}/{period}.csv");
+        let text = std::fs::read_to_string(snapshot.join(&path)).unwrap();
+        assert_eq!(text.lines().next(), Some(header), "{path}");
+        assert_eq!(listed.get(&path), files.get(&format!("{customer}/{period}.csv")), "{path} in the manifest");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(records.len(), *lines, "{path}");
+        let column = |name: &str| header.split(',').position(|h| h == name).unwrap();
+        let sum = |name: &str| records.iter().map(|r| dec(&r[column(name)])).sum::<Decimal>();
+        assert_eq!((sum("amount"), sum("cost")), (*resale, *cost), "{path}: amounts to bill and costs");
+        assert!(records.iter().all(|r| r[column("billing_period")] == *period), "{path}");
+    }
+
+    // The manifest's control totals of the dataset are its files' sums, and each statement's
+    // digest holds.
     let verified = crate::helpers::pcrecon(&["verify", snapshot.to_str().unwrap()], &[]);
     assert_eq!(verified.code, 0, "{}", verified.stdout);
 }

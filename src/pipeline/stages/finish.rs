@@ -116,6 +116,13 @@ impl Snapshot {
         if let Some(schema) = Dataset::CustomerCharges.schema() {
             let rows = self.charges.rows(schema, self.options.markup.as_ref(), &invoice_months)?;
             placed.push((schema, self.write_dimension(schema, "", rows.iter().collect())?));
+            if self.options.statements {
+                for statement in crate::rebill::statements(schema, &rows)? {
+                    let path = self.root.join(layout::statement_file(&statement.customer_key, &statement.period));
+                    let scope = format!("{}/{}", statement.customer_key, statement.period);
+                    self.keep_file(&path, &statement.bytes, scope, Dataset::Statements)?;
+                }
+            }
         }
         for (schema, scope, mut report) in std::mem::take(&mut self.done) {
             let month = match schema.partition {

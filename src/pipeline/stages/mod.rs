@@ -81,6 +81,8 @@ pub struct StageOptions {
     pub signing_key: Option<crate::sink::signature::SigningKey>,
     /// The partner's markup table for `customer_charges` (none: no resale amounts).
     pub markup: Option<crate::rebill::Markup>,
+    /// Write a statement per customer and billing period (`statements/`).
+    pub statements: bool,
     /// What the `focus` rows say of the billing account.
     pub focus: crate::focus::FocusOptions,
 }

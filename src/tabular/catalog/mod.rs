@@ -73,7 +73,7 @@ fn build(dataset: Dataset) -> Option<DatasetSchema> {
         Dataset::OrderLineItems => master::order_line_items(),
         Dataset::Subscriptions => master::subscriptions(),
         Dataset::Entitlements => master::entitlements(),
-        Dataset::Documents | Dataset::InvoiceList | Dataset::FxRates => return None,
+        Dataset::Documents | Dataset::InvoiceList | Dataset::FxRates | Dataset::Statements => return None,
         Dataset::MatchExceptions => return Some(computed::match_exceptions()),
         Dataset::Reconciliation => return Some(computed::reconciliation()),
         Dataset::Rejects => return Some(computed::rejects()),
