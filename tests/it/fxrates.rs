@@ -103,6 +103,35 @@ fn partner_centers_monthly_rates_convert_as_the_same_rates_given_as_a_table() {
     let verified = pcrecon(&["verify", a.to_str().unwrap()], &[]);
     assert_eq!(verified.code, 0, "{}", verified.stdout);
 
+    // The pricing API throttles, fails and drops connections like Partner Center: the run
+    // retries through it and publishes the same data.
+    let faulty_dir = dir.path().join("faulty");
+    std::fs::create_dir_all(&faulty_dir).unwrap();
+    let log = faulty_dir.join("requests.jsonl");
+    let faulty = Emulator::start(&[
+        "--world",
+        samples().to_str().unwrap(),
+        "--require-app-user",
+        "--faults",
+        "429=0.03,500=0.02,503=0.01,reset=0.01",
+        "--max-retry-after",
+        "1",
+        "--request-log",
+        log.to_str().unwrap(),
+    ]);
+    let (faulty_token, _) = consent(&faulty, &faulty_dir, "mfa-consent");
+    let faulty_api = format!("refresh_token_file = {:?}\n", faulty_token.to_str().unwrap());
+    let normalize = "[normalize]\nreporting_currency = \"EUR\"\nrate_source = \"partner_center\"\n";
+    let config = write_config(&faulty, &faulty_dir, &format!("{faulty_api}{normalize}"));
+    let survived = run(&config, &[], &[]);
+    assert_eq!(survived.code, 0, "{}", survived.stderr);
+    let faults_on_rates = crate::helpers::log_lines(&log)
+        .iter()
+        .filter(|l| l["path"].as_str().is_some_and(|p| p.starts_with("/partner/")) && l.get("fault").is_some())
+        .count();
+    assert!(faults_on_rates > 0, "no fault reached the pricing API");
+    assert_eq!(crate::helpers::data(&latest(&faulty_dir.join("out"))), crate::helpers::data(&a));
+
     let from_table = dir.path().join("table");
     std::fs::create_dir_all(&from_table).unwrap();
     std::fs::write(from_table.join("rates.csv"), table_from_month_files(&a)).unwrap();

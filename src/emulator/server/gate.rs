@@ -101,15 +101,18 @@ pub(super) async fn handle(
     let is_api = path.starts_with("/v1/") || path == "/v1";
     let is_graph = path.starts_with("/v1.0/") || path.starts_with("/beta/");
     let is_blob = path.starts_with("/blob/");
+    // The pricing API (api.partner.microsoft.com: monthly exchange rates) throttles and fails
+    // like Partner Center; its route checks its own tokens.
+    let is_pricing = path.starts_with("/partner/");
 
     // A shared-access signature is a credential: the log keeps the path only.
     let logged = if is_blob { path.clone() } else { path_and_query.clone() };
     let mut line = LogLine::new(&method, &logged, bearer.is_some(), in_flight, &headers);
-    let fault = if is_api || is_graph || is_blob {
+    let fault = if is_api || is_graph || is_blob || is_pricing {
         let mut dice = app.fault_dice.lock().unwrap_or_else(|p| p.into_inner());
         app.settings.faults.draw(&mut dice, |f| match f {
             Fault::ExpiredContinuation => is_api && continuation.is_some(),
-            Fault::ExpiredToken => !is_blob && bearer.is_some(),
+            Fault::ExpiredToken => (is_api || is_graph) && bearer.is_some(),
             Fault::MalformedNext => is_api && is_paged(&path),
             Fault::Truncate => is_api,
             Fault::TooManyRequests | Fault::InternalError | Fault::Unavailable => !is_blob,
@@ -124,7 +127,7 @@ pub(super) async fn handle(
     line.fault = fault;
 
     let response = async {
-        if (is_api || is_graph || is_blob) && app.settings.latency_ms > 0 {
+        if (is_api || is_graph || is_blob || is_pricing) && app.settings.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(app.settings.latency_ms)).await;
         }
         if is_api {
