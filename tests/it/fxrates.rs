@@ -127,7 +127,7 @@ fn partner_centers_monthly_rates_convert_as_the_same_rates_given_as_a_table() {
     assert_eq!(survived.code, 0, "{}", survived.stderr);
     let faults_on_rates = crate::helpers::log_lines(&log)
         .iter()
-        .filter(|l| l["path"].as_str().is_some_and(|p| p.starts_with("/partner/")) && l.get("fault").is_some())
+        .filter(|l| l["path"].as_str().is_some_and(|p| p.starts_with("/partner/v1.0/")) && l.get("fault").is_some())
         .count();
     assert!(faults_on_rates > 0, "no fault reached the pricing API");
     assert_eq!(crate::helpers::data(&latest(&faulty_dir.join("out"))), crate::helpers::data(&a));

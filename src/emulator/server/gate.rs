@@ -103,7 +103,7 @@ pub(super) async fn handle(
     let is_blob = path.starts_with("/blob/");
     // The pricing API (api.partner.microsoft.com: monthly exchange rates) throttles and fails
     // like Partner Center; its route checks its own tokens.
-    let is_pricing = path.starts_with("/partner/");
+    let is_pricing = path.starts_with("/partner/v1.0/");
 
     // A shared-access signature is a credential: the log keeps the path only.
     let logged = if is_blob { path.clone() } else { path_and_query.clone() };
