@@ -113,7 +113,8 @@ pub fn run(
         resume_within: Duration::from_secs(crate::config::DEFAULT_RESUME_WITHIN_HOURS * 3600),
         normalize: normalize.clone(),
         rebill: None,
-        focus: crate::config::FocusSettings::default(),
+        // The samples world's partner, named as its operator would name it in `[focus]`.
+        focus: crate::config::FocusSettings { billing_account_name: Some("Contoso Cloud Solutions (Emulated)".into()) },
         extract: ExtractSettings {
             datasets: crate::tabular::Dataset::selectable().collect(),
             invoice_ids: Vec::new(),
